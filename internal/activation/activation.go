@@ -1,0 +1,110 @@
+// Package activation defines the record kept for every event, and the
+// totals derived from them.
+package activation
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Decision is what the pipeline did with an event.
+type Decision string
+
+// Decisions.
+const (
+	Miss    Decision = "miss"    // function ran
+	Hit     Decision = "hit"     // recorded output reused
+	Wait    Decision = "wait"    // waited for another run of the same key, then reused it
+	Error   Decision = "error"   // failed; see Error and ErrorClass
+	Skipped Decision = "skipped" // no function applied (self-written output, deleted object)
+)
+
+// Timings of the stages of one activation, in milliseconds.
+type Timings struct {
+	QueueMS  float64 `json:"queue_ms"`
+	FetchMS  float64 `json:"fetch_hash_ms"`
+	LookupMS float64 `json:"lookup_ms"`
+	InvokeMS float64 `json:"invoke_ms"`
+	StoreMS  float64 `json:"store_ms"`
+	TotalMS  float64 `json:"total_ms"`
+}
+
+// Object is a location in the object store.
+type Object struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	ETag   string `json:"etag,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// Record is one activation: one event processed by one function.
+type Record struct {
+	ID          string          `json:"id"`
+	EventID     string          `json:"event_id"`
+	Tenant      string          `json:"tenant"`
+	Function    string          `json:"function"`
+	Version     string          `json:"version"`
+	Event       Object          `json:"event"`
+	EventSource string          `json:"event_source"`
+	EventTime   time.Time       `json:"event_time"`
+	Start       time.Time       `json:"start"`
+	Fingerprint string          `json:"fingerprint,omitempty"`
+	Key         string          `json:"dedup_key,omitempty"`
+	Decision    Decision        `json:"decision"`
+	Output      *Object         `json:"output,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	Logs        string          `json:"logs,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	ErrorClass  string          `json:"error_class,omitempty"`
+	Attempts    int             `json:"attempts"`
+	DeadLetter  bool            `json:"dead_letter,omitempty"`
+	ExternalID  string          `json:"external_id,omitempty"` // e.g. the OpenWhisk activationId
+	Timings     Timings         `json:"timings"`
+	FunctionMS  float64         `json:"function_ms"` // compute the function used (on a miss) or would have used (on a hit)
+	SavedMS     float64         `json:"saved_ms"`    // function time saved by a hit or wait
+}
+
+// Stats are the totals over activation records.
+type Stats struct {
+	Events      int64   `json:"events"`
+	Runs        int64   `json:"runs"`
+	Hits        int64   `json:"hits"`
+	Waits       int64   `json:"waits"`
+	Errors      int64   `json:"errors"`
+	Skipped     int64   `json:"skipped"`
+	DeadLetters int64   `json:"dead_letters"`
+	FunctionMS  float64 `json:"function_ms"`
+	SavedMS     float64 `json:"saved_ms"`
+}
+
+// Add folds one record into the totals. Every index backend uses this so
+// the totals mean the same thing everywhere.
+func (s *Stats) Add(r Record) {
+	s.Events++
+	switch r.Decision {
+	case Miss:
+		s.Runs++
+	case Hit:
+		s.Hits++
+	case Wait:
+		s.Waits++
+	case Error:
+		s.Errors++
+	case Skipped:
+		s.Skipped++
+	}
+	if r.DeadLetter {
+		s.DeadLetters++
+	}
+	if r.Decision == Miss {
+		s.FunctionMS += r.FunctionMS
+	}
+	s.SavedMS += r.SavedMS
+}
+
+// Filter selects activation records; zero fields match everything.
+type Filter struct {
+	Tenant   string
+	Function string
+	Limit    int // newest first; 0 means a default of 100
+}

@@ -1,0 +1,87 @@
+// Package event is the object-created event model shared by every source,
+// and the one place where events are cleaned (see Normalize).
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is one object-created notification, whatever source it came from.
+type Event struct {
+	// Source names where the event came from: "embedded", "kafka",
+	// "webhook", "reconcile" or "invoke".
+	Source string `json:"source"`
+	// Name is the S3 event name, e.g. "s3:ObjectCreated:Put".
+	Name        string            `json:"name"`
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"` // URL-decoded
+	VersionID   string            `json:"version_id,omitempty"`
+	ETag        string            `json:"etag,omitempty"`
+	Sequencer   string            `json:"sequencer,omitempty"`
+	Size        int64             `json:"size"`
+	ContentType string            `json:"content_type,omitempty"`
+	Time        time.Time         `json:"time"`
+	Metadata    map[string]string `json:"metadata,omitempty"` // user metadata, lower-case keys without x-amz-meta-
+}
+
+// ErrMalformed wraps every parse error of outside input.
+var ErrMalformed = errors.New("malformed event")
+
+// ErrNotCreated is returned for well-formed events that are not
+// object-created (deletes, ACL changes): sources skip them.
+var ErrNotCreated = errors.New("not an object-created event")
+
+// ID identifies one delivery-independent event: a redelivered event has the
+// same ID, a new upload of the same key has a different sequencer or etag.
+func (e Event) ID() string {
+	h := sha256.New()
+	for _, s := range []string{e.Bucket, e.Key, e.VersionID, strings.Trim(e.ETag, `"`), e.Sequencer} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// IsCreated reports whether the event name is an object-created one.
+func IsCreated(name string) bool {
+	n := strings.TrimPrefix(name, "s3:")
+	return name == "" || strings.HasPrefix(n, "ObjectCreated")
+}
+
+// Normalize checks the event and cleans it: trims the etag quotes and
+// lower-cases metadata keys. Keys must already be URL-decoded by the parser.
+func Normalize(e Event) (Event, error) {
+	if e.Bucket == "" {
+		return e, fmt.Errorf("%w: missing bucket", ErrMalformed)
+	}
+	if e.Key == "" {
+		return e, fmt.Errorf("%w: missing object key", ErrMalformed)
+	}
+	if !IsCreated(e.Name) {
+		return e, fmt.Errorf("%w: %s", ErrNotCreated, e.Name)
+	}
+	e.ETag = strings.Trim(e.ETag, `"`)
+	if len(e.Metadata) > 0 {
+		m := make(map[string]string, len(e.Metadata))
+		for k, v := range e.Metadata {
+			k = strings.ToLower(k)
+			k = strings.TrimPrefix(k, "x-amz-meta-")
+			m[k] = v
+		}
+		e.Metadata = m
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	return e, nil
+}
+
+// MetaOutputOf is the user-metadata key dedupfn sets on every object it
+// writes; an event for such an object never triggers a function, which
+// breaks self-trigger loops even when output bucket == input bucket.
+const MetaOutputOf = "dedupfn-output-of"

@@ -1,0 +1,97 @@
+// Package objects defines the object store dedupfn reads inputs from and
+// writes outputs to. Backends register a URL scheme: s3: (any S3 through
+// minio-go) and embedded: (the built-in endpoint in objects/s3server).
+package objects
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/plugin"
+)
+
+// ErrNotFound is returned for a missing bucket, object or object version.
+var ErrNotFound = errors.New("objects: not found")
+
+// Info describes one object.
+type Info struct {
+	Bucket      string
+	Key         string
+	VersionID   string
+	ETag        string // without quotes
+	Size        int64
+	ContentType string
+	Modified    time.Time
+	// Metadata is the user metadata, keys lower-case without "x-amz-meta-".
+	Metadata map[string]string
+}
+
+// PutOptions are set on a written object.
+type PutOptions struct {
+	ContentType string
+	Metadata    map[string]string // user metadata, keys without "x-amz-meta-"
+}
+
+// Store reads and writes objects. Implementations are safe for concurrent use.
+type Store interface {
+	// Get opens an object for streaming. A non-empty versionID reads that
+	// version; a non-empty etag makes the read fail with ErrNotFound if the
+	// object has changed since the event (If-Match). The caller closes the reader.
+	Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, Info, error)
+	// Stat returns an object's info, or ErrNotFound.
+	Stat(ctx context.Context, bucket, key string) (Info, error)
+	// Put writes an object of size bytes (-1 if unknown) from r.
+	Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts PutOptions) (Info, error)
+	// Copy copies an object server-side, replacing its metadata with opts.
+	// ErrNotFound if the source is missing.
+	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts PutOptions) (Info, error)
+	// List calls fn for every object under prefix in bucket.
+	List(ctx context.Context, bucket, prefix string, fn func(Info) error) error
+	// MakeBucket creates a bucket; an existing bucket is not an error.
+	MakeBucket(ctx context.Context, bucket string) error
+	// PresignGet and PresignPut return URLs that grant access to one object
+	// for expiry, for remote functions (OpenWhisk) that fetch their own input.
+	PresignGet(ctx context.Context, bucket, key string, expiry time.Duration) (string, error)
+	PresignPut(ctx context.Context, bucket, key string, expiry time.Duration) (string, error)
+	io.Closer
+}
+
+// Options are passed to every backend constructor.
+type Options struct {
+	Logger *slog.Logger
+	// DataDir is where embedded backends keep their files.
+	DataDir string
+	// Addr is the listen address of the built-in endpoint (embedded: only).
+	Addr string
+	// AccessKey and SecretKey are the credentials when the URL has none.
+	AccessKey, SecretKey string
+	// Publish, when set, receives an event for every object created through
+	// an embedded endpoint. The write is acknowledged to the client only
+	// after Publish returns nil, so an accepted event is durable.
+	Publish func(context.Context, event.Event) error
+}
+
+// OpenFunc opens a backend from its URL.
+type OpenFunc func(ctx context.Context, u *url.URL, opts Options) (Store, error)
+
+var backends = plugin.New[OpenFunc]("objects")
+
+// Register makes a backend available under a URL scheme. Call from init.
+func Register(scheme string, open OpenFunc) { backends.Register(scheme, open) }
+
+// Open opens the store named by rawURL.
+func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
+	open, u, err := backends.Lookup(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return open(ctx, u, opts)
+}

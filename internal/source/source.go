@@ -1,0 +1,74 @@
+// Package source defines where object-created events come from. Backends
+// register a URL scheme: embedded: (the built-in endpoint's durable queue),
+// kafka: (MinIO notifications through a Kafka topic), webhook: (MinIO's
+// webhook target posting to the API).
+package source
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/plugin"
+)
+
+// Handler processes one event. It returns nil once the event's activation
+// is recorded (whatever its decision): only then may the source ack or
+// commit the event. A non-nil error means "not recorded": the source must
+// deliver the event again later (at-least-once).
+type Handler func(ctx context.Context, ev event.Event) error
+
+// Source delivers object-created events to a Handler.
+type Source interface {
+	// Run delivers events to h, possibly concurrently, until ctx is
+	// cancelled or a fatal error occurs. It returns nil on cancellation.
+	Run(ctx context.Context, h Handler) error
+	// Close releases the source's resources. Safe to call twice.
+	Close() error
+}
+
+// Options are passed to every backend constructor.
+type Options struct {
+	Logger *slog.Logger
+	// DataDir is where embedded backends keep their files.
+	DataDir string
+	// Concurrency is how many events may be in the handler at once.
+	Concurrency int
+	// Mux, when set, lets HTTP-based sources (webhook:) mount handlers on
+	// the API server.
+	Mux *http.ServeMux
+	// Token is the bearer token HTTP-based sources require.
+	Token string
+}
+
+// Publisher is implemented by sources that accept events pushed from
+// inside the process (the embedded queue, fed by the built-in endpoint).
+type Publisher interface {
+	// Publish durably enqueues ev; once it returns nil the event survives a crash.
+	Publish(ctx context.Context, ev event.Event) error
+}
+
+// OpenFunc opens a backend from its URL.
+type OpenFunc func(ctx context.Context, u *url.URL, opts Options) (Source, error)
+
+var backends = plugin.New[OpenFunc]("events")
+
+// Register makes a backend available under a URL scheme. Call from init.
+func Register(scheme string, open OpenFunc) { backends.Register(scheme, open) }
+
+// Open opens the source named by rawURL.
+func Open(ctx context.Context, rawURL string, opts Options) (Source, error) {
+	open, u, err := backends.Lookup(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	return open(ctx, u, opts)
+}

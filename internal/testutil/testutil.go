@@ -1,0 +1,105 @@
+// Package testutil holds helpers shared by tests: finding real peers
+// (MinIO, pouchdb-server, node packages) installed by `make test` into the
+// git-ignored tools folder, and failing instead of skipping under CI.
+package testutil
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// RepoRoot returns the module root (the directory holding go.mod).
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		tb.Fatal("testutil: cannot find source file")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// ToolsDir is where `make test` installs peers: $DEDUPFN_TOOLS or <repo>/.tools.
+func ToolsDir(tb testing.TB) string {
+	tb.Helper()
+	if d := os.Getenv("DEDUPFN_TOOLS"); d != "" {
+		return d
+	}
+	return filepath.Join(RepoRoot(tb), ".tools")
+}
+
+// Missing skips the test with reason, or fails it when CI=true: under CI a
+// missing peer is a broken set-up, never a pass.
+func Missing(tb testing.TB, reason string) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("required peer missing under CI: %s", reason)
+	}
+	tb.Skipf("peer missing (run `make test` to install): %s", reason)
+}
+
+// Tool returns the path of an installed peer binary: env var envName if
+// set, else rel under the tools folder, else a binary named base(rel) on
+// PATH. Missing if none exists.
+func Tool(tb testing.TB, envName, rel string) string {
+	tb.Helper()
+	if p := os.Getenv(envName); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		Missing(tb, envName+"="+p+" does not exist")
+	}
+	p := filepath.Join(ToolsDir(tb), rel)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if p, err := exec.LookPath(filepath.Base(rel)); err == nil {
+		return p
+	}
+	Missing(tb, rel+" not in "+ToolsDir(tb)+" or PATH")
+	return ""
+}
+
+// FreeAddr returns a free 127.0.0.1:port.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// WaitTCP polls addr until it accepts a connection or timeout passes.
+func WaitTCP(tb testing.TB, addr string, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s not ready after %s: %v", addr, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Eventually polls cond every 20ms until it is true or timeout passes.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
