@@ -1,0 +1,45 @@
+# dedupfn — see README.md. `make run` and `make test` do all the set-up.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+TOOLS ?= $(CURDIR)/.tools
+export DEDUPFN_TOOLS := $(TOOLS)
+# Fuzz each parser briefly in `make test`; longer in `make fuzz`.
+FUZZTIME ?= 10s
+
+.PHONY: all build run test peers check fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/dedupfn ./cmd/dedupfn
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/thumbnail.wasm ./examples/thumbnail
+
+# Starts the whole pipeline on embedded defaults with data in ./data.
+run: build
+	@bash scripts/quickstart.sh
+
+# Installs every peer the tests need (into $(TOOLS), reused when present).
+peers:
+	@set -e; for s in scripts/peers/*.sh; do echo "== $$s"; bash "$$s"; done
+
+test: peers
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME) ./internal/event
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime 5m ./internal/event
+
+check:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+# Long runs and side-by-side measurements (dedup vs no-dedup) live here.
+bench: peers
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
+	"github.com/dedupfn/dedupfn/internal/registry"
+)
+
+// Client calls the API; the CLI's client commands use it.
+type Client struct {
+	BaseURL string
+	Token   string
+	Tenant  string
+	HTTP    *http.Client
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.Tenant != "" {
+		req.Header.Set(TenantHeader, c.Tenant)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the dedupfn API at %s (is `dedupfn serve` running? set --api or DEDUPFN_API): %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Deploy deploys a function.
+func (c *Client) Deploy(ctx context.Context, req DeployRequest) (DeployResponse, error) {
+	var out DeployResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/functions", req, &out)
+}
+
+// Functions lists functions.
+func (c *Client) Functions(ctx context.Context) ([]registry.Function, error) {
+	var out []registry.Function
+	return out, c.do(ctx, http.MethodGet, "/v1/functions", nil, &out)
+}
+
+// Function gets one function.
+func (c *Client) Function(ctx context.Context, name string) (registry.Function, error) {
+	var out registry.Function
+	return out, c.do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), nil, &out)
+}
+
+// DeleteFunction deletes a function.
+func (c *Client) DeleteFunction(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), nil, nil)
+}
+
+// Invoke runs a function on one object.
+func (c *Client) Invoke(ctx context.Context, req pipeline.InvokeRequest) (activation.Record, error) {
+	var out activation.Record
+	return out, c.do(ctx, http.MethodPost, "/v1/invoke", req, &out)
+}
+
+// Activations lists activation records, newest first.
+func (c *Client) Activations(ctx context.Context, fn string, limit int) ([]activation.Record, error) {
+	q := url.Values{}
+	if fn != "" {
+		q.Set("fn", fn)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []activation.Record
+	return out, c.do(ctx, http.MethodGet, "/v1/activations?"+q.Encode(), nil, &out)
+}
+
+// Activation gets one activation record.
+func (c *Client) Activation(ctx context.Context, id string) (activation.Record, error) {
+	var out activation.Record
+	return out, c.do(ctx, http.MethodGet, "/v1/activations/"+url.PathEscape(id), nil, &out)
+}
+
+// Stats returns totals.
+func (c *Client) Stats(ctx context.Context) (activation.Stats, error) {
+	var out activation.Stats
+	return out, c.do(ctx, http.MethodGet, "/v1/stats", nil, &out)
+}
+
+// Purge deletes dedup records of a function.
+func (c *Client) Purge(ctx context.Context, req PurgeRequest) (int, error) {
+	var out map[string]int
+	err := c.do(ctx, http.MethodPost, "/v1/purge", req, &out)
+	return out["purged"], err
+}
+
+// Explain shows an object's dedup key and what would happen.
+func (c *Client) Explain(ctx context.Context, fn, bucket, key string) (pipeline.Explanation, error) {
+	q := url.Values{"fn": {fn}, "bucket": {bucket}, "key": {key}}
+	var out pipeline.Explanation
+	return out, c.do(ctx, http.MethodGet, "/v1/explain?"+q.Encode(), nil, &out)
+}

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/registry"
+)
+
+// InvokeRequest runs a function on demand on one object.
+type InvokeRequest struct {
+	Tenant   string `json:"tenant"`
+	Function string `json:"function"`
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+	// Force runs again and replaces a recorded result.
+	Force bool `json:"force,omitempty"`
+}
+
+// Invoke runs a function on an object through the same dedup as events,
+// and returns its activation record.
+func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Record, error) {
+	fn, err := p.cfg.Registry.Get(ctx, tenantOr(req.Tenant), req.Function)
+	if err != nil {
+		return activation.Record{}, err
+	}
+	ev, err := event.Normalize(event.Event{
+		Source: "invoke", Name: "s3:ObjectCreated:Invoke", Bucket: req.Bucket, Key: req.Key,
+		Sequencer: newID(), Time: time.Now().UTC(),
+	})
+	if err != nil {
+		return activation.Record{}, err
+	}
+	recs, err := p.process(ctx, ev, []registry.Function{fn}, req.Force)
+	if err != nil {
+		return activation.Record{}, err
+	}
+	if len(recs) == 0 {
+		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", req.Bucket, req.Key)
+	}
+	return recs[0], nil
+}
+
+// Explanation shows how an object's dedup key is made and what would happen.
+type Explanation struct {
+	Function    string        `json:"function"`
+	Version     string        `json:"version"`
+	Bucket      string        `json:"bucket"`
+	Key         string        `json:"key"`
+	Fingerprint string        `json:"fingerprint"`
+	DedupKey    string        `json:"dedup_key"`
+	Parts       index.Parts   `json:"parts"`
+	Record      *index.Record `json:"record,omitempty"`
+	WouldRun    bool          `json:"would_run"`
+	Reason      string        `json:"reason"`
+}
+
+// Explain fingerprints an object and looks up its key without claiming.
+func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key string) (Explanation, error) {
+	fn, err := p.cfg.Registry.Get(ctx, tenantOr(tenant), function)
+	if err != nil {
+		return Explanation{}, err
+	}
+	rt, ok := p.cfg.Runtimes[fn.Runtime]
+	if !ok {
+		return Explanation{}, fmt.Errorf("runtime %q is not enabled on this replica", fn.Runtime)
+	}
+	in, err := p.fetch(ctx, event.Event{Bucket: bucket, Key: key})
+	if err != nil {
+		return Explanation{}, err
+	}
+	in.sp.Close()
+	digest, err := p.codeDigest(ctx, rt, fn)
+	if err != nil {
+		return Explanation{}, err
+	}
+	k, parts := fn.Key(digest, rt.Version(), in.fp)
+	x := Explanation{Function: fn.Name, Version: fn.Version, Bucket: bucket, Key: key, Fingerprint: in.fp, DedupKey: k, Parts: parts}
+	rec, err := p.cfg.Index.Get(ctx, k)
+	switch {
+	case fn.NoDedup:
+		x.WouldRun, x.Reason = true, "function is deployed with --no-dedup"
+	case errors.Is(err, index.ErrNotFound):
+		x.WouldRun, x.Reason = true, "no record for this key: a new event would run the function"
+	case err != nil:
+		return x, err
+	default:
+		x.Record = &rec
+		switch rec.State {
+		case index.Done:
+			x.Reason = "done: a new event would reuse the recorded output " + rec.Output.Bucket + "/" + rec.Output.Key
+		case index.Failed:
+			x.Reason = "failed and cached: a new event would record the cached error"
+		default:
+			x.Reason = "running: a new event would wait for it"
+			if !index.Live(rec, time.Now()) {
+				x.WouldRun, x.Reason = true, "running with an expired lease: a new event would take it over"
+			}
+		}
+	}
+	return x, nil
+}
+
+// Purge deletes the dedup records of a function (all of them, or the one
+// dedup key given), so its next events run again. It returns how many
+// records were deleted.
+func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string) (int, error) {
+	tenant = tenantOr(tenant)
+	if key != "" {
+		rec, err := p.cfg.Index.Get(ctx, key)
+		if errors.Is(err, index.ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if rec.Parts.Function != function || (rec.Parts.Tenant != tenant && rec.Parts.Tenant != "*shared*") {
+			return 0, fmt.Errorf("key %s does not belong to function %s", key, function)
+		}
+		return 1, p.cfg.Index.Delete(ctx, key)
+	}
+	var keys []string
+	err := p.cfg.Index.Records(ctx, func(r index.Record) error {
+		if r.Parts.Function == function && (r.Parts.Tenant == tenant || r.Parts.Tenant == "*shared*") {
+			keys = append(keys, r.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := p.cfg.Index.Delete(ctx, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+func tenantOr(t string) string {
+	if t == "" {
+		return registry.DefaultTenant
+	}
+	return t
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,291 @@
+// Package pipeline is the controller: it takes one object-created event
+// through fingerprint → claim → run or reuse → activation record. It sees
+// only the component interfaces.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/fingerprint"
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/spool"
+)
+
+// Defaults of the pipeline's own knobs.
+const (
+	DefaultRetryBase      = 200 * time.Millisecond // first retry backoff; doubles per attempt, with jitter
+	DefaultRetryMax       = 10 * time.Second       // retry backoff cap
+	DefaultWaitPollMax    = 500 * time.Millisecond // how often a waiter re-claims, at most
+	DefaultMaxOutputBytes = 1 << 30                // output a function may write
+	DefaultMaxLogBytes    = 64 << 10               // logs kept per activation
+	DefaultPresignExpiry  = time.Hour
+)
+
+// Config wires a pipeline.
+type Config struct {
+	Index    index.Index
+	Objects  objects.Store
+	Registry *registry.Registry
+	Runtimes map[string]runtime.Runtime
+	// Owner identifies this replica on claims.
+	Owner string
+	// SpoolDir holds temporary files of large inputs and outputs.
+	SpoolDir       string
+	Logger         *slog.Logger
+	Metrics        prometheus.Registerer
+	RetryBase      time.Duration
+	RetryMax       time.Duration
+	MaxOutputBytes int64
+}
+
+// Pipeline processes events. It is safe for concurrent use.
+type Pipeline struct {
+	cfg     Config
+	logger  *slog.Logger
+	metrics *metrics
+
+	digestMu sync.Mutex
+	digests  map[string]remoteDigest // remote code digests by function version
+}
+
+type remoteDigest struct {
+	digest string
+	at     time.Time
+}
+
+// New validates cfg and returns a pipeline; it starts nothing.
+func New(cfg Config) (*Pipeline, error) {
+	switch {
+	case cfg.Index == nil:
+		return nil, errors.New("pipeline: index is required")
+	case cfg.Objects == nil:
+		return nil, errors.New("pipeline: object store is required")
+	case cfg.Registry == nil:
+		return nil, errors.New("pipeline: registry is required")
+	case len(cfg.Runtimes) == 0:
+		return nil, errors.New("pipeline: at least one runtime is required")
+	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = DefaultRetryBase
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.MaxOutputBytes <= 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg:     cfg,
+		logger:  cfg.Logger.With("component", "pipeline"),
+		metrics: m,
+		digests: map[string]remoteDigest{},
+	}, nil
+}
+
+// Handle processes one event for every function it triggers and records
+// one activation per function. It returns nil once every activation is
+// recorded, so the source may ack; an error means nothing final was
+// recorded and the event must be delivered again. It is a source.Handler.
+func (p *Pipeline) Handle(ctx context.Context, ev event.Event) error {
+	ev, err := event.Normalize(ev)
+	if errors.Is(err, event.ErrNotCreated) {
+		return nil
+	}
+	if err != nil {
+		return p.recordMalformed(ctx, ev, err)
+	}
+	if isSelfWritten(ev.Metadata) {
+		p.metrics.selfSkipped.Inc()
+		return nil
+	}
+	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
+	if len(fns) == 0 {
+		return nil
+	}
+	_, err = p.process(ctx, ev, fns, false)
+	return err
+}
+
+// process fetches the object once and runs each function on it.
+func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.Function, force bool) ([]activation.Record, error) {
+	start := time.Now()
+	var pending []*job
+	for _, fn := range fns {
+		j := newJob(ev, fn, start)
+		if _, err := p.cfg.Index.GetActivation(ctx, j.rec.ID); err == nil {
+			continue // a redelivered event: its activation is already recorded
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
+		}
+		pending = append(pending, j)
+	}
+	if len(pending) == 0 {
+		return nil, nil
+	}
+
+	in, err := p.fetch(ctx, ev)
+	if errors.Is(err, errSelfWritten) {
+		p.metrics.selfSkipped.Inc()
+		return nil, nil
+	}
+	if in != nil {
+		defer in.sp.Close()
+	}
+	var recs []activation.Record
+	for _, j := range pending {
+		if err != nil {
+			if !errors.Is(err, objects.ErrNotFound) {
+				return recs, err // store unavailable: deliver again later
+			}
+			j.rec.Decision = activation.Skipped
+			j.rec.Error = "object not found: deleted or overwritten since the event"
+		} else {
+			j.rec.Timings.FetchMS = ms(in.fetch)
+			j.rec.Fingerprint = in.fp
+			if err := p.run(ctx, j, in, force); err != nil {
+				return recs, err
+			}
+		}
+		if err := p.record(ctx, j); err != nil {
+			return recs, err
+		}
+		recs = append(recs, j.rec)
+	}
+	return recs, nil
+}
+
+// job is one (event, function) pair on its way to an activation record.
+type job struct {
+	ev    event.Event
+	fn    registry.Function
+	start time.Time
+	rec   activation.Record
+}
+
+func newJob(ev event.Event, fn registry.Function, start time.Time) *job {
+	return &job{ev: ev, fn: fn, start: start, rec: activation.Record{
+		ID:          activationID(ev, fn),
+		EventID:     ev.ID(),
+		Tenant:      fn.Tenant,
+		Function:    fn.Name,
+		Version:     fn.Version,
+		Event:       activation.Object{Bucket: ev.Bucket, Key: ev.Key, ETag: ev.ETag, Size: ev.Size},
+		EventSource: ev.Source,
+		EventTime:   ev.Time,
+		Start:       start.UTC(),
+		Timings:     activation.Timings{QueueMS: max(0, ms(start.Sub(ev.Time)))},
+	}}
+}
+
+// activationID is derived from the event and function version so a
+// redelivered event maps to the activation already recorded.
+func activationID(ev event.Event, fn registry.Function) string {
+	h := sha256.Sum256([]byte(ev.ID() + "\x00" + fn.Tenant + "\x00" + fn.Name + "\x00" + fn.Version))
+	return hex.EncodeToString(h[:16])
+}
+
+func (p *Pipeline) record(ctx context.Context, j *job) error {
+	j.rec.Timings.TotalMS = ms(time.Since(j.start))
+	if err := p.cfg.Index.AddActivation(ctx, j.rec); err != nil {
+		return fmt.Errorf("pipeline: record activation %s: %w", j.rec.ID, err)
+	}
+	p.metrics.observe(j.rec)
+	p.logger.Info("activation", "id", j.rec.ID, "fn", j.fn.Name, "bucket", j.ev.Bucket, "key", j.ev.Key,
+		"decision", j.rec.Decision, "ms", j.rec.Timings.TotalMS, "err", j.rec.Error)
+	return nil
+}
+
+// recordMalformed keeps a dead-letter record of an event that can never
+// be processed, so it is visible and the source can move past it.
+func (p *Pipeline) recordMalformed(ctx context.Context, ev event.Event, cause error) error {
+	j := newJob(ev, registry.Function{}, time.Now())
+	j.rec.Decision = activation.Error
+	j.rec.Error = cause.Error()
+	j.rec.ErrorClass = "event"
+	j.rec.DeadLetter = true
+	return p.record(ctx, j)
+}
+
+// input is a fetched, fingerprinted object.
+type input struct {
+	info  objects.Info
+	sp    *spool.Spool
+	fp    string
+	fetch time.Duration
+}
+
+var errSelfWritten = errors.New("object written by dedupfn")
+
+func isSelfWritten(meta map[string]string) bool { return meta[event.MetaOutputOf] != "" }
+
+// fetch reads the object at the event's version once, hashing it into a
+// spool so the function later runs on exactly the fingerprinted bytes.
+func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
+	start := time.Now()
+	rc, info, err := p.cfg.Objects.Get(ctx, ev.Bucket, ev.Key, ev.VersionID, ev.ETag)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: get %s/%s: %w", ev.Bucket, ev.Key, err)
+	}
+	defer rc.Close()
+	// Sources that do not carry metadata (plain S3 events, the reconciler)
+	// are checked here.
+	if isSelfWritten(info.Metadata) {
+		return nil, errSelfWritten
+	}
+	sp := spool.New(p.cfg.SpoolDir, 0, 0)
+	fp, err := fingerprint.Spool(rc, sp)
+	if err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("pipeline: fingerprint %s/%s: %w", ev.Bucket, ev.Key, err)
+	}
+	info.Size = sp.Size()
+	return &input{info: info, sp: sp, fp: fp, fetch: time.Since(start)}, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// backoff returns the jittered delay before retry attempt n (1-based).
+func (p *Pipeline) backoff(n int) time.Duration {
+	d := p.cfg.RetryBase << min(n-1, 16)
+	d = min(d, p.cfg.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,384 @@
+// Package registry holds function definitions and their versions, stored in
+// the index so replicas sharing an index share functions, and derives the
+// dedup key of (function version, content).
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/index"
+)
+
+// Defaults for a function's limits and policy.
+const (
+	DefaultTimeout     = 60 * time.Second // one invocation
+	DefaultLease       = 30 * time.Second // how long a claim holds without renewal
+	DefaultMemoryMB    = 256              // WebAssembly memory limit
+	DefaultMaxAttempts = 3                // runs of one event before it is dead-lettered
+	DefaultTenant      = "default"        // tenant of functions deployed without one
+	DefaultRefresh     = 500 * time.Millisecond
+	docKind            = "function"
+)
+
+// ErrNotFound is returned for an unknown function.
+var ErrNotFound = errors.New("function not found")
+
+// Trigger selects the objects a function runs on.
+type Trigger struct {
+	Bucket   string   `json:"bucket"`
+	Prefix   string   `json:"prefix,omitempty"`
+	Suffixes []string `json:"suffixes,omitempty"` // any of them; none = all
+}
+
+// Output says where a function's output goes.
+type Output struct {
+	Bucket string `json:"bucket"`
+	// KeyTemplate may use {key} (the input key), {dir}, {base} (file name
+	// without extension), {ext} (with the dot) and {name} (function name).
+	// Default "{key}".
+	KeyTemplate string `json:"key_template,omitempty"`
+}
+
+// Limits bound one invocation and its claim.
+type Limits struct {
+	Timeout  time.Duration `json:"timeout"`
+	Lease    time.Duration `json:"lease"`
+	MemoryMB int           `json:"memory_mb"`
+}
+
+// Function is a deployed function definition.
+type Function struct {
+	Tenant     string            `json:"tenant"`
+	Name       string            `json:"name"`
+	Runtime    string            `json:"runtime"` // wasm | process | openwhisk
+	CodeDigest string            `json:"code_digest,omitempty"`
+	Params     map[string]string `json:"params,omitempty"`
+	Config     map[string]string `json:"config,omitempty"` // runtime-specific settings
+	Trigger    Trigger           `json:"trigger"`
+	Output     Output            `json:"output"`
+	Limits     Limits            `json:"limits"`
+	// NoDedup: always run (for functions that are not pure).
+	NoDedup bool `json:"no_dedup,omitempty"`
+	// Shared: dedup across tenants (only for functions whose output reveals
+	// nothing tenant-specific).
+	Shared bool `json:"shared,omitempty"`
+	// CacheFailures: a deterministic function error is recorded as the
+	// result, so the same content does not run again.
+	CacheFailures bool `json:"cache_failures,omitempty"`
+	MaxAttempts   int  `json:"max_attempts"`
+	// Version is derived from everything that can change the output.
+	Version string    `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// Validate checks a definition and fills defaults.
+func (f *Function) Validate() error {
+	if f.Tenant == "" {
+		f.Tenant = DefaultTenant
+	}
+	switch {
+	case !nameRE.MatchString(f.Name):
+		return fmt.Errorf("function name must match %s, got %q", nameRE, f.Name)
+	case !nameRE.MatchString(f.Tenant):
+		return fmt.Errorf("tenant must match %s, got %q", nameRE, f.Tenant)
+	case f.Runtime == "":
+		return fmt.Errorf("function %s: runtime must be set (wasm, process or openwhisk)", f.Name)
+	case f.Trigger.Bucket == "":
+		return fmt.Errorf("function %s: trigger bucket must be set", f.Name)
+	case f.Output.Bucket == "":
+		return fmt.Errorf("function %s: output bucket must be set", f.Name)
+	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.MaxAttempts < 0:
+		return fmt.Errorf("function %s: limits must be >= 0", f.Name)
+	}
+	if f.Output.KeyTemplate == "" {
+		f.Output.KeyTemplate = "{key}"
+	}
+	if f.Limits.Timeout == 0 {
+		f.Limits.Timeout = DefaultTimeout
+	}
+	if f.Limits.Lease == 0 {
+		f.Limits.Lease = DefaultLease
+	}
+	if f.Limits.MemoryMB == 0 {
+		f.Limits.MemoryMB = DefaultMemoryMB
+	}
+	if f.MaxAttempts == 0 {
+		f.MaxAttempts = DefaultMaxAttempts
+	}
+	if f.Output.Bucket == f.Trigger.Bucket && f.Output.KeyTemplate == "{key}" {
+		return fmt.Errorf("function %s: output would overwrite its own input; set a key template such as thumbs/{key}", f.Name)
+	}
+	f.Version = f.version()
+	return nil
+}
+
+// version digests everything that can change the output: code, params,
+// runtime and its config. Limits and triggers do not change outputs.
+func (f *Function) version() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", f.Runtime, f.CodeDigest, canonical(f.Params))
+	fmt.Fprintf(h, "%s\x00", canonical(f.Config))
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// canonical encodes a map as JSON with sorted keys (encoding/json sorts map keys).
+func canonical(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// Matches reports whether an object triggers f.
+func (f *Function) Matches(bucket, key string) bool {
+	if bucket != f.Trigger.Bucket || !strings.HasPrefix(key, f.Trigger.Prefix) {
+		return false
+	}
+	if len(f.Trigger.Suffixes) == 0 {
+		return true
+	}
+	lower := strings.ToLower(key)
+	return slices.ContainsFunc(f.Trigger.Suffixes, func(s string) bool {
+		return strings.HasSuffix(lower, strings.ToLower(s))
+	})
+}
+
+// OutputKey is where f's output for an input key goes.
+func (f *Function) OutputKey(key string) string {
+	dir, file := path.Split(key)
+	ext := path.Ext(file)
+	return strings.NewReplacer(
+		"{key}", key,
+		"{dir}", dir,
+		"{base}", strings.TrimSuffix(file, ext),
+		"{ext}", ext,
+		"{name}", f.Name,
+	).Replace(f.Output.KeyTemplate)
+}
+
+// Key derives the dedup key of running f (whose code digest, for remote
+// functions, the caller may override with the remote digest) on content
+// with fingerprint fp.
+func (f *Function) Key(codeDigest, runtimeVersion, fp string) (string, index.Parts) {
+	tenant := f.Tenant
+	if f.Shared {
+		tenant = "*shared*"
+	}
+	p := index.Parts{
+		Tenant:         tenant,
+		Function:       f.Name,
+		CodeDigest:     codeDigest,
+		Params:         canonical(f.Params) + canonical(f.Config),
+		RuntimeVersion: runtimeVersion,
+		Fingerprint:    fp,
+	}
+	return PartsKey(p), p
+}
+
+// PartsKey hashes key parts; a hit re-checks that its record's parts hash
+// to the key it was found under.
+func PartsKey(p index.Parts) string {
+	h := sha256.New()
+	for _, s := range []string{p.Tenant, p.Function, p.CodeDigest, p.Params, p.RuntimeVersion, p.Fingerprint} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Registry stores functions and their code in the index and keeps a cache
+// that Run refreshes, so a function deployed through any replica sharing
+// the index goes live on all of them within DefaultRefresh.
+type Registry struct {
+	idx    index.Index
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	cache []Function
+	code  map[string][]byte // digest → code, read once per replica
+}
+
+// New returns a registry over idx.
+func New(idx index.Index, logger *slog.Logger) *Registry {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{idx: idx, logger: logger.With("component", "registry"), code: map[string][]byte{}}
+}
+
+func docID(tenant, name string) string { return tenant + "/" + name }
+
+// Deploy stores f and its code (nil for remote runtimes) and returns the
+// stored definition. Redeploying identical code and params keeps the version.
+func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Function, error) {
+	if code != nil {
+		sum := sha256.Sum256(code)
+		f.CodeDigest = hex.EncodeToString(sum[:])
+		if err := r.idx.PutBlob(ctx, f.CodeDigest, code); err != nil {
+			return f, fmt.Errorf("registry: store code of %s: %w", f.Name, err)
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return f, err
+	}
+	now := time.Now().UTC()
+	f.Created, f.Updated = now, now
+	if old, err := r.Get(ctx, f.Tenant, f.Name); err == nil {
+		f.Created = old.Created
+	}
+	doc, err := json.Marshal(f)
+	if err != nil {
+		return f, err
+	}
+	if err := r.idx.PutDoc(ctx, docKind, docID(f.Tenant, f.Name), doc); err != nil {
+		return f, fmt.Errorf("registry: store function %s: %w", f.Name, err)
+	}
+	return f, r.Refresh(ctx)
+}
+
+// Get returns a function by tenant and name, read from the index.
+func (r *Registry) Get(ctx context.Context, tenant, name string) (Function, error) {
+	var f Function
+	doc, err := r.idx.GetDoc(ctx, docKind, docID(tenant, name))
+	if errors.Is(err, index.ErrNotFound) {
+		return f, fmt.Errorf("%w: %s (tenant %s)", ErrNotFound, name, tenant)
+	}
+	if err != nil {
+		return f, fmt.Errorf("registry: get %s: %w", name, err)
+	}
+	if err := json.Unmarshal(doc, &f); err != nil {
+		return f, fmt.Errorf("registry: decode %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// Delete removes a function. Its results stay in the index until purged.
+func (r *Registry) Delete(ctx context.Context, tenant, name string) error {
+	err := r.idx.DeleteDoc(ctx, docKind, docID(tenant, name))
+	if errors.Is(err, index.ErrNotFound) {
+		return fmt.Errorf("%w: %s (tenant %s)", ErrNotFound, name, tenant)
+	}
+	if err != nil {
+		return fmt.Errorf("registry: delete %s: %w", name, err)
+	}
+	return r.Refresh(ctx)
+}
+
+// List returns the functions of tenant ("" = all), from the cache.
+func (r *Registry) List(tenant string) []Function {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Function
+	for _, f := range r.cache {
+		if tenant == "" || f.Tenant == tenant {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Match returns the functions an object triggers, from the cache.
+func (r *Registry) Match(bucket, key string) []Function {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Function
+	for _, f := range r.cache {
+		if f.Matches(bucket, key) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Buckets returns the distinct trigger buckets, for the reconciler.
+func (r *Registry) Buckets() []string {
+	seen := map[string]bool{}
+	for _, f := range r.List("") {
+		seen[f.Trigger.Bucket] = true
+	}
+	out := make([]string, 0, len(seen))
+	for b := range seen {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Code returns a function's code by digest, cached after the first read.
+func (r *Registry) Code(ctx context.Context, digest string) ([]byte, error) {
+	if digest == "" {
+		return nil, nil
+	}
+	r.mu.RLock()
+	c, ok := r.code[digest]
+	r.mu.RUnlock()
+	if ok {
+		return c, nil
+	}
+	c, err := r.idx.GetBlob(ctx, digest)
+	if err != nil {
+		return nil, fmt.Errorf("registry: code %s: %w", digest, err)
+	}
+	r.mu.Lock()
+	r.code[digest] = c
+	r.mu.Unlock()
+	return c, nil
+}
+
+// Refresh reloads the cache from the index.
+func (r *Registry) Refresh(ctx context.Context) error {
+	var fns []Function
+	err := r.idx.Docs(ctx, docKind, func(id string, doc []byte) error {
+		var f Function
+		if err := json.Unmarshal(doc, &f); err != nil {
+			r.logger.Warn("skip undecodable function", "id", id, "err", err)
+			return nil
+		}
+		fns = append(fns, f)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: list functions: %w", err)
+	}
+	r.mu.Lock()
+	r.cache = fns
+	r.mu.Unlock()
+	return nil
+}
+
+// Run refreshes the cache every interval until ctx ends.
+func (r *Registry) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultRefresh
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil && time.Since(lastErr) > time.Minute {
+				lastErr = time.Now()
+				r.logger.Warn("refresh functions", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package registry_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/registry"
+)
+
+func validFn() registry.Function {
+	return registry.Function{
+		Name: "thumbnail", Runtime: "wasm", CodeDigest: "abc",
+		Trigger: registry.Trigger{Bucket: "images", Suffixes: []string{".jpg", ".PNG"}},
+		Output:  registry.Output{Bucket: "thumbnails"},
+		Params:  map[string]string{"size": "128"},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*registry.Function)
+		wantErr string
+	}{
+		{"OK", func(*registry.Function) {}, ""},
+		{"BadName", func(f *registry.Function) { f.Name = "a b" }, "function name must match"},
+		{"NoRuntime", func(f *registry.Function) { f.Runtime = "" }, "runtime must be set"},
+		{"NoBucket", func(f *registry.Function) { f.Trigger.Bucket = "" }, "trigger bucket must be set"},
+		{"NoOutput", func(f *registry.Function) { f.Output.Bucket = "" }, "output bucket must be set"},
+		{"NegativeTimeout", func(f *registry.Function) { f.Limits.Timeout = -1 }, "limits must be >= 0"},
+		{"OverwritesInput", func(f *registry.Function) { f.Output.Bucket = "images" }, "overwrite its own input"},
+		{"SameBucketWithTemplate", func(f *registry.Function) { f.Output.Bucket = "images"; f.Output.KeyTemplate = "thumbs/{key}" }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := validFn()
+			tc.mutate(&f)
+			err := f.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				if f.Tenant != registry.DefaultTenant || f.Limits.Lease != registry.DefaultLease || f.Version == "" {
+					t.Fatalf("defaults not filled: %+v", f)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestVersion_ChangesWithCodeAndParamsOnly(t *testing.T) {
+	base := validFn()
+	base.Validate()
+	same := validFn()
+	same.Limits.Timeout = 5e9 // limits do not change outputs
+	same.Validate()
+	if same.Version != base.Version {
+		t.Fatalf("limits changed the version: %s vs %s", same.Version, base.Version)
+	}
+	for name, mutate := range map[string]func(*registry.Function){
+		"code":    func(f *registry.Function) { f.CodeDigest = "def" },
+		"params":  func(f *registry.Function) { f.Params["size"] = "64" },
+		"runtime": func(f *registry.Function) { f.Runtime = "process" },
+		"config":  func(f *registry.Function) { f.Config = map[string]string{"env.X": "1"} },
+	} {
+		f := validFn()
+		mutate(&f)
+		f.Validate()
+		if f.Version == base.Version {
+			t.Errorf("changing %s kept version %s", name, f.Version)
+		}
+	}
+}
+
+func TestMatches(t *testing.T) {
+	f := validFn()
+	f.Trigger.Prefix = "a/"
+	for key, want := range map[string]bool{
+		"a/cat.jpg": true, "a/CAT.JPG": true, "a/dog.png": true, "a/doc.pdf": false, "b/cat.jpg": false,
+	} {
+		if got := f.Matches("images", key); got != want {
+			t.Errorf("Matches(images, %q) = %v, want %v", key, got, want)
+		}
+	}
+	if f.Matches("other", "a/cat.jpg") {
+		t.Error("matched another bucket")
+	}
+}
+
+func TestOutputKey(t *testing.T) {
+	f := validFn()
+	for tmpl, want := range map[string]string{
+		"{key}":                  "a/b/cat.jpg",
+		"thumbs/{dir}{base}.jpg": "thumbs/a/b/cat.jpg",
+		"{name}/{base}{ext}":     "thumbnail/cat.jpg",
+	} {
+		f.Output.KeyTemplate = tmpl
+		if got := f.OutputKey("a/b/cat.jpg"); got != want {
+			t.Errorf("OutputKey with %q = %q, want %q", tmpl, got, want)
+		}
+	}
+}
+
+func TestKey_ScopedPerTenant(t *testing.T) {
+	a, b := validFn(), validFn()
+	a.Tenant, b.Tenant = "acme", "globex"
+	ka, pa := a.Key("abc", "wasm/1", "sha256:00")
+	kb, _ := b.Key("abc", "wasm/1", "sha256:00")
+	if ka == kb {
+		t.Fatal("two tenants share a dedup key: one could probe the other's content")
+	}
+	if registry.PartsKey(pa) != ka {
+		t.Fatal("PartsKey does not reproduce the key from its parts")
+	}
+	a.Shared, b.Shared = true, true
+	ka, _ = a.Key("abc", "wasm/1", "sha256:00")
+	kb, _ = b.Key("abc", "wasm/1", "sha256:00")
+	if ka != kb {
+		t.Fatal("shared functions do not share keys across tenants")
+	}
+	for name, k := range map[string]string{
+		"runtime":     first(a.Key("abc", "wasm/2", "sha256:00")),
+		"fingerprint": first(a.Key("abc", "wasm/1", "sha256:01")),
+		"code":        first(a.Key("abd", "wasm/1", "sha256:00")),
+	} {
+		if k == ka {
+			t.Errorf("changing the %s kept the key", name)
+		}
+	}
+}
+
+func first[A, B any](a A, _ B) A { return a }
