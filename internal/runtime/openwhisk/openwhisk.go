@@ -1,0 +1,622 @@
+// Package openwhisk runs functions as actions on a remote Apache
+// OpenWhisk, through the controller's REST API (/api/v1):
+//
+//   - Invoke: POST /namespaces/{ns}/actions/{name}?blocking=true with the
+//     parameters (runtime.ObjectRef fields with presigned get_url/put_url,
+//     the deploy-time params, and the input inline as base64 "body" when
+//     at most Options.InlineLimit bytes). 200 carries the activation
+//     record; 202 (the blocking wait timed out) carries only the
+//     activationId, which is reported through Invocation.OnExternalID and
+//     polled at GET /namespaces/{ns}/activations/{id}; 502 is an
+//     application error with its record (runtime.ClassFunction); 429 is
+//     retried with jittered backoff; 401/403 and 404 are
+//     runtime.ClassInit errors.
+//   - Resume: an Invocation with ExternalID polls that activation instead
+//     of invoking again. A record without a result is unfinished.
+//   - Describe (runtime.Describer): a digest over the action's version and
+//     exec, so updating the action changes every dedup key.
+//
+// Function.Config keys: ConfigAction ("openwhisk.action",
+// "[/NS/][PKG/]ACTION"; namespace "_" when omitted) and ConfigAPI
+// ("openwhisk.api", the controller's base URL, e.g. https://host:443).
+// Auth is Options.Auth or $DEDUPFN_OPENWHISK_AUTH ("UUID:KEY", HTTP Basic).
+//
+// The output follows the process runtime's convention: a result object
+// with a base64 string "body" is the output object (written to
+// Invocation.Output, removed from Result.Result); otherwise the result is
+// returned with OutputWritten false, for the pipeline to store or to find
+// what the action PUT to put_url.
+package openwhisk
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/runtime"
+)
+
+// Config keys and environment.
+const (
+	// ConfigAction is the Function.Config key of the action name.
+	ConfigAction = "openwhisk.action"
+	// ConfigAPI is the Function.Config key of the controller's base URL.
+	ConfigAPI = "openwhisk.api"
+	// EnvAuth holds the "UUID:KEY" auth when Options.Auth is empty.
+	EnvAuth = "DEDUPFN_OPENWHISK_AUTH"
+	// Version is the runtime's version, part of every dedup key.
+	Version = "openwhisk/rest-v1/1"
+)
+
+// Defaults.
+const (
+	// DefaultTimeout bounds an invocation, polling included, when
+	// Limits.Timeout is zero.
+	DefaultTimeout = 5 * time.Minute
+	// DefaultInlineLimit is the largest input passed inline as "body".
+	DefaultInlineLimit = 1 << 20
+	// DefaultPollInterval is the first wait between activation polls;
+	// it grows by half each time up to DefaultMaxPollInterval.
+	DefaultPollInterval    = 200 * time.Millisecond
+	DefaultMaxPollInterval = 5 * time.Second
+	// DefaultThrottleRetries is how many 429s an invoke retries.
+	DefaultThrottleRetries = 6
+	// DefaultThrottleBackoff is the first wait after a 429 (doubling,
+	// with jitter).
+	DefaultThrottleBackoff = 500 * time.Millisecond
+	// maxBody bounds a response body read from the controller.
+	maxBody = 64 << 20
+)
+
+// Options configure a Runtime. The zero value uses the defaults and
+// $DEDUPFN_OPENWHISK_AUTH.
+type Options struct {
+	// Auth is "UUID:KEY"; default $DEDUPFN_OPENWHISK_AUTH.
+	Auth string
+	// API is the default controller base URL for functions without
+	// ConfigAPI.
+	API string
+	// Client makes the HTTP calls; default a client without timeout
+	// (every call is bounded by its context).
+	Client *http.Client
+	// InlineLimit: inputs up to this size are passed as "body";
+	// negative disables inlining.
+	InlineLimit int64
+	// PollInterval, MaxPollInterval: activation polling backoff.
+	PollInterval, MaxPollInterval time.Duration
+	// ThrottleRetries and ThrottleBackoff bound 429 retries.
+	ThrottleRetries int
+	ThrottleBackoff time.Duration
+	Logger          *slog.Logger
+}
+
+// Runtime invokes remote OpenWhisk actions. Safe for concurrent use.
+type Runtime struct {
+	opts Options
+	log  *slog.Logger
+}
+
+var (
+	_ runtime.Runtime   = (*Runtime)(nil)
+	_ runtime.Describer = (*Runtime)(nil)
+)
+
+// New validates opts and returns a Runtime.
+func New(opts Options) (*Runtime, error) {
+	if opts.Auth == "" {
+		opts.Auth = os.Getenv(EnvAuth)
+	}
+	if opts.Auth != "" && !strings.Contains(opts.Auth, ":") {
+		return nil, errors.New("openwhisk: auth must be UUID:KEY")
+	}
+	if opts.API != "" {
+		if _, err := parseAPI(opts.API); err != nil {
+			return nil, err
+		}
+	}
+	if opts.PollInterval < 0 || opts.MaxPollInterval < 0 || opts.ThrottleRetries < 0 || opts.ThrottleBackoff < 0 {
+		return nil, errors.New("openwhisk: poll intervals, throttle retries and backoff must be >= 0")
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{}
+	}
+	if opts.InlineLimit == 0 {
+		opts.InlineLimit = DefaultInlineLimit
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.MaxPollInterval == 0 {
+		opts.MaxPollInterval = DefaultMaxPollInterval
+	}
+	if opts.ThrottleRetries == 0 {
+		opts.ThrottleRetries = DefaultThrottleRetries
+	}
+	if opts.ThrottleBackoff == 0 {
+		opts.ThrottleBackoff = DefaultThrottleBackoff
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{opts: opts, log: opts.Logger.With("component", "runtime.openwhisk")}, nil
+}
+
+// Name returns "openwhisk".
+func (r *Runtime) Name() string { return "openwhisk" }
+
+// Version returns Version.
+func (r *Runtime) Version() string { return Version }
+
+// Close releases idle connections.
+func (r *Runtime) Close(context.Context) error {
+	r.opts.Client.CloseIdleConnections()
+	return nil
+}
+
+// Action is a parsed action reference.
+type Action struct {
+	Namespace string // "_" for the caller's default namespace
+	Name      string // "action" or "package/action"
+}
+
+// String returns "/ns/name".
+func (a Action) String() string { return "/" + a.Namespace + "/" + a.Name }
+
+// path returns the URL path of the action under /api/v1.
+func (a Action) path() string {
+	return "/api/v1/namespaces/" + url.PathEscape(a.Namespace) + "/actions/" + escapeName(a.Name)
+}
+
+func escapeName(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// ParseAction parses "[/NS/][PKG/]ACTION".
+func ParseAction(s string) (Action, error) {
+	a := Action{Namespace: "_"}
+	rest := s
+	if strings.HasPrefix(s, "/") {
+		ns, name, ok := strings.Cut(s[1:], "/")
+		if !ok {
+			return Action{}, fmt.Errorf("openwhisk: action %q: expected /NS/[PKG/]ACTION", s)
+		}
+		a.Namespace, rest = ns, name
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) > 2 || a.Namespace == "" {
+		return Action{}, fmt.Errorf("openwhisk: action %q: expected [/NS/][PKG/]ACTION", s)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return Action{}, fmt.Errorf("openwhisk: action %q: empty name part, expected [/NS/][PKG/]ACTION", s)
+		}
+	}
+	a.Name = rest
+	return a, nil
+}
+
+func parseAPI(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("openwhisk: api %q: expected an http(s) URL such as https://openwhisk.example:443", s)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.Path = strings.TrimSuffix(u.Path, "/api/v1")
+	return u, nil
+}
+
+// target is the resolved endpoint of one function.
+type target struct {
+	api    *url.URL
+	action Action
+	auth   string
+}
+
+func (r *Runtime) target(fn runtime.Function) (target, error) {
+	name := fn.Config[ConfigAction]
+	if name == "" {
+		return target{}, fmt.Errorf("openwhisk: function %s has no %s", fn.Name, ConfigAction)
+	}
+	a, err := ParseAction(name)
+	if err != nil {
+		return target{}, err
+	}
+	api := fn.Config[ConfigAPI]
+	if api == "" {
+		api = r.opts.API
+	}
+	if api == "" {
+		return target{}, fmt.Errorf("openwhisk: function %s has no %s", fn.Name, ConfigAPI)
+	}
+	u, err := parseAPI(api)
+	if err != nil {
+		return target{}, err
+	}
+	if r.opts.Auth == "" {
+		return target{}, fmt.Errorf("openwhisk: no auth: set %s to UUID:KEY", EnvAuth)
+	}
+	return target{api: u, action: a, auth: r.opts.Auth}, nil
+}
+
+// Activation is the part of an OpenWhisk activation record dedupfn uses.
+type Activation struct {
+	ActivationID string `json:"activationId"`
+	Namespace    string `json:"namespace"`
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Start        int64  `json:"start"`
+	End          int64  `json:"end"`
+	Duration     int64  `json:"duration"`
+	Response     *struct {
+		Status     string          `json:"status"`
+		StatusCode int             `json:"statusCode"`
+		Success    bool            `json:"success"`
+		Result     json.RawMessage `json:"result"`
+	} `json:"response"`
+	Logs []string `json:"logs"`
+}
+
+// finished reports whether the record carries a result: a record without
+// one is not trusted as a completion.
+func (a *Activation) finished() bool {
+	return a.Response != nil && len(a.Response.Result) > 0 && string(a.Response.Result) != "null"
+}
+
+// Invoke runs inv on the remote action (or resumes inv.ExternalID).
+func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	t, err := r.target(inv.Function)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	timeout := inv.Limits.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if inv.ExternalID != "" {
+		rec, err := r.poll(ctx, t, inv.ExternalID)
+		if err != nil {
+			return runtime.Result{ExternalID: inv.ExternalID}, err
+		}
+		return r.finish(rec, inv)
+	}
+	params, err := r.params(inv)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: err}
+	}
+	rec, id, err := r.invoke(ctx, t, params, inv.OnExternalID)
+	if err != nil {
+		return runtime.Result{ExternalID: id}, err
+	}
+	if rec == nil || !rec.finished() {
+		rec, err = r.poll(ctx, t, id)
+		if err != nil {
+			return runtime.Result{ExternalID: id}, err
+		}
+	}
+	return r.finish(rec, inv)
+}
+
+// invoke POSTs the activation, retrying 429s. It returns the record when
+// the blocking call completed, else the activation id to poll.
+func (r *Runtime) invoke(ctx context.Context, t target, params []byte, onID func(string)) (*Activation, string, error) {
+	u := *t.api
+	u.Path += t.action.path()
+	u.RawQuery = "blocking=true"
+	backoff := r.opts.ThrottleBackoff
+	for attempt := 0; ; attempt++ {
+		status, body, err := r.do(ctx, t, http.MethodPost, u.String(), params)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", &runtime.Error{Class: runtime.ClassOf(ctx.Err()), Err: fmt.Errorf("openwhisk: invoke %s: %w", t.action, err)}
+			}
+			// The request may have reached the controller: the action may
+			// be running. The caller retries after the claim's lease.
+			return nil, "", &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("openwhisk: invoke %s: %w", t.action, err)}
+		}
+		switch {
+		case status == http.StatusOK, status == http.StatusAccepted, status == http.StatusBadGateway:
+			var rec Activation
+			if err := json.Unmarshal(body, &rec); err != nil || rec.ActivationID == "" {
+				return nil, "", runtime.Errorf(runtime.ClassPlatform, "openwhisk: invoke %s: status %d without an activation id: %.200q", t.action, status, body)
+			}
+			if onID != nil {
+				onID(rec.ActivationID)
+			}
+			if status == http.StatusAccepted {
+				return nil, rec.ActivationID, nil
+			}
+			return &rec, rec.ActivationID, nil
+		case status == http.StatusTooManyRequests:
+			if attempt >= r.opts.ThrottleRetries {
+				return nil, "", runtime.Errorf(runtime.ClassPlatform, "openwhisk: invoke %s: throttled (429) %d times: %s", t.action, attempt+1, errorText(body))
+			}
+			wait := backoff/2 + rand.N(backoff) // jitter: 0.5x..1.5x
+			r.log.Info("throttled, backing off", "action", t.action.String(), "wait", wait)
+			if err := sleep(ctx, wait); err != nil {
+				return nil, "", &runtime.Error{Class: runtime.ClassOf(err), Err: fmt.Errorf("openwhisk: invoke %s: %w", t.action, err)}
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		default:
+			return nil, "", statusError(status, body, "invoke", t.action)
+		}
+	}
+}
+
+// statusError maps a controller status to a classified error.
+func statusError(status int, body []byte, op string, a Action) error {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return runtime.Errorf(runtime.ClassInit, "openwhisk: authentication rejected (%d): %s", status, errorText(body))
+	case status == http.StatusNotFound:
+		return runtime.Errorf(runtime.ClassInit, "openwhisk: action %s not found", a)
+	case status >= 500:
+		return runtime.Errorf(runtime.ClassPlatform, "openwhisk: %s %s: status %d: %s", op, a, status, errorText(body))
+	default:
+		return runtime.Errorf(runtime.ClassInit, "openwhisk: %s %s: rejected with status %d: %s", op, a, status, errorText(body))
+	}
+}
+
+// errorText extracts the controller's {"error": "..."} message.
+func errorText(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return fmt.Sprintf("%.200q", body)
+}
+
+// poll waits for activation id's record, with capped backoff, until it
+// carries a result or ctx ends (ClassTimeout on its deadline).
+func (r *Runtime) poll(ctx context.Context, t target, id string) (*Activation, error) {
+	u := *t.api
+	u.Path += "/api/v1/namespaces/" + url.PathEscape(t.action.Namespace) + "/activations/" + url.PathEscape(id)
+	wait := r.opts.PollInterval
+	var last string
+	for {
+		status, body, err := r.do(ctx, t, http.MethodGet, u.String(), nil)
+		switch {
+		case err != nil:
+			last = err.Error() // transient: keep polling
+		case status == http.StatusOK:
+			var rec Activation
+			if err := json.Unmarshal(body, &rec); err != nil {
+				last = fmt.Sprintf("undecodable record: %v", err)
+				break
+			}
+			if rec.finished() {
+				return &rec, nil
+			}
+			last = "record without a result"
+		case status == http.StatusNotFound:
+			last = "no record yet"
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			return nil, statusError(status, body, "poll", t.action)
+		default:
+			last = fmt.Sprintf("status %d: %s", status, errorText(body))
+		}
+		if err := sleep(ctx, wait/2+rand.N(wait)); err != nil {
+			return nil, &runtime.Error{Class: runtime.ClassOf(err),
+				Err: fmt.Errorf("openwhisk: activation %s of %s did not finish (last poll: %s): %w", id, t.action, last, err)}
+		}
+		wait = min(wait*3/2, r.opts.MaxPollInterval)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// do makes one authenticated call and reads the (bounded) body.
+func (r *Runtime) do(ctx context.Context, t target, method, u string, body []byte) (int, []byte, error) {
+	return call(ctx, r.opts.Client, t.auth, method, u, body)
+}
+
+func call(ctx context.Context, c *http.Client, auth, method, u string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	user, pass, _ := strings.Cut(auth, ":")
+	req.SetBasicAuth(user, pass)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// params builds the invoke parameters: deploy params, the object's
+// fields and the inline body.
+func (r *Runtime) params(inv *runtime.Invocation) ([]byte, error) {
+	v := map[string]any{}
+	for k, p := range inv.Params {
+		v[k] = p
+	}
+	b, err := json.Marshal(inv.Object)
+	if err != nil {
+		return nil, fmt.Errorf("openwhisk: encode object: %w", err)
+	}
+	var ref map[string]any
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return nil, fmt.Errorf("openwhisk: encode object: %w", err)
+	}
+	for k, x := range ref {
+		v[k] = x
+	}
+	if inv.Input != nil && r.opts.InlineLimit >= 0 && inv.Object.Size <= r.opts.InlineLimit {
+		data, err := io.ReadAll(io.LimitReader(inv.Input, r.opts.InlineLimit+1))
+		if err != nil {
+			return nil, fmt.Errorf("openwhisk: read input: %w", err)
+		}
+		if int64(len(data)) <= r.opts.InlineLimit {
+			v["body"] = base64.StdEncoding.EncodeToString(data)
+		}
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("openwhisk: encode params: %w", err)
+	}
+	return out, nil
+}
+
+// finish turns a finished record into a Result or a classified error.
+func (r *Runtime) finish(rec *Activation, inv *runtime.Invocation) (runtime.Result, error) {
+	res := runtime.Result{
+		Result:     rec.Response.Result,
+		Logs:       strings.Join(rec.Logs, "\n"),
+		Duration:   time.Duration(rec.Duration) * time.Millisecond,
+		ExternalID: rec.ActivationID,
+	}
+	if max := inv.Limits.MaxLogBytes; max > 0 && len(res.Logs) > max {
+		res.Logs = res.Logs[:max] + "\n[dedupfn: logs truncated]"
+	}
+	status := rec.Response.Status
+	if status == "" && !rec.Response.Success {
+		status = "application error"
+	}
+	switch status {
+	case "success", "":
+	case "application error", "action developer error":
+		return res, &runtime.Error{Class: runtime.ClassFunction,
+			Err:    fmt.Errorf("openwhisk: activation %s: %s: %s", rec.ActivationID, status, resultError(rec.Response.Result)),
+			Stderr: res.Logs}
+	default: // "whisk internal error"
+		return res, &runtime.Error{Class: runtime.ClassPlatform,
+			Err:    fmt.Errorf("openwhisk: activation %s: %s: %s", rec.ActivationID, status, resultError(rec.Response.Result)),
+			Stderr: res.Logs}
+	}
+	return output(res, inv)
+}
+
+func resultError(b json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) == nil {
+		if e, ok := m["error"]; ok {
+			var s string
+			if json.Unmarshal(e, &s) == nil {
+				return s
+			}
+			return string(e)
+		}
+	}
+	return fmt.Sprintf("%.200s", b)
+}
+
+// output applies the base64 "body" output convention.
+func output(res runtime.Result, inv *runtime.Invocation) (runtime.Result, error) {
+	var obj map[string]json.RawMessage
+	if inv.Output == nil || json.Unmarshal(res.Result, &obj) != nil {
+		return res, nil
+	}
+	var body string
+	raw, ok := obj["body"]
+	if !ok || json.Unmarshal(raw, &body) != nil {
+		return res, nil
+	}
+	data, err := base64.StdEncoding.DecodeString(body)
+	if err != nil {
+		return res, nil
+	}
+	if m := inv.Limits.MaxOutputBytes; m > 0 && int64(len(data)) > m {
+		return res, runtime.Errorf(runtime.ClassFunction, "openwhisk: output of %d bytes exceeds the limit of %d", len(data), m)
+	}
+	if _, err := inv.Output.Write(data); err != nil {
+		return res, runtime.Errorf(runtime.ClassPlatform, "openwhisk: write output: %w", err)
+	}
+	delete(obj, "body")
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return res, runtime.Errorf(runtime.ClassPlatform, "openwhisk: encode result: %w", err)
+	}
+	res.Result = rest
+	res.OutputWritten = true
+	return res, nil
+}
+
+// actionRecord is the part of GET .../actions/{name} that identifies
+// the deployed code.
+type actionRecord struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Exec      struct {
+		Kind       string          `json:"kind"`
+		Code       string          `json:"code"`
+		Image      string          `json:"image"`
+		Main       string          `json:"main"`
+		Binary     bool            `json:"binary"`
+		Components json.RawMessage `json:"components"`
+	} `json:"exec"`
+}
+
+// Describe returns a digest over the remote action's version and exec
+// (kind, image, main, code digest, sequence components): it changes
+// whenever the action is updated.
+func (r *Runtime) Describe(ctx context.Context, fn runtime.Function) (string, error) {
+	t, err := r.target(fn)
+	if err != nil {
+		return "", &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	u := *t.api
+	u.Path += t.action.path()
+	status, body, err := r.do(ctx, t, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", runtime.Errorf(runtime.ClassPlatform, "openwhisk: describe %s: %w", t.action, err)
+	}
+	if status != http.StatusOK {
+		return "", statusError(status, body, "describe", t.action)
+	}
+	var a actionRecord
+	if err := json.Unmarshal(body, &a); err != nil {
+		return "", runtime.Errorf(runtime.ClassPlatform, "openwhisk: describe %s: decode: %w", t.action, err)
+	}
+	code := sha256.Sum256([]byte(a.Exec.Code))
+	h := sha256.New()
+	for _, s := range []string{"openwhisk-action/1", t.api.String(), a.Namespace, a.Name, a.Version,
+		a.Exec.Kind, a.Exec.Image, a.Exec.Main, fmt.Sprint(a.Exec.Binary), hex.EncodeToString(code[:]), string(a.Exec.Components)} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

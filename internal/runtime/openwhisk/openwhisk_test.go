@@ -1,0 +1,400 @@
+package openwhisk_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
+	"github.com/dedupfn/dedupfn/internal/runtime/runtimetest"
+)
+
+// controller starts an owtest controller with the suite's actions.
+func controller(tb testing.TB) (*owtest.Server, string) {
+	tb.Helper()
+	s := owtest.New()
+	srv := httptest.NewServer(s)
+	tb.Cleanup(func() { srv.Close(); s.Close() })
+	body := func(p map[string]any) []byte {
+		b, _ := base64.StdEncoding.DecodeString(p["body"].(string))
+		return b
+	}
+	s.Register(runtimetest.Upper, func(_ context.Context, p map[string]any, logf func(string, ...any)) (map[string]any, error) {
+		logf("upper %v/%v", p["bucket"], p["key"])
+		return map[string]any{"body": base64.StdEncoding.EncodeToString(bytes.ToUpper(body(p)))}, nil
+	})
+	s.Register(runtimetest.Param, func(_ context.Context, p map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		g, _ := p["greeting"].(string)
+		return map[string]any{"body": base64.StdEncoding.EncodeToString(append([]byte(g), body(p)...))}, nil
+	})
+	s.Register(runtimetest.Fail, func(_ context.Context, _ map[string]any, logf func(string, ...any)) (map[string]any, error) {
+		logf("boom")
+		return nil, errors.New("boom")
+	})
+	s.Register(runtimetest.Hang, func(ctx context.Context, _ map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	s.Register("slow", func(ctx context.Context, p map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return map[string]any{"slow": true, "key": p["key"]}, nil
+	})
+	return s, srv.URL
+}
+
+func newRuntime(tb testing.TB, opts openwhisk.Options) *openwhisk.Runtime {
+	tb.Helper()
+	if opts.Auth == "" {
+		opts.Auth = owtest.DefaultAuth
+	}
+	if opts.ThrottleBackoff == 0 {
+		opts.ThrottleBackoff = 20 * time.Millisecond
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 20 * time.Millisecond
+	}
+	r, err := openwhisk.New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.Close(context.Background()) })
+	return r
+}
+
+func function(api, action string) runtime.Function {
+	return runtime.Function{Tenant: "t1", Name: "fn-" + action, Version: "v1",
+		Config: map[string]string{openwhisk.ConfigAction: action, openwhisk.ConfigAPI: api}}
+}
+
+func invoke(tb testing.TB, r *openwhisk.Runtime, f runtime.Function, mod ...func(*runtime.Invocation)) (runtime.Result, string, error) {
+	tb.Helper()
+	var out bytes.Buffer
+	inv := &runtime.Invocation{
+		Function: f,
+		Params:   map[string]string{"greeting": "hi "},
+		Input:    strings.NewReader("input"),
+		Object: runtime.ObjectRef{Bucket: "in", Key: "a.txt", Size: 5, SHA256: "abc",
+			GetURL: "http://s3.example/get", PutURL: "http://s3.example/put"},
+		Output: &out,
+		Limits: runtime.Limits{Timeout: 10 * time.Second},
+	}
+	for _, m := range mod {
+		m(inv)
+	}
+	res, err := r.Invoke(tb.Context(), inv)
+	return res, out.String(), err
+}
+
+func wantClass(tb testing.TB, err error, c runtime.Class, text string) {
+	tb.Helper()
+	var re *runtime.Error
+	if !errors.As(err, &re) || re.Class != c {
+		tb.Fatalf("error = %v, want a %s error", err, c)
+	}
+	if !strings.Contains(err.Error(), text) {
+		tb.Fatalf("error = %v, want it to contain %q", err, text)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	var api string
+	runtimetest.Run(t, runtimetest.Harness{
+		New: func(tb testing.TB) runtime.Runtime {
+			_, api = controller(tb)
+			return newRuntime(tb, openwhisk.Options{InlineLimit: 8 << 20})
+		},
+		Fixture: func(_ testing.TB, name string) runtime.Function {
+			return function(api, name)
+		},
+		// Memory is the remote platform's business.
+		NoMemoryLimit: true,
+	})
+}
+
+func TestInvoke(t *testing.T) {
+	s, api := controller(t)
+	r := newRuntime(t, openwhisk.Options{})
+	var ids []string
+	res, out, err := invoke(t, r, function(api, "/_/upper"), func(inv *runtime.Invocation) {
+		inv.OnExternalID = func(id string) { ids = append(ids, id) }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "INPUT" || !res.OutputWritten {
+		t.Fatalf("output %q written %v, want INPUT", out, res.OutputWritten)
+	}
+	if res.ExternalID == "" || len(ids) != 1 || ids[0] != res.ExternalID {
+		t.Fatalf("external id %q, reported %v", res.ExternalID, ids)
+	}
+	if !strings.Contains(res.Logs, "upper in/a.txt") {
+		t.Fatalf("logs = %q", res.Logs)
+	}
+	if s.Invokes("upper") != 1 {
+		t.Fatalf("invokes = %d", s.Invokes("upper"))
+	}
+}
+
+func TestParamsCarryObjectRef(t *testing.T) {
+	s, api := controller(t)
+	var got map[string]any
+	s.Register("capture", func(_ context.Context, p map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		got = p
+		return map[string]any{"ok": true}, nil
+	})
+	r := newRuntime(t, openwhisk.Options{InlineLimit: 4})
+	res, out, err := invoke(t, r, function(api, "capture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "" || res.OutputWritten || string(res.Result) != `{"ok":true}` {
+		t.Fatalf("result %s output %q written %v", res.Result, out, res.OutputWritten)
+	}
+	want := map[string]any{"bucket": "in", "key": "a.txt", "size": 5.0, "sha256": "abc",
+		"get_url": "http://s3.example/get", "put_url": "http://s3.example/put", "greeting": "hi "}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("param %s = %v, want %v", k, got[k], v)
+		}
+	}
+	if _, ok := got["body"]; ok {
+		t.Error("a 5-byte input was inlined over a 4-byte limit")
+	}
+}
+
+func TestAcceptedThenPolled(t *testing.T) {
+	s, api := controller(t)
+	s.SetBlockingTimeout(10 * time.Millisecond)
+	r := newRuntime(t, openwhisk.Options{})
+	var reported string
+	var reportedAt, finishedAt time.Time
+	res, _, err := invoke(t, r, function(api, "slow"), func(inv *runtime.Invocation) {
+		inv.OnExternalID = func(id string) { reported, reportedAt = id, time.Now() }
+	})
+	finishedAt = time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(res.Result), `"slow":true`) || res.ExternalID != reported || reported == "" {
+		t.Fatalf("result %s id %q reported %q", res.Result, res.ExternalID, reported)
+	}
+	if finishedAt.Sub(reportedAt) < 200*time.Millisecond {
+		t.Fatal("the activation id was not reported before the result arrived")
+	}
+	if n := s.Invokes("slow"); n != 1 {
+		t.Fatalf("invoked %d times, want 1", n)
+	}
+}
+
+func TestApplicationError(t *testing.T) {
+	_, api := controller(t)
+	r := newRuntime(t, openwhisk.Options{})
+	res, _, err := invoke(t, r, function(api, runtimetest.Fail))
+	wantClass(t, err, runtime.ClassFunction, "application error: boom")
+	if res.ExternalID == "" || !strings.Contains(res.Logs, "boom") {
+		t.Fatalf("result %+v: want the activation id and logs", res)
+	}
+}
+
+func TestThrottledThenRetried(t *testing.T) {
+	s, api := controller(t)
+	s.Throttle(3)
+	r := newRuntime(t, openwhisk.Options{})
+	_, out, err := invoke(t, r, function(api, "upper"))
+	if err != nil || out != "INPUT" {
+		t.Fatalf("out %q err %v", out, err)
+	}
+	if n := s.Invokes("upper"); n != 1 {
+		t.Fatalf("invoked %d times, want 1", n)
+	}
+
+	s.Throttle(100)
+	r = newRuntime(t, openwhisk.Options{ThrottleRetries: 2})
+	_, _, err = invoke(t, r, function(api, "upper"))
+	wantClass(t, err, runtime.ClassPlatform, "throttled (429) 3 times")
+}
+
+func TestNotFoundAndAuth(t *testing.T) {
+	_, api := controller(t)
+	r := newRuntime(t, openwhisk.Options{})
+	_, _, err := invoke(t, r, function(api, "/guest/pkg/missing"))
+	wantClass(t, err, runtime.ClassInit, "openwhisk: action /guest/pkg/missing not found")
+
+	bad := newRuntime(t, openwhisk.Options{Auth: "nobody:wrong"})
+	_, _, err = invoke(t, bad, function(api, "upper"))
+	wantClass(t, err, runtime.ClassInit, "openwhisk: authentication rejected")
+
+	_, _, err = invoke(t, r, function(api, "/someone-else/upper"))
+	wantClass(t, err, runtime.ClassInit, "openwhisk: authentication rejected (403)")
+}
+
+func TestResumeExternalID(t *testing.T) {
+	s, api := controller(t)
+	s.SetBlockingTimeout(10 * time.Millisecond)
+	r := newRuntime(t, openwhisk.Options{})
+	// A first owner starts the activation and gives up (its context ends).
+	ctx, cancel := context.WithCancel(t.Context())
+	var id string
+	inv := &runtime.Invocation{Function: function(api, "slow"), Object: runtime.ObjectRef{Key: "k"},
+		Limits: runtime.Limits{Timeout: 10 * time.Second}, OnExternalID: func(s string) { id = s; cancel() }}
+	if _, err := r.Invoke(ctx, inv); err == nil {
+		t.Fatal("cancelled invoke succeeded")
+	}
+	if id == "" || s.Invokes("slow") != 1 {
+		t.Fatalf("id %q invokes %d", id, s.Invokes("slow"))
+	}
+	// The next owner resumes it: no second invoke.
+	res, _, err := invoke(t, r, function(api, "slow"), func(inv *runtime.Invocation) { inv.ExternalID = id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExternalID != id || !strings.Contains(string(res.Result), `"key":"k"`) {
+		t.Fatalf("resumed result %s id %q, want activation %s", res.Result, res.ExternalID, id)
+	}
+	if n := s.Invokes("slow"); n != 1 {
+		t.Fatalf("invoked %d times, want 1", n)
+	}
+}
+
+func TestCompletionWithoutResultIsUnfinished(t *testing.T) {
+	s, api := controller(t)
+	s.DropResults("upper", true)
+	r := newRuntime(t, openwhisk.Options{})
+	_, _, err := invoke(t, r, function(api, "upper"), func(inv *runtime.Invocation) { inv.Limits.Timeout = 400 * time.Millisecond })
+	wantClass(t, err, runtime.ClassTimeout, "record without a result")
+	if n := s.Invokes("upper"); n != 1 {
+		t.Fatalf("invoked %d times, want 1", n)
+	}
+}
+
+func TestLostConnectionIsPlatform(t *testing.T) {
+	// A controller that takes the request and drops the connection.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj, _ := w.(http.Hijacker)
+		c, _, _ := hj.Hijack()
+		c.Close()
+	}))
+	t.Cleanup(srv.Close)
+	r := newRuntime(t, openwhisk.Options{})
+	_, _, err := invoke(t, r, function(srv.URL, "upper"))
+	wantClass(t, err, runtime.ClassPlatform, "openwhisk: invoke /_/upper")
+}
+
+func TestDescribeChangesOnUpdate(t *testing.T) {
+	s, api := controller(t)
+	r := newRuntime(t, openwhisk.Options{})
+	f := function(api, "/_/echo")
+	v1, err := openwhisk.CreateAction(t.Context(), nil, api, owtest.DefaultAuth, "echo", openwhisk.KindNative, []byte("#!/bin/bash\necho v1\n"), map[string]string{"p": "1"})
+	if err != nil || v1 != "0.0.1" {
+		t.Fatalf("create: version %q err %v", v1, err)
+	}
+	a, _ := s.Action("echo")
+	if a.Exec.Kind != "blackbox" || !a.Exec.Binary || a.Exec.Image != openwhisk.NativeImage {
+		t.Fatalf("created exec = %+v", a.Exec)
+	}
+	zipped, _ := base64.StdEncoding.DecodeString(a.Exec.Code)
+	if !bytes.HasPrefix(zipped, []byte("PK\x03\x04")) {
+		t.Fatal("native code was not uploaded as a zip")
+	}
+	d1, err := r.Describe(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1again, _ := r.Describe(t.Context(), f)
+	if d1 != d1again || len(d1) != 64 {
+		t.Fatalf("digests %q, %q: want a stable sha256", d1, d1again)
+	}
+	// The created action runs (owtest echoes its params, defaults merged).
+	res, _, err := invoke(t, r, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echoed map[string]any
+	if err := json.Unmarshal(res.Result, &echoed); err != nil || echoed["p"] != "1" || echoed["key"] != "a.txt" {
+		t.Fatalf("echo result %s", res.Result)
+	}
+	// Updating the code changes version and digest.
+	v2, err := openwhisk.CreateAction(t.Context(), nil, api, owtest.DefaultAuth, "echo", openwhisk.KindNative, []byte("#!/bin/bash\necho v2\n"), nil)
+	if err != nil || v2 != "0.0.2" {
+		t.Fatalf("update: version %q err %v", v2, err)
+	}
+	d2, err := r.Describe(t.Context(), f)
+	if err != nil || d2 == d1 {
+		t.Fatalf("digest after update %q (err %v), was %q: want a change", d2, err, d1)
+	}
+	_, err = r.Describe(t.Context(), function(api, "nope"))
+	wantClass(t, err, runtime.ClassInit, "not found")
+}
+
+func TestConcurrentInvokes(t *testing.T) {
+	s, api := controller(t)
+	r := newRuntime(t, openwhisk.Options{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, out, err := invoke(t, r, function(api, "upper")); err != nil || out != "INPUT" {
+				t.Errorf("out %q err %v", out, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := s.Invokes("upper"); n != 8 {
+		t.Fatalf("invokes = %d, want 8", n)
+	}
+}
+
+func TestParseAction(t *testing.T) {
+	tests := []struct {
+		in, ns, name, err string
+	}{
+		{in: "hello", ns: "_", name: "hello"},
+		{in: "pkg/hello", ns: "_", name: "pkg/hello"},
+		{in: "/ns/hello", ns: "ns", name: "hello"},
+		{in: "/ns/pkg/hello", ns: "ns", name: "pkg/hello"},
+		{in: "/ns", err: "expected /NS/[PKG/]ACTION"},
+		{in: "a/b/c", err: "expected [/NS/][PKG/]ACTION"},
+		{in: "pkg/", err: "empty name part"},
+		{in: "", err: "empty name part"},
+	}
+	for _, tt := range tests {
+		a, err := openwhisk.ParseAction(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAction(%q) error = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || a.Namespace != tt.ns || a.Name != tt.name {
+			t.Errorf("ParseAction(%q) = %+v, %v; want %s %s", tt.in, a, err, tt.ns, tt.name)
+		}
+	}
+}
+
+func TestMissingConfig(t *testing.T) {
+	r := newRuntime(t, openwhisk.Options{})
+	_, _, err := invoke(t, r, runtime.Function{Name: "f"})
+	wantClass(t, err, runtime.ClassInit, "has no openwhisk.action")
+	t.Setenv(openwhisk.EnvAuth, "")
+	noAuth, err := openwhisk.New(openwhisk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = invoke(t, noAuth, function("http://127.0.0.1:1", "x"))
+	wantClass(t, err, runtime.ClassInit, "DEDUPFN_OPENWHISK_AUTH")
+	if _, err := openwhisk.New(openwhisk.Options{Auth: "nocolon"}); err == nil {
+		t.Fatal("New accepted auth without a colon")
+	}
+}

@@ -1,0 +1,683 @@
+// Package process runs functions as local executables that speak
+// OpenWhisk's actionloop protocol, the protocol of OpenWhisk's native
+// ("blackbox") actions:
+//
+//   - The code is an executable (a script with a shebang or a static
+//     binary) or a zip with an executable named exec at its root. It is
+//     unpacked once per code digest under Options.WorkDir.
+//   - The process is started once and kept warm, with __OW_WAIT_FOR_ACK
+//     set: it must write {"ok":true} and a newline on file descriptor 3
+//     when ready (within Options.AckTimeout), else the start is a
+//     runtime.ClassInit error.
+//   - Each activation is one JSON line on its stdin,
+//     {"value":{...},"namespace":"ns","action_name":"/ns/name",
+//     "activation_id":"...","deadline":"<ms since epoch>"}, answered by
+//     exactly one JSON line (object or array) on fd 3. One activation at a
+//     time per process; up to Options.MaxWarm processes per function
+//     version serve concurrent activations.
+//   - stdout and stderr are the activation's logs. An action may end each
+//     activation's output with the line XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX
+//     on both streams (as OpenWhisk's runtimes do); then lines are
+//     attributed exactly. Otherwise the logs are what had arrived when the
+//     result line did.
+//
+// The environment is built from scratch, as in OpenWhisk: the function's
+// deploy-time variables (Function.Config keys "env.NAME") plus
+// __OW_WAIT_FOR_ACK, __OW_ACTION_NAME, __OW_NAMESPACE and __OW_API_HOST
+// (when configured). PATH is NOT inherited: scripts must use absolute
+// shebangs (#!/bin/bash) and absolute command paths, or set env.PATH at
+// deploy. Per-activation values (activation id, deadline) travel in the
+// JSON line, from which actionloop launchers export __OW_ACTIVATION_ID and
+// __OW_DEADLINE; the process environment is fixed at start.
+//
+// The input object is described in "value": bucket, key, size, etag,
+// sha256, content_type, get_url, put_url, output_bucket, output_key (as
+// runtime.ObjectRef), the deploy-time params, and, when the object is at
+// most Options.InlineLimit bytes, its bytes base64-encoded as "body".
+//
+// Output convention: a result object with a string field "body" holding
+// valid base64 is an output object: its decoded bytes go to
+// Invocation.Output (Result.OutputWritten), and the rest of the result
+// (without "body") is Result.Result. Any other result is returned as
+// Result.Result with OutputWritten false: the pipeline stores it (or finds
+// what the action PUT to put_url).
+package process
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/runtime"
+)
+
+// Defaults.
+const (
+	// DefaultMaxWarm is how many processes may run per function version.
+	DefaultMaxWarm = 2
+	// DefaultIdleTimeout is how long an idle warm process is kept.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultAckTimeout is how long a new process has to write its ack.
+	DefaultAckTimeout = 10 * time.Second
+	// DefaultInlineLimit is the largest input passed inline as "body".
+	DefaultInlineLimit = 1 << 20
+	// DefaultTimeout applies when Limits.Timeout is zero (OpenWhisk's
+	// default action time limit).
+	DefaultTimeout = time.Minute
+	// DefaultMaxLogBytes applies when Limits.MaxLogBytes is zero.
+	DefaultMaxLogBytes = 1 << 20
+	// DefaultMaxResultBytes bounds a result line on fd 3 when
+	// Limits.MaxOutputBytes is zero.
+	DefaultMaxResultBytes = 64 << 20
+	// SentinelWait is how long to wait for the end-of-activation sentinel
+	// from a process that has printed it before.
+	SentinelWait = 2 * time.Second
+	// FirstSentinelWait is how long to wait for the sentinel on a
+	// process's first activation, before it is known whether it prints
+	// one.
+	FirstSentinelWait = 100 * time.Millisecond
+	// LogSentinel ends an activation's output on stdout and stderr.
+	LogSentinel = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+	// Version is the runtime's version, part of every dedup key.
+	Version = "process/actionloop/1"
+)
+
+// Options configure a Runtime. The zero value is usable.
+type Options struct {
+	// WorkDir holds unpacked code, one directory per code digest.
+	// Default: a "dedupfn-process" directory under os.TempDir().
+	WorkDir string
+	// MaxWarm is the number of processes per function version
+	// (concurrency per version); activations beyond it wait.
+	MaxWarm int
+	// IdleTimeout: idle processes are stopped after this long.
+	IdleTimeout time.Duration
+	// AckTimeout bounds the wait for a new process's ack.
+	AckTimeout time.Duration
+	// InlineLimit: inputs up to this size are passed as "body"; negative
+	// disables inlining.
+	InlineLimit int64
+	// APIHost, if set, is exported as __OW_API_HOST.
+	APIHost string
+	// Logger receives process lifecycle events.
+	Logger *slog.Logger
+}
+
+// Runtime is the process runtime. It is safe for concurrent use.
+type Runtime struct {
+	opts Options
+	log  *slog.Logger
+
+	unpackMu sync.Mutex
+
+	mu     sync.Mutex
+	closed bool
+	pools  map[string]*pool
+	live   map[*proc]struct{}
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New validates opts and returns a Runtime. It starts nothing: processes
+// start on first use.
+func New(opts Options) (*Runtime, error) {
+	if opts.MaxWarm < 0 || opts.IdleTimeout < 0 || opts.AckTimeout < 0 {
+		return nil, fmt.Errorf("process: max warm, idle timeout and ack timeout must be >= 0, got %d, %s, %s",
+			opts.MaxWarm, opts.IdleTimeout, opts.AckTimeout)
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = filepath.Join(os.TempDir(), "dedupfn-process")
+	}
+	if opts.MaxWarm == 0 {
+		opts.MaxWarm = DefaultMaxWarm
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.AckTimeout == 0 {
+		opts.AckTimeout = DefaultAckTimeout
+	}
+	if opts.InlineLimit == 0 {
+		opts.InlineLimit = DefaultInlineLimit
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{
+		opts:  opts,
+		log:   opts.Logger.With("component", "runtime.process"),
+		pools: map[string]*pool{},
+		live:  map[*proc]struct{}{},
+	}, nil
+}
+
+// Name returns "process".
+func (r *Runtime) Name() string { return "process" }
+
+// Version returns Version.
+func (r *Runtime) Version() string { return Version }
+
+// Close kills every process the runtime started (their whole process
+// groups) and waits for them. Invocations in flight fail with
+// runtime.ClassPlatform. Safe to call more than once.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	procs := make([]*proc, 0, len(r.live))
+	for p := range r.live {
+		procs = append(procs, p)
+	}
+	for _, pl := range r.pools {
+		pl.mu.Lock()
+		for _, p := range pl.idle {
+			if p.idle != nil {
+				p.idle.Stop()
+			}
+		}
+		pl.idle = nil
+		pl.mu.Unlock()
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.discard(p) }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process: close: %w", ctx.Err())
+	}
+}
+
+// discard kills p and forgets it.
+func (r *Runtime) discard(p *proc) {
+	p.kill()
+	r.mu.Lock()
+	delete(r.live, p)
+	r.mu.Unlock()
+}
+
+// Invoke runs one activation on a warm (or new) process of inv.Function.
+func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	fn := inv.Function
+	path, dir, err := r.unpack(fn)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	env, err := r.env(fn)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	value, err := r.value(inv)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: err}
+	}
+	maxResult := DefaultMaxResultBytes
+	if m := inv.Limits.MaxOutputBytes; m > 0 {
+		// base64 plus JSON framing
+		maxResult = int(m/3*4) + 64<<10
+	}
+	key := poolKey(fn, env, inv.Limits.MemoryBytes)
+	pl, err := r.pool(key)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	p, err := pl.acquire(ctx, func() (*proc, error) {
+		return r.start(path, dir, env, inv.Limits.MemoryBytes, maxResult)
+	})
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	res, healthy, err := r.activate(ctx, p, inv, value)
+	pl.release(p, healthy)
+	return res, err
+}
+
+// start starts and acks one process, tracking it for Close.
+func (r *Runtime) start(path, dir string, env []string, mem uint64, maxResult int) (*proc, error) {
+	p, err := startProc(path, dir, env, mem, maxResult)
+	if err != nil {
+		return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		p.kill()
+		return nil, runtime.Errorf(runtime.ClassPlatform, "process: runtime closed")
+	}
+	r.live[p] = struct{}{}
+	r.mu.Unlock()
+	if err := p.ack(r.opts.AckTimeout); err != nil {
+		r.discard(p)
+		errs, _ := p.errs.cut(0, 0)
+		return nil, &runtime.Error{Class: runtime.ClassInit,
+			Err:    fmt.Errorf("process: start %s: %w", filepath.Base(path), err),
+			Stderr: stderrText(errs, DefaultMaxLogBytes)}
+	}
+	r.log.Debug("process started", "pid", p.pid, "exec", path)
+	return p, nil
+}
+
+// activate runs one activation on p. healthy reports whether p may serve
+// another one.
+func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation, value map[string]any) (runtime.Result, bool, error) {
+	maxLog := inv.Limits.MaxLogBytes
+	if maxLog <= 0 {
+		maxLog = DefaultMaxLogBytes
+	}
+	// A line already waiting on fd 3 is a protocol violation (two
+	// results for one activation): it would be taken for this one.
+	select {
+	case l, ok := <-p.results:
+		r.discard(p)
+		if !ok {
+			return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d exited while idle (%s)", p.pid, p.exitInfo())
+		}
+		return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d wrote %.100q on fd 3 between activations", p.pid, l.b)
+	default:
+	}
+	if p.dead() {
+		r.discard(p)
+		return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d exited while idle (%s)", p.pid, p.exitInfo())
+	}
+
+	timeout := inv.Limits.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ns, name := names(inv.Function)
+	msg, err := json.Marshal(map[string]any{
+		"value":         value,
+		"namespace":     ns,
+		"action_name":   name,
+		"activation_id": inv.ActivationID,
+		"deadline":      strconv.FormatInt(deadline.UnixMilli(), 10),
+	})
+	if err != nil {
+		return runtime.Result{}, true, runtime.Errorf(runtime.ClassPlatform, "process: encode activation: %w", err)
+	}
+	_ = p.stdin.SetWriteDeadline(deadline)
+	if _, err := p.stdin.Write(append(msg, '\n')); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return r.failed(p, runtime.ClassTimeout, start, maxLog, fmt.Errorf("process: action did not read its input within %s", timeout))
+		}
+		return r.died(p, start, maxLog, fmt.Errorf("process: write activation to pid %d: %w", p.pid, err))
+	}
+
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	var l line
+	select {
+	case got, ok := <-p.results:
+		if !ok {
+			return r.died(p, start, maxLog, fmt.Errorf("process: pid %d closed fd 3 without a result", p.pid))
+		}
+		l = got
+	case <-p.exited:
+		// It may have written its result and then exited.
+		select {
+		case got, ok := <-p.results:
+			if ok && got.err == nil {
+				l = got
+				break
+			}
+			return r.died(p, start, maxLog, fmt.Errorf("process: pid %d exited during activation", p.pid))
+		default:
+			return r.died(p, start, maxLog, fmt.Errorf("process: pid %d exited during activation", p.pid))
+		}
+	case <-timer.C:
+		return r.failed(p, runtime.ClassTimeout, start, maxLog, fmt.Errorf("process: action exceeded its deadline of %s", timeout))
+	case <-ctx.Done():
+		return r.failed(p, runtime.ClassOf(ctx.Err()), start, maxLog, fmt.Errorf("process: %w", ctx.Err()))
+	}
+	dur := time.Since(start)
+	if l.err != nil {
+		return r.failed(p, runtime.ClassFunction, start, maxLog, fmt.Errorf("process: %w", l.err))
+	}
+	out, errs, dropped := r.logs(p, maxLog)
+	logs := formatLogs(out, errs, dropped, maxLog)
+	res, err := result(l.b, inv)
+	if err != nil {
+		var re *runtime.Error
+		if errors.As(err, &re) {
+			re.Stderr = stderrText(errs, maxLog)
+		}
+		// A malformed result means the process is out of step with the
+		// protocol: replace it. An {"error":...} result keeps it warm.
+		healthy := !errors.Is(err, errNotJSON)
+		if !healthy {
+			r.discard(p)
+		}
+		return runtime.Result{Logs: logs, Duration: dur}, healthy, err
+	}
+	res.Logs = logs
+	res.Duration = dur
+	return res, true, nil
+}
+
+// logs drains and cuts both streams for the activation that just ended.
+func (r *Runtime) logs(p *proc, maxLog int) (out, errs []logLine, dropped int) {
+	var d1, d2 int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		p.out.drain()
+		out, d1 = p.out.cut(SentinelWait, maxLog)
+	})
+	p.errs.drain()
+	errs, d2 = p.errs.cut(SentinelWait, maxLog)
+	wg.Wait()
+	return out, errs, d1 + d2
+}
+
+// failed kills p (a timeout, cancellation or bad result) and returns an
+// error of class c with the logs it printed.
+func (r *Runtime) failed(p *proc, c runtime.Class, start time.Time, maxLog int, err error) (runtime.Result, bool, error) {
+	r.discard(p)
+	out, d1 := p.out.cut(0, maxLog)
+	errs, d2 := p.errs.cut(0, maxLog)
+	res := runtime.Result{Logs: formatLogs(out, errs, d1+d2, maxLog), Duration: time.Since(start)}
+	return res, false, &runtime.Error{Class: c, Err: err, Stderr: stderrText(errs, maxLog)}
+}
+
+// died handles a process that ended during an activation: ClassOOM when
+// it ran under a memory limit and died of it (SIGKILL it did not get from
+// us, or an allocation failure on stderr), else ClassPlatform.
+func (r *Runtime) died(p *proc, start time.Time, maxLog int, err error) (runtime.Result, bool, error) {
+	<-p.exited
+	external := p.sigkilled() && !p.killed.Load()
+	r.discard(p)
+	out, d1 := p.out.cut(0, maxLog)
+	errs, d2 := p.errs.cut(0, maxLog)
+	stderr := stderrText(errs, maxLog)
+	c := runtime.ClassPlatform
+	if p.memLimit > 0 && (external || looksOOM(stderr)) {
+		c = runtime.ClassOOM
+		err = fmt.Errorf("%w: out of memory (limit %d bytes)", err, p.memLimit)
+	}
+	err = fmt.Errorf("%w (%s)", err, p.exitInfo())
+	res := runtime.Result{Logs: formatLogs(out, errs, d1+d2, maxLog), Duration: time.Since(start)}
+	return res, false, &runtime.Error{Class: c, Err: err, Stderr: stderr}
+}
+
+// looksOOM reports whether stderr shows an allocation failure, as
+// printed by bash, python, Go, C++ and glibc when RLIMIT_AS is hit.
+func looksOOM(stderr string) bool {
+	s := strings.ToLower(stderr)
+	for _, m := range []string{"cannot allocate memory", "out of memory", "memoryerror", "xmalloc", "bad_alloc", "cannot allocate"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
+
+var errNotJSON = errors.New("result is not a JSON object or array")
+
+// result interprets the action's result line.
+func result(b []byte, inv *runtime.Invocation) (runtime.Result, error) {
+	b = bytes.TrimSpace(b)
+	if !json.Valid(b) || (b[0] != '{' && b[0] != '[') {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction,
+			Err: fmt.Errorf("process: %w: %.200q", errNotJSON, b)}
+	}
+	if b[0] == '[' {
+		return runtime.Result{Result: json.RawMessage(b)}, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("process: %w: %v", errNotJSON, err)}
+	}
+	if e, ok := obj["error"]; ok {
+		msg := string(e)
+		var s string
+		if json.Unmarshal(e, &s) == nil {
+			msg = s
+		}
+		return runtime.Result{Result: json.RawMessage(b)}, &runtime.Error{Class: runtime.ClassFunction,
+			Err: fmt.Errorf("process: action error: %s", msg)}
+	}
+	raw, ok := obj["body"]
+	var body string
+	if !ok || inv.Output == nil || json.Unmarshal(raw, &body) != nil {
+		return runtime.Result{Result: json.RawMessage(b)}, nil
+	}
+	data, err := base64.StdEncoding.DecodeString(body)
+	if err != nil {
+		// Not base64: an ordinary string field.
+		return runtime.Result{Result: json.RawMessage(b)}, nil
+	}
+	if m := inv.Limits.MaxOutputBytes; m > 0 && int64(len(data)) > m {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction,
+			Err: fmt.Errorf("process: output of %d bytes exceeds the limit of %d", len(data), m)}
+	}
+	if _, err := inv.Output.Write(data); err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: write output: %w", err)}
+	}
+	delete(obj, "body")
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: encode result: %w", err)}
+	}
+	return runtime.Result{Result: rest, OutputWritten: true}, nil
+}
+
+// names returns the OpenWhisk namespace (the tenant, or "_") and the fully
+// qualified action name "/ns/name".
+func names(fn runtime.Function) (ns, name string) {
+	ns = fn.Tenant
+	if ns == "" {
+		ns = "_"
+	}
+	return ns, "/" + ns + "/" + fn.Name
+}
+
+// env builds the action's environment from scratch (no inherited PATH).
+func (r *Runtime) env(fn runtime.Function) ([]string, error) {
+	ns, name := names(fn)
+	vars := map[string]string{
+		"__OW_WAIT_FOR_ACK": "1",
+		"__OW_ACTION_NAME":  name,
+		"__OW_NAMESPACE":    ns,
+	}
+	if r.opts.APIHost != "" {
+		vars["__OW_API_HOST"] = r.opts.APIHost
+	}
+	for k, v := range fn.Config {
+		n, ok := strings.CutPrefix(k, "env.")
+		if !ok {
+			continue
+		}
+		if n == "" || strings.ContainsAny(n, "=\x00") || strings.Contains(v, "\x00") {
+			return nil, fmt.Errorf("process: invalid environment variable %q", k)
+		}
+		if strings.HasPrefix(n, "__OW_") {
+			return nil, fmt.Errorf("process: environment variable %s is reserved", n)
+		}
+		vars[n] = v
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env, nil
+}
+
+// value builds the activation's "value": deploy params, then the object's
+// fields, then the inline body.
+func (r *Runtime) value(inv *runtime.Invocation) (map[string]any, error) {
+	v := map[string]any{}
+	for k, p := range inv.Params {
+		v[k] = p
+	}
+	o := inv.Object
+	var ref map[string]any
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("process: encode object: %w", err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return nil, fmt.Errorf("process: encode object: %w", err)
+	}
+	for k, x := range ref {
+		v[k] = x
+	}
+	if inv.Input != nil && r.opts.InlineLimit >= 0 && o.Size <= r.opts.InlineLimit {
+		data, err := io.ReadAll(io.LimitReader(inv.Input, r.opts.InlineLimit+1))
+		if err != nil {
+			return nil, fmt.Errorf("process: read input: %w", err)
+		}
+		if int64(len(data)) <= r.opts.InlineLimit {
+			v["body"] = base64.StdEncoding.EncodeToString(data)
+		}
+	}
+	return v, nil
+}
+
+// poolKey identifies a process pool: same code, identity, environment
+// and memory limit.
+func poolKey(fn runtime.Function, env []string, mem uint64) string {
+	h := sha256.New()
+	for _, s := range append([]string{fn.CodeDigest, fn.Tenant, fn.Name, fn.Version, strconv.FormatUint(mem, 10)}, env...) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r *Runtime) pool(key string) (*pool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, runtime.Errorf(runtime.ClassPlatform, "process: runtime closed")
+	}
+	pl, ok := r.pools[key]
+	if !ok {
+		pl = &pool{r: r, sem: make(chan struct{}, r.opts.MaxWarm)}
+		r.pools[key] = pl
+	}
+	return pl, nil
+}
+
+// unpack writes fn.Code under WorkDir/<digest>/ once and returns the
+// executable's path and its directory.
+func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
+	if len(fn.Code) == 0 {
+		return "", "", errors.New("process: function has no code")
+	}
+	sum := sha256.Sum256(fn.Code)
+	digest := hex.EncodeToString(sum[:])
+	if fn.CodeDigest != "" && !strings.EqualFold(fn.CodeDigest, digest) {
+		return "", "", fmt.Errorf("process: code digest mismatch: function says %s, code is %s", fn.CodeDigest, digest)
+	}
+	dir = filepath.Join(r.opts.WorkDir, digest)
+	path = filepath.Join(dir, "exec")
+	r.unpackMu.Lock()
+	defer r.unpackMu.Unlock()
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		return path, dir, nil
+	}
+	if err := os.MkdirAll(r.opts.WorkDir, 0o755); err != nil {
+		return "", "", fmt.Errorf("process: create work dir: %w", err)
+	}
+	tmp, err := os.MkdirTemp(r.opts.WorkDir, digest[:12]+".tmp-")
+	if err != nil {
+		return "", "", fmt.Errorf("process: create unpack dir: %w", err)
+	}
+	defer os.RemoveAll(tmp) // no-op after the rename
+	if bytes.HasPrefix(fn.Code, []byte("PK\x03\x04")) {
+		err = unzip(fn.Code, tmp)
+	} else {
+		err = os.WriteFile(filepath.Join(tmp, "exec"), fn.Code, 0o755)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	st, err := os.Stat(filepath.Join(tmp, "exec"))
+	if err != nil || !st.Mode().IsRegular() {
+		return "", "", errors.New("process: zip has no file named exec at its root")
+	}
+	if err := os.Chmod(filepath.Join(tmp, "exec"), st.Mode().Perm()|0o755); err != nil {
+		return "", "", fmt.Errorf("process: chmod exec: %w", err)
+	}
+	_ = os.RemoveAll(dir) // a partial directory from a crash
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", "", fmt.Errorf("process: install code: %w", err)
+	}
+	return path, dir, nil
+}
+
+// unzip extracts a zip into dir, refusing paths that leave it.
+func unzip(code []byte, dir string) error {
+	zr, err := zip.NewReader(bytes.NewReader(code), int64(len(code)))
+	if err != nil {
+		return fmt.Errorf("process: open zip: %w", err)
+	}
+	for _, f := range zr.File {
+		name := filepath.FromSlash(f.Name)
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("process: zip entry %q leaves the action directory", f.Name)
+		}
+		dst := filepath.Join(dir, name)
+		if f.FileInfo().IsDir() {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+			}
+			continue
+		}
+		if !f.Mode().IsRegular() {
+			return fmt.Errorf("process: zip entry %q is not a regular file", f.Name)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+		}
+		if err := extract(f, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func extract(f *zip.File, dst string) error {
+	rc, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, f.Mode().Perm()|0o600)
+	if err != nil {
+		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+	}
+	return nil
+}
