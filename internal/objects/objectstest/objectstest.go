@@ -1,0 +1,331 @@
+// Package objectstest is the conformance suite every objects.Store backend
+// runs: objectstest.Run(t, newStore). A backend is done when it passes.
+package objectstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/objects"
+)
+
+// Run runs the suite. newStore returns a store ready for use; the suite
+// closes it. Each subtest works in its own freshly made bucket, so one
+// store may be shared between subtests.
+func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s objects.Store, bucket string)
+	}{
+		{"PutGetRoundTrip", testPutGet},
+		{"Stat", testStat},
+		{"NotFound", testNotFound},
+		{"GetStaleETag", testStaleETag},
+		{"Copy", testCopy},
+		{"CopyMissingSource", testCopyMissing},
+		{"ListPrefix", testList},
+		{"MakeBucketIdempotent", testMakeBucket},
+		{"PresignGet", testPresignGet},
+		{"PresignPut", testPresignPut},
+		{"StreamedPutUnknownSize", testStreamed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			b := NewBucket(t, s)
+			tc.fn(t, s, b)
+		})
+	}
+}
+
+// NewBucket makes a bucket with a unique name in s and returns the name.
+func NewBucket(tb testing.TB, s objects.Store) string {
+	tb.Helper()
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		tb.Fatal(err)
+	}
+	name := "t-" + hex.EncodeToString(r[:])
+	if err := s.MakeBucket(ctx(tb), name); err != nil {
+		tb.Fatalf("make bucket %s: %v", name, err)
+	}
+	return name
+}
+
+func ctx(tb testing.TB) context.Context {
+	if t, ok := tb.(interface{ Context() context.Context }); ok {
+		return t.Context()
+	}
+	return context.Background()
+}
+
+func put(t *testing.T, s objects.Store, bucket, key, body string, opts objects.PutOptions) objects.Info {
+	t.Helper()
+	info, err := s.Put(t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), opts)
+	if err != nil {
+		t.Fatalf("put %s/%s: %v", bucket, key, err)
+	}
+	return info
+}
+
+func wantMeta(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s metadata = %v, want %v", what, got, want)
+		return
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s metadata = %v, want %v", what, got, want)
+			return
+		}
+	}
+}
+
+func testPutGet(t *testing.T, s objects.Store, b string) {
+	body := "hello, dedupfn"
+	meta := map[string]string{"Origin": "test", "run-id": "42"}
+	pi := put(t, s, b, "dir/a b+c.txt", body, objects.PutOptions{ContentType: "text/plain", Metadata: meta})
+	if pi.ETag == "" || strings.Contains(pi.ETag, `"`) {
+		t.Errorf("put etag = %q, want non-empty without quotes", pi.ETag)
+	}
+	if pi.Size != int64(len(body)) {
+		t.Errorf("put size = %d, want %d", pi.Size, len(body))
+	}
+	rc, info, err := s.Get(t.Context(), b, "dir/a b+c.txt", "", "")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if string(got) != body {
+		t.Errorf("body = %q, want %q", got, body)
+	}
+	if info.Size != int64(len(body)) || info.ContentType != "text/plain" || info.ETag != pi.ETag {
+		t.Errorf("get info = %+v, want size %d, text/plain, etag %s", info, len(body), pi.ETag)
+	}
+	if info.Bucket != b || info.Key != "dir/a b+c.txt" {
+		t.Errorf("get info names %s/%s, want %s/dir/a b+c.txt", info.Bucket, info.Key, b)
+	}
+	wantMeta(t, "get", info.Metadata, map[string]string{"origin": "test", "run-id": "42"})
+	// Reading with the current etag succeeds.
+	rc2, _, err := s.Get(t.Context(), b, "dir/a b+c.txt", "", pi.ETag)
+	if err != nil {
+		t.Fatalf("get with current etag: %v", err)
+	}
+	rc2.Close()
+}
+
+func testStat(t *testing.T, s objects.Store, b string) {
+	pi := put(t, s, b, "k", "12345", objects.PutOptions{ContentType: "application/json", Metadata: map[string]string{"X": "y"}})
+	info, err := s.Stat(t.Context(), b, "k")
+	if err != nil {
+		t.Fatalf("stat: %v", err)
+	}
+	if info.Size != 5 || info.ETag != pi.ETag || info.ContentType != "application/json" {
+		t.Errorf("stat = %+v, want size 5, etag %s, application/json", info, pi.ETag)
+	}
+	if info.Modified.IsZero() || time.Since(info.Modified) > time.Hour {
+		t.Errorf("stat modified = %v, want about now", info.Modified)
+	}
+	wantMeta(t, "stat", info.Metadata, map[string]string{"x": "y"})
+}
+
+func testNotFound(t *testing.T, s objects.Store, b string) {
+	if _, _, err := s.Get(t.Context(), b, "missing", "", ""); !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("get missing key: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Stat(t.Context(), b, "missing"); !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("stat missing key: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Stat(t.Context(), b+"-nope", "k"); !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("stat in missing bucket: err = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Get(t.Context(), b+"-nope", "k", "", ""); !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("get in missing bucket: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testStaleETag(t *testing.T, s objects.Store, b string) {
+	first := put(t, s, b, "k", "version one", objects.PutOptions{})
+	second := put(t, s, b, "k", "version two!", objects.PutOptions{})
+	if first.ETag == second.ETag {
+		t.Fatalf("two different bodies got the same etag %s", first.ETag)
+	}
+	rc, _, err := s.Get(t.Context(), b, "k", "", first.ETag)
+	if err == nil {
+		rc.Close()
+	}
+	if !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("get with stale etag: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testCopy(t *testing.T, s objects.Store, b string) {
+	put(t, s, b, "src", "copy me", objects.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"old": "1"}})
+	dst := NewBucket(t, s)
+	info, err := s.Copy(t.Context(), b, "src", dst, "out/dst", objects.PutOptions{ContentType: "text/x-copied", Metadata: map[string]string{"New": "2"}})
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	if info.Size != 7 || info.Key != "out/dst" || info.Bucket != dst {
+		t.Errorf("copy info = %+v, want %s/out/dst size 7", info, dst)
+	}
+	rc, gi, err := s.Get(t.Context(), dst, "out/dst", "", "")
+	if err != nil {
+		t.Fatalf("get copy: %v", err)
+	}
+	defer rc.Close()
+	body, _ := io.ReadAll(rc)
+	if string(body) != "copy me" {
+		t.Errorf("copied body = %q", body)
+	}
+	wantMeta(t, "copy", gi.Metadata, map[string]string{"new": "2"})
+	if gi.ContentType != "text/x-copied" {
+		t.Errorf("copy content type = %q, want text/x-copied", gi.ContentType)
+	}
+	// The source is untouched.
+	si, err := s.Stat(t.Context(), b, "src")
+	if err != nil {
+		t.Fatalf("stat source: %v", err)
+	}
+	wantMeta(t, "source", si.Metadata, map[string]string{"old": "1"})
+}
+
+func testCopyMissing(t *testing.T, s objects.Store, b string) {
+	_, err := s.Copy(t.Context(), b, "missing", b, "dst", objects.PutOptions{})
+	if !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("copy of missing source: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testList(t *testing.T, s objects.Store, b string) {
+	for _, k := range []string{"in/a", "in/b/c", "in/d", "other/e", "inx"} {
+		put(t, s, b, k, "x", objects.PutOptions{})
+	}
+	var got []string
+	err := s.List(t.Context(), b, "in/", func(i objects.Info) error {
+		if i.Size != 1 || i.ETag == "" || i.Bucket != b {
+			t.Errorf("listed %+v, want size 1 with etag in %s", i, b)
+		}
+		got = append(got, i.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	sort.Strings(got)
+	if want := []string{"in/a", "in/b/c", "in/d"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("list in/ = %v, want %v", got, want)
+	}
+	// An error from fn stops the listing and is returned.
+	stop := errors.New("stop")
+	n := 0
+	err = s.List(t.Context(), b, "", func(objects.Info) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("list with failing fn: err = %v after %d calls, want stop after 1", err, n)
+	}
+}
+
+func testMakeBucket(t *testing.T, s objects.Store, b string) {
+	if err := s.MakeBucket(t.Context(), b); err != nil {
+		t.Errorf("second make bucket: %v", err)
+	}
+	put(t, s, b, "k", "still here", objects.PutOptions{})
+	if err := s.MakeBucket(t.Context(), b); err != nil {
+		t.Errorf("make bucket over a non-empty bucket: %v", err)
+	}
+	if _, err := s.Stat(t.Context(), b, "k"); err != nil {
+		t.Errorf("object lost after make bucket: %v", err)
+	}
+}
+
+func testPresignGet(t *testing.T, s objects.Store, b string) {
+	put(t, s, b, "p/get me", "presigned body", objects.PutOptions{})
+	u, err := s.PresignGet(t.Context(), b, "p/get me", time.Minute)
+	if err != nil {
+		t.Fatalf("presign get: %v", err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET presigned: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "presigned body" {
+		t.Errorf("GET presigned = %d %q, want 200 %q", resp.StatusCode, body, "presigned body")
+	}
+}
+
+func testPresignPut(t *testing.T, s objects.Store, b string) {
+	u, err := s.PresignPut(t.Context(), b, "p/put", time.Minute)
+	if err != nil {
+		t.Fatalf("presign put: %v", err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, u, strings.NewReader("uploaded"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT presigned: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT presigned = %d %s, want 200", resp.StatusCode, body)
+	}
+	rc, _, err := s.Get(t.Context(), b, "p/put", "", "")
+	if err != nil {
+		t.Fatalf("get presigned upload: %v", err)
+	}
+	defer rc.Close()
+	got, _ := io.ReadAll(rc)
+	if string(got) != "uploaded" {
+		t.Errorf("presigned upload body = %q, want %q", got, "uploaded")
+	}
+}
+
+// testStreamed writes 20 MiB of unknown size (more than one part) and
+// checks the bytes that come back by hash, never holding both in memory.
+func testStreamed(t *testing.T, s objects.Store, b string) {
+	const size = 20 << 20
+	src := io.LimitReader(rand.Reader, size)
+	h := sha256.New()
+	// Hide the size: no Len/Seek, so the store sees a plain stream.
+	info, err := s.Put(t.Context(), b, "big", struct{ io.Reader }{io.TeeReader(src, h)}, -1, objects.PutOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		t.Fatalf("streamed put: %v", err)
+	}
+	want := h.Sum(nil)
+	if info.Size != size {
+		t.Errorf("streamed put size = %d, want %d", info.Size, size)
+	}
+	rc, gi, err := s.Get(t.Context(), b, "big", "", info.ETag)
+	if err != nil {
+		t.Fatalf("get streamed: %v", err)
+	}
+	defer rc.Close()
+	h2 := sha256.New()
+	n, err := io.Copy(h2, rc)
+	if err != nil {
+		t.Fatalf("read streamed: %v", err)
+	}
+	if n != size || gi.Size != size || !bytes.Equal(h2.Sum(nil), want) {
+		t.Errorf("streamed object read back %d bytes (info %d), hash match %v; want %d bytes, same hash", n, gi.Size, bytes.Equal(h2.Sum(nil), want), size)
+	}
+}

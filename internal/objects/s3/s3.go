@@ -1,0 +1,301 @@
+// Package s3 is the objects.Store for any S3-compatible service (MinIO, AWS
+// S3, Ceph RGW, the built-in endpoint) through minio-go. It registers the
+// URL scheme "s3":
+//
+//	s3://KEY:SECRET@host:port?tls=false&region=us-east-1
+//
+// Without user info in the URL the credentials come from objects.Options,
+// else from the environment (DEDUPFN_S3_ACCESS_KEY, DEDUPFN_S3_SECRET_KEY).
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/dedupfn/dedupfn/internal/objects"
+)
+
+// Defaults.
+const (
+	// DefaultRegion is used when the URL names none; setting it avoids a
+	// bucket-location round trip before every first request to a bucket.
+	DefaultRegion = "us-east-1"
+	// StreamPartSize is the multipart part size for writes of unknown
+	// size: minio-go buffers one part in memory, and its own default for
+	// unknown sizes is 512 MiB.
+	StreamPartSize = 16 << 20
+	// EnvAccessKey and EnvSecretKey hold the credentials when neither the
+	// URL nor objects.Options have them.
+	EnvAccessKey = "DEDUPFN_S3_ACCESS_KEY"
+	EnvSecretKey = "DEDUPFN_S3_SECRET_KEY"
+)
+
+func init() { objects.Register("s3", Open) }
+
+// Client is an objects.Store over one S3 endpoint. It is safe for
+// concurrent use.
+type Client struct {
+	mc     *minio.Client
+	region string
+	logger *slog.Logger
+}
+
+var _ objects.Store = (*Client)(nil)
+
+// Open opens the store named by an s3:// URL.
+func Open(_ context.Context, u *url.URL, opts objects.Options) (objects.Store, error) {
+	if u.Host == "" {
+		return nil, fmt.Errorf("s3: url %q has no host, expected s3://KEY:SECRET@host:port", u.Redacted())
+	}
+	access, secret := opts.AccessKey, opts.SecretKey
+	if u.User != nil {
+		access = u.User.Username()
+		secret, _ = u.User.Password()
+	} else if access == "" && secret == "" {
+		access, secret = os.Getenv(EnvAccessKey), os.Getenv(EnvSecretKey)
+	}
+	if access == "" || secret == "" {
+		return nil, fmt.Errorf("s3: missing credentials for %s: put KEY:SECRET in the url, or set %s and %s", u.Host, EnvAccessKey, EnvSecretKey)
+	}
+	q := u.Query()
+	secure := true
+	if v := q.Get("tls"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("s3: tls must be true or false, got %q", v)
+		}
+		secure = b
+	}
+	region := q.Get("region")
+	if region == "" {
+		region = DefaultRegion
+	}
+	return New(u.Host, secure, access, secret, region, opts.Logger)
+}
+
+// New returns a Client for endpoint (host:port). It validates its
+// arguments but sends no request.
+func New(endpoint string, secure bool, access, secret, region string, logger *slog.Logger) (*Client, error) {
+	if endpoint == "" {
+		return nil, errors.New("s3: endpoint must be host:port, got empty")
+	}
+	if access == "" || secret == "" {
+		return nil, fmt.Errorf("s3: missing credentials for %s", endpoint)
+	}
+	if region == "" {
+		region = DefaultRegion
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mc, err := minio.New(endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(access, secret, ""),
+		Secure: secure,
+		Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: new client for %s: %w", endpoint, err)
+	}
+	return &Client{mc: mc, region: region, logger: logger.With("component", "objects.s3", "endpoint", endpoint)}, nil
+}
+
+// Minio returns the underlying minio-go client, for tests and for
+// operations outside objects.Store (bucket notifications).
+func (c *Client) Minio() *minio.Client { return c.mc }
+
+// Get opens an object for streaming; see objects.Store.
+func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
+	o := minio.GetObjectOptions{VersionID: versionID}
+	if etag != "" {
+		if err := o.SetMatchETag(strings.Trim(etag, `"`)); err != nil {
+			return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, err)
+		}
+	}
+	obj, err := c.mc.GetObject(ctx, bucket, key, o)
+	if err != nil {
+		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(err))
+	}
+	// Stat sends the GET: errors (missing key, failed If-Match) show here
+	// rather than on the first Read.
+	oi, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(err))
+	}
+	return obj, toInfo(bucket, oi), nil
+}
+
+// Stat returns an object's info, or objects.ErrNotFound.
+func (c *Client) Stat(ctx context.Context, bucket, key string) (objects.Info, error) {
+	oi, err := c.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return objects.Info{}, fmt.Errorf("s3: stat %s/%s: %w", bucket, key, translate(err))
+	}
+	return toInfo(bucket, oi), nil
+}
+
+// Put writes an object, streaming r; size may be -1.
+func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts objects.PutOptions) (objects.Info, error) {
+	po := minio.PutObjectOptions{
+		ContentType:  opts.ContentType,
+		UserMetadata: opts.Metadata,
+	}
+	if size < 0 {
+		po.PartSize = StreamPartSize
+	}
+	ui, err := c.mc.PutObject(ctx, bucket, key, r, size, po)
+	if err != nil {
+		return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, translate(err))
+	}
+	ct := opts.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	return objects.Info{
+		Bucket:      bucket,
+		Key:         key,
+		VersionID:   ui.VersionID,
+		ETag:        strings.Trim(ui.ETag, `"`),
+		Size:        ui.Size,
+		ContentType: ct,
+		Modified:    ui.LastModified,
+		Metadata:    lowerKeys(opts.Metadata),
+	}, nil
+}
+
+// Copy copies an object server-side, replacing its metadata with opts.
+func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
+	meta := opts.Metadata
+	if meta == nil {
+		// REPLACE with no metadata at all: an empty map still sends the
+		// directive, so the source's metadata is not carried over.
+		meta = map[string]string{}
+	}
+	_, err := c.mc.CopyObject(ctx,
+		minio.CopyDestOptions{
+			Bucket:          dstBucket,
+			Object:          dstKey,
+			ReplaceMetadata: true,
+			UserMetadata:    meta,
+			ContentType:     opts.ContentType,
+		},
+		minio.CopySrcOptions{Bucket: srcBucket, Object: srcKey})
+	if err != nil {
+		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, translate(err))
+	}
+	// The copy response carries no size or metadata: read them back.
+	info, err := c.Stat(ctx, dstBucket, dstKey)
+	if err != nil {
+		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
+	}
+	return info, nil
+}
+
+// List calls fn for every object under prefix in bucket, in key order.
+// Listing results carry no user metadata or content type.
+func (c *Client) List(ctx context.Context, bucket, prefix string, fn func(objects.Info) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops minio-go's listing goroutine when fn returns early
+	for oi := range c.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if oi.Err != nil {
+			return fmt.Errorf("s3: list %s/%s: %w", bucket, prefix, translate(oi.Err))
+		}
+		if err := fn(toInfo(bucket, oi)); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// MakeBucket creates a bucket; an existing one owned by us is not an error.
+func (c *Client) MakeBucket(ctx context.Context, bucket string) error {
+	err := c.mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: c.region})
+	if err == nil {
+		return nil
+	}
+	switch minio.ToErrorResponse(err).Code {
+	case "BucketAlreadyOwnedByYou", "BucketAlreadyExists":
+		// BucketAlreadyExists may mean someone else's bucket: only ours is fine.
+		if ok, herr := c.mc.BucketExists(ctx, bucket); herr == nil && ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("s3: make bucket %s: %w", bucket, err)
+}
+
+// PresignGet returns a URL to download one object until expiry.
+func (c *Client) PresignGet(ctx context.Context, bucket, key string, expiry time.Duration) (string, error) {
+	u, err := c.mc.PresignedGetObject(ctx, bucket, key, expiry, nil)
+	if err != nil {
+		return "", fmt.Errorf("s3: presign get %s/%s: %w", bucket, key, err)
+	}
+	return u.String(), nil
+}
+
+// PresignPut returns a URL to upload one object until expiry.
+func (c *Client) PresignPut(ctx context.Context, bucket, key string, expiry time.Duration) (string, error) {
+	u, err := c.mc.PresignedPutObject(ctx, bucket, key, expiry)
+	if err != nil {
+		return "", fmt.Errorf("s3: presign put %s/%s: %w", bucket, key, err)
+	}
+	return u.String(), nil
+}
+
+// Close releases idle connections. Safe to call twice.
+func (c *Client) Close() error { return nil }
+
+// translate maps S3 "missing" and failed-precondition answers to
+// objects.ErrNotFound, keeping the original error in the chain.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	r := minio.ToErrorResponse(err)
+	switch r.Code {
+	case "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "PreconditionFailed":
+		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
+	}
+	if r.StatusCode == http.StatusNotFound || r.StatusCode == http.StatusPreconditionFailed {
+		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
+	}
+	return err
+}
+
+func toInfo(bucket string, oi minio.ObjectInfo) objects.Info {
+	return objects.Info{
+		Bucket:      bucket,
+		Key:         oi.Key,
+		VersionID:   oi.VersionID,
+		ETag:        strings.Trim(oi.ETag, `"`),
+		Size:        oi.Size,
+		ContentType: oi.ContentType,
+		Modified:    oi.LastModified,
+		Metadata:    lowerKeys(oi.UserMetadata),
+	}
+}
+
+// lowerKeys returns m with keys lower-cased and any "x-amz-meta-" prefix
+// removed; nil for an empty map.
+func lowerKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		k = strings.ToLower(k)
+		out[strings.TrimPrefix(k, "x-amz-meta-")] = v
+	}
+	return out
+}

@@ -1,0 +1,348 @@
+// Package s3server is dedupfn's built-in S3 endpoint: versitygw embedded in
+// the process, storing objects as plain files under a data directory (its
+// posix backend), and publishing an object-created event for every write
+// before the write is acknowledged. It also registers the objects scheme
+// "embedded", which starts the endpoint and returns an s3 client for it.
+//
+// Limits inherited from versitygw: only one Server may run per process at a
+// time, and starting one changes the process's working directory to its
+// data directory (so every other path in the process must be absolute).
+package s3server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/versity/versitygw/backend"
+	"github.com/versity/versitygw/backend/meta"
+	"github.com/versity/versitygw/backend/posix"
+	"github.com/versity/versitygw/embedgw"
+	"github.com/versity/versitygw/s3err"
+	"github.com/versity/versitygw/s3response"
+
+	"github.com/dedupfn/dedupfn/internal/event"
+)
+
+// Defaults.
+const (
+	// DefaultAddr is where the built-in endpoint listens when none is given.
+	DefaultAddr = "127.0.0.1:9000"
+	// DefaultRegion is the region the endpoint reports and verifies
+	// signatures for.
+	DefaultRegion = "us-east-1"
+	// StartTimeout bounds how long Start waits for the listener.
+	StartTimeout = 30 * time.Second
+	// maxConnections and maxRequests bound the gateway's concurrency.
+	maxConnections = 1000
+	maxRequests    = 500
+	// multipartMaxParts is the S3 maximum.
+	multipartMaxParts = 10000
+	// copyObjectLimit is the S3 maximum size of a server-side copy source.
+	copyObjectLimit = 5 << 30
+)
+
+// Event names published by the endpoint.
+const (
+	EventPut      = "s3:ObjectCreated:Put"
+	EventComplete = "s3:ObjectCreated:CompleteMultipartUpload"
+	EventCopy     = "s3:ObjectCreated:Copy"
+)
+
+// Config configures a Server.
+type Config struct {
+	// DataDir is the absolute directory holding buckets (one directory
+	// each) and objects (files). Created if missing.
+	DataDir string
+	// Addr is host:port to listen on; the port must be fixed (not 0).
+	Addr string
+	// AccessKey and SecretKey are the one account's credentials; every
+	// request must be signed with them (SigV4).
+	AccessKey, SecretKey string
+	// Region defaults to DefaultRegion.
+	Region string
+	// Publish, when set, is called after every successful object write
+	// (put, multipart complete, copy) and before the client is answered;
+	// an error fails the request with a 500, so an acknowledged write
+	// always has a published event.
+	Publish func(context.Context, event.Event) error
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Server is the built-in S3 endpoint. New validates; Start runs it.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the gateway has returned
+	runErr  error         // set before done is closed
+}
+
+// New validates cfg and returns a Server that is not yet running.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
+		return nil, fmt.Errorf("s3server: data dir must be an absolute path, got %q", cfg.DataDir)
+	}
+	cfg.DataDir = filepath.Clean(cfg.DataDir)
+	if cfg.Addr == "" {
+		return nil, errors.New("s3server: listen address must be host:port, got empty")
+	}
+	_, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("s3server: listen address must be host:port, got %q: %w", cfg.Addr, err)
+	}
+	if port == "" || port == "0" {
+		return nil, fmt.Errorf("s3server: listen address needs a fixed port, got %q", cfg.Addr)
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("s3server: access key and secret key must be non-empty")
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, logger: cfg.Logger.With("component", "objects.s3server", "addr", cfg.Addr)}, nil
+}
+
+// Endpoint returns the host:port clients connect to (an unspecified host
+// is replaced by 127.0.0.1).
+func (s *Server) Endpoint() string {
+	host, port, _ := net.SplitHostPort(s.cfg.Addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// URL returns the endpoint as an http:// URL, for clients like the aws cli.
+func (s *Server) URL() string { return "http://" + s.Endpoint() }
+
+// Start starts the gateway and returns once it accepts connections. ctx
+// bounds only the start-up: the gateway runs until Close. A Server starts
+// at most once.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("s3server: start: already started")
+	}
+	be, err := s.newBackend()
+	if err != nil {
+		return err
+	}
+	s.started = true
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	gcfg := &embedgw.Config{
+		RootUserAccess:    s.cfg.AccessKey,
+		RootUserSecret:    s.cfg.SecretKey,
+		Region:            s.cfg.Region,
+		Ports:             []string{s.cfg.Addr},
+		MaxConnections:    maxConnections,
+		MaxRequests:       maxRequests,
+		MultipartMaxParts: multipartMaxParts,
+		KeepAlive:         true,
+		Quiet:             true,
+	}
+	go func() {
+		defer close(s.done)
+		err := embedgw.RunVersityGW(runCtx, be, gcfg)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.runErr = fmt.Errorf("s3server: run gateway: %w", err)
+		}
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		cancel()
+		<-s.done
+		return err
+	}
+	s.logger.Info("built-in S3 endpoint listening", "data_dir", s.cfg.DataDir)
+	return nil
+}
+
+func (s *Server) newBackend() (backend.Backend, error) {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("s3server: create data dir: %w", err)
+	}
+	var (
+		ms meta.MetadataStorer = meta.XattrMeta{}
+		// The zero threshold would refuse every copy; 5 GiB is the S3 limit.
+		opts = posix.PosixOpts{CopyObjectThreshold: copyObjectLimit}
+	)
+	if err := (meta.XattrMeta{}).Test(s.cfg.DataDir); err != nil {
+		// No xattrs on this filesystem: keep metadata in a sidecar tree
+		// beside (never inside) the data directory.
+		side := s.cfg.DataDir + ".meta"
+		if err := os.MkdirAll(side, 0o755); err != nil {
+			return nil, fmt.Errorf("s3server: create sidecar dir: %w", err)
+		}
+		sc, err := meta.NewSideCar(side)
+		if err != nil {
+			return nil, fmt.Errorf("s3server: sidecar metadata: %w", err)
+		}
+		ms, opts.SideCarDir = sc, side
+		s.logger.Info("xattrs unsupported, using sidecar metadata", "dir", side)
+	}
+	p, err := posix.New(s.cfg.DataDir, ms, opts)
+	if err != nil {
+		return nil, fmt.Errorf("s3server: posix backend: %w", err)
+	}
+	return &publishing{Backend: p, publish: s.cfg.Publish, logger: s.logger}, nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := net.DialTimeout("tcp", s.Endpoint(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-s.done:
+			if s.runErr != nil {
+				return s.runErr
+			}
+			return errors.New("s3server: gateway stopped during start")
+		case <-ctx.Done():
+			return fmt.Errorf("s3server: wait for %s: %w", s.Endpoint(), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the gateway and waits for it to return. Safe to call twice,
+// and on a Server that never started.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	<-s.done
+	return s.runErr
+}
+
+// publishing wraps the posix backend: every successful object write is
+// published before the controller answers the client.
+type publishing struct {
+	backend.Backend
+	publish func(context.Context, event.Event) error
+	logger  *slog.Logger
+}
+
+var _ backend.Backend = (*publishing)(nil)
+
+// PutObject writes an object and publishes s3:ObjectCreated:Put.
+func (p *publishing) PutObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
+	out, err := p.Backend.PutObject(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	if err := p.emit(ctx, EventPut, deref(in.Bucket), deref(in.Key), out.VersionID); err != nil {
+		return s3response.PutObjectOutput{}, err
+	}
+	return out, nil
+}
+
+// CompleteMultipartUpload assembles an object and publishes
+// s3:ObjectCreated:CompleteMultipartUpload.
+func (p *publishing) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput) (s3response.CompleteMultipartUploadResult, string, error) {
+	res, version, err := p.Backend.CompleteMultipartUpload(ctx, in)
+	if err != nil {
+		return res, version, err
+	}
+	if err := p.emit(ctx, EventComplete, deref(in.Bucket), deref(in.Key), version); err != nil {
+		return s3response.CompleteMultipartUploadResult{}, "", err
+	}
+	return res, version, nil
+}
+
+// CopyObject copies an object server-side and publishes
+// s3:ObjectCreated:Copy for the destination.
+func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInput) (s3response.CopyObjectOutput, error) {
+	out, err := p.Backend.CopyObject(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	if err := p.emit(ctx, EventCopy, deref(in.Bucket), deref(in.Key), deref(out.VersionId)); err != nil {
+		return s3response.CopyObjectOutput{}, err
+	}
+	return out, nil
+}
+
+// emit reads the written object back (size, etag, content type, the
+// effective metadata) and publishes its event. Any failure is returned to
+// the client as a 500: it must not believe a write whose event is lost.
+func (p *publishing) emit(ctx context.Context, name, bucket, key, version string) error {
+	if p.publish == nil {
+		return nil
+	}
+	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+	if version != "" {
+		in.VersionId = &version
+	}
+	head, err := p.Backend.HeadObject(ctx, in)
+	if err != nil {
+		p.logger.Error("read back written object", "bucket", bucket, "key", key, "err", err)
+		return s3err.GetAPIError(s3err.ErrInternalError)
+	}
+	ev := event.Event{
+		Source:      "embedded",
+		Name:        name,
+		Bucket:      bucket,
+		Key:         key,
+		VersionID:   version,
+		ETag:        strings.Trim(deref(head.ETag), `"`),
+		Size:        derefInt(head.ContentLength),
+		ContentType: deref(head.ContentType),
+		Time:        time.Now().UTC(),
+	}
+	if head.LastModified != nil {
+		ev.Time = head.LastModified.UTC()
+	}
+	if len(head.Metadata) > 0 {
+		ev.Metadata = make(map[string]string, len(head.Metadata))
+		for k, v := range head.Metadata {
+			ev.Metadata[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
+		}
+	}
+	if err := p.publish(ctx, ev); err != nil {
+		p.logger.Error("publish object-created event", "bucket", bucket, "key", key, "event", name, "err", err)
+		return s3err.GetAPIError(s3err.ErrInternalError)
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefInt(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}

@@ -1,0 +1,365 @@
+package s3server_test
+
+// versitygw runs one gateway per process, so no test here is parallel:
+// each starts its own Server and closes it before the next begins.
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/objects/objectstest"
+	"github.com/dedupfn/dedupfn/internal/objects/s3"
+	"github.com/dedupfn/dedupfn/internal/objects/s3server"
+	embeddedsrc "github.com/dedupfn/dedupfn/internal/source/embedded"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+)
+
+const (
+	access = "dedupfn-test"
+	secret = "dedupfn-test-secret"
+)
+
+// recorder is a Publish hook that keeps events and can be told to fail.
+type recorder struct {
+	mu   sync.Mutex
+	evs  []event.Event
+	fail error
+}
+
+func (r *recorder) publish(_ context.Context, ev event.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.evs = append(r.evs, ev)
+	return nil
+}
+
+func (r *recorder) events() []event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event.Event(nil), r.evs...)
+}
+
+func (r *recorder) setFail(err error) {
+	r.mu.Lock()
+	r.fail = err
+	r.mu.Unlock()
+}
+
+func startServer(t *testing.T, dir string, rec *recorder) *s3server.Server {
+	t.Helper()
+	cfg := s3server.Config{DataDir: dir, Addr: testutil.FreeAddr(t), AccessKey: access, SecretKey: secret}
+	if rec != nil {
+		cfg.Publish = rec.publish
+	}
+	srv, err := s3server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return srv
+}
+
+func newClient(t testing.TB, srv *s3server.Server) *s3.Client {
+	t.Helper()
+	c, err := s3.New(srv.Endpoint(), false, access, secret, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestConformance(t *testing.T) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), &recorder{})
+	objectstest.Run(t, func(t testing.TB) objects.Store { return newClient(t, srv) })
+}
+
+func TestWrongSecretIsForbidden(t *testing.T) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	mc, err := minio.New(srv.Endpoint(), &minio.Options{Creds: credentials.NewStaticV4(access, "wrong-secret", ""), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = mc.MakeBucket(t.Context(), "forbidden", minio.MakeBucketOptions{})
+	if got := minio.ToErrorResponse(err).StatusCode; got != http.StatusForbidden {
+		t.Fatalf("make bucket with wrong secret: status %d (%v), want 403", got, err)
+	}
+	// And the right secret works on the same server.
+	if err := newClient(t, srv).MakeBucket(t.Context(), "allowed"); err != nil {
+		t.Fatalf("make bucket with right secret: %v", err)
+	}
+}
+
+func TestPutPublishesOneEvent(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), rec)
+	c := newClient(t, srv)
+	if err := c.MakeBucket(t.Context(), "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	body := "a photo, say"
+	ui, err := c.Minio().PutObject(t.Context(), "inbox", "dir/my photo+1.jpg", strings.NewReader(body), int64(len(body)),
+		minio.PutObjectOptions{ContentType: "image/jpeg", UserMetadata: map[string]string{"Camera": "X100"}})
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	evs := rec.events()
+	if len(evs) != 1 {
+		t.Fatalf("got %d events, want 1: %+v", len(evs), evs)
+	}
+	ev := evs[0]
+	if ev.Source != "embedded" || ev.Name != s3server.EventPut || ev.Bucket != "inbox" || ev.Key != "dir/my photo+1.jpg" {
+		t.Errorf("event = %+v, want embedded %s in/dir/my photo+1.jpg", ev, s3server.EventPut)
+	}
+	if ev.ETag != strings.Trim(ui.ETag, `"`) || ev.Size != int64(len(body)) || ev.ContentType != "image/jpeg" {
+		t.Errorf("event etag/size/type = %s/%d/%s, want %s/%d/image/jpeg", ev.ETag, ev.Size, ev.ContentType, ui.ETag, len(body))
+	}
+	if ev.Metadata["camera"] != "X100" || len(ev.Metadata) != 1 {
+		t.Errorf("event metadata = %v, want camera=X100", ev.Metadata)
+	}
+	if ev.Time.IsZero() || time.Since(ev.Time) > time.Minute {
+		t.Errorf("event time = %v, want about now", ev.Time)
+	}
+	if _, err := event.Normalize(ev); err != nil {
+		t.Errorf("event does not normalize: %v", err)
+	}
+}
+
+func TestCopyPublishesDestination(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), rec)
+	c := newClient(t, srv)
+	if err := c.MakeBucket(t.Context(), "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "inbox", "src", strings.NewReader("12345"), 5, objects.PutOptions{Metadata: map[string]string{"old": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Copy(t.Context(), "inbox", "src", "inbox", "out/dst", objects.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"Dedupfn-Output-Of": "abc"}}); err != nil {
+		t.Fatal(err)
+	}
+	evs := rec.events()
+	if len(evs) != 2 {
+		t.Fatalf("got %d events, want 2 (put, copy): %+v", len(evs), evs)
+	}
+	ev := evs[1]
+	if ev.Name != s3server.EventCopy || ev.Key != "out/dst" || ev.Size != 5 {
+		t.Errorf("copy event = %+v, want %s out/dst size 5", ev, s3server.EventCopy)
+	}
+	if ev.Metadata[event.MetaOutputOf] != "abc" || ev.Metadata["old"] != "" {
+		t.Errorf("copy event metadata = %v, want only %s=abc", ev.Metadata, event.MetaOutputOf)
+	}
+}
+
+func TestPublishErrorFailsPut(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), rec)
+	c := newClient(t, srv)
+	if err := c.MakeBucket(t.Context(), "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	rec.setFail(errors.New("queue full"))
+	// minio-go retries 5xx; give it a short deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := c.Minio().PutObject(ctx, "inbox", "k", strings.NewReader("x"), 1, minio.PutObjectOptions{})
+	if err == nil {
+		t.Fatal("put succeeded although publish failed")
+	}
+	if got := minio.ToErrorResponse(err).StatusCode; got < 500 {
+		t.Errorf("put with failing publish: status %d (%v), want 5xx", got, err)
+	}
+	rec.setFail(nil)
+	if _, err := c.Put(t.Context(), "inbox", "k", strings.NewReader("y"), 1, objects.PutOptions{}); err != nil {
+		t.Fatalf("put after publish recovered: %v", err)
+	}
+	if n := len(rec.events()); n != 1 {
+		t.Errorf("got %d events, want 1 (only the accepted put)", n)
+	}
+}
+
+func TestAWSCLIMultipartUpload(t *testing.T) {
+	aws := testutil.Tool(t, "DEDUPFN_AWS", "bin/aws")
+	rec := &recorder{}
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), rec)
+	if err := newClient(t, srv).MakeBucket(t.Context(), "uploads"); err != nil {
+		t.Fatal(err)
+	}
+	const size = 20 << 20
+	file := filepath.Join(t.TempDir(), "big.bin")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.CommandContext(t.Context(), aws, "--endpoint-url", srv.URL(), "--region", "us-east-1",
+		"s3", "cp", file, "s3://uploads/in/big file.bin")
+	cmd.Env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID="+access, "AWS_SECRET_ACCESS_KEY="+secret,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("aws s3 cp: %v\n%s", err, out)
+	}
+	evs := rec.events()
+	if len(evs) != 1 {
+		t.Fatalf("got %d events, want exactly 1: %+v", len(evs), evs)
+	}
+	ev := evs[0]
+	if ev.Name != s3server.EventComplete || ev.Bucket != "uploads" || ev.Key != "in/big file.bin" || ev.Size != size {
+		t.Errorf("event = %+v, want %s uploads/in/big file.bin size %d", ev, s3server.EventComplete, size)
+	}
+	if !strings.Contains(ev.ETag, "-") {
+		t.Errorf("event etag %q, want a multipart etag (md5-N)", ev.ETag)
+	}
+}
+
+func TestDataSurvivesRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	rec := &recorder{}
+	first := startServer(t, dir, rec)
+	c := newClient(t, first)
+	if err := c.MakeBucket(t.Context(), "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "keep", "k", strings.NewReader("durable"), 7, objects.PutOptions{Metadata: map[string]string{"a": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := first.Start(t.Context()); err == nil {
+		t.Error("a closed server started again; want an error (start a new one)")
+	}
+
+	second := startServer(t, dir, rec)
+	rc, info, err := newClient(t, second).Get(t.Context(), "keep", "k", "", "")
+	if err != nil {
+		t.Fatalf("get after restart: %v", err)
+	}
+	defer rc.Close()
+	body, _ := io.ReadAll(rc)
+	if string(body) != "durable" || info.Metadata["a"] != "b" {
+		t.Errorf("after restart: body %q metadata %v, want durable a=b", body, info.Metadata)
+	}
+}
+
+func TestEmbeddedScheme(t *testing.T) {
+	rec := &recorder{}
+	data := t.TempDir()
+	st, err := objects.Open(t.Context(), "embedded:", objects.Options{
+		DataDir: data, Addr: testutil.FreeAddr(t), AccessKey: access, SecretKey: secret, Publish: rec.publish,
+	})
+	if err != nil {
+		t.Fatalf("open embedded: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MakeBucket(t.Context(), "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(t.Context(), "bkt", "k", strings.NewReader("x"), 1, objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.events()); n != 1 {
+		t.Errorf("got %d events, want 1", n)
+	}
+	if _, err := os.Stat(filepath.Join(data, "objects", "bkt", "k")); err != nil {
+		t.Errorf("object not stored under <data>/objects: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  s3server.Config
+		want string
+	}{
+		{"RelativeDir", s3server.Config{DataDir: "data", Addr: "127.0.0.1:9000", AccessKey: "a", SecretKey: "s"}, "absolute"},
+		{"NoAddr", s3server.Config{DataDir: "/tmp/x", AccessKey: "a", SecretKey: "s"}, "host:port"},
+		{"PortZero", s3server.Config{DataDir: "/tmp/x", Addr: "127.0.0.1:0", AccessKey: "a", SecretKey: "s"}, "fixed port"},
+		{"NoSecret", s3server.Config{DataDir: "/tmp/x", Addr: "127.0.0.1:9000", AccessKey: "a"}, "secret key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s3server.New(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New(%+v) = %v, want error containing %q", tc.cfg, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestUploadReachesEmbeddedQueue wires the endpoint to the embedded event
+// queue the way `dedupfn serve` does: an upload is in the queue, with a
+// sequencer, by the time the client has its answer.
+func TestUploadReachesEmbeddedQueue(t *testing.T) {
+	data := t.TempDir()
+	q, err := embeddedsrc.OpenQueue(filepath.Join(data, embeddedsrc.FileName), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	st, err := objects.Open(t.Context(), "embedded:", objects.Options{
+		DataDir: data, Addr: testutil.FreeAddr(t), AccessKey: access, SecretKey: secret, Publish: q.Publish,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MakeBucket(t.Context(), "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(t.Context(), "inbox", "a.txt", strings.NewReader("abc"), 3, objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Len(); err != nil || n != 1 {
+		t.Fatalf("queue holds %d events (%v) right after the put, want 1", n, err)
+	}
+	got := make(chan event.Event, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go q.Run(ctx, func(_ context.Context, e event.Event) error { got <- e; return nil })
+	select {
+	case e := <-got:
+		if e.Key != "a.txt" || e.Size != 3 || e.Sequencer == "" {
+			t.Errorf("queued event = %+v, want a.txt size 3 with a sequencer", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("queued event not delivered")
+	}
+}
