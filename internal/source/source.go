@@ -41,6 +41,10 @@ type Options struct {
 	Mux *http.ServeMux
 	// Token is the bearer token HTTP-based sources require.
 	Token string
+	// OnMalformed, when set, is called with each payload a source could
+	// not parse (err wraps event.ErrMalformed) and will not deliver again,
+	// so the caller can record it, e.g. as a dead-lettered activation.
+	OnMalformed func(ctx context.Context, payload []byte, err error)
 }
 
 // Publisher is implemented by sources that accept events pushed from
