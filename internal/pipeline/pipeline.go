@@ -233,6 +233,18 @@ func (p *Pipeline) recordMalformed(ctx context.Context, ev event.Event, cause er
 	return p.record(ctx, j)
 }
 
+// Malformed records a payload a source could not parse as a dead-lettered
+// activation (the source's OnMalformed hook). The record id derives from
+// the payload, so a redelivered payload is recorded once.
+func (p *Pipeline) Malformed(ctx context.Context, payload []byte, cause error) {
+	sum := sha256.Sum256(payload)
+	ev := event.Event{Source: "malformed", Sequencer: hex.EncodeToString(sum[:8]), Time: time.Now().UTC()}
+	excerpt := string(payload[:min(len(payload), 200)])
+	if err := p.recordMalformed(ctx, ev, fmt.Errorf("%w; payload starts %q", cause, excerpt)); err != nil {
+		p.logger.Error("record malformed event", "err", err)
+	}
+}
+
 // input is a fetched, fingerprinted object.
 type input struct {
 	info  objects.Info

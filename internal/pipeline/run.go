@@ -73,9 +73,11 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			if !delivered {
 				continue // output gone or record not ours: run again
 			}
-			j.rec.Decision = activation.Hit
-			if waited {
-				j.rec.Decision = activation.Wait
+			if c.Record.State == index.Done {
+				j.rec.Decision = activation.Hit
+				if waited {
+					j.rec.Decision = activation.Wait
+				}
 			}
 			return nil
 

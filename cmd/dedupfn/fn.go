@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/registry"
+)
+
+func newFnCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "fn", Short: "Deploy, list, show and delete functions"}
+	cmd.AddCommand(newFnDeployCmd(), newFnListCmd(), newFnGetCmd(), newFnDeleteCmd())
+	return cmd
+}
+
+func newFnDeployCmd() *cobra.Command {
+	var (
+		cf                 clientFlags
+		wasmFile, execFile string
+		owAction, owAPI    string
+		owCreate           bool
+		fn                 registry.Function
+		params, env        []string
+		timeout, lease     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy NAME",
+		Short: "Deploy a function (a new version when code or params change)",
+		Example: `  dedupfn fn deploy thumbnail --wasm thumbnail.wasm --bucket images \
+      --suffix .jpg --suffix .jpeg --suffix .png --output-bucket thumbnails --param size=128`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fn.Name = args[0]
+			fn.Limits.Timeout, fn.Limits.Lease = timeout, lease
+			var err error
+			if fn.Params, err = keyValues("--param", params); err != nil {
+				return err
+			}
+			envs, err := keyValues("--env", env)
+			if err != nil {
+				return err
+			}
+			var code []byte
+			kinds := 0
+			for _, s := range []string{wasmFile, execFile, owAction} {
+				if s != "" {
+					kinds++
+				}
+			}
+			if kinds != 1 {
+				return fmt.Errorf("give exactly one of --wasm FILE, --exec FILE or --openwhisk-action NAME")
+			}
+			switch {
+			case wasmFile != "":
+				fn.Runtime = "wasm"
+				if code, err = os.ReadFile(wasmFile); err != nil {
+					return fmt.Errorf("read --wasm: %w", err)
+				}
+			case execFile != "" && !owCreate:
+				fn.Runtime = "process"
+				if code, err = os.ReadFile(execFile); err != nil {
+					return fmt.Errorf("read --exec: %w", err)
+				}
+			default:
+				fn.Runtime = "openwhisk"
+				if owAPI == "" {
+					return fmt.Errorf("--openwhisk-action needs --openwhisk-api URL")
+				}
+				fn.Config = map[string]string{"openwhisk.action": owAction, "openwhisk.api": owAPI}
+				if owCreate {
+					if execFile == "" {
+						return fmt.Errorf("--openwhisk-create needs --exec FILE with the action's code")
+					}
+					if err := createOpenWhiskAction(cmd.Context(), owAPI, owAction, execFile); err != nil {
+						return err
+					}
+				}
+			}
+			for k, v := range envs {
+				if fn.Config == nil {
+					fn.Config = map[string]string{}
+				}
+				fn.Config["env."+k] = v
+			}
+			resp, err := cf.client().Deploy(cmd.Context(), api.DeployRequest{Function: fn, Code: code})
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(resp)
+			}
+			f := resp.Function
+			switch {
+			case resp.Previous == "":
+				fmt.Printf("deployed %s version %s (%s), triggered by %s\n", f.Name, f.Version, f.Runtime, describeTrigger(f))
+			case resp.NewVersion:
+				fmt.Printf("deployed %s version %s (was %s): results of the old version are not reused\n", f.Name, f.Version, resp.Previous)
+			default:
+				fmt.Printf("%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
+			}
+			return nil
+		},
+	}
+	cf.register(cmd, true)
+	fl := cmd.Flags()
+	fl.StringVar(&wasmFile, "wasm", "", "WebAssembly (WASI) module: input on stdin, output on stdout")
+	fl.StringVar(&execFile, "exec", "", "executable or zip with `exec` at its root speaking the OpenWhisk actionloop protocol")
+	fl.StringVar(&owAction, "openwhisk-action", "", "remote OpenWhisk action [/NS/][PKG/]ACTION (auth from DEDUPFN_OPENWHISK_AUTH)")
+	fl.StringVar(&owAPI, "openwhisk-api", "", "OpenWhisk API host URL, e.g. https://openwhisk.example.com")
+	fl.BoolVar(&owCreate, "openwhisk-create", false, "create or update the OpenWhisk action from --exec first")
+	fl.StringVar(&fn.Trigger.Bucket, "bucket", "", "bucket whose new objects trigger the function (required)")
+	fl.StringVar(&fn.Trigger.Prefix, "prefix", "", "only keys with this prefix")
+	fl.StringArrayVar(&fn.Trigger.Suffixes, "suffix", nil, "only keys with this suffix (repeatable, case-insensitive)")
+	fl.StringVar(&fn.Output.Bucket, "output-bucket", "", "bucket for outputs (required)")
+	fl.StringVar(&fn.Output.KeyTemplate, "output-key", "{key}", "output key template: {key} {dir} {base} {ext} {name}")
+	fl.StringArrayVar(&params, "param", nil, "parameter k=v passed to the function (repeatable; part of the version)")
+	fl.StringArrayVar(&env, "env", nil, "environment k=v for process actions (repeatable)")
+	fl.DurationVar(&timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
+	fl.DurationVar(&lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
+	fl.IntVar(&fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB")
+	fl.IntVar(&fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
+	fl.BoolVar(&fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
+	fl.BoolVar(&fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
+	fl.BoolVar(&fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
+	return cmd
+}
+
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s must be key=value, got %q", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func describeTrigger(f registry.Function) string {
+	s := "s3://" + f.Trigger.Bucket + "/" + f.Trigger.Prefix + "*"
+	if len(f.Trigger.Suffixes) > 0 {
+		s += "{" + strings.Join(f.Trigger.Suffixes, ",") + "}"
+	}
+	return s + " → s3://" + f.Output.Bucket + "/" + f.Output.KeyTemplate
+}
+
+func newFnListCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use: "list", Short: "List functions", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fns, err := cf.client().Functions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(fns)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER")
+			for _, f := range fns {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Runtime, f.Tenant, describeTrigger(f))
+			}
+			return tw.Flush()
+		},
+	}
+	cf.register(cmd, true)
+	return cmd
+}
+
+func newFnGetCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use: "get NAME", Short: "Show a function's definition (JSON)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := cf.client().Function(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(f)
+		},
+	}
+	cf.register(cmd, false)
+	return cmd
+}
+
+func newFnDeleteCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use: "delete NAME", Short: "Delete a function (its recorded results stay until purged)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.client().DeleteFunction(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Printf("deleted %s\n", args[0])
+			return nil
+		},
+	}
+	cf.register(cmd, false)
+	return cmd
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,443 @@
+// Package bolt is the embedded dedup index on a bbolt file: every claim
+// and compare-and-swap is one bbolt write transaction.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/index"
+)
+
+// DefaultOpenTimeout is how long Open waits for another process's lock.
+const DefaultOpenTimeout = 2 * time.Second
+
+var (
+	bucketClaims  = []byte("claims")
+	bucketDocs    = []byte("docs")
+	bucketBlobs   = []byte("blobs")
+	bucketActs    = []byte("activations")    // time+id → record
+	bucketActIDs  = []byte("activation_ids") // id → time+id
+	bucketSeen    = []byte("objects_seen")   // bucket\0key\0etag → {}
+	bucketStats   = []byte("stats")          // tenant → activation.Stats
+	allBuckets    = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
+	allTenantsKey = []byte("*")
+)
+
+func init() { index.Register("bolt", Open) }
+
+// DB is a bbolt-backed index.
+type DB struct {
+	db *bbolt.DB
+}
+
+var _ index.Index = (*DB)(nil)
+
+// Open opens bolt:PATH (absolute or relative), creating the file.
+func Open(_ context.Context, u *url.URL, _ index.Options) (index.Index, error) {
+	path := u.Opaque
+	if path == "" {
+		path = u.Path
+	}
+	if path == "" {
+		return nil, errors.New("bolt: url must name a file, e.g. bolt:/var/lib/dedupfn/index.db")
+	}
+	return OpenFile(path)
+}
+
+// OpenFile opens the index file at path.
+func OpenFile(path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: create dir: %w", err)
+	}
+	db, err := bbolt.Open(abs, 0o600, &bbolt.Options{Timeout: DefaultOpenTimeout})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: index file %s is locked by another process (is another dedupfn serve using this --data?)", abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", abs, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: init %s: %w", abs, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the file.
+func (d *DB) Close() error { return d.db.Close() }
+
+func newToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func getRecord(tx *bbolt.Tx, key string) (index.Record, bool, error) {
+	var r index.Record
+	v := tx.Bucket(bucketClaims).Get([]byte(key))
+	if v == nil {
+		return r, false, nil
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, false, fmt.Errorf("bolt: decode record %s: %w", key, err)
+	}
+	return r, true, nil
+}
+
+func putRecord(tx *bbolt.Tx, r index.Record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketClaims).Put([]byte(r.Key), v)
+}
+
+// Claim implements index.Index in one write transaction.
+func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
+	if lease <= 0 {
+		return index.Claimed{}, fmt.Errorf("bolt: lease must be > 0, got %s", lease)
+	}
+	var c index.Claimed
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		now := time.Now().UTC()
+		r, ok, err := getRecord(tx, key)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			r = index.Record{Key: key, State: index.Running, Parts: parts, Attempt: 1, Created: now}
+		case r.State == index.Done || r.State == index.Failed:
+			c = index.Claimed{Outcome: index.Hit, Record: r}
+			return nil
+		case index.Live(r, now):
+			c = index.Claimed{Outcome: index.Wait, Record: r}
+			return nil
+		default: // expired lease: take over
+			r.Attempt++
+		}
+		r.Owner, r.Token, r.LeaseUntil, r.Updated = owner, newToken(), now.Add(lease), now
+		c = index.Claimed{Outcome: index.Miss, Record: r}
+		return putRecord(tx, r)
+	})
+	if err != nil {
+		return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
+	}
+	return c, nil
+}
+
+// cas applies fn to the running record owned by token.
+func (d *DB) cas(key, token string, fn func(tx *bbolt.Tx, r *index.Record) error) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		r, ok, err := getRecord(tx, key)
+		if err != nil {
+			return err
+		}
+		if !ok || r.State != index.Running || r.Token != token || token == "" {
+			return index.ErrNotOwner
+		}
+		return fn(tx, &r)
+	})
+}
+
+// Renew implements index.Index.
+func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) error {
+	if lease <= 0 {
+		return fmt.Errorf("bolt: lease must be > 0, got %s", lease)
+	}
+	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		r.LeaseUntil = time.Now().UTC().Add(lease)
+		r.Updated = time.Now().UTC()
+		return putRecord(tx, *r)
+	})
+}
+
+// SetExternalID implements index.Index.
+func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
+	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		r.ExternalID = externalID
+		r.Updated = time.Now().UTC()
+		return putRecord(tx, *r)
+	})
+}
+
+// Complete implements index.Index.
+func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
+	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		r.State = index.Done
+		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
+		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
+		r.Updated = time.Now().UTC()
+		return putRecord(tx, *r)
+	})
+}
+
+// Fail implements index.Index.
+func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
+	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		if !cache {
+			return tx.Bucket(bucketClaims).Delete([]byte(key))
+		}
+		r.State = index.Failed
+		r.Error, r.ErrorClass = msg, class
+		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
+		r.Updated = time.Now().UTC()
+		return putRecord(tx, *r)
+	})
+}
+
+// Release implements index.Index.
+func (d *DB) Release(ctx context.Context, key, token string) error {
+	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		return tx.Bucket(bucketClaims).Delete([]byte(key))
+	})
+}
+
+// Get implements index.Index.
+func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
+	var r index.Record
+	var ok bool
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		r, ok, err = getRecord(tx, key)
+		return err
+	})
+	if err == nil && !ok {
+		err = index.ErrNotFound
+	}
+	return r, err
+}
+
+// Delete implements index.Index.
+func (d *DB) Delete(ctx context.Context, key string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) })
+}
+
+// Records implements index.Index.
+func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
+	return d.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
+			var r index.Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("bolt: decode record %s: %w", k, err)
+			}
+			return fn(r)
+		})
+	})
+}
+
+func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
+
+// PutDoc implements index.Index.
+func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
+	return d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDocs).Put(docKey(kind, id), doc) })
+}
+
+// GetDoc implements index.Index.
+func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
+	var out []byte
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketDocs).Get(docKey(kind, id))
+		if v == nil {
+			return index.ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteDoc implements index.Index.
+func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDocs)
+		if b.Get(docKey(kind, id)) == nil {
+			return index.ErrNotFound
+		}
+		return b.Delete(docKey(kind, id))
+	})
+}
+
+// Docs implements index.Index.
+func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	prefix := docKey(kind, "")
+	return d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDocs).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := fn(string(k[len(prefix):]), bytes.Clone(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutBlob implements index.Index.
+func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		if b.Get([]byte(digest)) != nil {
+			return nil
+		}
+		return b.Put([]byte(digest), data)
+	})
+}
+
+// GetBlob implements index.Index.
+func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
+	var out []byte
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketBlobs).Get([]byte(digest))
+		if v == nil {
+			return index.ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+func seenKey(bucket, key, etag string) []byte { return []byte(bucket + "\x00" + key + "\x00" + etag) }
+
+// AddActivation implements index.Index: the record, its id, the
+// object-seen mark and the stats counters change in one transaction.
+func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
+	if r.ID == "" {
+		return errors.New("bolt: activation without id")
+	}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		ids := tx.Bucket(bucketActIDs)
+		if ids.Get([]byte(r.ID)) != nil {
+			return nil
+		}
+		// Sortable key: start time (big-endian nanos), then the id.
+		k := make([]byte, 8, 8+len(r.ID))
+		binary.BigEndian.PutUint64(k, uint64(r.Start.UnixNano()))
+		k = append(k, r.ID...)
+		if err := tx.Bucket(bucketActs).Put(k, v); err != nil {
+			return err
+		}
+		if err := ids.Put([]byte(r.ID), k); err != nil {
+			return err
+		}
+		if r.Event.Bucket != "" {
+			if err := tx.Bucket(bucketSeen).Put(seenKey(r.Event.Bucket, r.Event.Key, r.Event.ETag), []byte{}); err != nil {
+				return err
+			}
+		}
+		for _, t := range [][]byte{allTenantsKey, []byte("t:" + r.Tenant)} {
+			if err := addStats(tx, t, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func addStats(tx *bbolt.Tx, key []byte, r activation.Record) error {
+	b := tx.Bucket(bucketStats)
+	var st activation.Stats
+	if v := b.Get(key); v != nil {
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+	}
+	st.Add(r)
+	v, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+// GetActivation implements index.Index.
+func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, error) {
+	var r activation.Record
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		k := tx.Bucket(bucketActIDs).Get([]byte(id))
+		if k == nil {
+			return index.ErrNotFound
+		}
+		return json.Unmarshal(tx.Bucket(bucketActs).Get(k), &r)
+	})
+	return r, err
+}
+
+// Activations implements index.Index.
+func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []activation.Record
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketActs).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var r activation.Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if (f.Tenant == "" || r.Tenant == f.Tenant) && (f.Function == "" || r.Function == f.Function) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ObjectSeen implements index.Index.
+func (d *DB) ObjectSeen(ctx context.Context, bucket, key, etag string) (bool, error) {
+	var seen bool
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		seen = tx.Bucket(bucketSeen).Get(seenKey(bucket, key, etag)) != nil
+		return nil
+	})
+	return seen, err
+}
+
+// Stats implements index.Index.
+func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error) {
+	key := allTenantsKey
+	if tenant != "" {
+		key = []byte("t:" + tenant)
+	}
+	var st activation.Stats
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketStats).Get(key); v != nil {
+			return json.Unmarshal(v, &st)
+		}
+		return nil
+	})
+	return st, err
+}
