@@ -66,8 +66,11 @@ type Record struct {
 
 // Stats are the totals over activation records.
 type Stats struct {
-	Events      int64   `json:"events"`
-	Runs        int64   `json:"runs"`
+	Events int64 `json:"events"`
+	Runs   int64 `json:"runs"`
+	// Hits counts events served from a recorded result without a run,
+	// including Waits: those that first waited for a concurrent run of
+	// the same content.
 	Hits        int64   `json:"hits"`
 	Waits       int64   `json:"waits"`
 	Errors      int64   `json:"errors"`
@@ -87,6 +90,7 @@ func (s *Stats) Add(r Record) {
 	case Hit:
 		s.Hits++
 	case Wait:
+		s.Hits++
 		s.Waits++
 	case Error:
 		s.Errors++

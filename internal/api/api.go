@@ -146,6 +146,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, tenant string) {
 	if tenant != "" {
 		req.Function.Tenant = tenant
 	}
+	if err := s.cfg.Pipeline.Prepare(r.Context(), req.Function, req.Code); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	var prev string
 	if old, err := s.cfg.Registry.Get(r.Context(), orDefault(req.Function.Tenant), req.Function.Name); err == nil {
 		prev = old.Version

@@ -12,6 +12,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
 )
 
 // InvokeRequest runs a function on demand on one object.
@@ -46,6 +47,27 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", req.Bucket, req.Key)
 	}
 	return recs[0], nil
+}
+
+// Prepare checks that fn can run on this replica before it is deployed:
+// its runtime is enabled, and runtimes that can (wasm) compile its code.
+func (p *Pipeline) Prepare(ctx context.Context, fn registry.Function, code []byte) error {
+	if err := fn.Validate(); err != nil {
+		return err
+	}
+	rt, ok := p.cfg.Runtimes[fn.Runtime]
+	if !ok {
+		return fmt.Errorf("function %s: runtime %q is not enabled on this replica", fn.Name, fn.Runtime)
+	}
+	pr, ok := rt.(runtime.Preparer)
+	if !ok || code == nil {
+		return nil
+	}
+	err := pr.Prepare(ctx, runtime.Function{Tenant: fn.Tenant, Name: fn.Name, CodeDigest: registry.Digest(code), Code: code})
+	if err != nil {
+		return fmt.Errorf("function %s cannot run: %w", fn.Name, err)
+	}
+	return nil
 }
 
 // Explanation shows how an object's dedup key is made and what would happen.

@@ -228,8 +228,7 @@ func docID(tenant, name string) string { return tenant + "/" + name }
 // stored definition. Redeploying identical code and params keeps the version.
 func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Function, error) {
 	if code != nil {
-		sum := sha256.Sum256(code)
-		f.CodeDigest = hex.EncodeToString(sum[:])
+		f.CodeDigest = Digest(code)
 		if err := r.idx.PutBlob(ctx, f.CodeDigest, code); err != nil {
 			return f, fmt.Errorf("registry: store code of %s: %w", f.Name, err)
 		}
@@ -250,6 +249,12 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 		return f, fmt.Errorf("registry: store function %s: %w", f.Name, err)
 	}
 	return f, r.Refresh(ctx)
+}
+
+// Digest is the content address of function code.
+func Digest(code []byte) string {
+	sum := sha256.Sum256(code)
+	return hex.EncodeToString(sum[:])
 }
 
 // Get returns a function by tenant and name, read from the index.

@@ -170,3 +170,11 @@ type Runtime interface {
 type Describer interface {
 	Describe(ctx context.Context, fn Function) (digest string, err error)
 }
+
+// Preparer is implemented by runtimes that can check and warm a function
+// when it is deployed (compile a module): code that cannot run is then
+// refused at deploy with the reason, not found failing at the first event,
+// and the first event does not pay for the compile.
+type Preparer interface {
+	Prepare(ctx context.Context, fn Function) error
+}

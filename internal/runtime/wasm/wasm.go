@@ -352,6 +352,20 @@ func (r *Runtime) classify(ctx, runCtx context.Context, alloc *allocator, in *in
 	return fail(runtime.ClassFunction, fmt.Errorf("wasm: trap: %w", err))
 }
 
+// Prepare compiles fn's module into the caches and checks that it is a
+// WASI command, so a bad module is refused at deploy. It implements
+// runtime.Preparer.
+func (r *Runtime) Prepare(ctx context.Context, fn runtime.Function) error {
+	mod, err := r.compile(ctx, fn)
+	if err != nil {
+		return &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
+	if _, ok := mod.ExportedFunctions()["_start"]; !ok {
+		return runtime.Errorf(runtime.ClassInit, "wasm: module of %s exports no _start: build it as a WASI command (GOOS=wasip1 GOARCH=wasm)", fn.Name)
+	}
+	return nil
+}
+
 // compile returns the compiled module for fn, from the in-memory cache or
 // by compiling it (once, however many invocations ask at the same time).
 func (r *Runtime) compile(ctx context.Context, fn runtime.Function) (wazero.CompiledModule, error) {
