@@ -32,6 +32,9 @@ type MinIOOptions struct {
 	// posting to this URL with "Authorization: Bearer <WebhookToken>".
 	WebhookEndpoint string
 	WebhookToken    string
+	// NoQueueDir makes MinIO drop events it cannot deliver (as it does by
+	// default) instead of keeping them on disk: for reconciler tests.
+	NoQueueDir bool
 	// ID names the notification targets; the bucket-notification ARNs are
 	// arn:minio:sqs::<ID>:kafka and arn:minio:sqs::<ID>:webhook. Default
 	// "dedupfn".
@@ -100,10 +103,12 @@ func StartMinIO(tb testing.TB, opts MinIOOptions) *MinIO {
 			"MINIO_NOTIFY_KAFKA_ENABLE_"+id+"=on",
 			"MINIO_NOTIFY_KAFKA_BROKERS_"+id+"="+opts.KafkaBrokers,
 			"MINIO_NOTIFY_KAFKA_TOPIC_"+id+"="+opts.KafkaTopic,
+		)
+		if !opts.NoQueueDir {
 			// Queue events on disk while the broker is unreachable
 			// instead of dropping them.
-			"MINIO_NOTIFY_KAFKA_QUEUE_DIR_"+id+"="+filepath.Join(dir, "queue-"+id),
-		)
+			m.env = append(m.env, "MINIO_NOTIFY_KAFKA_QUEUE_DIR_"+id+"="+filepath.Join(dir, "queue-"+id))
+		}
 	}
 	m.Start(tb)
 	tb.Cleanup(m.Stop)

@@ -1,0 +1,89 @@
+package bolt_test
+
+import (
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/index/bolt"
+	"github.com/dedupfn/dedupfn/internal/index/indextest"
+)
+
+func TestConformance(t *testing.T) {
+	indextest.Run(t, func(t testing.TB) index.Index {
+		db, err := bolt.OpenFile(filepath.Join(t.TempDir(), "index.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+func TestOpenURL(t *testing.T) {
+	dir := t.TempDir()
+	for _, raw := range []string{"bolt:" + filepath.Join(dir, "a.db"), "bolt://" + filepath.Join(dir, "b.db")} {
+		idx, err := index.Open(t.Context(), raw, index.Options{})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", raw, err)
+		}
+		idx.Close()
+	}
+	if _, err := bolt.Open(t.Context(), &url.URL{Scheme: "bolt"}, index.Options{}); err == nil || !strings.Contains(err.Error(), "must name a file") {
+		t.Fatalf("Open without a path: %v", err)
+	}
+}
+
+func TestPersistsAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := bolt.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := db.Claim(t.Context(), "k", index.Parts{Function: "f"}, "a", time.Minute)
+	if err := db.Complete(t.Context(), "k", c.Record.Token, index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = bolt.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if c, _ := db.Claim(t.Context(), "k", index.Parts{}, "b", time.Minute); c.Outcome != index.Hit {
+		t.Fatalf("after reopen: %v, want hit", c.Outcome)
+	}
+}
+
+func TestSecondProcessGetsClearError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := bolt.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = bolt.OpenFile(path) // bbolt's flock is per open file: a second open in-process blocks like a second process
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("second open: %v, want a clear lock error", err)
+	}
+}
+
+// A record without a lease deadline counts as locked, never free.
+func TestZeroLeaseIsLocked(t *testing.T) {
+	db, err := bolt.OpenFile(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if index.Live(index.Record{State: index.Running}, time.Now()) != true {
+		t.Fatal("index.Live treats a zero lease as free")
+	}
+	c, _ := db.Claim(t.Context(), "k", index.Parts{}, "a", time.Minute)
+	db.SetLeaseForTest(t, "k", time.Time{})
+	if got, _ := db.Claim(t.Context(), "k", index.Parts{}, "b", time.Minute); got.Outcome != index.Wait {
+		t.Fatalf("claim on a record without lease deadline = %v, want wait (locked)", got.Outcome)
+	}
+	_ = c
+}

@@ -1,0 +1,25 @@
+package bolt
+
+import (
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// SetLeaseForTest overwrites a record's lease deadline, to build states
+// that the API cannot (a record without a deadline).
+func (d *DB) SetLeaseForTest(t testing.TB, key string, until time.Time) {
+	t.Helper()
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		r, _, err := getRecord(tx, key)
+		if err != nil {
+			return err
+		}
+		r.LeaseUntil = until
+		return putRecord(tx, r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
