@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/notification"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/index"
+	_ "github.com/dedupfn/dedupfn/internal/index/couchdb"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+const topic = "minio-events"
+
+// cluster is the production wiring: real MinIO publishing bucket
+// notifications to a Kafka-protocol broker, dedupfn replicas in one
+// consumer group, one shared CouchDB-API index.
+type cluster struct {
+	t        *testing.T
+	kafka    *peers.Kafka
+	minio    *peers.MinIO
+	couch    *peers.CouchDB
+	mc       *minio.Client
+	replicas []*server
+	indexURL string
+}
+
+func startCluster(t *testing.T, replicas int, minioOpts peers.MinIOOptions, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	c.kafka = peers.StartKafka(t, topic)
+	minioOpts.KafkaBrokers, minioOpts.KafkaTopic = c.kafka.Addr, topic
+	c.minio = peers.StartMinIO(t, minioOpts)
+	c.couch = peers.StartCouchDB(t)
+	c.indexURL = c.couch.URL("dedupfn")
+	c.mc = c.minio.Client(t)
+	for _, b := range []string{"photos", "results"} {
+		if err := c.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := notification.Configuration{}
+	arn, err := notification.NewArnFromString(c.minio.ARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := notification.NewConfig(arn)
+	q.AddEvents(notification.ObjectCreatedAll)
+	cfg.AddQueue(q)
+	if err := c.mc.SetBucketNotification(t.Context(), "photos", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range replicas {
+		args := append([]string{
+			"--objects", c.minio.URL(), "--events", c.kafka.URL(topic, "dedupfn"), "--index", c.indexURL,
+			"--replica-id", fmt.Sprintf("r%d", i), "--concurrency", "4",
+		}, extra...)
+		c.replicas = append(c.replicas, startServer(t, t.TempDir(), args...))
+	}
+	return c
+}
+
+// put uploads body under key.
+func (c *cluster) put(key string, body []byte) {
+	if _, err := c.mc.PutObject(c.t.Context(), "photos", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		c.t.Error(err)
+	}
+}
+
+// uploads puts each key's content with 8 uploaders and calls midway once
+// half of them are done.
+func (c *cluster) uploads(keys []string, content func(key string) []byte, midway func()) {
+	var wg sync.WaitGroup
+	work := make(chan string)
+	var mu sync.Mutex
+	done := 0
+	for range 8 {
+		wg.Go(func() {
+			for k := range work {
+				c.put(k, content(k))
+				mu.Lock()
+				done++
+				if done == len(keys)/2 && midway != nil {
+					midway()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (c *cluster) outputs() map[string]bool {
+	out := map[string]bool{}
+	for o := range c.mc.ListObjects(c.t.Context(), "results", minio.ListObjectsOptions{Recursive: true}) {
+		if o.Err != nil {
+			c.t.Fatal(o.Err)
+		}
+		out[o.Key] = true
+	}
+	return out
+}
+
+func (c *cluster) records() []index.Record {
+	c.t.Helper()
+	idx, err := index.Open(c.t.Context(), c.indexURL, index.Options{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer idx.Close()
+	var recs []index.Record
+	if err := idx.Records(c.t.Context(), func(r index.Record) error { recs = append(recs, r); return nil }); err != nil {
+		c.t.Fatal(err)
+	}
+	return recs
+}
+
+func contentOf(key string) []byte {
+	// "dup/17" and "orig/17" share content 17.
+	_, n, _ := strings.Cut(key, "/")
+	return []byte(fmt.Sprintf("content %s %s", n, strings.Repeat("x", 1000)))
+}
+
+// TestCluster: 200 uploads, half duplicates of the others, through real
+// MinIO → Kafka → 3 replicas sharing CouchDB; one replica is SIGKILLed
+// midway. Every upload gets its output and one activation; every content
+// runs once, except runs whose owner died mid-function, which are taken
+// over exactly once.
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 3, peers.MinIOOptions{})
+	r0 := c.replicas[0]
+	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results",
+		"--param", "ms=150", "--lease", "3s")
+
+	// A function deployed through one replica is live on all within a second.
+	start := time.Now()
+	for _, r := range c.replicas[1:] {
+		testutil.Eventually(t, 2*time.Second, "function visible on another replica", func() bool {
+			return strings.Contains(r.cli("fn", "list"), "copy")
+		})
+	}
+	t.Logf("function live on all replicas after %s", time.Since(start))
+
+	const distinct = 100
+	var keys []string
+	for i := range distinct {
+		keys = append(keys, fmt.Sprintf("orig/%03d", i), fmt.Sprintf("dup/%03d", i))
+	}
+	victim := c.replicas[2]
+	var interrupted map[string]bool // claims the victim held when it died
+	c.uploads(keys, contentOf, func() {
+		victim.kill()
+		interrupted = map[string]bool{}
+		for _, r := range c.records() {
+			if r.State == index.Running && r.Owner == "r2" {
+				interrupted[r.Key] = true
+			}
+		}
+	})
+
+	testutil.Eventually(t, 4*time.Minute, "200 activations", func() bool { return r0.stats().Events >= 200 })
+	time.Sleep(2 * time.Second) // let stragglers show any double count
+	st := c.replicas[1].stats()
+	if st.Events != 200 || st.Errors != 0 {
+		t.Fatalf("cluster stats %+v: want exactly 200 events and no errors", st)
+	}
+	acts := r0.activations()
+	perEvent := map[string]int{}
+	missesPerKey := map[string]int{}
+	for _, a := range acts {
+		perEvent[a.Event.Key]++
+		if a.Decision == activation.Miss {
+			missesPerKey[a.Key]++
+		}
+	}
+	for _, k := range keys {
+		if perEvent[k] != 1 {
+			t.Errorf("%s has %d activations, want 1", k, perEvent[k])
+		}
+	}
+	for k, n := range missesPerKey {
+		if n != 1 {
+			t.Errorf("dedup key %s ran to completion %d times", k, n)
+		}
+	}
+	if outs := c.outputs(); len(outs) != len(keys) {
+		t.Errorf("%d outputs for %d uploads", len(outs), len(keys))
+	}
+	done, takeovers := 0, map[string]bool{}
+	for _, r := range c.records() {
+		if r.State == index.Done {
+			done++
+		}
+		switch {
+		case r.Attempt == 2:
+			takeovers[r.Key] = true
+		case r.Attempt != 1:
+			t.Errorf("record %s has attempt %d", r.Key, r.Attempt)
+		}
+	}
+	if done != distinct {
+		t.Errorf("%d contents done, want exactly %d", done, distinct)
+	}
+	if fmt.Sprint(takeovers) != fmt.Sprint(interrupted) {
+		t.Errorf("taken over %v, want exactly the victim's interrupted runs %v", takeovers, interrupted)
+	}
+	t.Logf("runs %d, hits %d (waits %d), interrupted and taken over %d", st.Runs, st.Hits, st.Waits, len(interrupted))
+}
+
+// TestClusterBrokerRestart: the broker restarts mid-stream; nothing is lost
+// and nothing runs twice.
+func TestClusterBrokerRestart(t *testing.T) {
+	c := startCluster(t, 2, peers.MinIOOptions{})
+	r0 := c.replicas[0]
+	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=20")
+	for _, r := range c.replicas[1:] {
+		testutil.Eventually(t, 2*time.Second, "function visible", func() bool { return strings.Contains(r.cli("fn", "list"), "copy") })
+	}
+	const distinct = 40
+	var keys []string
+	for i := range distinct {
+		keys = append(keys, fmt.Sprintf("orig/%03d", i), fmt.Sprintf("dup/%03d", i))
+	}
+	c.uploads(keys, contentOf, func() { c.kafka.Restart(t) })
+	testutil.Eventually(t, 3*time.Minute, "all activations", func() bool { return r0.stats().Events >= int64(len(keys)) })
+	time.Sleep(time.Second)
+	st := c.replicas[1].stats()
+	if st.Events != int64(len(keys)) || st.Runs != distinct || st.Hits != distinct || st.Errors != 0 {
+		t.Fatalf("stats %+v: want %d events, exactly %d runs and %d hits", st, len(keys), distinct, distinct)
+	}
+	if outs := c.outputs(); len(outs) != len(keys) {
+		t.Fatalf("%d outputs for %d uploads", len(outs), len(keys))
+	}
+}
+
+// TestReconcilerFindsDroppedEvents: MinIO drops the events of uploads made
+// while the broker is down; the reconciler finds and processes them, and
+// says how many the source missed.
+func TestReconcilerFindsDroppedEvents(t *testing.T) {
+	c := startCluster(t, 1, peers.MinIOOptions{NoQueueDir: true}, "--reconcile", "2s")
+	r0 := c.replicas[0]
+	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	c.put("before/1", []byte("one"))
+	testutil.Eventually(t, time.Minute, "first activation", func() bool { return r0.stats().Events >= 1 })
+
+	c.kafka.Stop()
+	for i := range 5 {
+		c.put(fmt.Sprintf("while-down/%d", i), []byte(fmt.Sprintf("dropped %d", i)))
+	}
+	c.kafka.Start(t)
+	testutil.Eventually(t, 2*time.Minute, "6 activations", func() bool { return r0.stats().Events >= 6 })
+	time.Sleep(3 * time.Second) // a late MinIO delivery would show as a 7th
+	st := r0.stats()
+	if st.Events != 6 || st.Runs != 6 {
+		t.Fatalf("stats %+v: want 6 events, 6 runs", st)
+	}
+	reconciled := 0
+	for _, a := range r0.activations() {
+		if a.EventSource == "reconcile" {
+			reconciled++
+		}
+	}
+	if reconciled == 0 {
+		t.Fatal("no activation came from the reconciler: MinIO did not drop the events, so this test proves nothing")
+	}
+	resp, err := http.Get("http://" + r0.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf("dedupfn_reconcile_missed_events_total %d", reconciled)
+	if !strings.Contains(string(body), want) {
+		t.Fatalf("/metrics lacks %q", want)
+	}
+	t.Logf("reconciler found %d of 5 dropped events", reconciled)
+}
