@@ -54,6 +54,9 @@ func newFnDeployCmd() *cobra.Command {
 					kinds++
 				}
 			}
+			if owCreate && execFile != "" && owAction != "" {
+				kinds-- // --exec is the code of the action --openwhisk-create uploads
+			}
 			if kinds != 1 {
 				return fmt.Errorf("give exactly one of --wasm FILE, --exec FILE or --openwhisk-action NAME")
 			}

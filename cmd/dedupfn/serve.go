@@ -42,7 +42,7 @@ type serveOptions struct {
 	objectsURL, eventsURL, indexURL      string
 	replicaID, logLevel                  string
 	concurrency                          int
-	reconcile                            time.Duration
+	reconcile, reconcileGrace            time.Duration
 	buckets                              []string
 }
 
@@ -77,6 +77,7 @@ The API requires DEDUPFN_API_TOKEN (bearer) when it listens beyond loopback.`,
 	fl.StringVar(&o.replicaID, "replica-id", "", "this replica's name on claims (default host-pid)")
 	fl.IntVar(&o.concurrency, "concurrency", 4, "events processed at once")
 	fl.DurationVar(&o.reconcile, "reconcile", 0, "list triggered buckets this often and process objects without an activation (0 = off)")
+	fl.DurationVar(&o.reconcileGrace, "reconcile-grace", time.Minute, "the reconciler leaves objects younger than this to their events")
 	fl.StringSliceVar(&o.buckets, "create-bucket", nil, "buckets to create at start (repeatable)")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -251,7 +252,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 	wg.Go(func() { reg.Run(ctx, registry.DefaultRefresh) })
 	if o.reconcile > 0 {
-		wg.Go(func() { pipe.RunReconciler(ctx, o.reconcile) })
+		wg.Go(func() { pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
 	}
 	wg.Go(func() {
 		if err := src.Run(ctx, func(_ context.Context, ev event.Event) error { return pipe.Handle(workCtx, ev) }); err != nil {

@@ -35,6 +35,11 @@ const (
 	DefaultMaxOutputBytes = 1 << 30                // output a function may write
 	DefaultMaxLogBytes    = 64 << 10               // logs kept per activation
 	DefaultPresignExpiry  = time.Hour
+	// DefaultDescribeTTL is how long a remote function's code digest
+	// (runtime.Describer, e.g. an OpenWhisk action's version) is reused
+	// before it is read again: an update of the remote code changes the
+	// dedup key within this long.
+	DefaultDescribeTTL = time.Minute
 )
 
 // Config wires a pipeline.
@@ -52,6 +57,9 @@ type Config struct {
 	RetryBase      time.Duration
 	RetryMax       time.Duration
 	MaxOutputBytes int64
+	// DescribeTTL: how long a remote code digest is reused; default
+	// DefaultDescribeTTL.
+	DescribeTTL time.Duration
 }
 
 // Pipeline processes events. It is safe for concurrent use.
@@ -96,6 +104,9 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if cfg.MaxOutputBytes <= 0 {
 		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if cfg.DescribeTTL <= 0 {
+		cfg.DescribeTTL = DefaultDescribeTTL
 	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {

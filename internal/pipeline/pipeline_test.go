@@ -513,14 +513,17 @@ func TestReconcileFindsMissedEvents(t *testing.T) {
 	e.deploy("upper", nil)
 	e.handle(e.put("seen.txt", "one"))
 	e.put("missed.txt", "two") // its event was dropped
-	n, err := e.pipe.Reconcile(t.Context())
+	if n, _ := e.pipe.Reconcile(t.Context(), time.Hour); n != 0 {
+		t.Fatalf("reconcile touched %d objects younger than the grace period", n)
+	}
+	n, err := e.pipe.Reconcile(t.Context(), 0)
 	if err != nil || n != 1 {
 		t.Fatalf("reconcile found %d, %v; want 1", n, err)
 	}
 	if got := e.output("missed.txt"); got != "TWO" {
 		t.Fatalf("output %q", got)
 	}
-	if n, _ := e.pipe.Reconcile(t.Context()); n != 0 {
+	if n, _ := e.pipe.Reconcile(t.Context(), 0); n != 0 {
 		t.Fatalf("second reconcile found %d, want 0", n)
 	}
 }

@@ -11,12 +11,16 @@ import (
 // Reconcile lists every triggered bucket once and sends each object that
 // has no activation through Handle, as if its event had arrived: it finds
 // the uploads whose notifications were dropped. It returns how many it found.
-func (p *Pipeline) Reconcile(ctx context.Context) (int, error) {
+// Objects modified within the grace period are left alone: their events
+// may still be on the way, and a reconciled object whose event arrives
+// later would get two activations.
+func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, error) {
 	missed := 0
+	cutoff := time.Now().Add(-grace)
 	for _, bucket := range p.cfg.Registry.Buckets() {
 		var todo []objects.Info
 		err := p.cfg.Objects.List(ctx, bucket, "", func(o objects.Info) error {
-			if len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
+			if o.Modified.After(cutoff) || len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
 				return nil
 			}
 			seen, err := p.cfg.Index.ObjectSeen(ctx, o.Bucket, o.Key, o.ETag)
@@ -44,7 +48,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) (int, error) {
 }
 
 // RunReconciler reconciles every interval until ctx ends.
-func (p *Pipeline) RunReconciler(ctx context.Context, interval time.Duration) {
+func (p *Pipeline) RunReconciler(ctx context.Context, interval, grace time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -52,7 +56,7 @@ func (p *Pipeline) RunReconciler(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := p.Reconcile(ctx)
+			n, err := p.Reconcile(ctx, grace)
 			if n > 0 {
 				p.metrics.reconciled.Add(float64(n))
 				p.logger.Warn("reconciler found objects whose events the source missed", "count", n)

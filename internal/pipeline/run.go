@@ -400,7 +400,8 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 }
 
 // codeDigest is the function's code digest, or for runtimes whose code
-// lives elsewhere the remote digest, re-read at most once a minute.
+// lives elsewhere the remote digest, re-read once it is older than
+// Config.DescribeTTL.
 func (p *Pipeline) codeDigest(ctx context.Context, rt runtime.Runtime, fn registry.Function) (string, error) {
 	d, ok := rt.(runtime.Describer)
 	if !ok {
@@ -410,7 +411,7 @@ func (p *Pipeline) codeDigest(ctx context.Context, rt runtime.Runtime, fn regist
 	p.digestMu.Lock()
 	cached, ok := p.digests[id]
 	p.digestMu.Unlock()
-	if ok && time.Since(cached.at) < time.Minute {
+	if ok && time.Since(cached.at) < p.cfg.DescribeTTL {
 		return cached.digest, nil
 	}
 	digest, err := d.Describe(ctx, runtime.Function{Tenant: fn.Tenant, Name: fn.Name, Version: fn.Version, Config: fn.Config})

@@ -372,7 +372,8 @@ func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation
 		if !healthy {
 			r.discard(p)
 		}
-		return runtime.Result{Logs: logs, Duration: dur}, healthy, err
+		// An {"error":...} result is kept: it goes on the activation record.
+		return runtime.Result{Result: res.Result, Logs: logs, Duration: dur}, healthy, err
 	}
 	res.Logs = logs
 	res.Duration = dur
