@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -302,13 +301,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// backoff returns the jittered delay before retry attempt n (1-based).
-func (p *Pipeline) backoff(n int) time.Duration {
-	d := p.cfg.RetryBase << min(n-1, 16)
-	d = min(d, p.cfg.RetryMax)
-	return d/2 + rand.N(d/2+1)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

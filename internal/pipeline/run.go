@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dedupfn/dedupfn/internal/backoff"
+
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
@@ -99,7 +101,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			}
 			if retryable(class) && attempt < j.fn.MaxAttempts {
 				p.logger.Warn("run failed, retrying", "fn", j.fn.Name, "key", j.ev.Key, "attempt", attempt, "class", class, "err", err)
-				if err := sleep(ctx, p.backoff(attempt)); err != nil {
+				if err := sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 					return err
 				}
 				attempt++
@@ -191,7 +193,7 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 		if !retryable(runtime.ClassOf(err)) || attempt >= j.fn.MaxAttempts {
 			return p.fail(j, err, attempt, true)
 		}
-		if err := sleep(ctx, p.backoff(attempt)); err != nil {
+		if err := sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 			return err
 		}
 	}

@@ -18,12 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/dedupfn/dedupfn/internal/backoff"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -339,15 +340,8 @@ func (d *dispatcher) deliver(ctx context.Context, seq uint64, r record) {
 }
 
 // Backoff is the delay before redelivery after the given number of failed
-// attempts: MinBackoff doubling per attempt, capped at MaxBackoff, with the
-// upper half jittered so that failing events do not retry in lockstep.
-func Backoff(attempts int) time.Duration {
-	d := MaxBackoff
-	if attempts < 20 {
-		d = min(MinBackoff<<max(attempts-1, 0), MaxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// attempts.
+func Backoff(attempts int) time.Duration { return backoff.Delay(attempts, MinBackoff, MaxBackoff) }
 
 func (q *Queue) wake() {
 	select {

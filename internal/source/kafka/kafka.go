@@ -21,12 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dedupfn/dedupfn/internal/backoff"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -343,7 +344,7 @@ func (s *Source) handle(ctx context.Context, p *partition, r *kgo.Record, h sour
 		if failed == nil {
 			return true
 		}
-		delay := backoff(s.RetryMin, s.RetryMax, attempt)
+		delay := backoff.Delay(attempt, s.RetryMin, s.RetryMax)
 		s.log.Warn("handler failed, retrying record", "partition", r.Partition, "offset", r.Offset,
 			"attempt", attempt, "retry_in", delay, "err", failed)
 		t := time.NewTimer(delay)
@@ -444,22 +445,6 @@ func (s *Source) Close() error {
 		<-done
 	}
 	return nil
-}
-
-// backoff is the capped exponential delay before attempt+1, with jitter
-// in [d/2, d).
-func backoff(min, max time.Duration, attempt int) time.Duration {
-	d := min
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 // kgoLogger sends franz-go's logs to slog; its chatty info level becomes debug.
