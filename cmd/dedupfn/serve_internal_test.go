@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestApplyConfigFile(t *testing.T) {
+	cmd := newServeCmd()
+	cfg := filepath.Join(t.TempDir(), "dedupfn.yaml")
+	os.WriteFile(cfg, []byte("data: /var/lib/dedupfn\nconcurrency: 8\ncreate-bucket: [images, thumbnails]\napi-addr: 127.0.0.1:9999\n"), 0o600)
+	fs := cmd.Flags()
+	if err := fs.Parse([]string{"--api-addr", "127.0.0.1:7777"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(fs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{
+		"data": "/var/lib/dedupfn", "concurrency": "8", "create-bucket": "[images,thumbnails]",
+		"api-addr": "127.0.0.1:7777", // the command line wins
+	} {
+		if got := fs.Lookup(flag).Value.String(); got != want {
+			t.Errorf("--%s = %s, want %s", flag, got, want)
+		}
+	}
+	os.WriteFile(cfg, []byte("dta: typo\n"), 0o600)
+	if err := applyConfigFile(newServeCmd().Flags(), cfg); err == nil || !strings.Contains(err.Error(), `unknown key "dta"`) {
+		t.Fatalf("typo in config: %v", err)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9000": true, "localhost:80": true, "[::1]:8080": true,
+		"0.0.0.0:9000": false, ":9000": false, "10.1.2.3:80": false, "garbage": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestParseTenantTokens(t *testing.T) {
+	m, err := parseTenantTokens("acme=0123456789abcdef, globex=fedcba9876543210")
+	if err != nil || m["0123456789abcdef"] != "acme" || m["fedcba9876543210"] != "globex" {
+		t.Fatalf("parse = %v, %v", m, err)
+	}
+	for _, bad := range []string{"acme", "acme=short", "=0123456789abcdef"} {
+		if _, err := parseTenantTokens(bad); err == nil {
+			t.Errorf("parseTenantTokens(%q) accepted", bad)
+		}
+	}
+}
