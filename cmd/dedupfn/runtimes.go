@@ -16,7 +16,7 @@ import (
 )
 
 // openRuntimes starts every runtime this binary ships, keyed by name.
-func openRuntimes(dataDir string, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
+func openRuntimes(dataDir string, inlineLimit int64, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
 	rts := map[string]runtime.Runtime{}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -30,13 +30,13 @@ func openRuntimes(dataDir string, logger *slog.Logger) (map[string]runtime.Runti
 		return nil, nil, err
 	}
 	rts[w.Name()] = w
-	p, err := process.New(process.Options{WorkDir: filepath.Join(dataDir, "cache", "process"), Logger: logger})
+	p, err := process.New(process.Options{WorkDir: filepath.Join(dataDir, "cache", "process"), InlineLimit: inlineLimit, Logger: logger})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
 	rts[p.Name()] = p
-	ow, err := openwhisk.New(openwhisk.Options{Logger: logger})
+	ow, err := openwhisk.New(openwhisk.Options{InlineLimit: inlineLimit, Logger: logger})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -27,6 +27,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/plugin"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/process"
 	"github.com/dedupfn/dedupfn/internal/source"
 )
 
@@ -42,6 +43,8 @@ type serveOptions struct {
 	objectsURL, eventsURL, indexURL      string
 	replicaID, logLevel                  string
 	concurrency                          int
+	inlineLimit                          int64
+	describeTTL                          time.Duration
 	reconcile, reconcileGrace            time.Duration
 	buckets                              []string
 }
@@ -79,6 +82,8 @@ The API requires DEDUPFN_API_TOKEN (bearer) when it listens beyond loopback.`,
 	fl.DurationVar(&o.reconcile, "reconcile", 0, "list triggered buckets this often and process objects without an activation (0 = off)")
 	fl.DurationVar(&o.reconcileGrace, "reconcile-grace", time.Minute, "the reconciler leaves objects younger than this to their events")
 	fl.StringSliceVar(&o.buckets, "create-bucket", nil, "buckets to create at start (repeatable)")
+	fl.Int64Var(&o.inlineLimit, "inline-limit", process.DefaultInlineLimit, "process and OpenWhisk actions get inputs up to this many bytes inline as base64 \"body\" (-1 = never)")
+	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -209,7 +214,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 
-	runtimes, closeRuntimes, err := openRuntimes(dataDir, logger)
+	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, logger)
 	if err != nil {
 		return err
 	}
@@ -221,7 +226,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
-		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg,
+		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg, DescribeTTL: o.describeTTL,
 	})
 	if err != nil {
 		return err

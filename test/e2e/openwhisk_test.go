@@ -20,7 +20,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
-	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
@@ -45,16 +44,16 @@ type wordCounts struct {
 	Lines int `json:"lines"`
 }
 
-// put uploads body as bucket/key through the S3 endpoint.
-func (s *server) put(bucket, key, body string) {
+// putText uploads body as bucket/key through the S3 endpoint.
+func (s *server) putText(bucket, key, body string) {
 	s.t.Helper()
 	if _, err := s.minio().PutObject(s.t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
 		s.t.Fatalf("put %s/%s: %v", bucket, key, err)
 	}
 }
 
-// get reads bucket/key, failing the test if it is missing.
-func (s *server) get(bucket, key string) []byte {
+// readObject reads bucket/key, failing the test if it is missing.
+func (s *server) readObject(bucket, key string) []byte {
 	s.t.Helper()
 	obj, err := s.minio().GetObject(s.t.Context(), bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -68,19 +67,19 @@ func (s *server) get(bucket, key string) []byte {
 	return b
 }
 
-// counts reads the JSON result dedupfn stored as bucket/key.
-func (s *server) counts(bucket, key string) wordCounts {
+// wordCountsAt reads the JSON result dedupfn stored as bucket/key.
+func (s *server) wordCountsAt(bucket, key string) wordCounts {
 	s.t.Helper()
 	var c wordCounts
-	b := s.get(bucket, key)
+	b := s.readObject(bucket, key)
 	if err := json.Unmarshal(b, &c); err != nil {
 		s.t.Fatalf("%s/%s = %q: %v", bucket, key, b, err)
 	}
 	return c
 }
 
-// byKey returns the activation records of function fn by event key.
-func (s *server) byKey(fn string) map[string]activation.Record {
+// activationsByKey returns the activation records of function fn by event key.
+func (s *server) activationsByKey(fn string) map[string]activation.Record {
 	s.t.Helper()
 	m := map[string]activation.Record{}
 	for _, r := range s.activations() {
@@ -119,11 +118,11 @@ func TestProcessWordcount(t *testing.T) {
 	s.cli("fn", "deploy", "wordcount", "--exec", wc, "--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
 	const fox = "the quick brown fox\njumps over the lazy dog\n"
-	s.put("texts", "a.txt", fox)
+	s.putText("texts", "a.txt", fox)
 	s.waitEvents(1, 60*time.Second)
-	s.put("texts", "b/copy.txt", fox)
+	s.putText("texts", "b/copy.txt", fox)
 	s.waitEvents(2, 30*time.Second)
-	s.put("texts", "c.txt", "hello world")
+	s.putText("texts", "c.txt", "hello world")
 	st := s.waitEvents(3, 60*time.Second)
 	if st.Events != 3 || st.Runs != 2 || st.Hits != 1 || st.Errors != 0 {
 		t.Fatalf("stats %+v, want events 3, runs 2, hits 1, errors 0", st)
@@ -131,11 +130,11 @@ func TestProcessWordcount(t *testing.T) {
 
 	want := map[string]wordCounts{"a.txt": {9, 2}, "b/copy.txt": {9, 2}, "c.txt": {2, 1}}
 	for key, w := range want {
-		if got := s.counts("counts", key+".json"); got != w {
+		if got := s.wordCountsAt("counts", key+".json"); got != w {
 			t.Errorf("counts/%s.json = %+v, want %+v", key, got, w)
 		}
 	}
-	recs := s.byKey("wordcount")
+	recs := s.activationsByKey("wordcount")
 	for key, dec := range map[string]activation.Decision{"a.txt": "miss", "b/copy.txt": "hit", "c.txt": "miss"} {
 		r := recs[key]
 		if r.Decision != dec {
@@ -160,12 +159,12 @@ func TestProcessWordcount(t *testing.T) {
 
 	// Over the 1 MiB inline limit, the action reads the presigned get_url.
 	big := strings.Repeat("lorem ipsum dolor\n", 100_000) // 1.8 MB
-	s.put("texts", "big.txt", big)
+	s.putText("texts", "big.txt", big)
 	s.waitEvents(4, 60*time.Second)
-	if got := s.counts("counts", "big.txt.json"); got != (wordCounts{300_000, 100_000}) {
+	if got := s.wordCountsAt("counts", "big.txt.json"); got != (wordCounts{300_000, 100_000}) {
 		t.Errorf("counts/big.txt.json = %+v, want 300000 words, 100000 lines", got)
 	}
-	if r := s.byKey("wordcount")["big.txt"]; r.Decision != "miss" || !strings.Contains(r.Logs, "read from get_url (1800000 bytes)") {
+	if r := s.activationsByKey("wordcount")["big.txt"]; r.Decision != "miss" || !strings.Contains(r.Logs, "read from get_url (1800000 bytes)") {
 		t.Errorf("big.txt: decision %q, logs %q: want a run that read get_url", r.Decision, r.Logs)
 	}
 
@@ -175,12 +174,12 @@ func TestProcessWordcount(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.cli("fn", "deploy", "broken", "--exec", broken, "--bucket", "texts", "--suffix", ".bad", "--output-bucket", "counts")
-	s.put("texts", "x.bad", "anything")
+	s.putText("texts", "x.bad", "anything")
 	st = s.waitEvents(5, 60*time.Second)
 	if st.Errors != 1 {
 		t.Fatalf("stats %+v, want 1 error", st)
 	}
-	r := s.byKey("broken")["x.bad"]
+	r := s.activationsByKey("broken")["x.bad"]
 	if r.Decision != "error" || r.ErrorClass != "function" || !strings.Contains(r.Error, "not a JSON object") {
 		t.Fatalf("activation of x.bad: decision %q class %q error %q, want a function error about the non-JSON result", r.Decision, r.ErrorClass, r.Error)
 	}
@@ -267,17 +266,17 @@ var activationID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func TestOpenWhiskRemote(t *testing.T) {
 	ow, api := startOpenWhisk(t)
 	ow.Register("wordcount", owWordcount)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts")
+	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s")
 	s.cli("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
 		"--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
 	const text = "to be or not to be\nthat is the question\n"
-	s.put("texts", "a.txt", text)
+	s.putText("texts", "a.txt", text)
 	s.waitEvents(1, 60*time.Second)
-	s.put("texts", "b.txt", text)
-	s.put("texts", "c.txt", text)
+	s.putText("texts", "b.txt", text)
+	s.putText("texts", "c.txt", text)
 	s.waitEvents(3, 30*time.Second)
-	s.put("texts", "d.txt", "one two three")
+	s.putText("texts", "d.txt", "one two three")
 	st := s.waitEvents(4, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 2 {
 		t.Fatalf("OpenWhisk invoked %d times for 2 distinct contents", n)
@@ -286,9 +285,9 @@ func TestOpenWhiskRemote(t *testing.T) {
 		t.Fatalf("stats %+v, want runs 2, hits 2, errors 0", st)
 	}
 	want := map[string]wordCounts{"a.txt": {10, 2}, "b.txt": {10, 2}, "c.txt": {10, 2}, "d.txt": {3, 0}}
-	recs := s.byKey("wcremote")
+	recs := s.activationsByKey("wcremote")
 	for key, w := range want {
-		if got := s.counts("counts", key+".json"); got != w {
+		if got := s.wordCountsAt("counts", key+".json"); got != w {
 			t.Errorf("counts/%s.json = %+v, want %+v", key, got, w)
 		}
 		if got := resultCounts(t, recs[key]); got != w {
@@ -311,9 +310,9 @@ func TestOpenWhiskRemote(t *testing.T) {
 
 	// The blocking invoke times out (202): dedupfn polls the activation.
 	ow.SetBlockingTimeout(50 * time.Millisecond)
-	s.put("texts", "slow.txt", "slow slow")
+	s.putText("texts", "slow.txt", "slow slow")
 	s.waitEvents(5, 60*time.Second)
-	r := s.byKey("wcremote")["slow.txt"]
+	r := s.activationsByKey("wcremote")["slow.txt"]
 	if r.Decision != "miss" || !activationID.MatchString(r.ExternalID) || resultCounts(t, r) != (wordCounts{2, 0}) {
 		t.Fatalf("after a 202: decision %q, external_id %q, result %s: want a run polled to its result", r.Decision, r.ExternalID, r.Result)
 	}
@@ -331,13 +330,13 @@ func TestOpenWhiskRemote(t *testing.T) {
 	if a, _ := ow.Action("wordcount"); a.Version == "0.0.1" {
 		t.Fatalf("the update did not bump the version")
 	}
-	time.Sleep(pipeline.DefaultDescribeTTL + time.Second)
-	s.put("texts", "e.txt", text)
+	time.Sleep(3 * time.Second) // past --describe-ttl
+	s.putText("texts", "e.txt", text)
 	s.waitEvents(6, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 4 {
 		t.Fatalf("OpenWhisk invoked %d times, want 4: the updated action must run content it ran before", n)
 	}
-	recs = s.byKey("wcremote")
+	recs = s.activationsByKey("wcremote")
 	if e := recs["e.txt"]; e.Decision != "miss" || e.Key == recs["a.txt"].Key || resultCounts(t, e) != want["a.txt"] {
 		t.Fatalf("after the update: decision %q, dedup key %s (old %s): want a run under a new key", e.Decision, e.Key, recs["a.txt"].Key)
 	}
@@ -386,12 +385,12 @@ func TestOpenWhiskCreate(t *testing.T) {
 	// The in-test controller runs actions it has no Go code for by
 	// echoing their parameters: the inline body comes back and, by the
 	// base64 "body" convention, is the output object.
-	s.put("texts", "a.txt", "echo me")
+	s.putText("texts", "a.txt", "echo me")
 	s.waitEvents(1, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 1 {
 		t.Fatalf("OpenWhisk invoked %d times, want 1", n)
 	}
-	r := s.byKey("wc")["a.txt"]
+	r := s.activationsByKey("wc")["a.txt"]
 	var res map[string]any
 	if err := json.Unmarshal(r.Result, &res); err != nil {
 		t.Fatalf("result %q: %v", r.Result, err)
@@ -399,7 +398,7 @@ func TestOpenWhiskCreate(t *testing.T) {
 	if r.Decision != "miss" || !activationID.MatchString(r.ExternalID) || res["key"] != "a.txt" || res["bucket"] != "texts" || res["get_url"] == nil || res["put_url"] == nil {
 		t.Fatalf("activation %+v: want a run whose echoed params carry the object and its presigned URLs", r)
 	}
-	if got := s.get("counts", "a.txt"); string(got) != "echo me" {
+	if got := s.readObject("counts", "a.txt"); string(got) != "echo me" {
 		t.Fatalf("counts/a.txt = %q, want the echoed body", got)
 	}
 }
