@@ -39,7 +39,7 @@ check:
 
 # Long runs and side-by-side measurements (dedup vs no-dedup) live here.
 bench: peers
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/
 
 clean:
 	rm -rf $(BIN)

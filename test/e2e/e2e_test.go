@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 
 // server is one `dedupfn serve` subprocess.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	s3, api string
 	cmd     *exec.Cmd
@@ -93,7 +93,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-func startServer(t *testing.T, dataDir string, extra ...string) *server {
+func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	s.start(extra...)
