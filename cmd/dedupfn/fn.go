@@ -127,6 +127,7 @@ func newFnDeployCmd() *cobra.Command {
 	fl.StringArrayVar(&env, "env", nil, "environment k=v for process actions (repeatable)")
 	fl.DurationVar(&timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
 	fl.DurationVar(&lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
+	fl.DurationVar(&fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
 	fl.IntVar(&fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB")
 	fl.IntVar(&fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
 	fl.BoolVar(&fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")

@@ -527,3 +527,18 @@ func TestReconcileFindsMissedEvents(t *testing.T) {
 		t.Fatalf("second reconcile found %d, want 0", n)
 	}
 }
+
+func TestHandle_RetentionExpiresResults(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", func(f *registry.Function) { f.Limits.Retention = 200 * time.Millisecond })
+	e.handle(e.put("a.txt", "data"))
+	e.handle(e.put("b.txt", "data"))
+	if got := e.rt.calls.Load(); got != 1 {
+		t.Fatalf("ran %d times within retention, want 1", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	e.handle(e.put("c.txt", "data"))
+	if got := e.rt.calls.Load(); got != 2 {
+		t.Fatalf("ran %d times; a result past retention must not be reused", got)
+	}
+}

@@ -346,6 +346,9 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if !usable {
 		p.logger.Error("dedup record does not match its key; running again", "key", key, "parts", rec.Parts)
 	}
+	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
+		usable = false // past retention: run again and record a fresh result
+	}
 	var src objects.Info
 	if usable {
 		var err error

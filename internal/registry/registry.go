@@ -57,6 +57,9 @@ type Limits struct {
 	Timeout  time.Duration `json:"timeout"`
 	Lease    time.Duration `json:"lease"`
 	MemoryMB int           `json:"memory_mb"`
+	// Retention is how long a recorded result is reused; 0 keeps it until
+	// purged. It is independent of Lease, which bounds a running claim.
+	Retention time.Duration `json:"retention,omitempty"`
 }
 
 // Function is a deployed function definition.
@@ -103,7 +106,7 @@ func (f *Function) Validate() error {
 		return fmt.Errorf("function %s: trigger bucket must be set", f.Name)
 	case f.Output.Bucket == "":
 		return fmt.Errorf("function %s: output bucket must be set", f.Name)
-	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.MaxAttempts < 0:
+	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.Limits.Retention < 0 || f.MaxAttempts < 0:
 		return fmt.Errorf("function %s: limits must be >= 0", f.Name)
 	}
 	if f.Output.KeyTemplate == "" {
