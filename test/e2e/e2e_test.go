@@ -353,3 +353,59 @@ func TestDeployRejectsBadModule(t *testing.T) {
 		t.Fatalf("corrupt function was deployed:\n%s", list)
 	}
 }
+
+// TestOperatorCommands drives invoke (with --force), explain, purge and
+// fn get/delete through the CLI, as an operator would.
+func TestOperatorCommands(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails")
+	deployThumbnail(s)
+	img, _ := os.ReadFile("../../examples/thumbnail/testdata/cat.jpg")
+	if _, err := s.minio().PutObject(t.Context(), "images", "a/cat.jpg", bytes.NewReader(img), int64(len(img)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEvents(1, time.Minute)
+
+	invoke := func(args ...string) activation.Record {
+		var rec activation.Record
+		out := s.cli(append([]string{"invoke", "thumbnail", "--bucket", "images", "--key", "a/cat.jpg", "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &rec); err != nil {
+			t.Fatalf("invoke output %q: %v", out, err)
+		}
+		return rec
+	}
+	if rec := invoke(); rec.Decision != activation.Hit {
+		t.Fatalf("invoke of a processed object: %s, want hit", rec.Decision)
+	}
+	if rec := invoke("--force"); rec.Decision != activation.Miss {
+		t.Fatalf("invoke --force: %s, want a fresh run", rec.Decision)
+	}
+	explain := func() string {
+		// Fold the table's alignment so assertions read as the text does.
+		return strings.Join(strings.Fields(s.cli("explain", "--fn", "thumbnail", "--bucket", "images", "--key", "a/cat.jpg")), " ")
+	}
+	x := explain()
+	for _, want := range []string{"fingerprint sha256:", "dedup key", "would run false"} {
+		if !strings.Contains(x, want) {
+			t.Fatalf("explain lacks %q:\n%s", want, x)
+		}
+	}
+	if out := s.cli("purge", "--fn", "thumbnail"); !strings.Contains(out, "purged 1 record") {
+		t.Fatalf("purge: %s", out)
+	}
+	if x := explain(); !strings.Contains(x, "would run true") {
+		t.Fatalf("after purge explain says:\n%s", x)
+	}
+	if rec := invoke(); rec.Decision != activation.Miss {
+		t.Fatalf("invoke after purge: %s, want a run", rec.Decision)
+	}
+	if st := s.stats(); st.Events != 4 || st.Runs != 3 || st.Hits != 1 {
+		t.Fatalf("stats %+v: want 4 events, 3 runs, 1 hit", st)
+	}
+	if got := s.cli("fn", "get", "thumbnail"); !strings.Contains(got, `"size": "128"`) {
+		t.Fatalf("fn get:\n%s", got)
+	}
+	s.cli("fn", "delete", "thumbnail")
+	if list := s.cli("fn", "list"); strings.Contains(list, "thumbnail") {
+		t.Fatalf("fn list after delete:\n%s", list)
+	}
+}

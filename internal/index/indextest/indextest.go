@@ -31,7 +31,9 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"SecondClaimWaits", testSecondClaimWaits},
 		{"CompleteThenHit", testCompleteThenHit},
 		{"StaleTokenRejected", testStaleTokenRejected},
+		{"DoneRecordUntouchable", testDoneRecordUntouchable},
 		{"ExpiredLeaseTakeover", testExpiredLeaseTakeover},
+		{"OldOwnerCannotTouchSuccessor", testOldOwnerCannotTouchSuccessor},
 		{"RenewKeepsClaim", testRenewKeepsClaim},
 		{"FailNotCached", testFailNotCached},
 		{"FailCached", testFailCached},
@@ -43,8 +45,11 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Docs", testDocs},
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
+		{"ActivationOrder", testActivationOrder},
 		{"HammerOneKey", testHammerOneKey},
 		{"HammerManyKeys", testHammerManyKeys},
+		{"HammerAfterRelease", testHammerAfterRelease},
+		{"HammerTakeover", testHammerTakeover},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
 	}
