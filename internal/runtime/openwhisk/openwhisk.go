@@ -32,7 +32,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,6 +44,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
 )
@@ -67,7 +68,7 @@ const (
 	// Limits.Timeout is zero.
 	DefaultTimeout = 5 * time.Minute
 	// DefaultInlineLimit is the largest input passed inline as "body".
-	DefaultInlineLimit = 1 << 20
+	DefaultInlineLimit = actionio.DefaultInlineLimit
 	// DefaultPollInterval is the first wait between activation polls;
 	// it grows by half each time up to DefaultMaxPollInterval.
 	DefaultPollInterval    = 200 * time.Millisecond
@@ -467,32 +468,11 @@ func call(ctx context.Context, c *http.Client, auth, method, u string, body []by
 	return resp.StatusCode, b, nil
 }
 
-// params builds the invoke parameters: deploy params, the object's
-// fields and the inline body.
+// params builds the invoke parameters (see actionio.Params) as JSON.
 func (r *Runtime) params(inv *runtime.Invocation) ([]byte, error) {
-	v := map[string]any{}
-	for k, p := range inv.Params {
-		v[k] = p
-	}
-	b, err := json.Marshal(inv.Object)
+	v, err := actionio.Params(inv, r.opts.InlineLimit)
 	if err != nil {
-		return nil, fmt.Errorf("openwhisk: encode object: %w", err)
-	}
-	var ref map[string]any
-	if err := json.Unmarshal(b, &ref); err != nil {
-		return nil, fmt.Errorf("openwhisk: encode object: %w", err)
-	}
-	for k, x := range ref {
-		v[k] = x
-	}
-	if inv.Input != nil && r.opts.InlineLimit >= 0 && inv.Object.Size <= r.opts.InlineLimit {
-		data, err := io.ReadAll(io.LimitReader(inv.Input, r.opts.InlineLimit+1))
-		if err != nil {
-			return nil, fmt.Errorf("openwhisk: read input: %w", err)
-		}
-		if int64(len(data)) <= r.opts.InlineLimit {
-			v["body"] = base64.StdEncoding.EncodeToString(data)
-		}
+		return nil, fmt.Errorf("openwhisk: %w", err)
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
@@ -527,7 +507,7 @@ func (r *Runtime) finish(rec *Activation, inv *runtime.Invocation) (runtime.Resu
 			Err:    fmt.Errorf("openwhisk: activation %s: %s: %s", rec.ActivationID, status, resultError(rec.Response.Result)),
 			Stderr: res.Logs}
 	}
-	return output(res, inv)
+	return actionio.Output(res, inv)
 }
 
 func resultError(b json.RawMessage) string {
@@ -542,37 +522,6 @@ func resultError(b json.RawMessage) string {
 		}
 	}
 	return fmt.Sprintf("%.200s", b)
-}
-
-// output applies the base64 "body" output convention.
-func output(res runtime.Result, inv *runtime.Invocation) (runtime.Result, error) {
-	var obj map[string]json.RawMessage
-	if inv.Output == nil || json.Unmarshal(res.Result, &obj) != nil {
-		return res, nil
-	}
-	var body string
-	raw, ok := obj["body"]
-	if !ok || json.Unmarshal(raw, &body) != nil {
-		return res, nil
-	}
-	data, err := base64.StdEncoding.DecodeString(body)
-	if err != nil {
-		return res, nil
-	}
-	if m := inv.Limits.MaxOutputBytes; m > 0 && int64(len(data)) > m {
-		return res, runtime.Errorf(runtime.ClassFunction, "openwhisk: output of %d bytes exceeds the limit of %d", len(data), m)
-	}
-	if _, err := inv.Output.Write(data); err != nil {
-		return res, runtime.Errorf(runtime.ClassPlatform, "openwhisk: write output: %w", err)
-	}
-	delete(obj, "body")
-	rest, err := json.Marshal(obj)
-	if err != nil {
-		return res, runtime.Errorf(runtime.ClassPlatform, "openwhisk: encode result: %w", err)
-	}
-	res.Result = rest
-	res.OutputWritten = true
-	return res, nil
 }
 
 // actionRecord is the part of GET .../actions/{name} that identifies

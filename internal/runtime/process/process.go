@@ -48,7 +48,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -63,6 +62,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
+
 	"github.com/dedupfn/dedupfn/internal/runtime"
 )
 
@@ -75,7 +76,7 @@ const (
 	// DefaultAckTimeout is how long a new process has to write its ack.
 	DefaultAckTimeout = 10 * time.Second
 	// DefaultInlineLimit is the largest input passed inline as "body".
-	DefaultInlineLimit = 1 << 20
+	DefaultInlineLimit = actionio.DefaultInlineLimit
 	// DefaultTimeout applies when Limits.Timeout is zero (OpenWhisk's
 	// default action time limit).
 	DefaultTimeout = time.Minute
@@ -227,9 +228,9 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
-	value, err := r.value(inv)
+	value, err := actionio.Params(inv, r.opts.InlineLimit)
 	if err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: err}
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
 	}
 	maxResult := DefaultMaxResultBytes
 	if m := inv.Limits.MaxOutputBytes; m > 0 {
@@ -461,29 +462,7 @@ func result(b []byte, inv *runtime.Invocation) (runtime.Result, error) {
 		return runtime.Result{Result: json.RawMessage(b)}, &runtime.Error{Class: runtime.ClassFunction,
 			Err: fmt.Errorf("process: action error: %s", msg)}
 	}
-	raw, ok := obj["body"]
-	var body string
-	if !ok || inv.Output == nil || json.Unmarshal(raw, &body) != nil {
-		return runtime.Result{Result: json.RawMessage(b)}, nil
-	}
-	data, err := base64.StdEncoding.DecodeString(body)
-	if err != nil {
-		// Not base64: an ordinary string field.
-		return runtime.Result{Result: json.RawMessage(b)}, nil
-	}
-	if m := inv.Limits.MaxOutputBytes; m > 0 && int64(len(data)) > m {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction,
-			Err: fmt.Errorf("process: output of %d bytes exceeds the limit of %d", len(data), m)}
-	}
-	if _, err := inv.Output.Write(data); err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: write output: %w", err)}
-	}
-	delete(obj, "body")
-	rest, err := json.Marshal(obj)
-	if err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: encode result: %w", err)}
-	}
-	return runtime.Result{Result: rest, OutputWritten: true}, nil
+	return actionio.Output(runtime.Result{Result: json.RawMessage(b)}, inv)
 }
 
 // names returns the OpenWhisk namespace (the tenant, or "_") and the fully
@@ -526,37 +505,6 @@ func (r *Runtime) env(fn runtime.Function) ([]string, error) {
 	}
 	sort.Strings(env)
 	return env, nil
-}
-
-// value builds the activation's "value": deploy params, then the object's
-// fields, then the inline body.
-func (r *Runtime) value(inv *runtime.Invocation) (map[string]any, error) {
-	v := map[string]any{}
-	for k, p := range inv.Params {
-		v[k] = p
-	}
-	o := inv.Object
-	var ref map[string]any
-	b, err := json.Marshal(o)
-	if err != nil {
-		return nil, fmt.Errorf("process: encode object: %w", err)
-	}
-	if err := json.Unmarshal(b, &ref); err != nil {
-		return nil, fmt.Errorf("process: encode object: %w", err)
-	}
-	for k, x := range ref {
-		v[k] = x
-	}
-	if inv.Input != nil && r.opts.InlineLimit >= 0 && o.Size <= r.opts.InlineLimit {
-		data, err := io.ReadAll(io.LimitReader(inv.Input, r.opts.InlineLimit+1))
-		if err != nil {
-			return nil, fmt.Errorf("process: read input: %w", err)
-		}
-		if int64(len(data)) <= r.opts.InlineLimit {
-			v["body"] = base64.StdEncoding.EncodeToString(data)
-		}
-	}
-	return v, nil
 }
 
 // poolKey identifies a process pool: same code, identity, environment
