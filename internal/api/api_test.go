@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,27 +14,23 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	_ "github.com/dedupfn/dedupfn/internal/index/bolt"
 	"github.com/dedupfn/dedupfn/internal/objects"
-	_ "github.com/dedupfn/dedupfn/internal/objects/s3server"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 var store objects.Store
 
 func TestMain(m *testing.M) {
-	dir, _ := os.MkdirTemp("", "dedupfn-api-test-*")
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	var stop func()
 	var err error
-	store, err = objects.Open(context.Background(), "embedded:", objects.Options{DataDir: dir, Addr: addr, AccessKey: "k", SecretKey: "secret-key"})
+	store, stop, err = testutil.EmbeddedStore()
 	if err != nil {
 		panic(err)
 	}
 	code := m.Run()
-	store.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 

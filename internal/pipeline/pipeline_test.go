@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,10 +19,10 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	_ "github.com/dedupfn/dedupfn/internal/index/bolt"
 	"github.com/dedupfn/dedupfn/internal/objects"
-	_ "github.com/dedupfn/dedupfn/internal/objects/s3server"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 // store is the built-in S3 endpoint, one per test process (the embedded
@@ -31,30 +30,15 @@ import (
 var store objects.Store
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dedupfn-pipeline-test-*")
-	if err != nil {
-		panic(err)
-	}
-	addr := freeAddr()
-	store, err = objects.Open(context.Background(), "embedded:", objects.Options{
-		DataDir: dir, Addr: addr, AccessKey: "test-access", SecretKey: "test-secret-key",
-	})
+	var stop func()
+	var err error
+	store, stop, err = testutil.EmbeddedStore()
 	if err != nil {
 		panic(err)
 	}
 	code := m.Run()
-	store.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // testRuntime upper-cases its input and counts runs; params pick failures.

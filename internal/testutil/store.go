@@ -1,0 +1,34 @@
+package testutil
+
+import (
+	"context"
+	"net"
+	"os"
+
+	"github.com/dedupfn/dedupfn/internal/objects"
+	_ "github.com/dedupfn/dedupfn/internal/objects/s3server" // registers embedded:
+)
+
+// EmbeddedStore starts the built-in S3 endpoint in a temporary directory,
+// for a TestMain: only one can run per process, so a package's tests share
+// it (each test using its own buckets). stop closes it and removes its data.
+func EmbeddedStore() (store objects.Store, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "dedupfn-store-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	store, err = objects.Open(context.Background(), "embedded:", objects.Options{
+		DataDir: dir, Addr: addr, AccessKey: "test-access", SecretKey: "test-secret-key",
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); os.RemoveAll(dir) }, nil
+}
