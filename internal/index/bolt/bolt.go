@@ -47,7 +47,12 @@ type DB struct {
 var _ index.Index = (*DB)(nil)
 
 // Open opens bolt:PATH (absolute or relative), creating the file.
+// A host (bolt://name/...) is refused rather than silently dropped: it is
+// almost always a relative path written with two slashes.
 func Open(_ context.Context, u *url.URL, _ index.Options) (index.Index, error) {
+	if u.Host != "" {
+		return nil, fmt.Errorf("bolt: url must be bolt:PATH or bolt:///abs/path, got host %q in %q", u.Host, u.Redacted())
+	}
 	path := u.Opaque
 	if path == "" {
 		path = u.Path
@@ -91,6 +96,17 @@ func OpenFile(path string) (*DB, error) {
 
 // Close closes the file.
 func (d *DB) Close() error { return d.db.Close() }
+
+// wrap prefixes err with the backend and the operation; nil stays nil.
+func wrap(err error, op, key string) error {
+	if err == nil {
+		return nil
+	}
+	if key == "" {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	return fmt.Errorf("bolt: %s %s: %w", op, key, err)
+}
 
 func newToken() string {
 	b := make([]byte, 16)
@@ -171,36 +187,36 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 	if lease <= 0 {
 		return fmt.Errorf("bolt: lease must be > 0, got %s", lease)
 	}
-	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.LeaseUntil = time.Now().UTC().Add(lease)
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
-	})
+	}), "renew", key)
 }
 
 // SetExternalID implements index.Index.
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
-	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.ExternalID = externalID
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
-	})
+	}), "set external id", key)
 }
 
 // Complete implements index.Index.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
-	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
 		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
-	})
+	}), "complete", key)
 }
 
 // Fail implements index.Index.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
-	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		if !cache {
 			return tx.Bucket(bucketClaims).Delete([]byte(key))
 		}
@@ -209,14 +225,14 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
-	})
+	}), "fail", key)
 }
 
 // Release implements index.Index.
 func (d *DB) Release(ctx context.Context, key, token string) error {
-	return d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		return tx.Bucket(bucketClaims).Delete([]byte(key))
-	})
+	}), "release", key)
 }
 
 // Get implements index.Index.
@@ -231,12 +247,12 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	if err == nil && !ok {
 		err = index.ErrNotFound
 	}
-	return r, err
+	return r, wrap(err, "get", key)
 }
 
 // Delete implements index.Index.
 func (d *DB) Delete(ctx context.Context, key string) error {
-	return d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) })
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) }), "delete", key)
 }
 
 // Records implements index.Index.
@@ -247,7 +263,7 @@ func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("bolt: decode record %s: %w", k, err)
 			}
-			return fn(r)
+			return fn(r) // fn's own error, unwrapped
 		})
 	})
 }
@@ -256,7 +272,7 @@ func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
 
 // PutDoc implements index.Index.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
-	return d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDocs).Put(docKey(kind, id), doc) })
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDocs).Put(docKey(kind, id), doc) }), "put doc", kind+"/"+id)
 }
 
 // GetDoc implements index.Index.
@@ -270,18 +286,18 @@ func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 		out = bytes.Clone(v)
 		return nil
 	})
-	return out, err
+	return out, wrap(err, "get doc", kind+"/"+id)
 }
 
 // DeleteDoc implements index.Index.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
-	return d.db.Update(func(tx *bbolt.Tx) error {
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDocs)
 		if b.Get(docKey(kind, id)) == nil {
 			return index.ErrNotFound
 		}
 		return b.Delete(docKey(kind, id))
-	})
+	}), "delete doc", kind+"/"+id)
 }
 
 // Docs implements index.Index.
@@ -300,13 +316,13 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 
 // PutBlob implements index.Index.
 func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
-	return d.db.Update(func(tx *bbolt.Tx) error {
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketBlobs)
 		if b.Get([]byte(digest)) != nil {
 			return nil
 		}
 		return b.Put([]byte(digest), data)
-	})
+	}), "put blob", digest)
 }
 
 // GetBlob implements index.Index.
@@ -320,7 +336,7 @@ func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 		out = bytes.Clone(v)
 		return nil
 	})
-	return out, err
+	return out, wrap(err, "get blob", digest)
 }
 
 func seenKey(bucket, key, etag string) []byte { return []byte(bucket + "\x00" + key + "\x00" + etag) }
@@ -333,17 +349,14 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	}
 	v, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return wrap(err, "encode activation", r.ID)
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
+	err = d.db.Update(func(tx *bbolt.Tx) error {
 		ids := tx.Bucket(bucketActIDs)
 		if ids.Get([]byte(r.ID)) != nil {
 			return nil
 		}
-		// Sortable key: start time (big-endian nanos), then the id.
-		k := make([]byte, 8, 8+len(r.ID))
-		binary.BigEndian.PutUint64(k, uint64(r.Start.UnixNano()))
-		k = append(k, r.ID...)
+		k := actKey(r)
 		if err := tx.Bucket(bucketActs).Put(k, v); err != nil {
 			return err
 		}
@@ -362,6 +375,16 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 		}
 		return nil
 	})
+	return wrap(err, "add activation", r.ID)
+}
+
+// actKey orders activations by start time, then id: the start as
+// big-endian nanoseconds with the sign bit flipped, so that times before
+// 1970 (and the zero time) sort before later ones as bytes.
+func actKey(r activation.Record) []byte {
+	k := make([]byte, 8, 8+len(r.ID))
+	binary.BigEndian.PutUint64(k, uint64(r.Start.UnixNano())^(1<<63))
+	return append(k, r.ID...)
 }
 
 func addStats(tx *bbolt.Tx, key []byte, r activation.Record) error {
@@ -390,7 +413,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 		}
 		return json.Unmarshal(tx.Bucket(bucketActs).Get(k), &r)
 	})
-	return r, err
+	return r, wrap(err, "get activation", id)
 }
 
 // Activations implements index.Index.
@@ -413,7 +436,7 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 		}
 		return nil
 	})
-	return out, err
+	return out, wrap(err, "list activations", "")
 }
 
 // ObjectSeen implements index.Index.
@@ -439,5 +462,5 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 		}
 		return nil
 	})
-	return st, err
+	return st, wrap(err, "stats", tenant)
 }

@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +34,24 @@ func TestOpenURL(t *testing.T) {
 	}
 	if _, err := bolt.Open(t.Context(), &url.URL{Scheme: "bolt"}, index.Options{}); err == nil || !strings.Contains(err.Error(), "must name a file") {
 		t.Fatalf("Open without a path: %v", err)
+	}
+	if _, err := index.Open(t.Context(), "bolt://data/index.db", index.Options{}); err == nil || !strings.Contains(err.Error(), `got host "data"`) {
+		t.Fatalf("Open of bolt://data/index.db: %v, want the host refused", err)
+	}
+}
+
+// bolt:relative/path is relative to the working directory, and missing
+// directories are created.
+func TestOpenRelativePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	idx, err := index.Open(t.Context(), "bolt:data/sub/index.db", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if _, err := os.Stat(filepath.Join(dir, "data", "sub", "index.db")); err != nil {
+		t.Fatalf("index file not where the relative path says: %v", err)
 	}
 }
 

@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	_ "github.com/go-kivik/kivik/v4/couchdb" // the "couch" driver
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
@@ -36,6 +39,17 @@ const (
 	maxCASRetries = 50
 )
 
+// Defaults of WatchDocs.
+const (
+	// WatchPoll is how long one long-poll of the changes feed waits for a
+	// change before the server answers empty; a request that gets no
+	// answer for half as long again is treated as a dead connection.
+	WatchPoll = 25 * time.Second
+	// watchBackoffBase and watchBackoffMax bound the delay between reconnects.
+	watchBackoffBase = 100 * time.Millisecond
+	watchBackoffMax  = 10 * time.Second
+)
+
 func init() { index.Register("couchdb", Open) }
 
 // DB is a CouchDB-backed index.
@@ -43,6 +57,7 @@ type DB struct {
 	client *kivik.Client
 	db     *kivik.DB
 	name   string
+	log    *slog.Logger
 }
 
 var _ index.Index = (*DB)(nil)
@@ -50,23 +65,12 @@ var _ index.Index = (*DB)(nil)
 // Open opens couchdb://[user:pass@]host:port/dbname, creating the database
 // and its design document if missing. Credentials may come from
 // DEDUPFN_COUCHDB_USER and DEDUPFN_COUCHDB_PASSWORD instead of the URL.
-func Open(ctx context.Context, u *url.URL, _ index.Options) (index.Index, error) {
-	name := strings.Trim(u.Path, "/")
-	if u.Host == "" || name == "" {
-		return nil, fmt.Errorf("couchdb: url must be couchdb://[user:pass@]host:port/dbname, got %q", u.Redacted())
+func Open(ctx context.Context, u *url.URL, opts index.Options) (index.Index, error) {
+	dsn, name, err := parseURL(u)
+	if err != nil {
+		return nil, err
 	}
-	scheme := "http"
-	if u.Query().Get("tls") == "true" {
-		scheme = "https"
-	}
-	dsn := &url.URL{Scheme: scheme, Host: u.Host, Path: "/"}
-	user := cmp.Or(u.User.Username(), os.Getenv("DEDUPFN_COUCHDB_USER"))
-	pass, _ := u.User.Password()
-	pass = cmp.Or(pass, os.Getenv("DEDUPFN_COUCHDB_PASSWORD"))
-	if user != "" {
-		dsn.User = url.UserPassword(user, pass)
-	}
-	client, err := kivik.New("couch", dsn.String())
+	client, err := kivik.New("couch", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("couchdb: connect %s: %w", u.Host, err)
 	}
@@ -81,12 +85,54 @@ func Open(ctx context.Context, u *url.URL, _ index.Options) (index.Index, error)
 			return nil, fmt.Errorf("couchdb: create database %s: %w", name, err)
 		}
 	}
-	d := &DB{client: client, db: client.DB(name), name: name}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &DB{client: client, db: client.DB(name), name: name, log: log.With("component", "index.couchdb", "db", name)}
 	if err := d.ensureDesign(ctx); err != nil {
 		client.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// dbName is what CouchDB accepts as a database name.
+var dbName = regexp.MustCompile(`^[a-z][a-z0-9_$()+/-]*$`)
+
+// parseURL turns couchdb://[user:pass@]host:port/dbname[?tls=true] into
+// the server address for kivik and the database name. Credentials missing
+// from the URL come from DEDUPFN_COUCHDB_USER and DEDUPFN_COUCHDB_PASSWORD.
+func parseURL(u *url.URL) (dsn, name string, err error) {
+	name = strings.Trim(u.Path, "/")
+	if u.Host == "" || name == "" {
+		return "", "", fmt.Errorf("couchdb: url must be couchdb://[user:pass@]host:port/dbname, got %q", u.Redacted())
+	}
+	if !dbName.MatchString(name) {
+		return "", "", fmt.Errorf("couchdb: database name must match %s, got %q", dbName, name)
+	}
+	q := u.Query()
+	scheme := "http"
+	switch tls := q.Get("tls"); tls {
+	case "", "false":
+	case "true":
+		scheme = "https"
+	default:
+		return "", "", fmt.Errorf("couchdb: tls must be true or false, got %q", tls)
+	}
+	for k := range q {
+		if k != "tls" {
+			return "", "", fmt.Errorf("couchdb: unknown url parameter %q (known: tls)", k)
+		}
+	}
+	d := &url.URL{Scheme: scheme, Host: u.Host, Path: "/"}
+	user := cmp.Or(u.User.Username(), os.Getenv("DEDUPFN_COUCHDB_USER"))
+	pass, _ := u.User.Password()
+	pass = cmp.Or(pass, os.Getenv("DEDUPFN_COUCHDB_PASSWORD"))
+	if user != "" {
+		d.User = url.UserPassword(user, pass)
+	}
+	return d.String(), name, nil
 }
 
 // Close releases the client.
@@ -99,10 +145,11 @@ var views = map[string]any{
 	"views": map[string]any{
 		"acts": map[string]string{"map": `function (doc) {
   if (doc.type !== "activation") return;
-  emit(["*", "*", doc.start], null);
-  emit(["t:" + doc.tenant, "*", doc.start], null);
-  emit(["*", "f:" + doc.function, doc.start], null);
-  emit(["t:" + doc.tenant, "f:" + doc.function, doc.start], null);
+  var at = doc.sort || doc.start;
+  emit(["*", "*", at], null);
+  emit(["t:" + doc.tenant, "*", at], null);
+  emit(["*", "f:" + doc.function, at], null);
+  emit(["t:" + doc.tenant, "f:" + doc.function, at], null);
 }`},
 		"seen": map[string]string{"map": `function (doc) {
   if (doc.type === "activation" && doc.event && doc.event.bucket) emit([doc.event.bucket, doc.event.key, doc.event.etag || ""], null);
@@ -124,6 +171,12 @@ var views = map[string]any{
 }`,
 		},
 	},
+	// docs passes the changes of one kind of document to WatchDocs.
+	"filters": map[string]string{
+		"docs": `function (doc, req) {
+  return doc._id.indexOf("` + docPrefix + `" + req.query.kind + ":") === 0;
+}`,
+	},
 }
 
 func (d *DB) ensureDesign(ctx context.Context) error {
@@ -133,8 +186,9 @@ func (d *DB) ensureDesign(ctx context.Context) error {
 	}
 	for range maxCASRetries {
 		var cur struct {
-			Rev   string `json:"_rev"`
-			Views any    `json:"views"`
+			Rev     string `json:"_rev"`
+			Views   any    `json:"views"`
+			Filters any    `json:"filters"`
 		}
 		err := d.db.Get(ctx, designDoc).ScanDoc(&cur)
 		switch {
@@ -142,7 +196,7 @@ func (d *DB) ensureDesign(ctx context.Context) error {
 			delete(doc, "_rev")
 		case err != nil:
 			return fmt.Errorf("couchdb: read design doc: %w", err)
-		case equalJSON(cur.Views, views["views"]):
+		case equalJSON(cur.Views, views["views"]) && equalJSON(cur.Filters, views["filters"]):
 			return nil
 		default:
 			doc["_rev"] = cur.Rev
@@ -469,8 +523,15 @@ type actDoc struct {
 	ID   string `json:"_id"`
 	Rev  string `json:"_rev,omitempty"`
 	Type string `json:"type"`
+	// Sort is Start in UTC with a fixed number of digits: the views sort
+	// on it, because Start's own encoding (any zone, trailing zeros
+	// trimmed) does not sort as text in time order.
+	Sort string `json:"sort"`
 	activation.Record
 }
+
+// sortTime is the fixed-width UTC form of t, ordered as text like t in time.
+const sortTime = "2006-01-02T15:04:05.000000000Z"
 
 // AddActivation implements index.Index: a create, so a second add of the
 // same id is a 409 and changes nothing.
@@ -478,7 +539,8 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	if r.ID == "" {
 		return errors.New("couchdb: activation without id")
 	}
-	_, err := d.db.Put(ctx, actPrefix+r.ID, actDoc{ID: actPrefix + r.ID, Type: "activation", Record: r})
+	doc := actDoc{ID: actPrefix + r.ID, Type: "activation", Sort: r.Start.UTC().Format(sortTime), Record: r}
+	_, err := d.db.Put(ctx, doc.ID, doc)
 	if err != nil && kivik.HTTPStatus(err) != http.StatusConflict {
 		return fmt.Errorf("couchdb: add activation %s: %w", r.ID, err)
 	}
@@ -566,4 +628,95 @@ func equalJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// WatchDocs calls fn whenever documents of kind are put or deleted
+// through any handle on the database (any replica), so that, for example,
+// a function deployed on one replica goes live on the others within a
+// second instead of at the next poll.
+//
+// It long-polls the database's _changes feed, filtered on the server by
+// the design document's "docs" filter, and blocks until ctx is done, then
+// returns nil. fn is called once each time the watch (re)connects, after
+// the feed position is taken, so nothing written before the watch started
+// or while it was disconnected is missed; after that, once per batch of
+// changes. fn runs on WatchDocs' goroutine. A broken feed (server restart,
+// network) is reconnected with capped backoff and logged; only an invalid
+// kind is returned as an error.
+//
+// WatchDocs is not part of index.Index; callers find it with a type
+// assertion on interface{ WatchDocs(context.Context, string, func()) error }.
+func (d *DB) WatchDocs(ctx context.Context, kind string, fn func()) error {
+	if kind == "" || strings.Contains(kind, ":") {
+		return fmt.Errorf("couchdb: watch docs: kind must be non-empty without ':', got %q", kind)
+	}
+	var lastLog time.Time
+	for failures := 0; ; {
+		err := d.watch(ctx, kind, fn, func() { failures = 0 })
+		if ctx.Err() != nil {
+			return nil
+		}
+		failures++
+		if time.Since(lastLog) > time.Minute {
+			lastLog = time.Now()
+			d.log.Warn("changes feed broken, reconnecting", "kind", kind, "failures", failures, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff.Delay(failures, watchBackoffBase, watchBackoffMax)):
+		}
+	}
+}
+
+// watch runs WatchDocs from the current update sequence until a request
+// fails; healthy is called after each successful poll.
+func (d *DB) watch(ctx context.Context, kind string, fn, healthy func()) error {
+	st, err := d.db.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("couchdb: watch docs: read update seq: %w", err)
+	}
+	fn()
+	seq := cmp.Or(st.UpdateSeq, "now")
+	prefix := docID(kind, "")
+	for {
+		changed, last, err := d.pollChanges(ctx, kind, prefix, seq)
+		if err != nil {
+			return err
+		}
+		healthy()
+		if last != "" {
+			seq = last
+		}
+		if changed {
+			fn()
+		}
+	}
+}
+
+// pollChanges makes one long-poll request for changes after since and
+// reports whether any was to a document under prefix, and the new position.
+func (d *DB) pollChanges(ctx context.Context, kind, prefix, since string) (changed bool, last string, err error) {
+	// A request that outlives the server's own timeout is on a dead connection.
+	ctx, cancel := context.WithTimeout(ctx, WatchPoll+WatchPoll/2)
+	defer cancel()
+	feed := d.db.Changes(ctx, kivik.Params(map[string]any{
+		"feed":    "longpoll",
+		"since":   since,
+		"timeout": int(WatchPoll / time.Millisecond),
+		"filter":  strings.TrimPrefix(designDoc, "_design/") + "/docs",
+		"kind":    kind,
+	}))
+	defer feed.Close()
+	for feed.Next() {
+		changed = changed || strings.HasPrefix(feed.ID(), prefix)
+	}
+	if err := feed.Err(); err != nil {
+		return false, "", fmt.Errorf("couchdb: watch docs: changes since %s: %w", since, err)
+	}
+	meta, err := feed.Metadata()
+	if err != nil {
+		return false, "", fmt.Errorf("couchdb: watch docs: changes since %s: %w", since, err)
+	}
+	return changed, meta.LastSeq, nil
 }

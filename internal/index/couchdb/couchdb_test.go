@@ -1,6 +1,7 @@
 package couchdb_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	kivik "github.com/go-kivik/kivik/v4"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/index/couchdb"
 	"github.com/dedupfn/dedupfn/internal/index/indextest"
@@ -64,5 +68,118 @@ func TestReplicasShareState(t *testing.T) {
 	}
 	if doc, err := b.GetDoc(t.Context(), "function", "x"); err != nil || string(doc) != `{"v":1}` {
 		t.Fatalf("b reads %s, %v", doc, err)
+	}
+}
+
+// A claim document without a lease deadline (written by hand, by an older
+// version, or damaged) is locked: nobody takes it over.
+func TestZeroLeaseIsLocked(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	idx, err := index.Open(t.Context(), srv.URL("zero"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw := map[string]any{"_id": "claim:k", "type": "claim", "key": "k", "state": "running", "owner": "a", "token": "tok", "attempt": 1}
+	if _, err := client.DB("zero").Put(t.Context(), "claim:k", raw); err != nil {
+		t.Fatal(err)
+	}
+	c, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Millisecond)
+	if err != nil || c.Outcome != index.Wait || c.Record.Owner != "a" || !c.Record.LeaseUntil.IsZero() {
+		t.Fatalf("claim on a record without lease deadline = %v %+v, %v; want wait (locked)", c.Outcome, c.Record, err)
+	}
+	if err := idx.Complete(t.Context(), "k", "tok", index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatalf("its owner cannot complete: %v", err)
+	}
+}
+
+// WatchDocs sees documents of its kind written through another handle (a
+// second replica) within a second, and only those.
+func TestWatchDocs(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	open := func() *couchdb.DB {
+		idx, err := index.Open(t.Context(), srv.URL("watch"), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idx.Close() })
+		return idx.(*couchdb.DB)
+	}
+	writer, watcher := open(), open()
+	ctx, cancel := context.WithCancel(t.Context())
+	calls := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() { done <- watcher.WatchDocs(ctx, "function", func() { calls <- struct{}{} }) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("WatchDocs returned %v after cancel, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("WatchDocs did not return after its context was cancelled")
+		}
+	}()
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case <-time.After(time.Second):
+			t.Fatalf("no call within a second of %s", what)
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+			t.Fatalf("fn called after %s", what)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	expect("the watch starting")
+	quiet("nothing happened")
+	// Traffic on other documents does not wake the watcher.
+	if err := writer.PutDoc(t.Context(), "other", "x", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Claim(t.Context(), "k", index.Parts{}, "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.AddActivation(t.Context(), activation.Record{ID: "a1", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet("writes to other kinds")
+	for i := range 3 {
+		if err := writer.PutDoc(t.Context(), "function", "f", []byte(fmt.Sprintf(`{"v":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+		expect(fmt.Sprintf("deploy %d", i))
+		for len(calls) > 0 { // a batch may be reported by one call or several
+			<-calls
+		}
+	}
+	if err := writer.DeleteDoc(t.Context(), "function", "f"); err != nil {
+		t.Fatal(err)
+	}
+	expect("a delete")
+}
+
+func TestWatchDocsBadKind(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	idx, err := index.Open(t.Context(), srv.URL("badkind"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	for _, kind := range []string{"", "a:b"} {
+		if err := idx.(*couchdb.DB).WatchDocs(t.Context(), kind, func() {}); err == nil || !strings.Contains(err.Error(), "kind must be") {
+			t.Errorf("WatchDocs(%q): %v, want an invalid kind error", kind, err)
+		}
 	}
 }

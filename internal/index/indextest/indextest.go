@@ -135,6 +135,69 @@ func testStaleTokenRejected(t *testing.T, idx index.Index) {
 	if err != nil || got.State != index.Running || got.Token != r.Token || got.ExternalID != "" {
 		t.Fatalf("after rejected calls the record is %+v, %v; want it untouched", got, err)
 	}
+	if c := claim(t, idx, "k", "b", lease); c.Outcome != index.Wait || c.Record.Owner != "a" {
+		t.Fatalf("claim after rejected calls = %v owner %q, want wait on a", c.Outcome, c.Record.Owner)
+	}
+}
+
+// rejectAll calls every token-checked method with token and requires
+// ErrNotOwner from each, and the record under key unchanged.
+func rejectAll(t *testing.T, idx index.Index, key, token string) {
+	t.Helper()
+	ctx := t.Context()
+	before, err := idx.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Complete", func() error {
+			return idx.Complete(ctx, key, token, index.Completion{Output: &index.Output{Key: "evil"}, Result: json.RawMessage(`{"evil":1}`)})
+		}},
+		{"Fail", func() error { return idx.Fail(ctx, key, token, "x", "function", false) }},
+		{"FailCached", func() error { return idx.Fail(ctx, key, token, "x", "function", true) }},
+		{"Release", func() error { return idx.Release(ctx, key, token) }},
+		{"Renew", func() error { return idx.Renew(ctx, key, token, time.Hour) }},
+		{"SetExternalID", func() error { return idx.SetExternalID(ctx, key, token, "evil") }},
+	} {
+		if err := tc.call(); !errors.Is(err, index.ErrNotOwner) {
+			t.Errorf("%s with token %q: %v, want ErrNotOwner", tc.name, token, err)
+		}
+	}
+	after, err := idx.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("record gone after rejected calls: %v", err)
+	}
+	if b, a := mustJSON(t, before), mustJSON(t, after); b != a {
+		t.Fatalf("rejected calls changed the record:\nbefore %s\nafter  %s", b, a)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A completed record belongs to nobody: its former owner (a duplicate
+// delivery finishing late) can neither overwrite nor delete it.
+func testDoneRecordUntouchable(t *testing.T, idx index.Index) {
+	r := mustMiss(t, idx, "k", "a", lease)
+	out := &index.Output{Bucket: "b", Key: "o"}
+	if err := idx.Complete(t.Context(), "k", r.Token, index.Completion{Output: out, Result: json.RawMessage(`{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	rejectAll(t, idx, "k", r.Token)
+	rejectAll(t, idx, "k", "")
+	c := claim(t, idx, "k", "b", lease)
+	if c.Outcome != index.Hit || c.Record.Output.Key != "o" || string(c.Record.Result) != `{"n":1}` {
+		t.Fatalf("claim = %v %+v, want the original result", c.Outcome, c.Record)
+	}
 }
 
 func testExpiredLeaseTakeover(t *testing.T, idx index.Index) {
@@ -149,6 +212,24 @@ func testExpiredLeaseTakeover(t *testing.T, idx index.Index) {
 	}
 	if err := idx.Complete(t.Context(), "k", c.Record.Token, index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
 		t.Fatalf("the new owner cannot complete: %v", err)
+	}
+	if got := claim(t, idx, "k", "c", lease); got.Outcome != index.Hit || got.Record.Output.Key != "o" || got.Record.Attempt != 2 {
+		t.Fatalf("claim after the successor completed = %v %+v, want its hit", got.Outcome, got.Record)
+	}
+}
+
+// The owner whose lease expired (it was slow, not dead) comes back after
+// a successor took over: none of its calls may touch the successor's claim.
+func testOldOwnerCannotTouchSuccessor(t *testing.T, idx index.Index) {
+	old := mustMiss(t, idx, "k", "a", 50*time.Millisecond)
+	time.Sleep(120 * time.Millisecond)
+	succ := mustMiss(t, idx, "k", "b", lease)
+	rejectAll(t, idx, "k", old.Token)
+	if c := claim(t, idx, "k", "c", lease); c.Outcome != index.Wait || c.Record.Owner != "b" || c.Record.Token != succ.Token {
+		t.Fatalf("claim = %v %+v, want wait on the successor b", c.Outcome, c.Record)
+	}
+	if err := idx.Renew(t.Context(), "k", succ.Token, lease); err != nil {
+		t.Fatalf("the successor cannot renew: %v", err)
 	}
 }
 
@@ -170,6 +251,9 @@ func testFailNotCached(t *testing.T, idx index.Index) {
 	if err := idx.Fail(t.Context(), "k", r.Token, "timeout", "timeout", false); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := idx.Get(t.Context(), "k"); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("Get after uncached failure: %v, want ErrNotFound (deleted)", err)
+	}
 	if c := claim(t, idx, "k", "b", lease); c.Outcome != index.Miss || c.Record.Attempt != 1 {
 		t.Fatalf("claim after uncached failure = %v attempt %d, want a fresh miss", c.Outcome, c.Record.Attempt)
 	}
@@ -181,9 +265,10 @@ func testFailCached(t *testing.T, idx index.Index) {
 		t.Fatal(err)
 	}
 	c := claim(t, idx, "k", "b", lease)
-	if c.Outcome != index.Hit || c.Record.State != index.Failed || c.Record.Error != "bad input" || c.Record.ErrorClass != "function" {
+	if c.Outcome != index.Hit || c.Record.State != index.Failed || c.Record.Error != "bad input" || c.Record.ErrorClass != "function" || c.Record.Parts != parts {
 		t.Fatalf("claim after cached failure = %v %+v", c.Outcome, c.Record)
 	}
+	rejectAll(t, idx, "k", r.Token)
 }
 
 func testRelease(t *testing.T, idx index.Index) {
@@ -191,7 +276,12 @@ func testRelease(t *testing.T, idx index.Index) {
 	if err := idx.Release(t.Context(), "k", r.Token); err != nil {
 		t.Fatal(err)
 	}
-	mustMiss(t, idx, "k", "b", lease)
+	if err := idx.Release(t.Context(), "k", r.Token); !errors.Is(err, index.ErrNotOwner) {
+		t.Fatalf("second Release: %v, want ErrNotOwner", err)
+	}
+	if n := mustMiss(t, idx, "k", "b", lease); n.Attempt != 1 || n.Token == r.Token {
+		t.Fatalf("claim after release: %+v, want a fresh claim with a new token", n)
+	}
 }
 
 func testExternalID(t *testing.T, idx index.Index) {
@@ -211,7 +301,13 @@ func testDeleteAndGet(t *testing.T, idx index.Index) {
 	if _, err := idx.Get(t.Context(), "k"); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("Get of absent key: %v, want ErrNotFound", err)
 	}
-	mustMiss(t, idx, "k", "a", lease)
+	if err := idx.Delete(t.Context(), "never"); err != nil {
+		t.Fatalf("Delete of an absent key: %v, want nil (idempotent)", err)
+	}
+	r := mustMiss(t, idx, "k", "a", lease)
+	if got, err := idx.Get(t.Context(), "k"); err != nil || got.Token != r.Token || got.Owner != "a" || got.State != index.Running {
+		t.Fatalf("Get = %+v, %v; want the running claim", got, err)
+	}
 	for range 2 {
 		if err := idx.Delete(t.Context(), "k"); err != nil {
 			t.Fatalf("Delete (idempotent): %v", err)
@@ -220,6 +316,10 @@ func testDeleteAndGet(t *testing.T, idx index.Index) {
 	if _, err := idx.Get(t.Context(), "k"); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("Get after delete: %v", err)
 	}
+	if err := idx.Complete(t.Context(), "k", r.Token, index.Completion{}); !errors.Is(err, index.ErrNotOwner) {
+		t.Fatalf("Complete after an operator delete: %v, want ErrNotOwner", err)
+	}
+	mustMiss(t, idx, "k", "b", lease)
 }
 
 func testRecords(t *testing.T, idx index.Index) {
@@ -232,6 +332,11 @@ func testRecords(t *testing.T, idx index.Index) {
 	}
 	if len(seen) != 5 {
 		t.Fatalf("Records saw %v, want 5 keys", seen)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := idx.Records(t.Context(), func(index.Record) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("Records with fn failing: %v after %d calls, want fn's error after 1", err, calls)
 	}
 }
 
@@ -248,17 +353,31 @@ func testDocs(t *testing.T, idx index.Index) {
 			t.Fatal(err)
 		}
 	}
-	idx.PutDoc(ctx, "other", "z", []byte(`{}`))
+	if err := idx.PutDoc(ctx, "other", "z", []byte(`{"z":1}`)); err != nil {
+		t.Fatal(err)
+	}
 	if err := idx.PutDoc(ctx, "function", "a", []byte(`{"id":"a2"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if doc, err := idx.GetDoc(ctx, "function", "a"); err != nil || string(doc) != `{"id":"a2"}` {
 		t.Fatalf("GetDoc = %s, %v", doc, err)
 	}
-	var ids []string
-	idx.Docs(ctx, "function", func(id string, _ []byte) error { ids = append(ids, id); return nil })
-	if fmt.Sprint(ids) != "[a b c]" {
-		t.Fatalf("Docs ids %v, want [a b c] in order and no other kind", ids)
+	list := func(kind string) string {
+		var s []string
+		err := idx.Docs(ctx, kind, func(id string, doc []byte) error { s = append(s, id+"="+string(doc)); return nil })
+		if err != nil {
+			t.Fatalf("Docs(%s): %v", kind, err)
+		}
+		return fmt.Sprint(s)
+	}
+	if got, want := list("function"), `[a={"id":"a2"} b={"id":"b"} c={"id":"c"}]`; got != want {
+		t.Fatalf("Docs(function) = %s, want %s: ordered by id, latest version, no other kind", got, want)
+	}
+	if got, want := list("other"), `[z={"z":1}]`; got != want {
+		t.Fatalf("Docs(other) = %s, want %s", got, want)
+	}
+	if got := list("none"); got != "[]" {
+		t.Fatalf("Docs(none) = %s, want nothing", got)
 	}
 	if err := idx.DeleteDoc(ctx, "function", "a"); err != nil {
 		t.Fatal(err)
@@ -268,6 +387,15 @@ func testDocs(t *testing.T, idx index.Index) {
 	}
 	if err := idx.DeleteDoc(ctx, "function", "a"); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("DeleteDoc of absent doc: %v, want ErrNotFound", err)
+	}
+	if got, want := list("function"), `[b={"id":"b"} c={"id":"c"}]`; got != want {
+		t.Fatalf("Docs after delete = %s, want %s", got, want)
+	}
+	if err := idx.PutDoc(ctx, "function", "a", []byte(`{"id":"a3"}`)); err != nil {
+		t.Fatalf("PutDoc after delete: %v", err)
+	}
+	if doc, err := idx.GetDoc(ctx, "function", "a"); err != nil || string(doc) != `{"id":"a3"}` {
+		t.Fatalf("GetDoc after re-put = %s, %v", doc, err)
 	}
 }
 
@@ -294,31 +422,46 @@ func testBlobs(t *testing.T, idx index.Index) {
 func testActivations(t *testing.T, idx index.Index) {
 	ctx := t.Context()
 	base := time.Now().UTC().Add(-time.Hour)
+	var recs []activation.Record
 	add := func(i int, tenant, fn string, d activation.Decision) activation.Record {
 		r := activation.Record{
 			ID: fmt.Sprintf("act-%02d", i), Tenant: tenant, Function: fn, Decision: d, Start: base.Add(time.Duration(i) * time.Second),
-			Event: activation.Object{Bucket: "in", Key: fmt.Sprintf("k%d", i), ETag: "e"}, FunctionMS: 10, SavedMS: 0,
+			Event: activation.Object{Bucket: "in", Key: fmt.Sprintf("k%d", i), ETag: "e"}, FunctionMS: 10 + float64(i),
+			Result: json.RawMessage(`{"i":` + fmt.Sprint(i) + `}`),
 		}
-		if d == activation.Hit {
+		switch d {
+		case activation.Hit, activation.Wait:
 			r.SavedMS = 10
+		case activation.Error:
+			r.Error, r.ErrorClass, r.DeadLetter = "boom", "function", i%2 == 1
 		}
 		if err := idx.AddActivation(ctx, r); err != nil {
 			t.Fatal(err)
 		}
+		recs = append(recs, r)
 		return r
 	}
 	add(1, "acme", "thumb", activation.Miss)
 	add(2, "acme", "thumb", activation.Hit)
 	add(3, "acme", "ocr", activation.Error)
 	add(4, "globex", "thumb", activation.Wait)
-	dup := add(5, "globex", "thumb", activation.Miss)
-	if err := idx.AddActivation(ctx, dup); err != nil { // a redelivery
-		t.Fatal(err)
+	add(5, "globex", "ocr", activation.Skipped)
+	add(6, "acme", "ocr", activation.Miss)
+	dup := add(7, "globex", "thumb", activation.Miss)
+	dup2 := dup
+	dup2.Decision = activation.Hit // a redelivery recorded differently must still not count
+	for _, r := range []activation.Record{dup, dup2} {
+		if err := idx.AddActivation(ctx, r); err != nil {
+			t.Fatalf("AddActivation of an existing id: %v, want nil (idempotent)", err)
+		}
 	}
 
 	got, err := idx.GetActivation(ctx, "act-03")
-	if err != nil || got.Function != "ocr" || got.Decision != activation.Error {
+	if err != nil || got.Function != "ocr" || got.Decision != activation.Error || got.Error != "boom" || !got.DeadLetter || !got.Start.Equal(recs[2].Start) {
 		t.Fatalf("GetActivation = %+v, %v", got, err)
+	}
+	if got, err := idx.GetActivation(ctx, "act-07"); err != nil || got.Decision != activation.Miss || string(got.Result) != `{"i":7}` {
+		t.Fatalf("GetActivation after a duplicate add = %+v, %v; want the first record", got, err)
 	}
 	if _, err := idx.GetActivation(ctx, "absent"); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("GetActivation absent: %v", err)
@@ -339,47 +482,95 @@ func testActivations(t *testing.T, idx index.Index) {
 		f    activation.Filter
 		want string
 	}{
-		{"All", activation.Filter{}, "[act-05 act-04 act-03 act-02 act-01]"},
-		{"Limit", activation.Filter{Limit: 2}, "[act-05 act-04]"},
-		{"Tenant", activation.Filter{Tenant: "acme"}, "[act-03 act-02 act-01]"},
-		{"Function", activation.Filter{Function: "thumb", Tenant: "acme"}, "[act-02 act-01]"},
+		{"All", activation.Filter{}, "[act-07 act-06 act-05 act-04 act-03 act-02 act-01]"},
+		{"Limit", activation.Filter{Limit: 2}, "[act-07 act-06]"},
+		{"Tenant", activation.Filter{Tenant: "acme"}, "[act-06 act-03 act-02 act-01]"},
+		{"Function", activation.Filter{Function: "thumb"}, "[act-07 act-04 act-02 act-01]"},
+		{"TenantFunction", activation.Filter{Function: "thumb", Tenant: "acme"}, "[act-02 act-01]"},
+		{"TenantLimit", activation.Filter{Tenant: "acme", Limit: 3}, "[act-06 act-03 act-02]"},
+		{"FunctionLimit", activation.Filter{Function: "ocr", Limit: 1}, "[act-06]"},
+		{"UnknownTenant", activation.Filter{Tenant: "nobody"}, "[]"},
 	} {
-		if got := ids(tc.f); got != tc.want {
-			t.Errorf("Activations %s = %s, want %s", tc.name, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ids(tc.f); got != tc.want {
+				t.Errorf("Activations(%+v) = %s, want %s", tc.f, got, tc.want)
+			}
+		})
 	}
 	for _, tc := range []struct {
 		bucket, key, etag string
 		want              bool
-	}{{"in", "k1", "e", true}, {"in", "k1", "other", false}, {"in", "k9", "e", false}} {
+	}{{"in", "k1", "e", true}, {"in", "k7", "e", true}, {"in", "k1", "other", false}, {"in", "k9", "e", false}, {"out", "k1", "e", false}} {
 		if seen, err := idx.ObjectSeen(ctx, tc.bucket, tc.key, tc.etag); err != nil || seen != tc.want {
 			t.Errorf("ObjectSeen(%s/%s %s) = %v, %v; want %v", tc.bucket, tc.key, tc.etag, seen, err, tc.want)
 		}
 	}
-	all, err := idx.Stats(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if all.Events != 5 || all.Runs != 2 || all.Hits != 2 || all.Waits != 1 || all.Errors != 1 || all.FunctionMS != 20 || all.SavedMS != 10 {
-		t.Fatalf("Stats(all) = %+v: a redelivered activation counted twice, or totals differ from activation.Stats.Add", all)
-	}
-	acme, _ := idx.Stats(ctx, "acme")
-	if acme.Events != 3 || acme.Runs != 1 || acme.Hits != 1 || acme.Errors != 1 {
-		t.Fatalf("Stats(acme) = %+v", acme)
+	for _, tenant := range []string{"", "acme", "globex", "nobody"} {
+		var want activation.Stats
+		for _, r := range recs {
+			if tenant == "" || r.Tenant == tenant {
+				want.Add(r)
+			}
+		}
+		got, err := idx.Stats(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("Stats(%q) = %+v\nwant (activation.Stats.Add over each record once) %+v", tenant, got, want)
+		}
 	}
 }
 
-func hammer(t *testing.T, idx index.Index, keys, goroutines int) map[string]int {
+// Newest first means by instant, whatever the zone or the number of
+// fractional digits in the stored time.
+func testActivationOrder(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	east := time.FixedZone("east", 2*3600)
+	base := time.Date(2026, 1, 1, 10, 0, 1, 0, time.UTC)
+	starts := map[string]time.Time{
+		"a-whole":   base,
+		"b-half":    base.Add(500 * time.Millisecond),
+		"c-nanos":   base.Add(123456789 * time.Nanosecond),
+		"d-zone":    time.Date(2026, 1, 1, 11, 0, 2, 0, east), // 09:00:02Z, the oldest
+		"e-centis":  base.Add(120 * time.Millisecond),
+		"f-zoneNew": base.Add(time.Second).In(east), // 12:00:02+02:00 = 10:00:02Z, the newest
+		"g-1969":    time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+	}
+	for _, id := range []string{"c-nanos", "a-whole", "g-1969", "f-zoneNew", "e-centis", "d-zone", "b-half"} {
+		if err := idx.AddActivation(ctx, activation.Record{ID: id, Tenant: "t", Function: "f", Decision: activation.Miss, Start: starts[id]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := idx.Activations(ctx, activation.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.ID)
+	}
+	if want := "[f-zoneNew b-half c-nanos e-centis a-whole d-zone g-1969]"; fmt.Sprint(got) != want {
+		t.Fatalf("Activations = %v, want newest first %s", got, want)
+	}
+	if !recs[0].Start.Equal(starts["f-zoneNew"]) {
+		t.Fatalf("start time changed: %s, want %s", recs[0].Start, starts["f-zoneNew"])
+	}
+}
+
+// hammer releases goroutines×keys claims together and returns each key's misses.
+func hammer(t *testing.T, idx index.Index, keys, goroutines int) map[string][]index.Record {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	var mu sync.Mutex
-	misses := map[string]int{}
+	misses := map[string][]index.Record{}
 	for g := range goroutines {
 		for k := range keys {
 			wg.Go(func() {
 				<-start
 				key := fmt.Sprintf("key-%d", k)
-				c, err := idx.Claim(t.Context(), key, parts, fmt.Sprintf("owner-%d", g), lease)
+				owner := fmt.Sprintf("owner-%d", g)
+				c, err := idx.Claim(t.Context(), key, parts, owner, lease)
 				if err != nil {
 					t.Error(err)
 					return
@@ -387,9 +578,12 @@ func hammer(t *testing.T, idx index.Index, keys, goroutines int) map[string]int 
 				switch c.Outcome {
 				case index.Miss:
 					mu.Lock()
-					misses[key]++
+					misses[key] = append(misses[key], c.Record)
 					mu.Unlock()
 				case index.Wait:
+					if c.Record.Owner == "" || c.Record.Owner == owner {
+						t.Errorf("%s waits on %q, want another owner", owner, c.Record.Owner)
+					}
 				default:
 					t.Errorf("claim outcome %v, want miss or wait", c.Outcome)
 				}
@@ -401,13 +595,22 @@ func hammer(t *testing.T, idx index.Index, keys, goroutines int) map[string]int 
 	return misses
 }
 
-func testHammerOneKey(t *testing.T, idx index.Index) {
-	p := 32
+func hammerP() int {
 	if testing.Short() {
-		p = 8
+		return 8
 	}
-	if m := hammer(t, idx, 1, p); m["key-0"] != 1 {
-		t.Fatalf("%d goroutines claiming one key: %d misses, want exactly 1", p, m["key-0"])
+	return 32
+}
+
+func testHammerOneKey(t *testing.T, idx index.Index) {
+	p := hammerP()
+	m := hammer(t, idx, 1, p)
+	if len(m["key-0"]) != 1 {
+		t.Fatalf("%d goroutines claiming one key: %d misses, want exactly 1", p, len(m["key-0"]))
+	}
+	got, err := idx.Get(t.Context(), "key-0")
+	if err != nil || got.Token != m["key-0"][0].Token {
+		t.Fatalf("stored claim %+v, %v: not the winner's", got, err)
 	}
 }
 
@@ -418,8 +621,36 @@ func testHammerManyKeys(t *testing.T, idx index.Index) {
 	}
 	m := hammer(t, idx, n, p)
 	for k := range n {
-		if got := m[fmt.Sprintf("key-%d", k)]; got != 1 {
+		if got := len(m[fmt.Sprintf("key-%d", k)]); got != 1 {
 			t.Errorf("key-%d: %d misses, want 1", k, got)
 		}
+	}
+}
+
+// A released key (its record deleted) is claimed again by exactly one.
+func testHammerAfterRelease(t *testing.T, idx index.Index) {
+	r := mustMiss(t, idx, "key-0", "first", lease)
+	if err := idx.Release(t.Context(), "key-0", r.Token); err != nil {
+		t.Fatal(err)
+	}
+	if m := hammer(t, idx, 1, hammerP()); len(m["key-0"]) != 1 {
+		t.Fatalf("claims racing on a released key: %d misses, want exactly 1", len(m["key-0"]))
+	}
+}
+
+// An expired lease is taken over by exactly one of many racing claimers.
+func testHammerTakeover(t *testing.T, idx index.Index) {
+	old := mustMiss(t, idx, "key-0", "crashed", 50*time.Millisecond)
+	time.Sleep(120 * time.Millisecond)
+	m := hammer(t, idx, 1, hammerP())
+	if len(m["key-0"]) != 1 {
+		t.Fatalf("claims racing on an expired lease: %d takeovers, want exactly 1", len(m["key-0"]))
+	}
+	w := m["key-0"][0]
+	if w.Attempt != 2 || w.Token == old.Token {
+		t.Fatalf("takeover %+v: want attempt 2 and a new token", w)
+	}
+	if err := idx.Complete(t.Context(), "key-0", w.Token, index.Completion{}); err != nil {
+		t.Fatalf("the winner cannot complete: %v", err)
 	}
 }
