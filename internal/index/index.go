@@ -190,6 +190,13 @@ type Index interface {
 	io.Closer
 }
 
+// DocWatcher is implemented by backends that can push document changes
+// (CouchDB's _changes feed): WatchDocs calls fn once when it starts and
+// after every batch of changes to documents of kind, until ctx ends.
+type DocWatcher interface {
+	WatchDocs(ctx context.Context, kind string, fn func()) error
+}
+
 // Options are passed to every backend constructor.
 type Options struct {
 	Logger *slog.Logger

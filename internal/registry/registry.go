@@ -24,13 +24,14 @@ import (
 
 // Defaults for a function's limits and policy.
 const (
-	DefaultTimeout     = 60 * time.Second // one invocation
-	DefaultLease       = 30 * time.Second // how long a claim holds without renewal
-	DefaultMemoryMB    = 256              // WebAssembly memory limit
-	DefaultMaxAttempts = 3                // runs of one event before it is dead-lettered
-	DefaultTenant      = "default"        // tenant of functions deployed without one
-	DefaultRefresh     = 500 * time.Millisecond
-	docKind            = "function"
+	DefaultTimeout       = 60 * time.Second       // one invocation
+	DefaultLease         = 30 * time.Second       // how long a claim holds without renewal
+	DefaultMemoryMB      = 256                    // WebAssembly memory limit
+	DefaultMaxAttempts   = 3                      // runs of one event before it is dead-lettered
+	DefaultTenant        = "default"              // tenant of functions deployed without one
+	DefaultRefresh       = 500 * time.Millisecond // polling, for indexes that cannot push changes
+	DefaultPushedRefresh = 30 * time.Second       // backstop polling when the index pushes changes
+	docKind              = "function"
 )
 
 // ErrNotFound is returned for an unknown function.
@@ -370,23 +371,46 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Run refreshes the cache every interval until ctx ends.
+// Run keeps the cache fresh until ctx ends: on every change the index
+// pushes (backends that implement index.DocWatcher), and by polling every
+// interval, which is all other backends have and a backstop for pushes.
 func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultRefresh
 	}
+	var lastErr time.Time
+	refresh := func() {
+		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil && time.Since(lastErr) > time.Minute {
+			lastErr = time.Now()
+			r.logger.Warn("refresh functions", "err", err)
+		}
+	}
+	var pushed chan struct{} // stays nil (never ready) without a watcher
+	if w, ok := r.idx.(index.DocWatcher); ok {
+		pushed = make(chan struct{}, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.WatchDocs(ctx, docKind, func() {
+				select {
+				case pushed <- struct{}{}:
+				default: // a refresh is already pending
+				}
+			})
+		}()
+		defer func() { <-done }()
+		interval = max(interval, DefaultPushedRefresh)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var lastErr time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-pushed:
+			refresh()
 		case <-t.C:
-			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil && time.Since(lastErr) > time.Minute {
-				lastErr = time.Now()
-				r.logger.Warn("refresh functions", "err", err)
-			}
+			refresh()
 		}
 	}
 }

@@ -208,7 +208,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
-		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
+		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
 	}), "complete", key)
@@ -222,7 +222,7 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 		}
 		r.State = index.Failed
 		r.Error, r.ErrorClass = msg, class
-		r.Owner, r.Token, r.LeaseUntil = "", "", time.Time{}
+		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
 		r.Updated = time.Now().UTC()
 		return putRecord(tx, *r)
 	}), "fail", key)
