@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dedupfn/dedupfn/internal/backoff"
-
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"

@@ -45,9 +45,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
-
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
 )
 
 // Config keys and environment.

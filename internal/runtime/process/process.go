@@ -62,9 +62,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
-
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
 )
 
 // Defaults.

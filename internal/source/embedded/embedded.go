@@ -24,10 +24,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dedupfn/dedupfn/internal/backoff"
-
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/source"
 )
