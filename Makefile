@@ -32,9 +32,15 @@ test: peers
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime 5m ./internal/event
 
-check:
+GOIMPORTS := $(TOOLS)/bin/goimports
+
+$(GOIMPORTS):
+	GOBIN=$(TOOLS)/bin $(GO) install golang.org/x/tools/cmd/goimports@latest
+
+# Everything a reviewer would ask for, and a clean tree afterwards.
+check: $(GOIMPORTS)
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@test -z "$$($(GOIMPORTS) -local github.com/dedupfn/dedupfn -l $$(git ls-files '*.go'))" || { echo "goimports -local needed:"; $(GOIMPORTS) -local github.com/dedupfn/dedupfn -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 # Long runs and side-by-side measurements (dedup vs no-dedup) live here.
