@@ -305,3 +305,55 @@ func TestReconcilerFindsDroppedEvents(t *testing.T) {
 	}
 	t.Logf("reconciler found %d of 5 dropped events", reconciled)
 }
+
+// TestWebhookSource: MinIO's webhook target posts to `dedupfn serve
+// --events webhook:` on the API listener, authenticated with the API token.
+func TestWebhookSource(t *testing.T) {
+	const token = "webhook-token-0123456789"
+	api := testutil.FreeAddr(t)
+	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
+	mc := m.Client(t)
+	for _, b := range []string{"photos", "results"} {
+		if err := mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("DEDUPFN_API_TOKEN", token)
+	s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: api, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	s.start("--objects", m.URL(), "--events", "webhook:")
+	s.cli("fn", "deploy", "copy", "--token", token, "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+
+	arn, err := notification.NewArnFromString(m.WebhookARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := notification.NewConfig(arn)
+	q.AddEvents(notification.ObjectCreatedAll)
+	cfg := notification.Configuration{}
+	cfg.AddQueue(q)
+	if err := mc.SetBucketNotification(t.Context(), "photos", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{"one", "two", "one"} {
+		if _, err := mc.PutObject(t.Context(), "photos", fmt.Sprintf("k%d", i), strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st activation.Stats
+	testutil.Eventually(t, time.Minute, "3 activations", func() bool {
+		st = s.stats()
+		return st.Events >= 3
+	})
+	if st.Events != 3 || st.Runs != 2 || st.Hits != 1 {
+		t.Fatalf("stats %+v: want 3 events, 2 runs, 1 hit", st)
+	}
+	// Without the token the endpoint refuses events.
+	resp, err := http.Post("http://"+api+"/v1/events/webhook", "application/json", strings.NewReader(`{"Records":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated webhook post: %d, want 401", resp.StatusCode)
+	}
+}
