@@ -30,6 +30,7 @@ package openwhisk
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -133,21 +134,11 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
 	}
-	if opts.InlineLimit == 0 {
-		opts.InlineLimit = DefaultInlineLimit
-	}
-	if opts.PollInterval == 0 {
-		opts.PollInterval = DefaultPollInterval
-	}
-	if opts.MaxPollInterval == 0 {
-		opts.MaxPollInterval = DefaultMaxPollInterval
-	}
-	if opts.ThrottleRetries == 0 {
-		opts.ThrottleRetries = DefaultThrottleRetries
-	}
-	if opts.ThrottleBackoff == 0 {
-		opts.ThrottleBackoff = DefaultThrottleBackoff
-	}
+	opts.InlineLimit = cmp.Or(opts.InlineLimit, DefaultInlineLimit)
+	opts.PollInterval = cmp.Or(opts.PollInterval, DefaultPollInterval)
+	opts.MaxPollInterval = cmp.Or(opts.MaxPollInterval, DefaultMaxPollInterval)
+	opts.ThrottleRetries = cmp.Or(opts.ThrottleRetries, DefaultThrottleRetries)
+	opts.ThrottleBackoff = cmp.Or(opts.ThrottleBackoff, DefaultThrottleBackoff)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

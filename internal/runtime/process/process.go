@@ -46,6 +46,7 @@ package process
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -143,18 +144,10 @@ func New(opts Options) (*Runtime, error) {
 	if opts.WorkDir == "" {
 		opts.WorkDir = filepath.Join(os.TempDir(), "dedupfn-process")
 	}
-	if opts.MaxWarm == 0 {
-		opts.MaxWarm = DefaultMaxWarm
-	}
-	if opts.IdleTimeout == 0 {
-		opts.IdleTimeout = DefaultIdleTimeout
-	}
-	if opts.AckTimeout == 0 {
-		opts.AckTimeout = DefaultAckTimeout
-	}
-	if opts.InlineLimit == 0 {
-		opts.InlineLimit = DefaultInlineLimit
-	}
+	opts.MaxWarm = cmp.Or(opts.MaxWarm, DefaultMaxWarm)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.AckTimeout = cmp.Or(opts.AckTimeout, DefaultAckTimeout)
+	opts.InlineLimit = cmp.Or(opts.InlineLimit, DefaultInlineLimit)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
