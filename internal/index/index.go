@@ -154,6 +154,11 @@ type Index interface {
 	// Delete removes the record under key whatever its state (operator
 	// purge, or a hit whose output object is gone). Idempotent.
 	Delete(ctx context.Context, key string) error
+	// DeleteResult removes the Done or Failed record under key only if it
+	// is still the one last updated at updated: a replica that found a
+	// result unusable (output gone, past retention) never deletes a claim
+	// another replica has made since. Absent or changed: nothing, nil.
+	DeleteResult(ctx context.Context, key string, updated time.Time) error
 	// Records calls fn for each record, in no particular order, until fn
 	// returns an error.
 	Records(ctx context.Context, fn func(Record) error) error

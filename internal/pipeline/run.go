@@ -61,7 +61,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		case index.Hit:
 			if force {
 				force = false
-				if err := p.cfg.Index.Delete(ctx, key); err != nil {
+				if err := p.cfg.Index.DeleteResult(ctx, key, c.Record.Updated); err != nil {
 					return fmt.Errorf("pipeline: force: delete %s: %w", key, err)
 				}
 				continue
@@ -366,7 +366,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		}
 	}
 	if !usable {
-		if err := p.cfg.Index.Delete(ctx, key); err != nil {
+		if err := p.cfg.Index.DeleteResult(ctx, key, rec.Updated); err != nil {
 			return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
 		}
 		return false, nil
@@ -385,7 +385,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		})
 		if errors.Is(err, objects.ErrNotFound) {
 			// Deleted between Stat and Copy: treat like a missing output.
-			if err := p.cfg.Index.Delete(ctx, key); err != nil {
+			if err := p.cfg.Index.DeleteResult(ctx, key, rec.Updated); err != nil {
 				return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
 			}
 			return false, nil

@@ -255,6 +255,21 @@ func (d *DB) Delete(ctx context.Context, key string) error {
 	return wrap(d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) }), "delete", key)
 }
 
+// DeleteResult implements index.Index.
+func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		r, ok, err := getRecord(tx, key)
+		if err != nil || !ok || r.State == index.Running || !r.Updated.Equal(updated) {
+			return err
+		}
+		return tx.Bucket(bucketClaims).Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete result %s: %w", key, err)
+	}
+	return nil
+}
+
 // Records implements index.Index.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	return d.db.View(func(tx *bbolt.Tx) error {

@@ -372,6 +372,32 @@ func (d *DB) Delete(ctx context.Context, key string) error {
 	return d.deleteDoc(ctx, claimPrefix+key)
 }
 
+// DeleteResult implements index.Index: a delete with the _rev of the
+// record that was checked, so a claim made since is never removed.
+func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
+	for range maxCASRetries {
+		cur, err := d.getClaim(ctx, key)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("couchdb: read claim %s: %w", key, err)
+		}
+		if cur.State == index.Running || !cur.Updated.Equal(updated) {
+			return nil
+		}
+		_, err = d.db.Delete(ctx, cur.ID, cur.Rev)
+		if kivik.HTTPStatus(err) == http.StatusConflict {
+			continue // changed under us: look again
+		}
+		if err != nil && kivik.HTTPStatus(err) != http.StatusNotFound {
+			return fmt.Errorf("couchdb: delete result %s: %w", key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("couchdb: delete result %s: too many conflicts", key)
+}
+
 // deleteDoc deletes a document whatever its revision; absent is fine.
 func (d *DB) deleteDoc(ctx context.Context, id string) error {
 	for range maxCASRetries {

@@ -40,6 +40,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Release", testRelease},
 		{"ExternalID", testExternalID},
 		{"DeleteAndGet", testDeleteAndGet},
+		{"DeleteResult", testDeleteResult},
 		{"Records", testRecords},
 		{"BadLease", testBadLease},
 		{"Docs", testDocs},
@@ -652,5 +653,41 @@ func testHammerTakeover(t *testing.T, idx index.Index) {
 	}
 	if err := idx.Complete(t.Context(), "key-0", w.Token, index.Completion{}); err != nil {
 		t.Fatalf("the winner cannot complete: %v", err)
+	}
+}
+
+func testDeleteResult(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	r := mustMiss(t, idx, "k", "a", lease)
+	if err := idx.DeleteResult(ctx, "k", r.Updated); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := idx.Get(ctx, "k"); err != nil || got.State != index.Running {
+		t.Fatalf("DeleteResult removed a running claim: %+v, %v", got, err)
+	}
+	if err := idx.Complete(ctx, "k", r.Token, index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatal(err)
+	}
+	done, _ := idx.Get(ctx, "k")
+	if err := idx.DeleteResult(ctx, "k", done.Updated.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idx.Get(ctx, "k"); err != nil {
+		t.Fatalf("DeleteResult with another update time removed the record: %v", err)
+	}
+	if err := idx.DeleteResult(ctx, "k", done.Updated); err != nil {
+		t.Fatal(err)
+	}
+	// Two replicas found the same result unusable: the first deletes it
+	// and claims again; the second's delete must not remove that claim.
+	again := mustMiss(t, idx, "k", "b", lease)
+	if err := idx.DeleteResult(ctx, "k", done.Updated); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := idx.Get(ctx, "k"); err != nil || got.Token != again.Token {
+		t.Fatalf("a stale DeleteResult removed the new claim: %+v, %v", got, err)
+	}
+	if err := idx.DeleteResult(ctx, "absent", done.Updated); err != nil {
+		t.Fatalf("DeleteResult of an absent key: %v", err)
 	}
 }
