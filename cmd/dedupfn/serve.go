@@ -197,7 +197,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	closers = append(closers, func() { src.Close() })
 
-	objOpts := objects.Options{Logger: logger, DataDir: dataDir, Addr: o.s3Addr, AccessKey: access, SecretKey: secret}
+	objOpts := objects.Options{Logger: logger, DataDir: dataDir, Addr: o.s3Addr}
+	if embeddedS3 {
+		// The built-in endpoint's own credentials; an external S3 takes
+		// its credentials from its URL or DEDUPFN_S3_ACCESS_KEY/SECRET_KEY.
+		objOpts.AccessKey, objOpts.SecretKey = access, secret
+	}
 	if pub, ok := src.(source.Publisher); ok {
 		objOpts.Publish = pub.Publish
 	} else if embeddedS3 {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -355,5 +357,46 @@ func TestWebhookSource(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unauthenticated webhook post: %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestReadmeProductionCommands follows the README's production section
+// with the mc CLI, word for word where it can: target id DEDUPFN, `mc mb`,
+// `mc event add ... --event put`, then a replica as documented.
+func TestReadmeProductionCommands(t *testing.T) {
+	mcBin := testutil.Tool(t, "DEDUPFN_MC", "bin/mc")
+	k := peers.StartKafka(t, topic)
+	m := peers.StartMinIO(t, peers.MinIOOptions{KafkaBrokers: k.Addr, KafkaTopic: topic, ID: "DEDUPFN"})
+	home := t.TempDir()
+	mc := func(args ...string) string {
+		cmd := exec.Command(mcBin, append([]string{"--config-dir", home, "--no-color"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	mc("alias", "set", "prod", "http://"+m.Endpoint, m.AccessKey, m.SecretKey)
+	mc("mb", "prod/photos", "prod/thumbnails")
+	mc("event", "add", "prod/photos", "arn:minio:sqs::DEDUPFN:kafka", "--event", "put")
+
+	couch := peers.StartCouchDB(t)
+	t.Setenv("DEDUPFN_S3_ACCESS_KEY", m.AccessKey)
+	t.Setenv("DEDUPFN_S3_SECRET_KEY", m.SecretKey)
+	s := startServer(t, t.TempDir(),
+		"--objects", "s3://"+m.Endpoint+"?tls=false",
+		"--events", k.URL(topic, "dedupfn"),
+		"--index", couch.URL("dedupfn"),
+		"--reconcile", "10m")
+	s.cli("fn", "deploy", "thumbnail", "--wasm", thumbnail, "--bucket", "photos", "--suffix", ".jpg", "--output-bucket", "thumbnails")
+	cat, _ := filepath.Abs("../../examples/thumbnail/testdata/cat.jpg")
+	mc("cp", cat, "prod/photos/a/cat.jpg")
+	mc("cp", cat, "prod/photos/b/cat.jpg")
+	st := s.waitEvents(2, time.Minute)
+	if st.Events != 2 || st.Runs != 1 || st.Hits != 1 {
+		t.Fatalf("stats %+v: want 2 events, 1 run, 1 hit", st)
+	}
+	if ls := mc("ls", "--recursive", "prod/thumbnails"); !strings.Contains(ls, "a/cat.jpg") || !strings.Contains(ls, "b/cat.jpg") {
+		t.Fatalf("thumbnails:\n%s", ls)
 	}
 }

@@ -722,10 +722,17 @@ func (d *DB) watch(ctx context.Context, kind string, fn, healthy func()) error {
 
 // pollChanges makes one long-poll request for changes after since and
 // reports whether any was to a document under prefix, and the new position.
-func (d *DB) pollChanges(ctx context.Context, kind, prefix, since string) (changed bool, last string, err error) {
-	// A request that outlives the server's own timeout is on a dead connection.
-	ctx, cancel := context.WithTimeout(ctx, WatchPoll+WatchPoll/2)
+func (d *DB) pollChanges(parent context.Context, kind, prefix, since string) (changed bool, last string, err error) {
+	// Some servers (pouchdb-server) hold an idle long-poll past its
+	// timeout, and a dead connection never answers: either way, end the
+	// request ourselves and poll again from the same position.
+	ctx, cancel := context.WithTimeout(parent, WatchPoll+WatchPoll/2)
 	defer cancel()
+	defer func() {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			changed, last, err = false, "", nil
+		}
+	}()
 	feed := d.db.Changes(ctx, kivik.Params(map[string]any{
 		"feed":    "longpoll",
 		"since":   since,
