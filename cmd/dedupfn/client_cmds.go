@@ -93,9 +93,13 @@ func printActivations(recs []activation.Record) {
 		if len(out) > 80 {
 			out = out[:77] + "..."
 		}
+		decision := string(r.Decision)
+		if r.DeadLetter {
+			decision += " (dead letter)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s@%s\t%s/%s\t%s\t%.1f\t%.1f\t%.1f\t%s\n",
 			r.ID[:12], r.Start.Local().Format("15:04:05"), r.Function, r.Version, r.Event.Bucket, r.Event.Key,
-			r.Decision, r.Timings.TotalMS, r.FunctionMS, r.SavedMS, out)
+			decision, r.Timings.TotalMS, r.FunctionMS, r.SavedMS, out)
 	}
 	tw.Flush()
 }
