@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -29,15 +28,10 @@ func main() {
 		stop()
 	}()
 	if err := Run(ctx, os.Args[1:]); err != nil {
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintln(os.Stderr, "dedupfn:", err)
-		}
+		fmt.Fprintln(os.Stderr, "dedupfn:", err)
 		os.Exit(1)
 	}
 }
-
-// errSilent marks an error that was already reported.
-var errSilent = errors.New("")
 
 // Run executes the command line args.
 func Run(ctx context.Context, args []string) error {

@@ -23,7 +23,7 @@ distinct content; duplicates get the recorded output without a run.
 Start the server with 'dedupfn serve'; the other commands talk to it
 through its API (--api or DEDUPFN_API, default http://127.0.0.1:8080).`,
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true, // main prints the error once
 		Version:       Version,
 	}
 	root.AddCommand(newServeCmd(), newFnCmd(), newInvokeCmd(), newActivationsCmd(),
