@@ -1,6 +1,8 @@
 package backoff_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -28,5 +30,17 @@ func TestDelay(t *testing.T) {
 	}
 	if d := backoff.Delay(3, 0, max); d != 0 {
 		t.Fatalf("Delay with zero base = %s, want 0", d)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if err := backoff.Sleep(t.Context(), time.Millisecond); err != nil {
+		t.Fatalf("Sleep: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	start := time.Now()
+	if err := backoff.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+		t.Fatalf("Sleep on a cancelled context: %v after %s", err, time.Since(start))
 	}
 }

@@ -291,16 +291,4 @@ func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
 	return &input{info: info, sp: sp, fp: fp, fetch: time.Since(start)}, nil
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -52,7 +52,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		switch c.Outcome {
 		case index.Wait:
 			waited = true
-			if err := sleep(ctx, poll); err != nil {
+			if err := backoff.Sleep(ctx, poll); err != nil {
 				return err
 			}
 			poll = min(poll*2, DefaultWaitPollMax)
@@ -100,7 +100,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			}
 			if retryable(class) && attempt < j.fn.MaxAttempts {
 				p.logger.Warn("run failed, retrying", "fn", j.fn.Name, "key", j.ev.Key, "attempt", attempt, "class", class, "err", err)
-				if err := sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
+				if err := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 					return err
 				}
 				attempt++
@@ -192,7 +192,7 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 		if !retryable(runtime.ClassOf(err)) || attempt >= j.fn.MaxAttempts {
 			return p.fail(j, err, attempt, true)
 		}
-		if err := sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 			return err
 		}
 	}

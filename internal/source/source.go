@@ -47,6 +47,22 @@ type Options struct {
 	OnMalformed func(ctx context.Context, payload []byte, err error)
 }
 
+// DefaultConcurrency is how many events a source hands to its handler at
+// once when Options.Concurrency is not set.
+const DefaultConcurrency = 4
+
+// WithDefaults fills the unset options: a discarding logger and
+// DefaultConcurrency. Backends opened directly (not through Open) call it.
+func (o Options) WithDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	return o
+}
+
 // Publisher is implemented by sources that accept events pushed from
 // inside the process (the embedded queue, fed by the built-in endpoint).
 type Publisher interface {
@@ -68,11 +84,5 @@ func Open(ctx context.Context, rawURL string, opts Options) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
-	}
-	return open(ctx, u, opts)
+	return open(ctx, u, opts.WithDefaults())
 }

@@ -46,6 +46,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
 )
@@ -78,6 +79,8 @@ const (
 	// DefaultThrottleBackoff is the first wait after a 429 (doubling,
 	// with jitter).
 	DefaultThrottleBackoff = 500 * time.Millisecond
+	// MaxThrottleBackoff caps the wait between 429 retries.
+	MaxThrottleBackoff = 30 * time.Second
 	// maxBody bounds a response body read from the controller.
 	maxBody = 64 << 20
 )
@@ -313,7 +316,6 @@ func (r *Runtime) invoke(ctx context.Context, t target, params []byte, onID func
 	u := *t.api
 	u.Path += t.action.path()
 	u.RawQuery = "blocking=true"
-	backoff := r.opts.ThrottleBackoff
 	for attempt := 0; ; attempt++ {
 		status, body, err := r.do(ctx, t, http.MethodPost, u.String(), params)
 		if err != nil {
@@ -341,12 +343,11 @@ func (r *Runtime) invoke(ctx context.Context, t target, params []byte, onID func
 			if attempt >= r.opts.ThrottleRetries {
 				return nil, "", runtime.Errorf(runtime.ClassPlatform, "openwhisk: invoke %s: throttled (429) %d times: %s", t.action, attempt+1, errorText(body))
 			}
-			wait := backoff/2 + rand.N(backoff) // jitter: 0.5x..1.5x
+			wait := backoff.Delay(attempt+1, r.opts.ThrottleBackoff, MaxThrottleBackoff)
 			r.log.Info("throttled, backing off", "action", t.action.String(), "wait", wait)
-			if err := sleep(ctx, wait); err != nil {
+			if err := backoff.Sleep(ctx, wait); err != nil {
 				return nil, "", &runtime.Error{Class: runtime.ClassOf(err), Err: fmt.Errorf("openwhisk: invoke %s: %w", t.action, err)}
 			}
-			backoff = min(backoff*2, 30*time.Second)
 		default:
 			return nil, "", statusError(status, body, "invoke", t.action)
 		}
@@ -407,22 +408,11 @@ func (r *Runtime) poll(ctx context.Context, t target, id string) (*Activation, e
 		default:
 			last = fmt.Sprintf("status %d: %s", status, errorText(body))
 		}
-		if err := sleep(ctx, wait/2+rand.N(wait)); err != nil {
+		if err := backoff.Sleep(ctx, wait/2+rand.N(wait)); err != nil {
 			return nil, &runtime.Error{Class: runtime.ClassOf(err),
 				Err: fmt.Errorf("openwhisk: activation %s of %s did not finish (last poll: %s): %w", id, t.action, last, err)}
 		}
 		wait = min(wait*3/2, r.opts.MaxPollInterval)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -116,12 +116,7 @@ func Open(_ context.Context, u *url.URL, opts source.Options) (source.Source, er
 	if err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
-	}
+	opts = opts.WithDefaults()
 	s.opts = opts
 	s.log = opts.Logger.With("component", "source.kafka", "topic", s.topic, "group", s.group)
 	return s, nil

@@ -76,12 +76,7 @@ func Open(_ context.Context, u *url.URL, opts source.Options) (source.Source, er
 	if opts.Token == "" {
 		return nil, errors.New("webhook: a bearer token is required so that only MinIO can post events (Options.Token), got none")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
-	}
+	opts = opts.WithDefaults()
 	s := &Source{
 		token: []byte(opts.Token),
 		opts:  opts,
