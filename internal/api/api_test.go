@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,17 +21,7 @@ import (
 
 var store objects.Store
 
-func TestMain(m *testing.M) {
-	var stop func()
-	var err error
-	store, stop, err = testutil.EmbeddedStore()
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithStore(m, &store) }
 
 type nopRuntime struct{}
 

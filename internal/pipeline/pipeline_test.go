@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,17 +28,7 @@ import (
 // gateway allows only one); each test uses its own buckets.
 var store objects.Store
 
-func TestMain(m *testing.M) {
-	var stop func()
-	var err error
-	store, stop, err = testutil.EmbeddedStore()
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithStore(m, &store) }
 
 // testRuntime upper-cases its input and counts runs; params pick failures.
 type testRuntime struct {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"net"
 	"os"
+	"testing"
 
 	"github.com/dedupfn/dedupfn/internal/objects"
 	_ "github.com/dedupfn/dedupfn/internal/objects/s3server" // registers embedded:
 )
 
-// EmbeddedStore starts the built-in S3 endpoint in a temporary directory,
+// embeddedStore starts the built-in S3 endpoint in a temporary directory,
 // for a TestMain: only one can run per process, so a package's tests share
 // it (each test using its own buckets). stop closes it and removes its data.
-func EmbeddedStore() (store objects.Store, stop func(), err error) {
+func embeddedStore() (store objects.Store, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "dedupfn-store-*")
 	if err != nil {
 		return nil, nil, err
@@ -31,4 +32,18 @@ func EmbeddedStore() (store objects.Store, stop func(), err error) {
 		return nil, nil, err
 	}
 	return store, func() { store.Close(); os.RemoveAll(dir) }, nil
+}
+
+// MainWithStore is a TestMain body for packages whose tests share one
+// embedded store: it starts it into *store, runs the tests, stops it and
+// exits with the tests' code.
+func MainWithStore(m *testing.M, store *objects.Store) {
+	s, stop, err := embeddedStore()
+	if err != nil {
+		panic(err)
+	}
+	*store = s
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
