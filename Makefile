@@ -27,10 +27,14 @@ test: peers
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 15m ./...
-	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME) ./internal/event
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
+# Each parser of outside input, fuzzed for FUZZTIME (10s in `make test`).
+fuzz: FUZZTIME = 5m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime 5m ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzS3Request$$' -fuzztime $(FUZZTIME) ./internal/objects/s3server
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTenantTokens$$' -fuzztime $(FUZZTIME) ./cmd/dedupfn
 
 GOIMPORTS := $(TOOLS)/bin/goimports
 

@@ -73,13 +73,17 @@ func newFnDeployCmd() *cobra.Command {
 				}
 			default:
 				fn.Runtime = "openwhisk"
-				if owAPI == "" {
-					return fmt.Errorf("--openwhisk-action needs --openwhisk-api URL")
+				// Without --openwhisk-api the server's own OpenWhisk is used.
+				fn.Config = map[string]string{"openwhisk.action": owAction}
+				if owAPI != "" {
+					fn.Config["openwhisk.api"] = owAPI
 				}
-				fn.Config = map[string]string{"openwhisk.action": owAction, "openwhisk.api": owAPI}
 				if owCreate {
 					if execFile == "" {
 						return fmt.Errorf("--openwhisk-create needs --exec FILE with the action's code")
+					}
+					if owAPI == "" {
+						return fmt.Errorf("--openwhisk-create needs --openwhisk-api URL to upload the action to")
 					}
 					if err := createOpenWhiskAction(cmd.Context(), owAPI, owAction, execFile); err != nil {
 						return err
@@ -114,9 +118,9 @@ func newFnDeployCmd() *cobra.Command {
 	cf.register(cmd, true)
 	fl := cmd.Flags()
 	fl.StringVar(&wasmFile, "wasm", "", "WebAssembly (WASI) module: input on stdin, output on stdout")
-	fl.StringVar(&execFile, "exec", "", "executable or zip with `exec` at its root speaking the OpenWhisk actionloop protocol")
+	fl.StringVar(&execFile, "exec", "", "executable or zip with `exec` at its root speaking the OpenWhisk actionloop protocol (host code: admin token only)")
 	fl.StringVar(&owAction, "openwhisk-action", "", "remote OpenWhisk action [/NS/][PKG/]ACTION (auth from DEDUPFN_OPENWHISK_AUTH)")
-	fl.StringVar(&owAPI, "openwhisk-api", "", "OpenWhisk API host URL, e.g. https://openwhisk.example.com")
+	fl.StringVar(&owAPI, "openwhisk-api", "", "OpenWhisk API host URL, e.g. https://openwhisk.example.com; must be on the server's allow-list (default: the server's --openwhisk-api)")
 	fl.BoolVar(&owCreate, "openwhisk-create", false, "create or update the OpenWhisk action from --exec first")
 	fl.StringVar(&fn.Trigger.Bucket, "bucket", "", "bucket whose new objects trigger the function (required)")
 	fl.StringVar(&fn.Trigger.Prefix, "prefix", "", "only keys with this prefix")
@@ -128,7 +132,7 @@ func newFnDeployCmd() *cobra.Command {
 	fl.DurationVar(&timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
 	fl.DurationVar(&lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
 	fl.DurationVar(&fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
-	fl.IntVar(&fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB")
+	fl.IntVar(&fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB (at most the server's --max-memory)")
 	fl.IntVar(&fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
 	fl.BoolVar(&fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
 	fl.BoolVar(&fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")

@@ -9,14 +9,17 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 	"github.com/dedupfn/dedupfn/internal/runtime/process"
 	"github.com/dedupfn/dedupfn/internal/runtime/wasm"
 )
 
-// openRuntimes starts every runtime this binary ships, keyed by name.
-func openRuntimes(dataDir string, inlineLimit int64, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
+// openRuntimes starts every runtime this binary ships, keyed by name; ow
+// holds the OpenWhisk runtime's host settings (API, Allow).
+func openRuntimes(dataDir string, inlineLimit int64, ow openwhisk.Options, pf processFlags, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
 	rts := map[string]runtime.Runtime{}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -30,19 +33,35 @@ func openRuntimes(dataDir string, inlineLimit int64, logger *slog.Logger) (map[s
 		return nil, nil, err
 	}
 	rts[w.Name()] = w
-	p, err := process.New(process.Options{WorkDir: filepath.Join(dataDir, "cache", "process"), InlineLimit: inlineLimit, Logger: logger})
+	p, err := process.New(process.Options{
+		WorkDir: filepath.Join(dataDir, "cache", "process"), InlineLimit: inlineLimit, Logger: logger,
+		ExecUser: pf.execUser, MaxResultBytes: pf.maxResult,
+	})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
 	rts[p.Name()] = p
-	ow, err := openwhisk.New(openwhisk.Options{InlineLimit: inlineLimit, Logger: logger})
+	ow.InlineLimit, ow.Logger = inlineLimit, logger
+	owRT, err := openwhisk.New(ow)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
-	rts[ow.Name()] = ow
+	rts[owRT.Name()] = owRT
 	return rts, closeAll, nil
+}
+
+// processFlags are serve's settings of the process runtime (--exec).
+type processFlags struct {
+	execUser  string
+	maxResult int
+}
+
+func (f *processFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.execUser, "exec-user", "", "run --exec actions as this user (name or uid; the server must run as root and --data must be searchable by it); "+
+		"without it actions run as the server's user and can read the server's environment, secrets included, through /proc")
+	fl.IntVar(&f.maxResult, "max-result", process.DefaultMaxResultBytes, "largest result, in bytes, an --exec action may write on fd 3; a larger one fails the activation")
 }
 
 // createOpenWhiskAction creates or updates a native (blackbox) action on

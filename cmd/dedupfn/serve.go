@@ -29,6 +29,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/process"
 	"github.com/dedupfn/dedupfn/internal/source"
+	"github.com/dedupfn/dedupfn/internal/spool"
 )
 
 // Quickstart credentials: accepted only while every listener is on loopback.
@@ -43,10 +44,14 @@ type serveOptions struct {
 	objectsURL, eventsURL, indexURL      string
 	replicaID, logLevel                  string
 	concurrency                          int
+	spoolBudget                          int64
 	inlineLimit                          int64
 	describeTTL                          time.Duration
 	reconcile, reconcileGrace            time.Duration
+	activationRetention                  time.Duration
 	buckets                              []string
+	sec                                  securityOptions // tenants.go
+	proc                                 processFlags    // runtimes.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -60,7 +65,9 @@ WebAssembly runtime, all under --data.
 
 Credentials of the built-in S3 endpoint come from DEDUPFN_ACCESS_KEY and
 DEDUPFN_SECRET_KEY; the quickstart defaults are accepted only on loopback.
-The API requires DEDUPFN_API_TOKEN (bearer) when it listens beyond loopback.`,
+The API requires DEDUPFN_API_TOKEN (bearer) when it listens beyond loopback.
+Tenant tokens (DEDUPFN_TENANT_TOKENS=tenant=token:bucket1,bucket2;tenant2=...
+or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfigFile(cmd.Flags(), o.configFile); err != nil {
@@ -81,10 +88,14 @@ The API requires DEDUPFN_API_TOKEN (bearer) when it listens beyond loopback.`,
 	fl.IntVar(&o.concurrency, "concurrency", 4, "events processed at once")
 	fl.DurationVar(&o.reconcile, "reconcile", 0, "list triggered buckets this often and process objects without an activation (0 = off)")
 	fl.DurationVar(&o.reconcileGrace, "reconcile-grace", time.Minute, "the reconciler leaves objects younger than this to their events")
+	fl.DurationVar(&o.activationRetention, "activation-retention", index.DefaultActivationRetention, "delete activation records older than this, hourly; totals keep counting them (0 = keep forever)")
+	fl.Int64Var(&o.spoolBudget, "spool-budget", pipeline.DefaultSpoolBudget, "bytes of disk that inputs and outputs being processed may use under --data/tmp; beyond it events wait (0 = unbounded)")
 	fl.StringSliceVar(&o.buckets, "create-bucket", nil, "buckets to create at start (repeatable)")
 	fl.Int64Var(&o.inlineLimit, "inline-limit", process.DefaultInlineLimit, "process and OpenWhisk actions get inputs up to this many bytes inline as base64 \"body\" (-1 = never)")
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.sec.register(fl)
+	o.proc.register(fl)
 	return cmd
 }
 
@@ -135,6 +146,22 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// minSecretLen is the shortest token or secret accepted on a listener
+// beyond loopback, where it is all that stands between the network and
+// the data.
+const minSecretLen = 16
+
+// checkSecret refuses a token or secret (named by its environment variable
+// in the error) shorter than minSecretLen when it guards a listener on addr
+// beyond loopback. The error never contains the secret.
+func checkSecret(name, secret, addr string) error {
+	if isLoopback(addr) || len(secret) >= minSecretLen {
+		return nil
+	}
+	return fmt.Errorf("%s must be at least %d characters to serve on %s, got %d: use a random value such as `openssl rand -hex 16`",
+		name, minSecretLen, addr, len(secret))
+}
+
 func serve(ctx context.Context, o serveOptions) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -156,11 +183,24 @@ func serve(ctx context.Context, o serveOptions) error {
 	if embeddedS3 && !isLoopback(o.s3Addr) && (access == quickstartAccessKey || secret == quickstartSecretKey) {
 		return fmt.Errorf("refusing to serve S3 on %s with the quickstart credentials: set DEDUPFN_ACCESS_KEY and DEDUPFN_SECRET_KEY", o.s3Addr)
 	}
+	if embeddedS3 {
+		if err := checkSecret("DEDUPFN_SECRET_KEY", secret, o.s3Addr); err != nil {
+			return err
+		}
+	}
 	adminToken := os.Getenv("DEDUPFN_API_TOKEN")
 	if !isLoopback(o.apiAddr) && adminToken == "" {
 		return fmt.Errorf("refusing to serve the API on %s without a token: set DEDUPFN_API_TOKEN", o.apiAddr)
 	}
-	tenantTokens, err := parseTenantTokens(os.Getenv("DEDUPFN_TENANT_TOKENS"))
+	// The API token also guards the webhook source, mounted on the API.
+	if err := checkSecret("DEDUPFN_API_TOKEN", adminToken, o.apiAddr); err != nil {
+		return err
+	}
+	tenants, err := loadTenants(adminToken, os.Getenv("DEDUPFN_TENANT_TOKENS"), o.sec.tenantsFile)
+	if err != nil {
+		return err
+	}
+	owOpts, err := o.sec.openWhiskOptions()
 	if err != nil {
 		return err
 	}
@@ -213,13 +253,16 @@ func serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("open objects %s: %w", plugin.Redact(o.objectsURL), err)
 	}
 	closers = append(closers, func() { store.Close() })
+	if idx, store, err = injectFaults(idx, store, logger); err != nil {
+		return err
+	}
 	for _, b := range o.buckets {
 		if err := store.MakeBucket(ctx, b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
 
-	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, logger)
+	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, logger)
 	if err != nil {
 		return err
 	}
@@ -232,14 +275,15 @@ func serve(ctx context.Context, o serveOptions) error {
 	pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
 		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg, DescribeTTL: o.describeTTL,
+		SpoolBudget: spool.NewBudget(o.spoolBudget), ActivationRetention: o.activationRetention,
 	})
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.New(api.Config{
-		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, TenantTokens: tenantTokens,
-		Gatherer: promReg, Logger: logger, Mux: mux,
-	})
+	apiSrv, err := api.New(o.sec.apiConfig(api.Config{
+		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, Tenants: tenants,
+		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr,
+	}))
 	if err != nil {
 		return err
 	}
@@ -261,6 +305,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	})
 	wg.Go(func() { reg.Run(ctx, registry.DefaultRefresh) })
+	wg.Go(func() { index.RunPruner(ctx, idx, o.activationRetention, index.DefaultPruneInterval, logger) })
 	if o.reconcile > 0 {
 		wg.Go(func() { pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
 	}
@@ -287,19 +332,4 @@ func serve(ctx context.Context, o serveOptions) error {
 	src.Close()
 	wg.Wait()
 	return runErr
-}
-
-func parseTenantTokens(s string) (map[string]string, error) {
-	if s == "" {
-		return nil, nil
-	}
-	m := map[string]string{}
-	for _, pair := range strings.Split(s, ",") {
-		tenant, token, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		if !ok || tenant == "" || len(token) < 16 {
-			return nil, fmt.Errorf("DEDUPFN_TENANT_TOKENS must be tenant=token,... with tokens of 16+ characters")
-		}
-		m[token] = tenant
-	}
-	return m, nil
 }

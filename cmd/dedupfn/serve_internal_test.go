@@ -42,15 +42,3 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
-
-func TestParseTenantTokens(t *testing.T) {
-	m, err := parseTenantTokens("acme=0123456789abcdef, globex=fedcba9876543210")
-	if err != nil || m["0123456789abcdef"] != "acme" || m["fedcba9876543210"] != "globex" {
-		t.Fatalf("parse = %v, %v", m, err)
-	}
-	for _, bad := range []string{"acme", "acme=short", "=0123456789abcdef"} {
-		if _, err := parseTenantTokens(bad); err == nil {
-			t.Errorf("parseTenantTokens(%q) accepted", bad)
-		}
-	}
-}

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	_ "embed"
@@ -10,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,13 +26,39 @@ import (
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 )
 
-// TenantHeader lets an admin token act for one tenant.
+// TenantHeader lets the admin act for one tenant. It is ignored on
+// requests made with a tenant token: a tenant is never taken from a header.
 const TenantHeader = "X-Dedupfn-Tenant"
 
-// MaxDeployBytes bounds a deploy request (function code included).
-const MaxDeployBytes = 256 << 20
+// Defaults of Config's limits.
+const (
+	// DefaultMaxCodeBytes bounds the code of one deploy (413 above it).
+	DefaultMaxCodeBytes = 64 << 20
+	// DefaultMaxDeploys is how many deploys read and store code at once;
+	// more wait for a slot, so memory stays bounded.
+	DefaultMaxDeploys = 2
+	// DefaultMaxMemoryMB is the largest memory limit a function may ask for.
+	DefaultMaxMemoryMB = 2048
+	// maxJSONBytes bounds every JSON request body but a deploy's.
+	maxJSONBytes = 1 << 20
+)
+
+// DefaultTenantRuntimes are the runtimes tenants may deploy: sandboxed
+// WebAssembly and remote OpenWhisk actions on allow-listed hosts. The
+// process runtime runs host code and is the admin's only.
+var DefaultTenantRuntimes = []string{"wasm", "openwhisk"}
+
+// Tenant is one tenant's credentials and the buckets it may name.
+type Tenant struct {
+	Name  string
+	Token string
+	// Buckets are the only buckets the tenant's functions may trigger on
+	// or write to, and its invoke and explain calls may read.
+	Buckets []string
+}
 
 // Config wires the API.
 type Config struct {
@@ -36,12 +66,34 @@ type Config struct {
 	Registry *registry.Registry
 	Index    index.Index
 	// AdminToken, when set, is required on every request but /healthz and
-	// may act for any tenant (TenantHeader).
+	// the dashboard page; the admin may act for any tenant (TenantHeader).
+	// Without it (and without tenants) every caller is the admin: serve
+	// allows that on loopback only.
 	AdminToken string
-	// TenantTokens maps a token to the one tenant it acts for.
-	TenantTokens map[string]string
-	Gatherer     prometheus.Gatherer
-	Logger       *slog.Logger
+	// Tenants each act for themselves only, on their own buckets. They
+	// require AdminToken.
+	Tenants []Tenant
+	// TenantRuntimes are the runtimes tenants may deploy; default
+	// DefaultTenantRuntimes.
+	TenantRuntimes []string
+	// OpenWhiskAllow are the OpenWhisk API hosts a function may name
+	// (openwhisk.ConfigAPI); functions without one use the runtime's
+	// default host. Empty: no function may name a host.
+	OpenWhiskAllow []string
+	// MaxCodeBytes bounds a deploy's code (default DefaultMaxCodeBytes);
+	// MaxDeploys bounds concurrent deploys (default DefaultMaxDeploys);
+	// MaxMemoryMB bounds a function's memory limit (default
+	// DefaultMaxMemoryMB).
+	MaxCodeBytes int64
+	MaxDeploys   int
+	MaxMemoryMB  int
+	// ListenAddr is the API's listen address. On a loopback address only
+	// requests whose Host is localhost, 127.0.0.1, ::1, the listen host or
+	// one of ExtraHosts are served, which defeats DNS rebinding.
+	ListenAddr string
+	ExtraHosts []string
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
 	// Mux, when set, is the mux to mount on; sources such as webhook: mount
 	// their own endpoints on it too.
 	Mux *http.ServeMux
@@ -49,9 +101,31 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	logger *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+	logger  *slog.Logger
+	tenants map[string]caller // by token
+	hosts   map[string]bool   // allowed Host names; nil = any
+	deploys chan struct{}     // deploy slots
+	csrf    *http.CrossOriginProtection
+}
+
+// caller is who makes a request.
+type caller struct {
+	admin   bool
+	tenant  string          // "" = the admin acting for all tenants
+	buckets map[string]bool // a tenant's buckets
+}
+
+// errForbidden marks errors answered with 403.
+var errForbidden = errors.New("forbidden")
+
+// checkBucket refuses a tenant a bucket that is not its own.
+func (c caller) checkBucket(what, bucket string) error {
+	if c.admin || c.buckets[bucket] {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %q is not one of tenant %s's buckets", errForbidden, what, bucket, c.tenant)
 }
 
 //go:embed dashboard.html
@@ -65,18 +139,62 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if len(cfg.Tenants) > 0 && cfg.AdminToken == "" {
+		return nil, errors.New("api: tenant tokens need an admin token: without one every caller would be the admin")
+	}
 	if cfg.Mux == nil {
 		cfg.Mux = http.NewServeMux()
 	}
-	s := &Server{cfg: cfg, mux: cfg.Mux, logger: cfg.Logger.With("component", "api")}
+	if cfg.TenantRuntimes == nil {
+		cfg.TenantRuntimes = DefaultTenantRuntimes
+	}
+	if cfg.MaxCodeBytes <= 0 {
+		cfg.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	if cfg.MaxDeploys <= 0 {
+		cfg.MaxDeploys = DefaultMaxDeploys
+	}
+	if cfg.MaxMemoryMB <= 0 {
+		cfg.MaxMemoryMB = DefaultMaxMemoryMB
+	}
+	for _, a := range cfg.OpenWhiskAllow {
+		if err := openwhisk.CheckAPI(nil, a); err != nil && !errors.Is(err, openwhisk.ErrNotAllowed) {
+			return nil, fmt.Errorf("api: openwhisk allow-list: %w", err)
+		}
+	}
+	s := &Server{cfg: cfg, mux: cfg.Mux, logger: cfg.Logger.With("component", "api"),
+		tenants: map[string]caller{}, deploys: make(chan struct{}, cfg.MaxDeploys), csrf: http.NewCrossOriginProtection()}
+	for _, t := range cfg.Tenants {
+		if t.Name == "" || len(t.Token) == 0 {
+			return nil, errors.New("api: a tenant must have a name and a token")
+		}
+		if _, dup := s.tenants[t.Token]; dup || t.Token == cfg.AdminToken {
+			return nil, fmt.Errorf("api: tenant %s: its token is also another tenant's or the admin's", t.Name)
+		}
+		c := caller{tenant: t.Name, buckets: map[string]bool{}}
+		for _, b := range t.Buckets {
+			c.buckets[b] = true
+		}
+		s.tenants[t.Token] = c
+	}
+	if host, _, err := net.SplitHostPort(cfg.ListenAddr); err == nil && isLoopbackHost(host) {
+		s.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, strings.ToLower(host): true}
+		for _, h := range cfg.ExtraHosts {
+			s.hosts[strings.ToLower(h)] = true
+		}
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	s.handle("GET /{$}", func(w http.ResponseWriter, r *http.Request, _ string) {
+	// The page holds no data: it asks for the token and calls the API.
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Write(dashboard)
 	})
 	if cfg.Gatherer != nil {
 		h := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
-		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, _ string) { h.ServeHTTP(w, r) })
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, _ caller) { h.ServeHTTP(w, r) })
 	}
 	s.handle("POST /v1/functions", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
@@ -91,36 +209,76 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the HTTP handler: the mux (sources' endpoints
+// included) behind the Host check and cross-origin protection.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hosts != nil && !s.hosts[hostname(r.Host)] {
+			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a name of this API (DNS rebinding?): add it to --api-host", r.Host))
+			return
+		}
+		if err := s.csrf.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, fmt.Errorf("%w: state changes need the API's own origin", err))
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, tenant string)
+// hostname is a Host header's lowercased name without port or brackets.
+func hostname(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	return strings.ToLower(strings.Trim(h, "[]"))
+}
 
-// handle mounts h behind authentication; h gets the caller's tenant ("" =
-// an admin acting for all tenants).
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller)
+
+// handle mounts h behind authentication.
 func (s *Server) handle(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		tenant, ok := s.authenticate(r)
+		c, ok := s.authenticate(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dedupfn"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
 			return
 		}
-		h(w, r, tenant)
+		h(w, r, c)
 	})
 }
 
-func (s *Server) authenticate(r *http.Request) (tenant string, ok bool) {
+// authenticate finds the caller. A tenant token acts for its tenant
+// whatever the headers say; only the admin (or every caller, when no
+// token is configured) may pick a tenant with TenantHeader.
+func (s *Server) authenticate(r *http.Request) (caller, bool) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	for t, tn := range s.cfg.TenantTokens {
-		if token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(t)) == 1 {
-			return tn, true
+	if s.cfg.AdminToken == "" {
+		return caller{admin: true, tenant: r.Header.Get(TenantHeader)}, true
+	}
+	if token == "" {
+		return caller{}, false
+	}
+	var found caller
+	ok := false
+	for t, c := range s.tenants { // compare with every token: no early exit
+		if subtle.ConstantTimeCompare([]byte(token), []byte(t)) == 1 {
+			found, ok = c, true
 		}
 	}
-	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-		return "", false
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+		return caller{admin: true, tenant: r.Header.Get(TenantHeader)}, true
 	}
-	return r.Header.Get(TenantHeader), true
+	return found, ok
 }
 
 // DeployRequest is the body of POST /v1/functions.
@@ -138,13 +296,51 @@ type DeployResponse struct {
 	Previous   string            `json:"previous_version,omitempty"`
 }
 
-func (s *Server) deploy(w http.ResponseWriter, r *http.Request, tenant string) {
-	var req DeployRequest
-	if !decode(w, r, &req, MaxDeployBytes) {
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
+	if !jsonBody(w, r) {
 		return
 	}
-	if tenant != "" {
-		req.Function.Tenant = tenant
+	// base64 of the code plus room for the definition.
+	limit := (s.cfg.MaxCodeBytes+2)/3*4 + maxJSONBytes
+	tooLarge := fmt.Errorf("deploy too large: code is limited to %s (--max-code)", sizeString(s.cfg.MaxCodeBytes))
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	select {
+	case s.deploys <- struct{}{}:
+		defer func() { <-s.deploys }()
+	case <-r.Context().Done():
+		return
+	}
+	// One buffer sized up front, decoded in place: about 1.75 times the
+	// body at most, and at most MaxDeploys of them.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+bytes.MinRead))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
+		return
+	}
+	var req DeployRequest
+	err := json.Unmarshal(buf.Bytes(), &req)
+	buf = nil
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decode request body: %w", err))
+		return
+	}
+	if int64(len(req.Code)) > s.cfg.MaxCodeBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	if c.tenant != "" {
+		req.Function.Tenant = c.tenant
+	}
+	if err := s.authorizeDeploy(c, req.Function); err != nil {
+		writeError(w, statusOf(err), err)
+		return
 	}
 	if err := s.cfg.Pipeline.Prepare(r.Context(), req.Function, req.Code); err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -162,16 +358,54 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, tenant string) {
 	writeJSON(w, http.StatusOK, DeployResponse{Function: fn, NewVersion: fn.Version != prev, Previous: prev})
 }
 
-func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, tenant string) {
-	fns := s.cfg.Registry.List(tenant)
+// authorizeDeploy applies the trust model to a definition: tenants deploy
+// their runtimes on their buckets only, nobody names an OpenWhisk host
+// outside the allow-list, and memory is capped.
+func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
+	if !c.admin && !slices.Contains(s.cfg.TenantRuntimes, fn.Runtime) {
+		why := ""
+		if fn.Runtime == "process" {
+			why = " runs host code as the server:"
+		}
+		return fmt.Errorf("%w: runtime %q%s only the admin may deploy it; tenants deploy %s",
+			errForbidden, fn.Runtime, why, strings.Join(s.cfg.TenantRuntimes, " or "))
+	}
+	if err := c.checkBucket("trigger bucket", fn.Trigger.Bucket); err != nil {
+		return err
+	}
+	if err := c.checkBucket("output bucket", fn.Output.Bucket); err != nil {
+		return err
+	}
+	if fn.Runtime == "openwhisk" {
+		if api := fn.Config[openwhisk.ConfigAPI]; api != "" {
+			if err := openwhisk.CheckAPI(s.cfg.OpenWhiskAllow, api); err != nil {
+				return fmt.Errorf("%w: %w", errForbidden, err)
+			}
+		}
+	}
+	if fn.Limits.MemoryMB > s.cfg.MaxMemoryMB {
+		return fmt.Errorf("function %s: memory must be at most %d MB (--max-memory), got %d", fn.Name, s.cfg.MaxMemoryMB, fn.Limits.MemoryMB)
+	}
+	return nil
+}
+
+func sizeString(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) {
+	fns := s.cfg.Registry.List(c.tenant)
 	if fns == nil {
 		fns = []registry.Function{}
 	}
 	writeJSON(w, http.StatusOK, fns)
 }
 
-func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, tenant string) {
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(tenant), r.PathValue("name"))
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) {
+	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), r.PathValue("name"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -179,21 +413,35 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, tenant stri
 	writeJSON(w, http.StatusOK, fn)
 }
 
-func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, tenant string) {
-	if err := s.cfg.Registry.Delete(r.Context(), orDefault(tenant), r.PathValue("name")); err != nil {
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := s.cfg.Registry.Delete(r.Context(), orDefault(c.tenant), r.PathValue("name")); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request, tenant string) {
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
 	var req pipeline.InvokeRequest
-	if !decode(w, r, &req, 1<<20) {
+	if !decode(w, r, &req) {
 		return
 	}
-	if tenant != "" {
-		req.Tenant = tenant
+	if c.tenant != "" {
+		req.Tenant = c.tenant
+	}
+	if err := c.checkBucket("bucket", req.Bucket); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if !c.admin { // its buckets may have changed since the deploy
+		fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
+		if err == nil {
+			err = c.checkBucket("output bucket", fn.Output.Bucket)
+		}
+		if err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
 	}
 	rec, err := s.cfg.Pipeline.Invoke(r.Context(), req)
 	if err != nil {
@@ -203,8 +451,8 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, tenant string) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) activations(w http.ResponseWriter, r *http.Request, tenant string) {
-	f := activation.Filter{Tenant: tenant, Function: r.URL.Query().Get("fn")}
+func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
+	f := activation.Filter{Tenant: c.tenant, Function: r.URL.Query().Get("fn")}
 	if l := r.URL.Query().Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {
@@ -224,9 +472,9 @@ func (s *Server) activations(w http.ResponseWriter, r *http.Request, tenant stri
 	writeJSON(w, http.StatusOK, recs)
 }
 
-func (s *Server) activation(w http.ResponseWriter, r *http.Request, tenant string) {
+func (s *Server) activation(w http.ResponseWriter, r *http.Request, c caller) {
 	rec, err := s.cfg.Index.GetActivation(r.Context(), r.PathValue("id"))
-	if err == nil && tenant != "" && rec.Tenant != tenant {
+	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
 		err = index.ErrNotFound // another tenant's records do not exist for you
 	}
 	if err != nil {
@@ -236,8 +484,8 @@ func (s *Server) activation(w http.ResponseWriter, r *http.Request, tenant strin
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) stats(w http.ResponseWriter, r *http.Request, tenant string) {
-	st, err := s.cfg.Index.Stats(r.Context(), tenant)
+func (s *Server) stats(w http.ResponseWriter, r *http.Request, c caller) {
+	st, err := s.cfg.Index.Stats(r.Context(), c.tenant)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -251,16 +499,23 @@ type PurgeRequest struct {
 	Key      string `json:"key,omitempty"` // one dedup key (see explain); empty = all of the function's
 }
 
-func (s *Server) purge(w http.ResponseWriter, r *http.Request, tenant string) {
+func (s *Server) purge(w http.ResponseWriter, r *http.Request, c caller) {
 	var req PurgeRequest
-	if !decode(w, r, &req, 1<<20) {
+	if !decode(w, r, &req) {
 		return
 	}
-	if _, err := s.cfg.Registry.Get(r.Context(), orDefault(tenant), req.Function); err != nil {
+	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
+	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	n, err := s.cfg.Pipeline.Purge(r.Context(), tenant, req.Function, req.Key)
+	var n int
+	switch {
+	case fn.Shared && !c.admin:
+		err = fmt.Errorf("%w: function %s is shared: its results are purged by the admin only", errForbidden, fn.Name)
+	default:
+		n, err = s.cfg.Pipeline.Purge(r.Context(), c.tenant, req.Function, req.Key, c.admin)
+	}
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -268,9 +523,13 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request, tenant string) {
 	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
 }
 
-func (s *Server) explain(w http.ResponseWriter, r *http.Request, tenant string) {
+func (s *Server) explain(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
-	x, err := s.cfg.Pipeline.Explain(r.Context(), tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"))
+	if err := c.checkBucket("bucket", q.Get("bucket")); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -278,11 +537,29 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, tenant string) 
 	writeJSON(w, http.StatusOK, x)
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+// jsonBody refuses (415) a body that is not declared application/json: a
+// browser sends text/plain and form bodies cross-site without asking.
+func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")))
+		return false
+	}
+	return true
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !jsonBody(w, r) {
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decode request body: %w", err))
+		status := http.StatusBadRequest
+		if errors.As(err, new(*http.MaxBytesError)) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, fmt.Errorf("decode request body: %w", err))
 		return false
 	}
 	return true
@@ -290,6 +567,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
 
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, errForbidden), errors.Is(err, pipeline.ErrNotOwned):
+		return http.StatusForbidden
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, context.Canceled):

@@ -51,7 +51,11 @@ func newServer(t *testing.T) (*httptest.Server, index.Index) {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken,
-		TenantTokens: map[string]string{acmeToken: "acme", otherToken: "globex"}})
+		TenantRuntimes: []string{"test"},
+		Tenants: []api.Tenant{
+			{Name: "acme", Token: acmeToken, Buckets: []string{"in", "out"}},
+			{Name: "globex", Token: otherToken, Buckets: []string{"in", "out"}},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,12 +17,16 @@ type Event struct {
 	// "webhook", "reconcile" or "invoke".
 	Source string `json:"source"`
 	// Name is the S3 event name, e.g. "s3:ObjectCreated:Put".
-	Name        string            `json:"name"`
-	Bucket      string            `json:"bucket"`
-	Key         string            `json:"key"` // URL-decoded
-	VersionID   string            `json:"version_id,omitempty"`
-	ETag        string            `json:"etag,omitempty"`
-	Sequencer   string            `json:"sequencer,omitempty"`
+	Name      string `json:"name"`
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"` // URL-decoded
+	VersionID string `json:"version_id,omitempty"`
+	ETag      string `json:"etag,omitempty"`
+	Sequencer string `json:"sequencer,omitempty"`
+	// Nonce distinguishes deliberate re-runs of one object version (an
+	// on-demand invoke) and events without an object (a malformed payload's
+	// digest); object events leave it empty.
+	Nonce       string            `json:"nonce,omitempty"`
 	Size        int64             `json:"size"`
 	ContentType string            `json:"content_type,omitempty"`
 	Time        time.Time         `json:"time"`
@@ -33,14 +37,23 @@ type Event struct {
 var ErrMalformed = errors.New("malformed event")
 
 // ErrNotCreated is returned for well-formed events that are not
-// object-created (deletes, ACL changes): sources skip them.
+// object-created (deletes, ACL changes), and for objects that are never
+// function inputs (folder markers, dedupfn's staging area): sources skip them.
 var ErrNotCreated = errors.New("not an object-created event")
 
-// ID identifies one delivery-independent event: a redelivered event has the
-// same ID, a new upload of the same key has a different sequencer or etag.
+// StagingPrefix is the key prefix under which functions that write their
+// output through a presigned URL put it, before dedupfn moves it to its
+// output key. Objects under it never trigger a function.
+const StagingPrefix = ".dedupfn/staging/"
+
+// ID identifies one object version, whichever path saw it: a redelivered
+// event, the same upload found by the reconciler, and a backfill all have
+// the same ID; a new upload of the key has a different version id or etag.
+// The sequencer is left out on purpose: the reconciler cannot know it, and
+// an ID that depended on it would give one upload two activations.
 func (e Event) ID() string {
 	h := sha256.New()
-	for _, s := range []string{e.Bucket, e.Key, e.VersionID, strings.Trim(e.ETag, `"`), e.Sequencer} {
+	for _, s := range []string{e.Bucket, e.Key, e.VersionID, strings.Trim(e.ETag, `"`), e.Nonce} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -65,6 +78,12 @@ func Normalize(e Event) (Event, error) {
 	if !IsCreated(e.Name) {
 		return e, fmt.Errorf("%w: %s", ErrNotCreated, e.Name)
 	}
+	if strings.HasSuffix(e.Key, "/") {
+		return e, fmt.Errorf("%w: %s is a folder marker", ErrNotCreated, e.Key)
+	}
+	if strings.HasPrefix(e.Key, StagingPrefix) {
+		return e, fmt.Errorf("%w: %s is a staged function output", ErrNotCreated, e.Key)
+	}
 	e.ETag = strings.Trim(e.ETag, `"`)
 	if len(e.Metadata) > 0 {
 		m := make(map[string]string, len(e.Metadata))
@@ -85,3 +104,8 @@ func Normalize(e Event) (Event, error) {
 // writes; an event for such an object never triggers a function, which
 // breaks self-trigger loops even when output bucket == input bucket.
 const MetaOutputOf = "dedupfn-output-of"
+
+// MetaInput is the user-metadata key naming the input (URL-escaped
+// "bucket/key") an output was made from, so that an output key two
+// inputs render alike is detected instead of silently overwritten.
+const MetaInput = "dedupfn-input"

@@ -180,7 +180,8 @@ type Index interface {
 	GetBlob(ctx context.Context, digest string) ([]byte, error)
 
 	// AddActivation stores an activation record. Idempotent on r.ID: a
-	// second add with the same ID changes nothing and does not count twice.
+	// second add with the same ID changes nothing and does not count twice
+	// (as long as the first is kept: see PruneActivations).
 	AddActivation(ctx context.Context, r activation.Record) error
 	// GetActivation returns the record with id, or ErrNotFound.
 	GetActivation(ctx context.Context, id string) (activation.Record, error)
@@ -189,8 +190,15 @@ type Index interface {
 	// ObjectSeen reports whether any activation was recorded for this
 	// object version (bucket, key, etag): the reconciler's question.
 	ObjectSeen(ctx context.Context, bucket, key, etag string) (bool, error)
-	// Stats returns totals over all activations of tenant ("" = all).
+	// Stats returns totals over all activations of tenant ("" = all) ever
+	// added: pruning activations does not lower them.
 	Stats(ctx context.Context, tenant string) (activation.Stats, error)
+	// PruneActivations deletes the activation records that started before
+	// before, with their object-seen marks (an object stays seen while a
+	// later activation of it is kept) and listing entries, and returns how
+	// many it deleted. Stats keep counting them. Idempotent; safe to run
+	// on several replicas at once (each record is counted once).
+	PruneActivations(ctx context.Context, before time.Time) (int, error)
 
 	io.Closer
 }

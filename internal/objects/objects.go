@@ -18,6 +18,17 @@ import (
 // ErrNotFound is returned for a missing bucket, object or object version.
 var ErrNotFound = errors.New("objects: not found")
 
+// ErrPermanent is wrapped by errors that retrying the same request will not
+// cure: the store understood the request and refused it (a 4xx such as
+// AccessDenied, SignatureDoesNotMatch, InvalidObjectName, InvalidObjectState
+// for an archived object, a malformed request), or the client refused to
+// send it (an invalid key). Check it with errors.Is.
+//
+// A missing bucket, object or version is ErrNotFound instead, never both.
+// Everything else (5xx, SlowDown, 408, 409, 429, timeouts, refused or reset
+// connections, a cancelled context) wraps neither and is transient.
+var ErrPermanent = errors.New("objects: permanent error")
+
 // Info describes one object.
 type Info struct {
 	Bucket      string
@@ -38,6 +49,8 @@ type PutOptions struct {
 }
 
 // Store reads and writes objects. Implementations are safe for concurrent use.
+// Every method's error wraps ErrNotFound, wraps ErrPermanent, or is
+// transient (see ErrPermanent).
 type Store interface {
 	// Get opens an object for streaming. A non-empty versionID reads that
 	// version; a non-empty etag makes the read fail with ErrNotFound if the
@@ -50,6 +63,8 @@ type Store interface {
 	// Copy copies an object server-side, replacing its metadata with opts.
 	// ErrNotFound if the source is missing.
 	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts PutOptions) (Info, error)
+	// Delete removes an object; a missing object is not an error.
+	Delete(ctx context.Context, bucket, key string) error
 	// List calls fn for every object under prefix in bucket.
 	List(ctx context.Context, bucket, prefix string, fn func(Info) error) error
 	// MakeBucket creates a bucket; an existing bucket is not an error.

@@ -16,6 +16,9 @@ type metrics struct {
 	selfSkipped   prometheus.Counter
 	outputMissing prometheus.Counter
 	reconciled    prometheus.Counter
+	renewFailures prometheus.Counter
+	leaseLost     prometheus.Counter
+	panics        prometheus.Counter
 	stage         *prometheus.HistogramVec
 }
 
@@ -42,13 +45,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconciled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dedupfn_reconcile_missed_events_total", Help: "Objects the reconciler found without an activation: events the source missed.",
 		}),
+		renewFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dedupfn_pipeline_lease_renew_failures_total", Help: "Lease renewals that failed with an index error (not a takeover).",
+		}),
+		leaseLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dedupfn_pipeline_leases_lost_total", Help: "Runs abandoned because their claim could no longer be proven held.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dedupfn_pipeline_panics_total", Help: "Panics recovered while processing an event, recorded as platform errors.",
+		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "dedupfn_pipeline_stage_seconds", Help: "Time per pipeline stage.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"stage"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.activations, m.functionSecs, m.savedSecs, m.deadLetters, m.selfSkipped, m.outputMissing, m.reconciled, m.stage} {
+		for _, c := range []prometheus.Collector{m.activations, m.functionSecs, m.savedSecs, m.deadLetters, m.selfSkipped, m.outputMissing, m.reconciled, m.renewFailures, m.leaseLost, m.panics, m.stage} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -34,7 +34,7 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 	}
 	ev, err := event.Normalize(event.Event{
 		Source: "invoke", Name: "s3:ObjectCreated:Invoke", Bucket: req.Bucket, Key: req.Key,
-		Sequencer: newID(), Time: time.Now().UTC(),
+		Nonce: newID(), Time: time.Now().UTC(),
 	})
 	if err != nil {
 		return activation.Record{}, err
@@ -130,37 +130,46 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 	return x, nil
 }
 
+// ErrNotOwned is returned when an operation names a record of another
+// tenant or function.
+var ErrNotOwned = errors.New("record belongs to another tenant or function")
+
 // Purge deletes the dedup records of a function (all of them, or the one
-// dedup key given), so its next events run again. It returns how many
-// records were deleted.
-func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string) (int, error) {
+// dedup key given), so its next events run again. With shared, records
+// of --shared functions (tenant "*shared*") count as the tenant's too:
+// only the admin purges those. It returns how many records were deleted.
+func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string, shared bool) (int, error) {
 	tenant = tenantOr(tenant)
+	own := func(r index.Record) bool {
+		return r.Parts.Function == function && (r.Parts.Tenant == tenant || (shared && r.Parts.Tenant == "*shared*"))
+	}
+	var keys []string
 	if key != "" {
 		rec, err := p.cfg.Index.Get(ctx, key)
 		if errors.Is(err, index.ErrNotFound) {
 			return 0, nil
 		}
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("purge: get %s: %w", key, err)
 		}
-		if rec.Parts.Function != function || (rec.Parts.Tenant != tenant && rec.Parts.Tenant != "*shared*") {
-			return 0, fmt.Errorf("key %s does not belong to function %s", key, function)
+		if !own(rec) {
+			return 0, fmt.Errorf("%w: key %s is not a result of tenant %s's function %s", ErrNotOwned, key, tenant, function)
 		}
-		return 1, p.cfg.Index.Delete(ctx, key)
-	}
-	var keys []string
-	err := p.cfg.Index.Records(ctx, func(r index.Record) error {
-		if r.Parts.Function == function && (r.Parts.Tenant == tenant || r.Parts.Tenant == "*shared*") {
-			keys = append(keys, r.Key)
+		keys = []string{key}
+	} else {
+		err := p.cfg.Index.Records(ctx, func(r index.Record) error {
+			if own(r) {
+				keys = append(keys, r.Key)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("purge: list records: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	for _, k := range keys {
-		if err := p.cfg.Index.Delete(ctx, k); err != nil {
-			return 0, err
+		if err := p.cfg.Index.Delete(ctx, k); err != nil && !errors.Is(err, index.ErrNotFound) {
+			return 0, fmt.Errorf("purge: delete %s: %w", k, err)
 		}
 	}
 	return len(keys), nil

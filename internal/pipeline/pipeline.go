@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -34,6 +35,18 @@ const (
 	DefaultMaxOutputBytes = 1 << 30                // output a function may write
 	DefaultMaxLogBytes    = 64 << 10               // logs kept per activation
 	DefaultPresignExpiry  = time.Hour
+	// DefaultCallTimeout bounds one index or store call (not a whole
+	// output upload): a hung peer becomes an error that is retried.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultCompleteAttempts is how often committing a result is tried
+	// on transient index errors, while the lease is held, before the run
+	// counts as failed.
+	DefaultCompleteAttempts = 8
+	// DefaultMaxLeasesLost is how many runs of one event may be abandoned
+	// for a lost lease before the event is handed back to its source.
+	DefaultMaxLeasesLost = 3
+	// DefaultSpoolBudget is the disk inputs and outputs in flight may use.
+	DefaultSpoolBudget = 16 << 30
 	// DefaultDescribeTTL is how long a remote function's code digest
 	// (runtime.Describer, e.g. an OpenWhisk action's version) is reused
 	// before it is read again: an update of the remote code changes the
@@ -59,6 +72,15 @@ type Config struct {
 	// DescribeTTL: how long a remote code digest is reused; default
 	// DefaultDescribeTTL.
 	DescribeTTL time.Duration
+	// CallTimeout bounds each index and store call; default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// SpoolBudget bounds the disk all input and output spools use at once:
+	// beyond it an event waits for others to finish. nil = unbounded.
+	SpoolBudget *spool.Budget
+	// ActivationRetention is how long activation records are kept (0 =
+	// forever). The reconciler leaves older objects alone: their records,
+	// which say they were processed, may have been pruned.
+	ActivationRetention time.Duration
 }
 
 // Pipeline processes events. It is safe for concurrent use.
@@ -104,6 +126,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.MaxOutputBytes <= 0 {
 		cfg.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	if cfg.DescribeTTL <= 0 {
 		cfg.DescribeTTL = DefaultDescribeTTL
 	}
@@ -111,12 +136,29 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		cfg:     cfg,
 		logger:  cfg.Logger.With("component", "pipeline"),
 		metrics: m,
 		digests: map[string]remoteDigest{},
-	}, nil
+	}
+	cfg.Registry.OnRemoved(p.forget)
+	return p, nil
+}
+
+// forget releases what a runtime keeps for a deleted function (unpacked
+// code, warm processes) on this replica.
+func (p *Pipeline) forget(fn registry.Function) {
+	f, ok := p.cfg.Runtimes[fn.Runtime].(runtime.Forgetter)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CallTimeout)
+	defer cancel()
+	err := f.Forget(ctx, runtime.Function{Tenant: fn.Tenant, Name: fn.Name, Version: fn.Version, CodeDigest: fn.CodeDigest, Config: fn.Config})
+	if err != nil {
+		p.logger.Warn("release a deleted function's runtime state", "fn", fn.Name, "tenant", fn.Tenant, "err", err)
+	}
 }
 
 // Handle processes one event for every function it triggers and records
@@ -124,23 +166,36 @@ func New(cfg Config) (*Pipeline, error) {
 // recorded, so the source may ack; an error means nothing final was
 // recorded and the event must be delivered again. It is a source.Handler.
 func (p *Pipeline) Handle(ctx context.Context, ev event.Event) error {
-	ev, err := event.Normalize(ev)
+	_, err := p.handle(ctx, ev)
+	return err
+}
+
+// handle is Handle, also reporting how many activations it recorded.
+func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error) {
+	defer func() {
+		// A bug on the event path must not crash-loop the server: the event
+		// is recorded as a platform error with the stack, and serving goes on.
+		if r := recover(); r != nil {
+			err = p.recordPanic(ctx, ev, r)
+		}
+	}()
+	ev, err = event.Normalize(ev)
 	if errors.Is(err, event.ErrNotCreated) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return p.recordMalformed(ctx, ev, err)
+		return 1, p.recordMalformed(ctx, ev, err)
 	}
 	if isSelfWritten(ev.Metadata) {
 		p.metrics.selfSkipped.Inc()
-		return nil
+		return 0, nil
 	}
 	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
 	if len(fns) == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err = p.process(ctx, ev, fns, false)
-	return err
+	recs, err := p.process(ctx, ev, fns, false)
+	return len(recs), err
 }
 
 // process fetches the object once and runs each function on it.
@@ -149,7 +204,10 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	var pending []*job
 	for _, fn := range fns {
 		j := newJob(ev, fn, start)
-		if _, err := p.cfg.Index.GetActivation(ctx, j.rec.ID); err == nil {
+		actx, cancel := p.callCtx(ctx)
+		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
+		cancel()
+		if err == nil {
 			continue // a redelivered event: its activation is already recorded
 		} else if !errors.Is(err, index.ErrNotFound) {
 			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
@@ -170,16 +228,21 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	}
 	var recs []activation.Record
 	for _, j := range pending {
-		if err != nil {
-			if !errors.Is(err, objects.ErrNotFound) {
-				return recs, err // store unavailable: deliver again later
-			}
+		switch {
+		case errors.Is(err, objects.ErrNotFound):
 			j.rec.Decision = activation.Skipped
 			j.rec.Error = "object not found: deleted or overwritten since the event"
-		} else {
+		case errors.Is(err, objects.ErrPermanent):
+			// Retrying cannot help (access denied, invalid key, archived
+			// object): record it and let the source move on.
+			p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, 1, true)
+			j.rec.ErrorClass = "store"
+		case err != nil:
+			return recs, err // store unavailable: deliver again later
+		default:
 			j.rec.Timings.FetchMS = ms(in.fetch)
 			j.rec.Fingerprint = in.fp
-			if err := p.run(ctx, j, in, force); err != nil {
+			if err := p.runRecovered(ctx, j, in, force); err != nil {
 				return recs, err
 			}
 		}
@@ -191,12 +254,44 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	return recs, nil
 }
 
+// runRecovered is run, turning a panic into the job's platform error (with
+// the stack in its logs) so that one bad event cannot stop the others.
+func (p *Pipeline) runRecovered(ctx context.Context, j *job, in *input, force bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.metrics.panics.Inc()
+			p.logger.Error("panic while processing an event", "fn", j.fn.Name, "bucket", j.ev.Bucket, "key", j.ev.Key, "panic", r)
+			err = p.fail(j, runtime.Errorf(runtime.ClassPlatform, "panic: %v", r), max(j.rec.Attempts, 1), true)
+			j.rec.Logs = string(debug.Stack())
+		}
+	}()
+	return p.run(ctx, j, in, force)
+}
+
+// recordPanic records a panic outside any function's job as a dead-lettered
+// platform error of the event.
+func (p *Pipeline) recordPanic(ctx context.Context, ev event.Event, r any) error {
+	p.metrics.panics.Inc()
+	stack := string(debug.Stack())
+	p.logger.Error("panic while processing an event", "bucket", ev.Bucket, "key", ev.Key, "panic", r)
+	j := newJob(ev, registry.Function{}, time.Now())
+	j.rec.Decision = activation.Error
+	j.rec.Error = fmt.Sprintf("panic: %v", r)
+	j.rec.ErrorClass = string(runtime.ClassPlatform)
+	j.rec.DeadLetter = true
+	j.rec.Logs = stack
+	return p.record(ctx, j)
+}
+
 // job is one (event, function) pair on its way to an activation record.
 type job struct {
 	ev    event.Event
 	fn    registry.Function
 	start time.Time
 	rec   activation.Record
+	// staging is where the current invocation may PUT its output through
+	// a presigned URL (see invoke).
+	staging string
 }
 
 func newJob(ev event.Event, fn registry.Function, start time.Time) *job {
@@ -223,6 +318,8 @@ func activationID(ev event.Event, fn registry.Function) string {
 
 func (p *Pipeline) record(ctx context.Context, j *job) error {
 	j.rec.Timings.TotalMS = ms(time.Since(j.start))
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
 	if err := p.cfg.Index.AddActivation(ctx, j.rec); err != nil {
 		return fmt.Errorf("pipeline: record activation %s: %w", j.rec.ID, err)
 	}
@@ -248,7 +345,7 @@ func (p *Pipeline) recordMalformed(ctx context.Context, ev event.Event, cause er
 // the payload, so a redelivered payload is recorded once.
 func (p *Pipeline) Malformed(ctx context.Context, payload []byte, cause error) {
 	sum := sha256.Sum256(payload)
-	ev := event.Event{Source: "malformed", Sequencer: hex.EncodeToString(sum[:8]), Time: time.Now().UTC()}
+	ev := event.Event{Source: "malformed", Nonce: hex.EncodeToString(sum[:8]), Time: time.Now().UTC()}
 	excerpt := string(payload[:min(len(payload), 200)])
 	if err := p.recordMalformed(ctx, ev, fmt.Errorf("%w; payload starts %q", cause, excerpt)); err != nil {
 		p.logger.Error("record malformed event", "err", err)
@@ -281,10 +378,14 @@ func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
 	if isSelfWritten(info.Metadata) {
 		return nil, errSelfWritten
 	}
-	sp := spool.New(p.cfg.SpoolDir, 0, 0)
+	sp := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, 0)
 	fp, err := fingerprint.Spool(rc, sp)
 	if err != nil {
 		sp.Close()
+		if errors.Is(err, spool.ErrOverBudget) {
+			// Larger than the whole budget: waiting cannot help.
+			err = fmt.Errorf("%w: %w (raise --spool-budget)", objects.ErrPermanent, err)
+		}
 		return nil, fmt.Errorf("pipeline: fingerprint %s/%s: %w", ev.Bucket, ev.Key, err)
 	}
 	info.Size = sp.Size()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,17 +33,51 @@ func TestMain(m *testing.M) { testutil.MainWithStore(m, &store) }
 
 // testRuntime upper-cases its input and counts runs; params pick failures.
 type testRuntime struct {
-	calls atomic.Int64
+	calls atomic.Int64 // executions started
+	done  atomic.Int64 // executions that ran to their end (not cancelled)
 	delay time.Duration
+
+	running, maxRunning atomic.Int64 // executions in progress at once
+	forgotten           atomic.Value // name of the last function Forget was called for
 }
 
 func (r *testRuntime) Name() string                { return "test" }
 func (r *testRuntime) Version() string             { return "test/1" }
 func (r *testRuntime) Close(context.Context) error { return nil }
 
+func (r *testRuntime) Forget(_ context.Context, fn runtime.Function) error {
+	r.forgotten.Store(fn.Name)
+	return nil
+}
+
 func (r *testRuntime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.Result, error) {
 	n := r.calls.Add(1)
+	defer r.running.Add(-1)
+	if now := r.running.Add(1); now > r.maxRunning.Load() {
+		r.maxRunning.Store(now)
+	}
 	switch inv.Params["mode"] {
+	case "panic":
+		panic("test runtime: deliberate bug")
+	case "presign": // an OpenWhisk-style action that PUTs its output by URL
+		data, err := io.ReadAll(inv.Input)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, inv.Object.PutURL, bytes.NewReader(bytes.ToUpper(data)))
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "put output: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return runtime.Result{}, runtime.Errorf(runtime.ClassFunction, "put output: %s", resp.Status)
+		}
+		r.done.Add(1)
+		return runtime.Result{Result: []byte(`{"ok":true}`)}, nil
 	case "fail":
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: errors.New("exit status 1"), Stderr: "boom"}
 	case "flaky": // a platform failure on the first call only
@@ -68,6 +103,7 @@ func (r *testRuntime) Invoke(ctx context.Context, inv *runtime.Invocation) (runt
 		return runtime.Result{}, err
 	}
 	inv.Output.Write(bytes.ToUpper(data))
+	r.done.Add(1)
 	return runtime.Result{OutputWritten: true, Duration: r.delay + time.Millisecond}, nil
 }
 
@@ -461,7 +497,7 @@ func TestExplainAndPurge(t *testing.T) {
 	if x.WouldRun || x.Record == nil || x.Parts.Fingerprint != x.Fingerprint {
 		t.Fatalf("explain after run: %+v, want a hit with matching parts", x)
 	}
-	n, err := e.pipe.Purge(t.Context(), "", "upper", "")
+	n, err := e.pipe.Purge(t.Context(), "", "upper", "", true)
 	if err != nil || n != 1 {
 		t.Fatalf("purge: %d %v, want 1", n, err)
 	}
@@ -513,5 +549,19 @@ func TestHandle_RetentionExpiresResults(t *testing.T) {
 	e.handle(e.put("c.txt", "data"))
 	if got := e.rt.calls.Load(); got != 2 {
 		t.Fatalf("ran %d times; a result past retention must not be reused", got)
+	}
+}
+
+// A deleted function's runtime state (unpacked code, warm processes) is
+// released on every replica, once a refresh sees the deletion.
+func TestDelete_ForgetsRuntimeState(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", nil)
+	e.deploy("other", func(f *registry.Function) { f.Trigger.Prefix = "x/" })
+	if err := e.reg.Delete(t.Context(), registry.DefaultTenant, "upper"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.rt.forgotten.Load().(string); got != "upper" {
+		t.Fatalf("runtime forgot %q, want upper", got)
 	}
 }

@@ -2,11 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
@@ -14,14 +11,10 @@ import (
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
-	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/spool"
 )
-
-// errLeaseLost cancels a run whose claim was taken over by another replica.
-var errLeaseLost = errors.New("claim lease lost to another owner")
 
 // run decides hit, wait or miss for one job and fills its record. It
 // returns an error only when the index or store is unavailable, so that
@@ -30,6 +23,9 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	rt, ok := p.cfg.Runtimes[j.fn.Runtime]
 	if !ok {
 		return p.fail(j, runtime.Errorf(runtime.ClassInit, "runtime %q is not enabled on this replica", j.fn.Runtime), 1, true)
+	}
+	if _, err := p.outputKey(j); err != nil {
+		return p.fail(j, err, 1, true)
 	}
 	codeDigest, err := p.codeDigest(ctx, rt, j.fn)
 	if err != nil {
@@ -44,8 +40,15 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	lookupStart := time.Now()
 	waited := false
 	poll := 20 * time.Millisecond
-	for attempt := 1; ; {
-		c, err := p.cfg.Index.Claim(ctx, key, parts, p.cfg.Owner, j.fn.Limits.Lease)
+	// attempt counts this event's runs that failed or succeeded; runs
+	// abandoned because their lease was lost are counted apart: they say
+	// nothing about the function, only about the index.
+	attempt, leasesLost := 1, 0
+	for {
+		claimedAt := time.Now()
+		cctx, cancel := p.callCtx(ctx)
+		c, err := p.cfg.Index.Claim(cctx, key, parts, p.cfg.Owner, j.fn.Limits.Lease)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("pipeline: claim: %w", err)
 		}
@@ -61,7 +64,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		case index.Hit:
 			if force {
 				force = false
-				if err := p.cfg.Index.DeleteResult(ctx, key, c.Record.Updated); err != nil {
+				if err := p.deleteResult(ctx, key, c.Record.Updated); err != nil {
 					return fmt.Errorf("pipeline: force: delete %s: %w", key, err)
 				}
 				continue
@@ -74,7 +77,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			if !delivered {
 				continue // output gone or record not ours: run again
 			}
-			if c.Record.State == index.Done {
+			if c.Record.State == index.Done && j.rec.Decision != activation.Error {
 				j.rec.Decision = activation.Hit
 				if waited {
 					j.rec.Decision = activation.Wait
@@ -84,8 +87,15 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 
 		case index.Miss:
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
-			j.rec.Attempts = attempt
-			err := p.runClaimed(ctx, j, in, rt, key, c.Record)
+			j.rec.Attempts = attempt + leasesLost
+			if leasesLost > DefaultMaxLeasesLost {
+				// The index keeps failing us: give the claim back and let
+				// the source deliver the event again later (not a dead
+				// letter: nothing is wrong with the event or the function).
+				p.releaseClaim(ctx, key, c.Record.Token)
+				return fmt.Errorf("pipeline: %s: lease lost %d times; the event will be delivered again", key, leasesLost)
+			}
+			err := p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
 			if err == nil {
 				return nil
 			}
@@ -93,9 +103,21 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				// Shutting down: leave the claim to expire and the event to be redelivered.
 				return ctx.Err()
 			}
+			if errors.Is(err, errLeaseLost) {
+				// Whoever holds the claim now decides: a successor's result
+				// is delivered as a wait; an expired claim is taken again.
+				p.logger.Warn("lease lost; following the claim's current owner", "fn", j.fn.Name, "key", j.ev.Key, "dedup_key", key, "err", err)
+				p.metrics.leaseLost.Inc()
+				leasesLost++
+				waited = true
+				continue
+			}
 			class := runtime.ClassOf(err)
 			cache := class == runtime.ClassFunction && j.fn.CacheFailures
-			if ferr := p.cfg.Index.Fail(ctx, key, c.Record.Token, err.Error(), string(class), cache); ferr != nil && !errors.Is(ferr, index.ErrNotOwner) {
+			fctx, cancel := p.callCtx(ctx)
+			ferr := p.cfg.Index.Fail(fctx, key, c.Record.Token, err.Error(), string(class), cache)
+			cancel()
+			if ferr != nil && !errors.Is(ferr, index.ErrNotOwner) {
 				return fmt.Errorf("pipeline: fail claim: %w", ferr)
 			}
 			if retryable(class) && attempt < j.fn.MaxAttempts {
@@ -112,8 +134,30 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	}
 }
 
+// callCtx bounds one index or store call, so that a hung peer is an error
+// that is retried, never a stuck worker.
+func (p *Pipeline) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.cfg.CallTimeout)
+}
+
+func (p *Pipeline) deleteResult(ctx context.Context, key string, updated time.Time) error {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	return p.cfg.Index.DeleteResult(ctx, key, updated)
+}
+
+// releaseClaim gives a claim back so the next event need not wait out its
+// lease; failing that, the lease simply expires.
+func (p *Pipeline) releaseClaim(ctx context.Context, key, token string) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Index.Release(ctx, key, token); err != nil && !errors.Is(err, index.ErrNotOwner) {
+		p.logger.Warn("release claim", "key", key, "err", err)
+	}
+}
+
 // retryable classes never ran the function to a deterministic end.
-func retryable(c runtime.Class) bool { return c != runtime.ClassFunction }
+func retryable(c runtime.Class) bool { return c != runtime.ClassFunction && c != runtime.ClassConfig }
 
 // fail fills the record of a job that ended in an error.
 func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error {
@@ -129,44 +173,68 @@ func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error 
 	return nil
 }
 
-// runClaimed runs the function while holding the claim, renewing its
-// lease, then commits in order: output object, then the result record
-// and "done" (one Complete).
-func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record) error {
+// runClaimed runs the function while holding the claim, then commits in
+// order: output object, then the result record and "done" (one Complete).
+// The lease is renewed until the commit is done; when it can no longer be
+// proven held the work is cancelled and an errLeaseLost error returned,
+// and nothing is committed.
+func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record, claimedAt time.Time) error {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopRenew := p.renewLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease)
+	lease := p.holdLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease, claimedAt)
+	defer lease.stop()
+
 	out, res, err := p.invoke(runCtx, j, in, rt, key, claim)
-	stopRenew()
 	if out != nil {
 		defer out.Close()
 	}
+	if l := lost(runCtx); l != nil {
+		return l
+	}
 	if err != nil {
-		if cause := context.Cause(runCtx); errors.Is(cause, errLeaseLost) {
-			return runtime.Errorf(runtime.ClassPlatform, "%v", cause)
-		}
 		return err
 	}
-
 	storeStart := time.Now()
-	output, err := p.storeOutput(ctx, j, in, out, res)
+	output, err := p.storeOutput(runCtx, j, out, res)
+	if l := lost(runCtx); l != nil {
+		return l
+	}
 	if err != nil {
 		return err
 	}
-	err = p.cfg.Index.Complete(ctx, key, claim.Token, index.Completion{
-		Output: output, Result: res.Result, FunctionMS: ms(res.Duration),
-	})
-	if errors.Is(err, index.ErrNotOwner) {
-		// Our lease expired mid-run and another owner took over; our output
-		// is delivered, its result will be the recorded one.
-		p.logger.Warn("completed after losing the claim", "fn", j.fn.Name, "key", key)
-	} else if err != nil {
-		return runtime.Errorf(runtime.ClassPlatform, "complete claim: %v", err)
+	if err := p.complete(runCtx, key, claim.Token, index.Completion{Output: output, Result: res.Result, FunctionMS: ms(res.Duration)}); err != nil {
+		return err
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
 	j.rec.Decision = activation.Miss
 	j.rec.Output = &activation.Object{Bucket: output.Bucket, Key: output.Key, ETag: output.ETag, Size: output.Size}
 	return nil
+}
+
+// complete commits a run's result. A transient index error is retried
+// with backoff for as long as the lease is held (the caller's ctx is
+// cancelled when it is not); a claim that is no longer ours is a lost lease.
+func (p *Pipeline) complete(ctx context.Context, key, token string, c index.Completion) error {
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := p.callCtx(ctx)
+		err := p.cfg.Index.Complete(cctx, key, token, c)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, index.ErrNotOwner):
+			return leaseLostError("another owner took the claim over before the result was committed")
+		case attempt >= DefaultCompleteAttempts:
+			return runtime.Errorf(runtime.ClassPlatform, "complete claim after %d attempts: %v", attempt, err)
+		}
+		p.logger.Warn("complete claim failed, retrying", "key", key, "attempt", attempt, "err", err)
+		if serr := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); serr != nil {
+			if l := lost(ctx); l != nil {
+				return l
+			}
+			return serr
+		}
+	}
 }
 
 // runUndeduplicated runs a function marked no-dedup: no claim, no result.
@@ -175,7 +243,7 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 		j.rec.Attempts = attempt
 		out, res, err := p.invoke(ctx, j, in, rt, "", index.Record{})
 		if err == nil {
-			output, serr := p.storeOutput(ctx, j, in, out, res)
+			output, serr := p.storeOutput(ctx, j, out, res)
 			out.Close()
 			if serr == nil {
 				j.rec.Decision = activation.Miss
@@ -198,36 +266,6 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 	}
 }
 
-// renewLease renews the claim every lease/3 until the returned stop is
-// called; if the claim is lost it cancels the run.
-func (p *Pipeline) renewLease(ctx context.Context, cancel context.CancelCauseFunc, key, token string, lease time.Duration) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(max(lease/3, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				err := p.cfg.Index.Renew(ctx, key, token, lease)
-				if errors.Is(err, index.ErrNotOwner) {
-					cancel(errLeaseLost)
-					return
-				}
-				if err != nil && ctx.Err() == nil {
-					p.logger.Warn("renew lease", "key", key, "err", err)
-				}
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
 // invoke runs the function once on the spooled input and returns its
 // spooled output.
 func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record) (*spool.Spool, runtime.Result, error) {
@@ -235,7 +273,10 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	if err != nil {
 		return nil, runtime.Result{}, runtime.Errorf(runtime.ClassInit, "%v", err)
 	}
-	outKey := j.fn.OutputKey(j.ev.Key)
+	outKey, err := p.outputKey(j)
+	if err != nil {
+		return nil, runtime.Result{}, err
+	}
 	ref := runtime.ObjectRef{
 		Bucket: j.ev.Bucket, Key: j.ev.Key, Size: in.info.Size, ETag: in.info.ETag,
 		SHA256: fingerprint.Hex(in.fp), ContentType: in.info.ContentType,
@@ -245,11 +286,15 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		if ref.GetURL, err = p.cfg.Objects.PresignGet(ctx, j.ev.Bucket, j.ev.Key, DefaultPresignExpiry); err != nil {
 			return nil, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "presign input: %v", err)
 		}
-		if ref.PutURL, err = p.cfg.Objects.PresignPut(ctx, j.fn.Output.Bucket, outKey, DefaultPresignExpiry); err != nil {
+		// The function uploads to a staging key, never to the output key
+		// itself: an upload there would carry no output marker and could
+		// trigger the function on its own output. storeOutput moves it.
+		j.staging = event.StagingPrefix + j.rec.ID + "/" + newID()
+		if ref.PutURL, err = p.cfg.Objects.PresignPut(ctx, j.fn.Output.Bucket, j.staging, DefaultPresignExpiry); err != nil {
 			return nil, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "presign output: %v", err)
 		}
 	}
-	out := spool.New(p.cfg.SpoolDir, 0, p.cfg.MaxOutputBytes)
+	out := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
 		Function: runtime.Function{
 			Tenant: j.fn.Tenant, Name: j.fn.Name, Version: j.fn.Version,
@@ -289,118 +334,6 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		j.rec.ExternalID = res.ExternalID
 	}
 	return out, res, err
-}
-
-// storeOutput writes the function's output to its output location, marked
-// so that it never triggers a function itself. A function that produced
-// only a JSON result gets the result stored as KEY.json; one that PUT its
-// output through the presigned URL has it adopted.
-func (p *Pipeline) storeOutput(ctx context.Context, j *job, in *input, out *spool.Spool, res runtime.Result) (*index.Output, error) {
-	bucket, key := j.fn.Output.Bucket, j.fn.OutputKey(j.ev.Key)
-	opts := objects.PutOptions{Metadata: map[string]string{event.MetaOutputOf: j.fn.Name + "@" + j.fn.Version}}
-	var info objects.Info
-	var err error
-	switch {
-	case res.OutputWritten || (out.Size() > 0 && res.Result == nil):
-		opts.ContentType = sniff(out)
-		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
-	default:
-		if st, serr := p.cfg.Objects.Stat(ctx, bucket, key); serr == nil && !isSelfWritten(st.Metadata) && !st.Modified.Before(j.start.Add(-time.Second)) {
-			// The function PUT its output through the presigned URL.
-			info = st
-			break
-		}
-		result := res.Result
-		if len(result) == 0 {
-			result = json.RawMessage("null")
-		}
-		opts.ContentType = "application/json"
-		info, err = p.cfg.Objects.Put(ctx, bucket, key+".json", strings.NewReader(string(result)), int64(len(result)), opts)
-	}
-	if err != nil {
-		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
-	}
-	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType}, nil
-}
-
-func sniff(sp *spool.Spool) string {
-	buf := make([]byte, 512)
-	n, _ := sp.Reader().Read(buf)
-	return http.DetectContentType(buf[:n])
-}
-
-// deliver serves a hit: it re-checks the record's key parts, checks the
-// recorded output still exists unchanged, and copies it server-side to
-// this event's output location. It reports false when the record cannot
-// be used (output gone or changed, parts differ): the record is deleted
-// and the caller runs the function again — never an empty delivery.
-func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.Parts, rec index.Record) (bool, error) {
-	if rec.State == index.Failed {
-		j.rec.Decision = activation.Error
-		j.rec.Error = "cached failure: " + rec.Error
-		j.rec.ErrorClass = rec.ErrorClass
-		return true, nil
-	}
-	usable := rec.Parts == parts && registry.PartsKey(rec.Parts) == key && rec.Output != nil
-	if !usable {
-		p.logger.Error("dedup record does not match its key; running again", "key", key, "parts", rec.Parts)
-	}
-	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
-		usable = false // past retention: run again and record a fresh result
-	}
-	var src objects.Info
-	if usable {
-		var err error
-		src, err = p.cfg.Objects.Stat(ctx, rec.Output.Bucket, rec.Output.Key)
-		switch {
-		case errors.Is(err, objects.ErrNotFound):
-			usable = false
-		case err != nil:
-			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
-		case src.ETag != rec.Output.ETag:
-			usable = false
-		}
-		if !usable {
-			p.metrics.outputMissing.Inc()
-			p.logger.Warn("recorded output missing or changed; running again", "key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
-		}
-	}
-	if !usable {
-		if err := p.cfg.Index.DeleteResult(ctx, key, rec.Updated); err != nil {
-			return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
-		}
-		return false, nil
-	}
-
-	storeStart := time.Now()
-	dstKey := j.fn.OutputKey(j.ev.Key)
-	if strings.HasSuffix(rec.Output.Key, ".json") && !strings.HasSuffix(dstKey, ".json") && rec.Output.ContentType == "application/json" {
-		dstKey += ".json"
-	}
-	out := *rec.Output
-	if rec.Output.Bucket != j.fn.Output.Bucket || rec.Output.Key != dstKey {
-		info, err := p.cfg.Objects.Copy(ctx, rec.Output.Bucket, rec.Output.Key, j.fn.Output.Bucket, dstKey, objects.PutOptions{
-			ContentType: src.ContentType,
-			Metadata:    map[string]string{event.MetaOutputOf: j.fn.Name + "@" + j.fn.Version},
-		})
-		if errors.Is(err, objects.ErrNotFound) {
-			// Deleted between Stat and Copy: treat like a missing output.
-			if err := p.cfg.Index.DeleteResult(ctx, key, rec.Updated); err != nil {
-				return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
-			}
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
-		}
-		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
-	}
-	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
-	j.rec.Output = &activation.Object{Bucket: out.Bucket, Key: out.Key, ETag: out.ETag, Size: out.Size}
-	j.rec.Result = rec.Result
-	j.rec.SavedMS = rec.FunctionMS
-	j.rec.FunctionMS = rec.FunctionMS
-	return true, nil
 }
 
 // codeDigest is the function's code digest, or for runtimes whose code

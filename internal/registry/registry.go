@@ -4,6 +4,7 @@
 package registry
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,7 +32,11 @@ const (
 	DefaultTenant        = "default"              // tenant of functions deployed without one
 	DefaultRefresh       = 500 * time.Millisecond // polling, for indexes that cannot push changes
 	DefaultPushedRefresh = 30 * time.Second       // backstop polling when the index pushes changes
-	docKind              = "function"
+	// DefaultCodeCacheBytes bounds the function code a registry keeps in
+	// memory; the least recently used versions are evicted and read back
+	// from the index when needed again.
+	DefaultCodeCacheBytes = 256 << 20
+	docKind               = "function"
 )
 
 // ErrNotFound is returned for an unknown function.
@@ -125,8 +130,8 @@ func (f *Function) Validate() error {
 	if f.MaxAttempts == 0 {
 		f.MaxAttempts = DefaultMaxAttempts
 	}
-	if f.Output.Bucket == f.Trigger.Bucket && f.Output.KeyTemplate == "{key}" {
-		return fmt.Errorf("function %s: output would overwrite its own input; set a key template such as thumbs/{key}", f.Name)
+	if err := f.checkOutputTemplate(); err != nil {
+		return err
 	}
 	f.Version = f.version()
 	return nil
@@ -164,17 +169,53 @@ func (f *Function) Matches(bucket, key string) bool {
 	})
 }
 
-// OutputKey is where f's output for an input key goes.
-func (f *Function) OutputKey(key string) string {
+// OutputKey is where f's output for an input key goes: the key template
+// rendered, with "." and empty segments dropped (so "./{key}", "/{key}"
+// and "a//b" name the keys they look like). A key with a ".." segment, or
+// one that renders empty or as a folder, is an error.
+func (f *Function) OutputKey(key string) (string, error) {
 	dir, file := path.Split(key)
 	ext := path.Ext(file)
-	return strings.NewReplacer(
+	rendered := strings.NewReplacer(
 		"{key}", key,
 		"{dir}", dir,
 		"{base}", strings.TrimSuffix(file, ext),
 		"{ext}", ext,
 		"{name}", f.Name,
 	).Replace(f.Output.KeyTemplate)
+	var segs []string
+	for _, s := range strings.Split(rendered, "/") {
+		switch s {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("function %s: output key %q (template %q) has a \"..\" segment", f.Name, rendered, f.Output.KeyTemplate)
+		}
+		segs = append(segs, s)
+	}
+	if len(segs) == 0 || strings.HasSuffix(rendered, "/") {
+		return "", fmt.Errorf("function %s: output key template %q renders %q for input %q: not an object key", f.Name, f.Output.KeyTemplate, rendered, key)
+	}
+	return strings.Join(segs, "/"), nil
+}
+
+// sampleKeys are rendered through a key template at deploy to catch
+// templates that overwrite their input.
+var sampleKeys = []string{"cat.jpg", "x/cat.jpg", "a/b/archive.tar.gz", "README", ".hidden"}
+
+// checkOutputTemplate refuses a template that, with output bucket = input
+// bucket, renders some input's own key (overwriting the user's original).
+func (f *Function) checkOutputTemplate() error {
+	for _, k := range sampleKeys {
+		out, err := f.OutputKey(k)
+		if err != nil {
+			return err
+		}
+		if f.Output.Bucket == f.Trigger.Bucket && out == k {
+			return fmt.Errorf("function %s: output key template %q renders %q for input %q: the output would overwrite its own input; use a prefix such as thumbs/{key}", f.Name, f.Output.KeyTemplate, out, k)
+		}
+	}
+	return nil
 }
 
 // Key derives the dedup key of running f (whose code digest, for remote
@@ -213,9 +254,60 @@ type Registry struct {
 	idx    index.Index
 	logger *slog.Logger
 
-	mu    sync.RWMutex
-	cache []Function
-	code  map[string][]byte // digest → code, read once per replica
+	mu        sync.RWMutex
+	cache     []Function
+	onRemoved []func(Function)
+
+	code codeCache
+}
+
+// codeCache is a least-recently-used cache of function code by digest,
+// bounded by its total size in bytes.
+type codeCache struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	order *list.List               // front = most recently used; values are *codeEntry
+	byKey map[string]*list.Element // digest → element of order
+}
+
+type codeEntry struct {
+	digest string
+	code   []byte
+}
+
+func (c *codeCache) get(digest string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[digest]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*codeEntry).code, true
+}
+
+// add caches code, evicting the least recently used entries to stay
+// within max; code larger than max is not cached at all.
+func (c *codeCache) add(digest string, code []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byKey[digest]; ok || int64(len(code)) > c.max {
+		return
+	}
+	c.byKey[digest] = c.order.PushFront(&codeEntry{digest: digest, code: code})
+	c.size += int64(len(code))
+	c.evict()
+}
+
+func (c *codeCache) evict() {
+	for c.size > c.max {
+		e := c.order.Back()
+		ce := e.Value.(*codeEntry)
+		c.order.Remove(e)
+		delete(c.byKey, ce.digest)
+		c.size -= int64(len(ce.code))
+	}
 }
 
 // New returns a registry over idx.
@@ -223,7 +315,26 @@ func New(idx index.Index, logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{idx: idx, logger: logger.With("component", "registry"), code: map[string][]byte{}}
+	return &Registry{
+		idx: idx, logger: logger.With("component", "registry"),
+		code: codeCache{max: DefaultCodeCacheBytes, order: list.New(), byKey: map[string]*list.Element{}},
+	}
+}
+
+// SetCodeCacheBytes bounds the code cache to maxBytes (default
+// DefaultCodeCacheBytes), evicting at once if it holds more.
+func (r *Registry) SetCodeCacheBytes(maxBytes int64) {
+	r.code.mu.Lock()
+	defer r.code.mu.Unlock()
+	r.code.max = maxBytes
+	r.code.evict()
+}
+
+// CodeCacheBytes is the size of the code the cache holds.
+func (r *Registry) CodeCacheBytes() int64 {
+	r.code.mu.Lock()
+	defer r.code.mu.Unlock()
+	return r.code.size
 }
 
 func docID(tenant, name string) string { return tenant + "/" + name }
@@ -329,24 +440,20 @@ func (r *Registry) Buckets() []string {
 	return out
 }
 
-// Code returns a function's code by digest, cached after the first read.
+// Code returns a function's code by digest, from a bounded cache of
+// recently used versions or else read from the index.
 func (r *Registry) Code(ctx context.Context, digest string) ([]byte, error) {
 	if digest == "" {
 		return nil, nil
 	}
-	r.mu.RLock()
-	c, ok := r.code[digest]
-	r.mu.RUnlock()
-	if ok {
+	if c, ok := r.code.get(digest); ok {
 		return c, nil
 	}
 	c, err := r.idx.GetBlob(ctx, digest)
 	if err != nil {
 		return nil, fmt.Errorf("registry: code %s: %w", digest, err)
 	}
-	r.mu.Lock()
-	r.code[digest] = c
-	r.mu.Unlock()
+	r.code.add(digest, c)
 	return c, nil
 }
 
@@ -366,9 +473,38 @@ func (r *Registry) Refresh(ctx context.Context) error {
 		return fmt.Errorf("registry: list functions: %w", err)
 	}
 	r.mu.Lock()
+	old, hooks := r.cache, r.onRemoved
 	r.cache = fns
 	r.mu.Unlock()
+	for _, f := range removed(old, fns) {
+		for _, h := range hooks {
+			h(f)
+		}
+	}
 	return nil
+}
+
+// OnRemoved registers h to be called, after a refresh, with each function
+// that was deleted (through any replica sharing the index). Call before Run.
+func (r *Registry) OnRemoved(h func(Function)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onRemoved = append(r.onRemoved, h)
+}
+
+// removed returns the functions of before whose tenant and name are not in after.
+func removed(before, after []Function) []Function {
+	live := make(map[string]bool, len(after))
+	for _, f := range after {
+		live[docID(f.Tenant, f.Name)] = true
+	}
+	var gone []Function
+	for _, f := range before {
+		if !live[docID(f.Tenant, f.Name)] {
+			gone = append(gone, f)
+		}
+	}
+	return gone
 }
 
 // Run keeps the cache fresh until ctx ends: on every change the index

@@ -98,8 +98,42 @@ func TestOutputKey(t *testing.T) {
 		"{name}/{base}{ext}":     "thumbnail/cat.jpg",
 	} {
 		f.Output.KeyTemplate = tmpl
-		if got := f.OutputKey("a/b/cat.jpg"); got != want {
-			t.Errorf("OutputKey with %q = %q, want %q", tmpl, got, want)
+		if got, err := f.OutputKey("a/b/cat.jpg"); err != nil || got != want {
+			t.Errorf("OutputKey with %q = %q, %v, want %q", tmpl, got, err, want)
+		}
+	}
+}
+
+// Reliability item 13: templates that overwrite the input are refused at
+// deploy, whatever their spelling; "." and empty segments are normalized;
+// ".." is refused.
+func TestOutputKey_TemplatesCanOverwriteInputOrCollide(t *testing.T) {
+	for _, tmpl := range []string{"{key}", "{dir}{base}{ext}", "./{key}", "/{key}", "{dir}/{base}{ext}", ".//{key}"} {
+		f := validFn()
+		f.Output.Bucket = f.Trigger.Bucket
+		f.Output.KeyTemplate = tmpl
+		err := f.Validate()
+		if err == nil || !strings.Contains(err.Error(), "overwrite its own input") {
+			t.Errorf("template %q with output bucket = input bucket: Validate() = %v, want refusal", tmpl, err)
+		}
+	}
+	f := validFn()
+	for tmpl, want := range map[string]string{
+		"./thumbs/{key}": "thumbs/a/b/cat.jpg",
+		"/thumbs//{key}": "thumbs/a/b/cat.jpg",
+	} {
+		f.Output.KeyTemplate = tmpl
+		if got, err := f.OutputKey("a/b/cat.jpg"); err != nil || got != want {
+			t.Errorf("OutputKey with %q = %q, %v, want %q", tmpl, got, err, want)
+		}
+	}
+	for _, tmpl := range []string{"../{key}", "thumbs/../{key}", "{dir}"} {
+		f.Output.KeyTemplate = tmpl
+		if got, err := f.OutputKey("a/b/cat.jpg"); err == nil {
+			t.Errorf("OutputKey with %q = %q, want an error", tmpl, got)
+		}
+		if err := f.Validate(); err == nil {
+			t.Errorf("Validate with template %q passed", tmpl)
 		}
 	}
 }

@@ -33,6 +33,10 @@ const (
 	// trap, error result). Deterministic for a pure function; cached only
 	// where the function's policy opts in.
 	ClassFunction Class = "function"
+	// ClassConfig: the function's definition cannot work for this event
+	// (its output key is the input, or already holds another input's
+	// output). Not retried, never cached.
+	ClassConfig Class = "config"
 )
 
 // Error is an invocation failure with its class and whatever the function
@@ -177,4 +181,12 @@ type Describer interface {
 // and the first event does not pay for the compile.
 type Preparer interface {
 	Prepare(ctx context.Context, fn Function) error
+}
+
+// Forgetter is implemented by runtimes that keep state for a function
+// beyond an invocation (unpacked code on disk, warm processes): Forget
+// releases it when the function is deleted. It is idempotent, and a later
+// Invoke of the same code recreates whatever it needs.
+type Forgetter interface {
+	Forget(ctx context.Context, fn Function) error
 }

@@ -6,10 +6,12 @@ package spool
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // DefaultMemLimit is how many bytes a spool keeps in memory before it
@@ -18,6 +20,11 @@ const DefaultMemLimit = 4 << 20
 
 // ErrTooLarge is returned by Write once more than the spool's max size is written.
 var ErrTooLarge = errors.New("spool: size limit exceeded")
+
+// ErrOverBudget is returned by Write when the disk budget can never cover
+// the write: the spool alone needs more than the whole budget, or every
+// spool holding part of it is itself waiting for more.
+var ErrOverBudget = errors.New("spool: disk budget exceeded")
 
 // Spool is an io.Writer that can be read back any number of times.
 // It is not safe for concurrent use.
@@ -28,6 +35,12 @@ type Spool struct {
 	mem      bytes.Buffer
 	file     *os.File
 	size     int64
+
+	// budget, if set, is charged for every byte in the temporary file;
+	// ctx bounds the waits for it (see NewBudgeted).
+	budget   *Budget
+	ctx      context.Context
+	reserved int64
 }
 
 // New returns an empty spool that keeps up to memLimit bytes in memory and
@@ -40,12 +53,35 @@ func New(dir string, memLimit int, maxSize int64) *Spool {
 	return &Spool{dir: dir, memLimit: memLimit, maxSize: maxSize}
 }
 
+// NewBudgeted is New with the temporary file charged to b, a disk budget
+// shared with other spools: a Write that would take b past its limit
+// blocks until other spools are closed, or until ctx ends (then it returns
+// ctx's error). ctx is held for the spool's life because Write has no
+// context parameter; a spool is short-lived, like the request it buffers.
+// A nil b means no budget, as with New.
+func NewBudgeted(ctx context.Context, b *Budget, dir string, memLimit int, maxSize int64) *Spool {
+	s := New(dir, memLimit, maxSize)
+	s.budget, s.ctx = b, ctx
+	return s
+}
+
 // Write appends p.
 func (s *Spool) Write(p []byte) (int, error) {
 	if s.maxSize > 0 && s.size+int64(len(p)) > s.maxSize {
 		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, s.maxSize)
 	}
-	if s.file == nil && s.mem.Len()+len(p) > s.memLimit {
+	spill := s.file == nil && s.mem.Len()+len(p) > s.memLimit
+	if s.budget != nil && (spill || s.file != nil) {
+		need := int64(len(p))
+		if spill {
+			need += int64(s.mem.Len())
+		}
+		if err := s.budget.reserve(s.ctx, s.reserved, need); err != nil {
+			return 0, err
+		}
+		s.reserved += need
+	}
+	if spill {
 		f, err := os.CreateTemp(s.dir, "dedupfn-spool-*")
 		if err != nil {
 			return 0, fmt.Errorf("spool: create temp file: %w", err)
@@ -89,13 +125,108 @@ func (s *Spool) Bytes() []byte {
 	return s.mem.Bytes()
 }
 
-// Close releases the temporary file. Safe to call twice.
+// Close releases the temporary file and its share of the budget. Safe to
+// call twice.
 func (s *Spool) Close() error {
 	s.mem = bytes.Buffer{}
+	if s.budget != nil && s.reserved > 0 {
+		s.budget.release(s.reserved)
+		s.reserved = 0
+	}
 	if s.file == nil {
 		return nil
 	}
 	err := s.file.Close()
 	s.file = nil
 	return err
+}
+
+// Budget bounds the disk used by the temporary files of all the spools
+// created with it (NewBudgeted), so concurrent large inputs wait for
+// each other instead of filling the disk. Its methods are safe for
+// concurrent use.
+type Budget struct {
+	max int64
+
+	mu      sync.Mutex
+	used    int64
+	holders int           // spools holding part of the budget
+	waiting int           // of those, how many are blocked for more
+	changed chan struct{} // closed and replaced on every release
+}
+
+// NewBudget returns a disk budget of maxBytes. maxBytes <= 0 means no
+// limit and returns nil, which NewBudgeted accepts.
+func NewBudget(maxBytes int64) *Budget {
+	if maxBytes <= 0 {
+		return nil
+	}
+	return &Budget{max: maxBytes, changed: make(chan struct{})}
+}
+
+// Max is the budget's limit in bytes (0 for a nil, unlimited budget).
+func (b *Budget) Max() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.max
+}
+
+// Used is how many bytes the open spools hold.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// reserve charges need more bytes to a spool that holds held already,
+// waiting for releases while the budget is full.
+func (b *Budget) reserve(ctx context.Context, held, need int64) error {
+	if held+need > b.max {
+		return fmt.Errorf("%w: one spool needs more than the whole budget of %d bytes", ErrOverBudget, b.max)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used+need > b.max {
+		if held > 0 && b.waiting+1 == b.holders {
+			// Every other holder is blocked too: nobody would ever release.
+			return fmt.Errorf("%w: all %d spools holding the budget of %d bytes are waiting for more", ErrOverBudget, b.holders, b.max)
+		}
+		changed := b.changed
+		if held > 0 {
+			b.waiting++
+		}
+		b.mu.Unlock()
+		var err error
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("spool: wait for disk budget: %w", ctx.Err())
+		case <-changed:
+		}
+		b.mu.Lock()
+		if held > 0 {
+			b.waiting--
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if held == 0 {
+		b.holders++
+	}
+	b.used += need
+	return nil
+}
+
+// release returns a closed spool's bytes and wakes the waiters.
+func (b *Budget) release(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	b.holders--
+	close(b.changed)
+	b.changed = make(chan struct{})
 }

@@ -39,6 +39,25 @@ type cluster struct {
 
 func startCluster(t *testing.T, replicas int, minioOpts peers.MinIOOptions, extra ...string) *cluster {
 	t.Helper()
+	c := startPeers(t, minioOpts)
+	for i := range replicas {
+		c.replicas = append(c.replicas, startServer(t, t.TempDir(), append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), extra...)...))
+	}
+	return c
+}
+
+// replicaArgs are replica i's flags for the cluster's peers.
+func (c *cluster) replicaArgs(i int, events string) []string {
+	return []string{
+		"--objects", c.minio.URL(), "--events", events, "--index", c.indexURL,
+		"--replica-id", fmt.Sprintf("r%d", i), "--concurrency", "4",
+	}
+}
+
+// startPeers starts MinIO publishing the photos bucket's events to a
+// Kafka-protocol broker, and a CouchDB-API index; no replicas.
+func startPeers(t *testing.T, minioOpts peers.MinIOOptions) *cluster {
+	t.Helper()
 	c := &cluster{t: t}
 	c.kafka = peers.StartKafka(t, topic)
 	minioOpts.KafkaBrokers, minioOpts.KafkaTopic = c.kafka.Addr, topic
@@ -61,13 +80,6 @@ func startCluster(t *testing.T, replicas int, minioOpts peers.MinIOOptions, extr
 	cfg.AddQueue(q)
 	if err := c.mc.SetBucketNotification(t.Context(), "photos", cfg); err != nil {
 		t.Fatal(err)
-	}
-	for i := range replicas {
-		args := append([]string{
-			"--objects", c.minio.URL(), "--events", c.kafka.URL(topic, "dedupfn"), "--index", c.indexURL,
-			"--replica-id", fmt.Sprintf("r%d", i), "--concurrency", "4",
-		}, extra...)
-		c.replicas = append(c.replicas, startServer(t, t.TempDir(), args...))
 	}
 	return c
 }

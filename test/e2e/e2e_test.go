@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,11 @@ var (
 	dedupfn   string
 	thumbnail string
 	slowcopy  string
+	// faulty is dedupfn built with -tags faultinject: DEDUPFN_FAULTS
+	// injects index and store faults (cmd/dedupfn/faults_inject.go).
+	faulty string
+	// chaosaction is the chaos tests' process action (testdata/chaosaction).
+	chaosaction string
 )
 
 func TestMain(m *testing.M) {
@@ -47,16 +53,21 @@ func TestMain(m *testing.M) {
 	dedupfn = filepath.Join(dir, "dedupfn")
 	thumbnail = filepath.Join(dir, "thumbnail.wasm")
 	slowcopy = filepath.Join(dir, "slowcopy.wasm")
+	faulty = filepath.Join(dir, "dedupfn-faulty")
+	chaosaction = filepath.Join(dir, "chaosaction")
 	root, _ := filepath.Abs("../..")
 	for _, b := range []struct {
 		out, pkg string
 		wasm     bool
+		tags     string
 	}{
-		{dedupfn, "./cmd/dedupfn", false},
-		{thumbnail, "./examples/thumbnail", true},
-		{slowcopy, "./test/e2e/testdata/slowcopy", true},
+		{dedupfn, "./cmd/dedupfn", false, ""},
+		{faulty, "./cmd/dedupfn", false, "faultinject"},
+		{chaosaction, "./test/e2e/testdata/chaosaction", false, ""},
+		{thumbnail, "./examples/thumbnail", true, ""},
+		{slowcopy, "./test/e2e/testdata/slowcopy", true, ""},
 	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd := exec.Command("go", "build", "-tags", b.tags, "-o", b.out, b.pkg)
 		cmd.Dir = root
 		cmd.Stderr = os.Stderr
 		if b.wasm {
@@ -78,6 +89,8 @@ type server struct {
 	dataDir string
 	s3, api string
 	cmd     *exec.Cmd
+	bin     string   // the dedupfn binary; default dedupfn
+	env     []string // extra environment
 	log     *bytes.Buffer
 	logMu   *sync.Mutex
 }
@@ -103,8 +116,9 @@ func startServer(t testing.TB, dataDir string, extra ...string) *server {
 func (s *server) start(extra ...string) {
 	s.t.Helper()
 	args := append([]string{"serve", "--data", s.dataDir, "--s3-addr", s.s3, "--api-addr", s.api}, extra...)
-	s.cmd = exec.Command(dedupfn, args...)
+	s.cmd = exec.Command(cmp.Or(s.bin, dedupfn), args...)
 	s.cmd.Env = append(os.Environ(), "DEDUPFN_ACCESS_KEY="+accessKey, "DEDUPFN_SECRET_KEY="+secretKey)
+	s.cmd.Env = append(s.cmd.Env, s.env...)
 	w := lockedWriter{s.logMu, s.log}
 	s.cmd.Stdout, s.cmd.Stderr = w, w
 	if err := s.cmd.Start(); err != nil {

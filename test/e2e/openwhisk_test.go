@@ -266,7 +266,7 @@ var activationID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func TestOpenWhiskRemote(t *testing.T) {
 	ow, api := startOpenWhisk(t)
 	ow.Register("wordcount", owWordcount)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s")
+	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s", "--openwhisk-allow", api)
 	s.cli("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
 		"--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
@@ -347,7 +347,7 @@ func TestOpenWhiskRemote(t *testing.T) {
 func TestOpenWhiskCreate(t *testing.T) {
 	wc := wordcountAction(t)
 	ow, api := startOpenWhisk(t)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts")
+	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--openwhisk-allow", api)
 	out := s.cli("fn", "deploy", "wc", "--openwhisk-action", "wordcount", "--openwhisk-api", api,
 		"--openwhisk-create", "--exec", wc, "--bucket", "texts", "--output-bucket", "counts")
 	if !strings.Contains(out, "OpenWhisk action wordcount is at version 0.0.1") {

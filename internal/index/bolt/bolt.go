@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -22,22 +23,35 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
-// DefaultOpenTimeout is how long Open waits for another process's lock.
-const DefaultOpenTimeout = 2 * time.Second
+// Defaults.
+const (
+	// DefaultOpenTimeout is how long Open waits for another process's lock.
+	DefaultOpenTimeout = 2 * time.Second
+	// pruneBatch is how many activations one write transaction of
+	// PruneActivations deletes, so that claims are not held up behind it.
+	pruneBatch = 1000
+)
 
 var (
-	bucketClaims  = []byte("claims")
-	bucketDocs    = []byte("docs")
-	bucketBlobs   = []byte("blobs")
-	bucketActs    = []byte("activations")    // time+id → record
-	bucketActIDs  = []byte("activation_ids") // id → time+id
-	bucketSeen    = []byte("objects_seen")   // bucket\0key\0etag → {}
-	bucketStats   = []byte("stats")          // tenant → activation.Stats
-	allBuckets    = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
-	allTenantsKey = []byte("*")
+	bucketClaims = []byte("claims")
+	bucketDocs   = []byte("docs")
+	bucketBlobs  = []byte("blobs")
+	bucketActs   = []byte("activations")    // time+id → record
+	bucketActIDs = []byte("activation_ids") // id → time+id
+	bucketSeen   = []byte("objects_seen")   // bucket\0key\0etag → time of its newest activation (8 bytes of actKey)
+	// bucketActIndex lists activations by tenant, function and both:
+	// actIndexKeys → {}. Files written before it existed get it on open.
+	bucketActIndex = []byte("activation_index")
+	bucketStats    = []byte("stats") // tenant → activation.Stats
+	allBuckets     = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
+	allTenantsKey  = []byte("*")
 )
 
 func init() { index.Register("bolt", Open) }
+
+// activationsRead counts the activation records Activations decodes, for
+// tests that check a filtered listing reads only what it returns.
+var activationsRead atomic.Int64
 
 // DB is a bbolt-backed index.
 type DB struct {
@@ -84,6 +98,9 @@ func OpenFile(path string) (*DB, error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if tx.Bucket(bucketActIndex) == nil {
+			return buildActIndex(tx)
 		}
 		return nil
 	})
@@ -378,10 +395,8 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 		if err := ids.Put([]byte(r.ID), k); err != nil {
 			return err
 		}
-		if r.Event.Bucket != "" {
-			if err := tx.Bucket(bucketSeen).Put(seenKey(r.Event.Bucket, r.Event.Key, r.Event.ETag), []byte{}); err != nil {
-				return err
-			}
+		if err := indexActivation(tx, r, k); err != nil {
+			return err
 		}
 		for _, t := range [][]byte{allTenantsKey, []byte("t:" + r.Tenant)} {
 			if err := addStats(tx, t, r); err != nil {
@@ -391,6 +406,68 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 		return nil
 	})
 	return wrap(err, "add activation", r.ID)
+}
+
+// indexActivation adds the listing entries and the object-seen mark of r,
+// stored under k.
+func indexActivation(tx *bbolt.Tx, r activation.Record, k []byte) error {
+	ix := tx.Bucket(bucketActIndex)
+	for _, p := range actIndexPrefixes(r.Tenant, r.Function) {
+		if err := ix.Put(append(p, k...), []byte{}); err != nil {
+			return err
+		}
+	}
+	if r.Event.Bucket == "" {
+		return nil
+	}
+	seen := tx.Bucket(bucketSeen)
+	sk := seenKey(r.Event.Bucket, r.Event.Key, r.Event.ETag)
+	if v := seen.Get(sk); len(v) == 8 && bytes.Compare(v, k[:8]) >= 0 {
+		return nil // a later activation of this object is recorded already
+	}
+	return seen.Put(sk, bytes.Clone(k[:8]))
+}
+
+// buildActIndex creates the activation index of a file written without
+// it, and sets every object-seen mark to its newest activation's time.
+func buildActIndex(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucket(bucketActIndex); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketActs).ForEach(func(k, v []byte) error {
+		var r activation.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode activation %x: %w", k, err)
+		}
+		return indexActivation(tx, r, k)
+	})
+}
+
+// actIndexPrefixes are the prefixes under which an activation of tenant
+// and function is listed: by tenant, by function, by both. Each part is
+// length-prefixed so no name can run into the next.
+func actIndexPrefixes(tenant, function string) [][]byte {
+	part := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	return [][]byte{
+		part([]byte("t"), tenant),
+		part([]byte("f"), function),
+		part(part([]byte("b"), tenant), function),
+	}
+}
+
+// actIndexPrefix is the index prefix that answers f, or nil when f has no
+// tenant or function (list the activations bucket itself).
+func actIndexPrefix(f activation.Filter) []byte {
+	p := actIndexPrefixes(f.Tenant, f.Function)
+	switch {
+	case f.Tenant != "" && f.Function != "":
+		return p[2]
+	case f.Tenant != "":
+		return p[0]
+	case f.Function != "":
+		return p[1]
+	}
+	return nil
 }
 
 // actKey orders activations by start time, then id: the start as
@@ -439,19 +516,62 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 	}
 	var out []activation.Record
 	err := d.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketActs).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		acts := tx.Bucket(bucketActs)
+		decode := func(v []byte) error {
 			var r activation.Record
+			activationsRead.Add(1)
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			if (f.Tenant == "" || r.Tenant == f.Tenant) && (f.Function == "" || r.Function == f.Function) {
-				out = append(out, r)
+			out = append(out, r)
+			return nil
+		}
+		prefix := actIndexPrefix(f)
+		if prefix == nil {
+			c := acts.Cursor()
+			for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+				if err := decode(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		// Newest first within the prefix: from its last key backwards.
+		c := tx.Bucket(bucketActIndex).Cursor()
+		for k := lastWithPrefix(c, prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
+			v := acts.Get(k[len(prefix):])
+			if v == nil {
+				continue // not expected: index and records change together
+			}
+			if err := decode(v); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	return out, wrap(err, "list activations", "")
+}
+
+// lastWithPrefix positions c on the last key with prefix and returns it
+// (or a key before the prefix, or nil, when there is none).
+func lastWithPrefix(c *bbolt.Cursor, prefix []byte) []byte {
+	// The first key after every key with prefix: prefix with its last
+	// byte below 0xff incremented and the rest dropped.
+	end := bytes.Clone(prefix)
+	for len(end) > 0 && end[len(end)-1] == 0xff {
+		end = end[:len(end)-1]
+	}
+	if len(end) == 0 {
+		k, _ := c.Last()
+		return k
+	}
+	end[len(end)-1]++
+	if k, _ := c.Seek(end); k == nil {
+		k, _ = c.Last()
+		return k
+	}
+	k, _ := c.Prev()
+	return k
 }
 
 // ObjectSeen implements index.Index.
@@ -478,4 +598,69 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 		return nil
 	})
 	return st, wrap(err, "stats", tenant)
+}
+
+// PruneActivations implements index.Index, in write transactions of up to
+// pruneBatch activations. The stats counters are not touched.
+func (d *DB) PruneActivations(ctx context.Context, before time.Time) (int, error) {
+	cutoff := actKey(activation.Record{Start: before}) // the time part: every key below it is older
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("bolt: prune activations: %w", err)
+		}
+		n := 0
+		err := d.db.Update(func(tx *bbolt.Tx) error {
+			acts := tx.Bucket(bucketActs)
+			var keys [][]byte // deleted after the scan: a cursor may skip keys deleted under it
+			c := acts.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, cutoff) < 0 && len(keys) < pruneBatch; k, _ = c.Next() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				var r activation.Record
+				if err := json.Unmarshal(acts.Get(k), &r); err != nil {
+					return fmt.Errorf("decode activation %x: %w", k, err)
+				}
+				if err := unindexActivation(tx, r, k); err != nil {
+					return err
+				}
+				if err := acts.Delete(k); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("bolt: prune activations: %w", err)
+		}
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
+// unindexActivation removes what indexActivation added for r, and its id;
+// the object-seen mark only if no later activation set it.
+func unindexActivation(tx *bbolt.Tx, r activation.Record, k []byte) error {
+	ix := tx.Bucket(bucketActIndex)
+	for _, p := range actIndexPrefixes(r.Tenant, r.Function) {
+		if err := ix.Delete(append(p, k...)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketActIDs).Delete([]byte(r.ID)); err != nil {
+		return err
+	}
+	if r.Event.Bucket == "" {
+		return nil
+	}
+	seen := tx.Bucket(bucketSeen)
+	sk := seenKey(r.Event.Bucket, r.Event.Key, r.Event.ETag)
+	if v := seen.Get(sk); v != nil && bytes.Compare(v, k[:8]) <= 0 {
+		return seen.Delete(sk)
+	}
+	return nil
 }

@@ -23,3 +23,22 @@ func (d *DB) SetLeaseForTest(t testing.TB, key string, until time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// ActivationsReadForTest is how many activation records Activations has
+// decoded so far, in this process.
+func ActivationsReadForTest() int64 { return activationsRead.Load() }
+
+// DropActivationIndexesForTest makes the file look like one written before
+// the per-function and per-tenant activation indexes existed.
+func (d *DB) DropActivationIndexesForTest(t testing.TB) {
+	t.Helper()
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketActIndex) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bucketActIndex)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,16 @@
 // API) through kivik. A claim is a document create with _id "claim:"+key: a
 // 409 conflict means someone else holds it. Every change after that is an
 // update with the _rev that was read, so concurrent replicas never both win.
+//
+// URL: couchdb://[user:pass@]host:port/dbname[?options], with options
+//
+//	tls=true|false   https instead of http (default false)
+//	timeout=DURATION how long one index call may take when the caller's
+//	                 context has no deadline of its own, and how long the
+//	                 server may take to answer a request (default 30s;
+//	                 Go duration syntax, e.g. 500ms, 1m). Connecting is
+//	                 bounded by the smaller of it and 10s. The changes feed
+//	                 behind WatchDocs is a long poll with its own deadline.
 package couchdb
 
 import (
@@ -13,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +32,7 @@ import (
 	"time"
 
 	kivik "github.com/go-kivik/kivik/v4"
-	_ "github.com/go-kivik/kivik/v4/couchdb" // the "couch" driver
+	"github.com/go-kivik/kivik/v4/couchdb" // the "couch" driver
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/backoff"
@@ -34,9 +45,23 @@ const (
 	docPrefix   = "doc:"
 	blobPrefix  = "blob:"
 	actPrefix   = "act:"
+	tallyPrefix = "tally:"
 	designDoc   = "_design/dedupfn"
 	// maxCASRetries bounds read-modify-write loops that lose to other writers.
 	maxCASRetries = 50
+	// pruneBatch is how many activations one bulk request of
+	// PruneActivations deletes.
+	pruneBatch = 500
+)
+
+// Defaults of the HTTP client.
+const (
+	// DefaultTimeout bounds one index call whose context has no deadline,
+	// and the wait for a response's headers; the timeout URL option
+	// overrides it.
+	DefaultTimeout = 30 * time.Second
+	// maxDialTimeout bounds connecting to the server.
+	maxDialTimeout = 10 * time.Second
 )
 
 // Defaults of WatchDocs.
@@ -54,10 +79,13 @@ func init() { index.Register("couchdb", Open) }
 
 // DB is a CouchDB-backed index.
 type DB struct {
-	client *kivik.Client
-	db     *kivik.DB
-	name   string
-	log    *slog.Logger
+	client  *kivik.Client
+	db      *kivik.DB
+	watchDB *kivik.DB     // on a client without a response timeout, for long polls
+	watchC  *kivik.Client // its client
+	name    string
+	timeout time.Duration
+	log     *slog.Logger
 }
 
 var _ index.Index = (*DB)(nil)
@@ -66,50 +94,98 @@ var _ index.Index = (*DB)(nil)
 // and its design document if missing. Credentials may come from
 // DEDUPFN_COUCHDB_USER and DEDUPFN_COUCHDB_PASSWORD instead of the URL.
 func Open(ctx context.Context, u *url.URL, opts index.Options) (index.Index, error) {
-	dsn, name, err := parseURL(u)
+	cfg, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	client, err := kivik.New("couch", dsn)
+	client, err := kivik.New("couch", cfg.dsn, couchdb.OptionHTTPClient(httpClient(cfg.timeout, cfg.timeout)))
 	if err != nil {
 		return nil, fmt.Errorf("couchdb: connect %s: %w", u.Host, err)
 	}
-	exists, err := client.DBExists(ctx, name)
+	// No response header timeout: a long poll answers only when
+	// something changes or its own timeout passes.
+	watchC, err := kivik.New("couch", cfg.dsn, couchdb.OptionHTTPClient(httpClient(cfg.timeout, 0)))
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("couchdb: check database %s: %w", name, err)
-	}
-	if !exists {
-		if err := client.CreateDB(ctx, name); err != nil && kivik.HTTPStatus(err) != http.StatusPreconditionFailed {
-			client.Close()
-			return nil, fmt.Errorf("couchdb: create database %s: %w", name, err)
-		}
+		return nil, fmt.Errorf("couchdb: connect %s: %w", u.Host, err)
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &DB{client: client, db: client.DB(name), name: name, log: log.With("component", "index.couchdb", "db", name)}
-	if err := d.ensureDesign(ctx); err != nil {
-		client.Close()
+	d := &DB{
+		client: client, db: client.DB(cfg.name), watchC: watchC, watchDB: watchC.DB(cfg.name),
+		name: cfg.name, timeout: cfg.timeout, log: log.With("component", "index.couchdb", "db", cfg.name),
+	}
+	if err := d.init(ctx); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
+// init creates the database and its design document if missing.
+func (d *DB) init(ctx context.Context) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	exists, err := d.client.DBExists(ctx, d.name)
+	if err != nil {
+		return fmt.Errorf("couchdb: check database %s: %w", d.name, err)
+	}
+	if !exists {
+		if err := d.client.CreateDB(ctx, d.name); err != nil && kivik.HTTPStatus(err) != http.StatusPreconditionFailed {
+			return fmt.Errorf("couchdb: create database %s: %w", d.name, err)
+		}
+	}
+	return d.ensureDesign(ctx)
+}
+
+// httpClient is the client of one kivik handle: connecting is bounded by
+// timeout (at most maxDialTimeout), waiting for a response's headers by
+// header (0 = no bound).
+func httpClient(timeout, header time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: min(timeout, maxDialTimeout), KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   min(timeout, maxDialTimeout),
+		ResponseHeaderTimeout: header,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}}
+}
+
+// call bounds one index call by the configured timeout, unless ctx
+// carries a deadline already.
+func (d *DB) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d.timeout)
+}
+
 // dbName is what CouchDB accepts as a database name.
 var dbName = regexp.MustCompile(`^[a-z][a-z0-9_$()+/-]*$`)
 
-// parseURL turns couchdb://[user:pass@]host:port/dbname[?tls=true] into
-// the server address for kivik and the database name. Credentials missing
-// from the URL come from DEDUPFN_COUCHDB_USER and DEDUPFN_COUCHDB_PASSWORD.
-func parseURL(u *url.URL) (dsn, name string, err error) {
-	name = strings.Trim(u.Path, "/")
+// config is what a couchdb URL says.
+type config struct {
+	dsn     string // server address for kivik
+	name    string // database
+	timeout time.Duration
+}
+
+// parseURL turns couchdb://[user:pass@]host:port/dbname[?tls=true&timeout=D]
+// into the server address for kivik, the database name and the timeout.
+// Credentials missing from the URL come from DEDUPFN_COUCHDB_USER and
+// DEDUPFN_COUCHDB_PASSWORD.
+func parseURL(u *url.URL) (config, error) {
+	name := strings.Trim(u.Path, "/")
 	if u.Host == "" || name == "" {
-		return "", "", fmt.Errorf("couchdb: url must be couchdb://[user:pass@]host:port/dbname, got %q", u.Redacted())
+		return config{}, fmt.Errorf("couchdb: url must be couchdb://[user:pass@]host:port/dbname, got %q", u.Redacted())
 	}
 	if !dbName.MatchString(name) {
-		return "", "", fmt.Errorf("couchdb: database name must match %s, got %q", dbName, name)
+		return config{}, fmt.Errorf("couchdb: database name must match %s, got %q", dbName, name)
 	}
 	q := u.Query()
 	scheme := "http"
@@ -118,11 +194,18 @@ func parseURL(u *url.URL) (dsn, name string, err error) {
 	case "true":
 		scheme = "https"
 	default:
-		return "", "", fmt.Errorf("couchdb: tls must be true or false, got %q", tls)
+		return config{}, fmt.Errorf("couchdb: tls must be true or false, got %q", tls)
+	}
+	timeout := DefaultTimeout
+	if v := q.Get("timeout"); v != "" {
+		var err error
+		if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 {
+			return config{}, fmt.Errorf("couchdb: timeout must be a duration > 0 such as 30s, got %q", v)
+		}
 	}
 	for k := range q {
-		if k != "tls" {
-			return "", "", fmt.Errorf("couchdb: unknown url parameter %q (known: tls)", k)
+		if k != "tls" && k != "timeout" {
+			return config{}, fmt.Errorf("couchdb: unknown url parameter %q (known: tls, timeout)", k)
 		}
 	}
 	d := &url.URL{Scheme: scheme, Host: u.Host, Path: "/"}
@@ -132,11 +215,11 @@ func parseURL(u *url.URL) (dsn, name string, err error) {
 	if user != "" {
 		d.User = url.UserPassword(user, pass)
 	}
-	return d.String(), name, nil
+	return config{dsn: d.String(), name: name, timeout: timeout}, nil
 }
 
-// Close releases the client.
-func (d *DB) Close() error { return d.client.Close() }
+// Close releases the clients.
+func (d *DB) Close() error { return errors.Join(d.client.Close(), d.watchC.Close()) }
 
 // views index activation documents for listing, stats and the
 // reconciler. The stats reduce folds the same fields as activation.Stats.Add.
@@ -156,6 +239,10 @@ var views = map[string]any{
 }`},
 		"stats": map[string]string{
 			"map": `function (doc) {
+  if (doc.type === "tally") {
+    for (var t in doc.stats) emit(t, doc.stats[t]);
+    return;
+  }
   if (doc.type !== "activation") return;
   var d = doc.decision;
   emit(doc.tenant, {
@@ -239,6 +326,8 @@ func (d *DB) getClaim(ctx context.Context, key string) (claimDoc, error) {
 // Claim implements index.Index: create, or on 409 read and decide; an
 // expired lease is taken over by an update with the _rev that was read.
 func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if lease <= 0 {
 		return index.Claimed{}, fmt.Errorf("couchdb: lease must be > 0, got %s", lease)
 	}
@@ -285,6 +374,8 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 // cas applies change to the running claim held with token, retrying on
 // conflicts; change returns false to delete the document instead.
 func (d *DB) cas(ctx context.Context, key, token string, change func(*index.Record) (keep bool)) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if token == "" {
 		return index.ErrNotOwner
 	}
@@ -360,6 +451,8 @@ func (d *DB) Release(ctx context.Context, key, token string) error {
 
 // Get implements index.Index.
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	c, err := d.getClaim(ctx, key)
 	if err != nil && !errors.Is(err, index.ErrNotFound) {
 		err = fmt.Errorf("couchdb: get claim %s: %w", key, err)
@@ -369,12 +462,16 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 
 // Delete implements index.Index.
 func (d *DB) Delete(ctx context.Context, key string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.deleteDoc(ctx, claimPrefix+key)
 }
 
 // DeleteResult implements index.Index: a delete with the _rev of the
 // record that was checked, so a claim made since is never removed.
 func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	for range maxCASRetries {
 		cur, err := d.getClaim(ctx, key)
 		if errors.Is(err, index.ErrNotFound) {
@@ -450,6 +547,8 @@ func (d *DB) prefixRange(ctx context.Context, prefix string, fn func(id string, 
 
 // Records implements index.Index.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.prefixRange(ctx, claimPrefix, func(_ string, rs *kivik.ResultSet) error {
 		var c claimDoc
 		if err := rs.ScanDoc(&c); err != nil {
@@ -471,6 +570,8 @@ func docID(kind, id string) string { return docPrefix + kind + ":" + id }
 
 // PutDoc implements index.Index.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.put(ctx, genericDoc{ID: docID(kind, id), Type: "doc", Body: doc}, true)
 }
 
@@ -511,11 +612,15 @@ func (d *DB) getBody(ctx context.Context, id string) ([]byte, error) {
 
 // GetDoc implements index.Index.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.getBody(ctx, docID(kind, id))
 }
 
 // DeleteDoc implements index.Index.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if _, err := d.GetDoc(ctx, kind, id); err != nil {
 		return err
 	}
@@ -524,6 +629,8 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 
 // Docs implements index.Index.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	prefix := docID(kind, "")
 	return d.prefixRange(ctx, prefix, func(id string, rs *kivik.ResultSet) error {
 		var g genericDoc
@@ -536,11 +643,15 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 
 // PutBlob implements index.Index.
 func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.put(ctx, genericDoc{ID: blobPrefix + digest, Type: "blob", Body: data}, false)
 }
 
 // GetBlob implements index.Index.
 func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	return d.getBody(ctx, blobPrefix+digest)
 }
 
@@ -562,6 +673,8 @@ const sortTime = "2006-01-02T15:04:05.000000000Z"
 // AddActivation implements index.Index: a create, so a second add of the
 // same id is a 409 and changes nothing.
 func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if r.ID == "" {
 		return errors.New("couchdb: activation without id")
 	}
@@ -575,6 +688,8 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 
 // GetActivation implements index.Index.
 func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	var a actDoc
 	err := d.db.Get(ctx, actPrefix+id).ScanDoc(&a)
 	if kivik.HTTPStatus(err) == http.StatusNotFound {
@@ -588,6 +703,8 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 
 // Activations implements index.Index through the "acts" view, newest first.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -619,6 +736,8 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 
 // ObjectSeen implements index.Index through the "seen" view.
 func (d *DB) ObjectSeen(ctx context.Context, bucket, key, etag string) (bool, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	rs := d.db.Query(ctx, designDoc, "seen", kivik.Params(map[string]any{"key": []any{bucket, key, etag}, "limit": 1}))
 	defer rs.Close()
 	seen := rs.Next()
@@ -631,6 +750,8 @@ func (d *DB) ObjectSeen(ctx context.Context, bucket, key, etag string) (bool, er
 // Stats implements index.Index through the "stats" view's reduce, so every
 // replica sharing the database reports the same cluster-wide totals.
 func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	params := map[string]any{"reduce": true}
 	if tenant != "" {
 		params["key"] = tenant
@@ -698,7 +819,9 @@ func (d *DB) WatchDocs(ctx context.Context, kind string, fn func()) error {
 // watch runs WatchDocs from the current update sequence until a request
 // fails; healthy is called after each successful poll.
 func (d *DB) watch(ctx context.Context, kind string, fn, healthy func()) error {
-	st, err := d.db.Stats(ctx)
+	sctx, cancel := d.call(ctx)
+	st, err := d.db.Stats(sctx)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("couchdb: watch docs: read update seq: %w", err)
 	}
@@ -733,7 +856,7 @@ func (d *DB) pollChanges(parent context.Context, kind, prefix, since string) (ch
 			changed, last, err = false, "", nil
 		}
 	}()
-	feed := d.db.Changes(ctx, kivik.Params(map[string]any{
+	feed := d.watchDB.Changes(ctx, kivik.Params(map[string]any{
 		"feed":    "longpoll",
 		"since":   since,
 		"timeout": int(WatchPoll / time.Millisecond),
@@ -752,4 +875,104 @@ func (d *DB) pollChanges(parent context.Context, kind, prefix, since string) (ch
 		return false, "", fmt.Errorf("couchdb: watch docs: changes since %s: %w", since, err)
 	}
 	return changed, meta.LastSeq, nil
+}
+
+// tallyDoc holds the totals of pruned activations, per tenant; the stats
+// view adds them to those of the activations still kept.
+type tallyDoc struct {
+	ID    string                      `json:"_id"`
+	Rev   string                      `json:"_rev,omitempty"`
+	Type  string                      `json:"type"`
+	Stats map[string]activation.Stats `json:"stats"`
+}
+
+// PruneActivations implements index.Index. Each batch is one bulk request
+// that creates a tally document with the batch's totals and deletes the
+// batch's activations by their _rev; activations another replica deleted
+// first (409) are then taken out of the tally again. A crash between the
+// two requests of a race can count a record twice, never lose one.
+func (d *DB) PruneActivations(ctx context.Context, before time.Time) (int, error) {
+	cutoff := before.UTC().Format(sortTime)
+	total := 0
+	for {
+		n, more, err := d.pruneBatch(ctx, cutoff)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("couchdb: prune activations: %w", err)
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// pruneBatch prunes up to pruneBatch activations sorted before cutoff and
+// reports how many it deleted and whether to go on.
+func (d *DB) pruneBatch(ctx context.Context, cutoff string) (deleted int, more bool, err error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	rs := d.db.Query(ctx, designDoc, "acts", kivik.IncludeDocs(), kivik.Params(map[string]any{
+		"startkey": []any{"*", "*"}, "endkey": []any{"*", "*", cutoff}, "inclusive_end": false, "limit": pruneBatch,
+	}))
+	var acts []actDoc
+	for rs.Next() {
+		var a actDoc
+		if err := rs.ScanDoc(&a); err != nil {
+			rs.Close()
+			return 0, false, fmt.Errorf("decode activation: %w", err)
+		}
+		acts = append(acts, a)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return 0, false, fmt.Errorf("list activations: %w", err)
+	}
+	if len(acts) == 0 {
+		return 0, false, nil
+	}
+	tally := tallyDoc{ID: tallyPrefix + newToken(), Type: "tally", Stats: map[string]activation.Stats{}}
+	docs := []any{&tally}
+	for _, a := range acts {
+		st := tally.Stats[a.Tenant]
+		st.Add(a.Record)
+		tally.Stats[a.Tenant] = st
+		docs = append(docs, map[string]any{"_id": a.ID, "_rev": a.Rev, "_deleted": true})
+	}
+	results, err := d.db.BulkDocs(ctx, docs)
+	if err != nil {
+		return 0, false, fmt.Errorf("bulk delete: %w", err)
+	}
+	if len(results) != len(docs) || results[0].Error != nil {
+		err := errors.New("no result")
+		if len(results) > 0 && results[0].Error != nil {
+			err = results[0].Error
+		}
+		// Without the tally the deletions would lower the totals: give
+		// up on this batch (deleted ones are lost from Stats) loudly.
+		return 0, false, fmt.Errorf("write tally %s: %w", tally.ID, err)
+	}
+	tally.Rev = results[0].Rev
+	recount := map[string]activation.Stats{}
+	for i, r := range results[1:] {
+		if r.Error != nil {
+			continue // deleted (or changed) by someone else: theirs to count
+		}
+		deleted++
+		st := recount[acts[i].Tenant]
+		st.Add(acts[i].Record)
+		recount[acts[i].Tenant] = st
+	}
+	switch {
+	case deleted == 0:
+		_, err = d.db.Delete(ctx, tally.ID, tally.Rev)
+	case deleted < len(acts):
+		tally.Stats = recount
+		_, err = d.db.Put(ctx, tally.ID, tally)
+	}
+	if err != nil {
+		return deleted, false, fmt.Errorf("correct tally %s: %w", tally.ID, err)
+	}
+	// Go on while whole batches are deleted; a batch nobody could delete
+	// would come back forever.
+	return deleted, len(acts) == pruneBatch && deleted > 0, nil
 }

@@ -1,15 +1,18 @@
 package couchdb
 
 import (
+	"cmp"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
 		name, raw, user, pass string
 		dsn, db, err          string
+		timeout               time.Duration
 	}{
 		{name: "Plain", raw: "couchdb://127.0.0.1:5984/dedupfn", dsn: "http://127.0.0.1:5984/", db: "dedupfn"},
 		{name: "Credentials", raw: "couchdb://admin:s3cr%40t@db.local:5984/idx/", dsn: "http://admin:s3cr%40t@db.local:5984/", db: "idx"},
@@ -21,7 +24,10 @@ func TestParseURL(t *testing.T) {
 		{name: "NoHost", raw: "couchdb:///idx", err: "couchdb://[user:pass@]host:port/dbname"},
 		{name: "BadName", raw: "couchdb://db.local:5984/Idx", err: `database name must match`},
 		{name: "BadTLS", raw: "couchdb://db.local:5984/idx?tls=yes", err: `tls must be true or false, got "yes"`},
-		{name: "UnknownParam", raw: "couchdb://db.local:5984/idx?timeout=3", err: `unknown url parameter "timeout"`},
+		{name: "UnknownParam", raw: "couchdb://db.local:5984/idx?retries=3", err: `unknown url parameter "retries" (known: tls, timeout)`},
+		{name: "Timeout", raw: "couchdb://db.local:5984/idx?timeout=250ms", dsn: "http://db.local:5984/", db: "idx", timeout: 250 * time.Millisecond},
+		{name: "BadTimeout", raw: "couchdb://db.local:5984/idx?timeout=3", err: `timeout must be a duration > 0 such as 30s, got "3"`},
+		{name: "ZeroTimeout", raw: "couchdb://db.local:5984/idx?timeout=0s", err: `timeout must be a duration > 0`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("DEDUPFN_COUCHDB_USER", tc.user)
@@ -30,7 +36,8 @@ func TestParseURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dsn, db, err := parseURL(u)
+			cfg, err := parseURL(u)
+			dsn, db := cfg.dsn, cfg.name
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("parseURL(%s) error %v, want it to contain %q", tc.raw, err, tc.err)
@@ -42,6 +49,9 @@ func TestParseURL(t *testing.T) {
 			}
 			if err != nil || dsn != tc.dsn || db != tc.db {
 				t.Fatalf("parseURL(%s) = %q, %q, %v; want %q, %q", tc.raw, dsn, db, err, tc.dsn, tc.db)
+			}
+			if want := cmp.Or(tc.timeout, DefaultTimeout); cfg.timeout != want {
+				t.Fatalf("parseURL(%s) timeout = %s, want %s", tc.raw, cfg.timeout, want)
 			}
 		})
 	}

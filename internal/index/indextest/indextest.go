@@ -47,6 +47,8 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},
+		{"ActivationsByFunction", testActivationsByFunction},
+		{"PruneActivations", testPruneActivations},
 		{"HammerOneKey", testHammerOneKey},
 		{"HammerManyKeys", testHammerManyKeys},
 		{"HammerAfterRelease", testHammerAfterRelease},
@@ -689,5 +691,182 @@ func testDeleteResult(t *testing.T, idx index.Index) {
 	}
 	if err := idx.DeleteResult(ctx, "absent", done.Updated); err != nil {
 		t.Fatalf("DeleteResult of an absent key: %v", err)
+	}
+}
+
+// Listing by function (and tenant) is newest first and exact however the
+// functions' activations interleave, and the limit counts only matches.
+func testActivationsByFunction(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		tenant := []string{"acme", "globex"}[i%2]
+		fn := []string{"thumb", "ocr", "thumbnail"}[i%3] // "thumb" is a prefix of "thumbnail": no bleed
+		id := fmt.Sprintf("act-%02d", i)
+		// Insert out of time order: ids and start times do not agree.
+		start := base.Add(time.Duration((i*7)%40) * time.Second)
+		if i%5 == 0 {
+			start = start.In(time.FixedZone("east", 3600))
+		}
+		if err := idx.AddActivation(ctx, activation.Record{ID: id, Tenant: tenant, Function: fn, Decision: activation.Miss, Start: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type rec struct {
+		id, tenant, fn string
+		at             time.Time
+	}
+	var all []rec
+	for i := range 40 {
+		all = append(all, rec{fmt.Sprintf("act-%02d", i), []string{"acme", "globex"}[i%2], []string{"thumb", "ocr", "thumbnail"}[i%3], base.Add(time.Duration((i*7)%40) * time.Second)})
+	}
+	expect := func(f activation.Filter) string {
+		var m []rec
+		for _, r := range all {
+			if (f.Tenant == "" || r.tenant == f.Tenant) && (f.Function == "" || r.fn == f.Function) {
+				m = append(m, r)
+			}
+		}
+		// newest first (start times are distinct)
+		for i := range m {
+			for j := i + 1; j < len(m); j++ {
+				if m[j].at.After(m[i].at) {
+					m[i], m[j] = m[j], m[i]
+				}
+			}
+		}
+		limit := f.Limit
+		if limit == 0 {
+			limit = 100
+		}
+		var ids []string
+		for i := 0; i < len(m) && i < limit; i++ {
+			ids = append(ids, m[i].id)
+		}
+		return fmt.Sprint(ids)
+	}
+	for _, f := range []activation.Filter{
+		{Function: "thumb"},
+		{Function: "thumb", Limit: 4},
+		{Function: "thumbnail", Limit: 3},
+		{Function: "ocr", Tenant: "globex"},
+		{Function: "ocr", Tenant: "globex", Limit: 2},
+		{Function: "thumb", Tenant: "acme", Limit: 1},
+		{Function: "absent"},
+		{Tenant: "acme", Limit: 5},
+	} {
+		recs, err := idx.Activations(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if w := expect(f); fmt.Sprint(got) != w {
+			t.Errorf("Activations(%+v) = %v, want %s", f, got, w)
+		}
+	}
+}
+
+// PruneActivations deletes the activations that started before the
+// cutoff, with their object-seen marks and listing entries, and leaves
+// the totals as they were: Stats are counters, not a view of what is kept.
+func testPruneActivations(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	now := time.Now().UTC()
+	old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
+	var recs []activation.Record
+	add := func(id, tenant, fn string, at time.Time, d activation.Decision, bucket, key string) {
+		t.Helper()
+		r := activation.Record{ID: id, Tenant: tenant, Function: fn, Decision: d, Start: at, FunctionMS: 5, SavedMS: 2,
+			Event: activation.Object{Bucket: bucket, Key: key, ETag: "e"}}
+		if err := idx.AddActivation(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	add("o1", "acme", "thumb", old, activation.Miss, "in", "only-old")
+	add("o2", "acme", "ocr", old.Add(time.Second), activation.Hit, "in", "both")
+	add("o3", "globex", "thumb", old.Add(2*time.Second), activation.Error, "in", "g-old")
+	add("r1", "acme", "thumb", recent, activation.Wait, "in", "both") // the same object, seen again later
+	add("r2", "globex", "thumb", recent.Add(time.Second), activation.Miss, "in", "g-new")
+	stats := func() map[string]activation.Stats {
+		m := map[string]activation.Stats{}
+		for _, tenant := range []string{"", "acme", "globex"} {
+			st, err := idx.Stats(ctx, tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[tenant] = st
+		}
+		return m
+	}
+	before := stats()
+	if before[""].Events != 5 {
+		t.Fatalf("Stats before pruning = %+v, want 5 events", before[""])
+	}
+
+	n, err := idx.PruneActivations(ctx, now.Add(-24*time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("PruneActivations = %d, %v; want 3 pruned", n, err)
+	}
+	for _, id := range []string{"o1", "o2", "o3"} {
+		if _, err := idx.GetActivation(ctx, id); !errors.Is(err, index.ErrNotFound) {
+			t.Errorf("GetActivation(%s) after pruning: %v, want ErrNotFound", id, err)
+		}
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := idx.GetActivation(ctx, id); err != nil {
+			t.Errorf("GetActivation(%s), newer than the cutoff: %v", id, err)
+		}
+	}
+	for _, tc := range []struct {
+		f    activation.Filter
+		want string
+	}{
+		{activation.Filter{}, "[r2 r1]"},
+		{activation.Filter{Function: "thumb"}, "[r2 r1]"},
+		{activation.Filter{Function: "ocr"}, "[]"},
+		{activation.Filter{Tenant: "acme", Function: "thumb"}, "[r1]"},
+		{activation.Filter{Tenant: "globex"}, "[r2]"},
+	} {
+		recs, err := idx.Activations(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("Activations(%+v) after pruning = %v, want %s", tc.f, got, tc.want)
+		}
+	}
+	for key, want := range map[string]bool{"only-old": false, "g-old": false, "both": true, "g-new": true} {
+		if seen, err := idx.ObjectSeen(ctx, "in", key, "e"); err != nil || seen != want {
+			t.Errorf("ObjectSeen(in/%s) after pruning = %v, %v; want %v", key, seen, err, want)
+		}
+	}
+	if after := stats(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("Stats changed by pruning:\n got %+v\nwant %+v", after, before)
+	}
+	if n, err := idx.PruneActivations(ctx, now.Add(-24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second PruneActivations = %d, %v; want 0", n, err)
+	}
+	if after := stats(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("Stats changed by a second pruning:\n got %+v\nwant %+v", after, before)
+	}
+	// Counting goes on from the kept totals.
+	add("n1", "globex", "ocr", now, activation.Miss, "in", "new")
+	want := before[""]
+	want.Add(recs[len(recs)-1])
+	if st, err := idx.Stats(ctx, ""); err != nil || st != want {
+		t.Fatalf("Stats after pruning and one more = %+v, %v; want %+v", st, err, want)
+	}
+	wantG := before["globex"]
+	wantG.Add(recs[len(recs)-1])
+	if st, err := idx.Stats(ctx, "globex"); err != nil || st != wantG {
+		t.Fatalf("Stats(globex) after pruning and one more = %+v, %v; want %+v", st, err, wantG)
 	}
 }

@@ -203,6 +203,14 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 	return info, nil
 }
 
+// Delete removes an object; a missing object is not an error.
+func (c *Client) Delete(ctx context.Context, bucket, key string) error {
+	if err := c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil && !errors.Is(translate(err), objects.ErrNotFound) {
+		return fmt.Errorf("s3: delete %s/%s: %w", bucket, key, translate(err))
+	}
+	return nil
+}
+
 // List calls fn for every object under prefix in bucket, in key order.
 // Listing results carry no user metadata or content type.
 func (c *Client) List(ctx context.Context, bucket, prefix string, fn func(objects.Info) error) error {
@@ -232,7 +240,7 @@ func (c *Client) MakeBucket(ctx context.Context, bucket string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("s3: make bucket %s: %w", bucket, err)
+	return fmt.Errorf("s3: make bucket %s: %w", bucket, translate(err))
 }
 
 // PresignGet returns a URL to download one object until expiry.
@@ -256,13 +264,17 @@ func (c *Client) PresignPut(ctx context.Context, bucket, key string, expiry time
 // Close releases idle connections. Safe to call twice.
 func (c *Client) Close() error { return nil }
 
-// translate maps S3 "missing" and failed-precondition answers to
-// objects.ErrNotFound, keeping the original error in the chain.
+// translate maps S3 error answers into the objects.Store error contract,
+// keeping the original error in the chain: "missing" and failed
+// preconditions wrap objects.ErrNotFound; answers that retrying cannot
+// change wrap objects.ErrPermanent (see permanent); anything else
+// (5xx, throttling, network and context errors) is returned as is.
 func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	r := minio.ToErrorResponse(err)
+	var r minio.ErrorResponse
+	errors.As(err, &r)
 	switch r.Code {
 	case "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "PreconditionFailed":
 		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
@@ -270,7 +282,38 @@ func translate(err error) error {
 	if r.StatusCode == http.StatusNotFound || r.StatusCode == http.StatusPreconditionFailed {
 		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
 	}
+	if permanent(r) {
+		return fmt.Errorf("%w: %w", objects.ErrPermanent, err)
+	}
 	return err
+}
+
+// transientCodes are S3 error codes that may go away on their own although
+// some servers send them with a 4xx status.
+var transientCodes = map[string]bool{
+	"SlowDown": true, "SlowDownRead": true, "SlowDownWrite": true,
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true, "RequestThrottled": true,
+	"RequestTimeout": true, "RequestError": true, "InternalError": true, "ServiceUnavailable": true,
+	"OperationAborted": true, "RequestTimeTooSkewed": true,
+	"ExpiredToken": true, "ExpiredTokenException": true,
+	"XMinioServerNotInitialized": true,
+}
+
+// permanent reports whether an S3 error answer will not change if the same
+// request is sent again: a 4xx other than 408 (timeout), 409 (conflict,
+// such as a concurrent operation) and 429 (throttled), unless its code
+// says otherwise. minio-go's own refusals (an empty, too long or non-UTF-8
+// key) are 400s too. Errors that are not S3 answers (network, context)
+// have no status and are never permanent.
+func permanent(r minio.ErrorResponse) bool {
+	if transientCodes[r.Code] {
+		return false
+	}
+	switch r.StatusCode {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return false
+	}
+	return r.StatusCode >= 400 && r.StatusCode < 500
 }
 
 func toInfo(bucket string, oi minio.ObjectInfo) objects.Info {

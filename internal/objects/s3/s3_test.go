@@ -7,6 +7,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/objects/objectstest"
 	"github.com/dedupfn/dedupfn/internal/objects/s3"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -19,6 +20,25 @@ func TestConformanceMinIO(t *testing.T) {
 			tb.Fatalf("open %s: %v", m.URL(), err)
 		}
 		return st
+	})
+}
+
+// TestPermanentStoreErrorsMinIO runs the error-classification suite
+// against a real MinIO server.
+func TestPermanentStoreErrorsMinIO(t *testing.T) {
+	m := peers.StartMinIO(t, peers.MinIOOptions{})
+	open := func(tb testing.TB, endpoint, secret string) objects.Store {
+		tb.Helper()
+		c, err := s3.New(endpoint, false, m.AccessKey, secret, "", nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return c
+	}
+	objectstest.RunErrors(t, objectstest.ErrorStores{
+		Store:       func(tb testing.TB) objects.Store { return open(tb, m.Endpoint, m.SecretKey) },
+		WrongSecret: func(tb testing.TB) objects.Store { return open(tb, m.Endpoint, "wrong-secret-key") },
+		Unreachable: func(tb testing.TB) objects.Store { return open(tb, testutil.FreeAddr(tb), m.SecretKey) },
 	})
 }
 

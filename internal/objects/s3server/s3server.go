@@ -4,6 +4,11 @@
 // before the write is acknowledged. It also registers the objects scheme
 // "embedded", which starts the endpoint and returns an s3 client for it.
 //
+// Objects are stored 0600 in 0700 directories whatever the umask; a bucket
+// or key with a NUL byte or invalid UTF-8 gets 400 InvalidObjectName; and
+// Start fails ("address already in use") when another process holds the
+// address rather than taking that process for the gateway.
+//
 // Limits inherited from versitygw: only one Server may run per process at a
 // time, and starting one changes the process's working directory to its
 // data directory (so every other path in the process must be absolute).
@@ -26,6 +31,7 @@ import (
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/embedgw"
+	"github.com/versity/versitygw/s3api"
 	"github.com/versity/versitygw/s3err"
 	"github.com/versity/versitygw/s3response"
 
@@ -39,7 +45,7 @@ const (
 	// DefaultRegion is the region the endpoint reports and verifies
 	// signatures for.
 	DefaultRegion = "us-east-1"
-	// StartTimeout bounds how long Start waits for the listener.
+	// StartTimeout bounds how long Start waits for the gateway to listen.
 	StartTimeout = 30 * time.Second
 	// maxConnections and maxRequests bound the gateway's concurrency.
 	maxConnections = 1000
@@ -48,6 +54,10 @@ const (
 	multipartMaxParts = 10000
 	// copyObjectLimit is the S3 maximum size of a server-side copy source.
 	copyObjectLimit = 5 << 30
+	// filePerm and dirPerm are the modes of stored objects and of the
+	// directories holding them: objects are private to the server's user.
+	filePerm = 0o600
+	dirPerm  = 0o700
 )
 
 // Event names published by the endpoint.
@@ -140,11 +150,22 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started {
 		return errors.New("s3server: start: already started")
 	}
+	// Bind first: a port held by another process (even one answering
+	// HTTP) is an error here, never mistaken for our own gateway. The
+	// gateway binds again itself; readiness then comes from its own
+	// listen hook, not from dialing the address.
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("s3server: listen %s: %w", s.cfg.Addr, err)
+	}
+	ln.Close()
 	be, err := s.newBackend()
 	if err != nil {
 		return err
 	}
 	s.started = true
+	ready := make(chan struct{})
+	var readyOnce sync.Once
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
@@ -158,6 +179,10 @@ func (s *Server) Start(ctx context.Context) error {
 		MultipartMaxParts: multipartMaxParts,
 		KeepAlive:         true,
 		Quiet:             true,
+		S3Options: []s3api.Option{
+			s3api.WithOnListen(func() { readyOnce.Do(func() { close(ready) }) }),
+			s3api.WithMiddleware("/", rejectInvalidNames),
+		},
 	}
 	go func() {
 		defer close(s.done)
@@ -166,7 +191,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.runErr = fmt.Errorf("s3server: run gateway: %w", err)
 		}
 	}()
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.waitReady(ctx, ready); err != nil {
 		cancel()
 		<-s.done
 		return err
@@ -175,20 +200,41 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// privateDir creates dir if missing and makes it 0700 whatever the umask
+// or its earlier mode.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return err
+	}
+	return os.Chmod(dir, dirPerm)
+}
+
 func (s *Server) newBackend() (backend.Backend, error) {
-	if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
+	if err := privateDir(s.cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("s3server: create data dir: %w", err)
 	}
 	var (
-		ms meta.MetadataStorer = meta.XattrMeta{}
-		// The zero threshold would refuse every copy; 5 GiB is the S3 limit.
-		opts = posix.PosixOpts{CopyObjectThreshold: copyObjectLimit}
+		ms   meta.MetadataStorer = meta.XattrMeta{}
+		opts                     = posix.PosixOpts{
+			// The zero threshold would refuse every copy; 5 GiB is the S3 limit.
+			CopyObjectThreshold: copyObjectLimit,
+			// The lock files are created 0644 whatever NewFilePerm says;
+			// without them conditional writes are atomic within this
+			// process, the only gateway on its data directory.
+			ForceNoObjLockFile: true,
+		}
 	)
+	// Set explicitly: file modes are then applied as given, not reduced
+	// by the umask, and directories get no group or other bits.
+	opts.SetNewFilePerm(filePerm)
+	opts.SetNewDirPerm(dirPerm)
 	if err := (meta.XattrMeta{}).Test(s.cfg.DataDir); err != nil {
 		// No xattrs on this filesystem: keep metadata in a sidecar tree
-		// beside (never inside) the data directory.
+		// beside (never inside) the data directory. versitygw creates
+		// directories inside it 0777 minus the umask: its 0700 root keeps
+		// them private.
 		side := s.cfg.DataDir + ".meta"
-		if err := os.MkdirAll(side, 0o755); err != nil {
+		if err := privateDir(side); err != nil {
 			return nil, fmt.Errorf("s3server: create sidecar dir: %w", err)
 		}
 		sc, err := meta.NewSideCar(side)
@@ -205,27 +251,21 @@ func (s *Server) newBackend() (backend.Backend, error) {
 	return &publishing{Backend: p, publish: s.cfg.Publish, logger: s.logger}, nil
 }
 
-func (s *Server) waitReady(ctx context.Context) error {
+// waitReady waits until the gateway has bound its listener (ready is
+// closed) or has stopped.
+func (s *Server) waitReady(ctx context.Context, ready <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		c, err := net.DialTimeout("tcp", s.Endpoint(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
+	select {
+	case <-ready:
+		return nil
+	case <-s.done:
+		if s.runErr != nil {
+			return s.runErr
 		}
-		select {
-		case <-s.done:
-			if s.runErr != nil {
-				return s.runErr
-			}
-			return errors.New("s3server: gateway stopped during start")
-		case <-ctx.Done():
-			return fmt.Errorf("s3server: wait for %s: %w", s.Endpoint(), ctx.Err())
-		case <-t.C:
-		}
+		return errors.New("s3server: gateway stopped during start")
+	case <-ctx.Done():
+		return fmt.Errorf("s3server: wait for %s: %w", s.cfg.Addr, ctx.Err())
 	}
 }
 

@@ -4,16 +4,20 @@ package s3server_test
 // each starts its own Server and closes it before the next begins.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +67,7 @@ func (r *recorder) setFail(err error) {
 	r.mu.Unlock()
 }
 
-func startServer(t *testing.T, dir string, rec *recorder) *s3server.Server {
+func startServer(t testing.TB, dir string, rec *recorder) *s3server.Server {
 	t.Helper()
 	cfg := s3server.Config{DataDir: dir, Addr: testutil.FreeAddr(t), AccessKey: access, SecretKey: secret}
 	if rec != nil {
@@ -96,6 +100,30 @@ func newClient(t testing.TB, srv *s3server.Server) *s3.Client {
 func TestConformance(t *testing.T) {
 	srv := startServer(t, filepath.Join(t.TempDir(), "data"), &recorder{})
 	objectstest.Run(t, func(t testing.TB) objects.Store { return newClient(t, srv) })
+}
+
+// TestPermanentStoreErrors: errors that retrying cannot cure (a refused
+// key, a wrong secret) are objects.ErrPermanent, a missing bucket is
+// ErrNotFound, and a stopped server is neither.
+func TestPermanentStoreErrors(t *testing.T) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	objectstest.RunErrors(t, objectstest.ErrorStores{
+		Store: func(tb testing.TB) objects.Store { return newClient(tb, srv) },
+		WrongSecret: func(tb testing.TB) objects.Store {
+			c, err := s3.New(srv.Endpoint(), false, access, "wrong-secret", "", nil)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return c
+		},
+		Unreachable: func(tb testing.TB) objects.Store {
+			c, err := s3.New(testutil.FreeAddr(tb), false, access, secret, "", nil)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return c
+		},
+	})
 }
 
 func TestWrongSecretIsForbidden(t *testing.T) {
@@ -361,5 +389,132 @@ func TestUploadReachesEmbeddedQueue(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("queued event not delivered")
+	}
+}
+
+// TestStartFailsWhenAddressInUse: when another process holds the port, Start
+// fails with "address already in use" and never reports listening: it must
+// not take a foreign server at the address for its own.
+func TestStartFailsWhenAddressInUse(t *testing.T) {
+	tests := []struct {
+		name   string
+		listen string // where the other process listens
+		http   bool   // whether it answers HTTP (anything, 200)
+	}{
+		{name: "PlainListener", listen: "127.0.0.1:0"},
+		{name: "HTTPServer", listen: "127.0.0.1:0", http: true},
+		{name: "WildcardListener", listen: "0.0.0.0:0"},
+		{name: "WildcardHTTPServer", listen: "0.0.0.0:0", http: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", tc.listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if tc.http {
+				hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					io.WriteString(w, "<ok/>")
+				})}
+				go hs.Serve(ln)
+				defer hs.Close()
+			}
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			var logs bytes.Buffer
+			srv, err := s3server.New(s3server.Config{
+				DataDir: filepath.Join(t.TempDir(), "data"), Addr: net.JoinHostPort("127.0.0.1", port),
+				AccessKey: access, SecretKey: secret,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err = srv.Start(ctx)
+			srv.Close()
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("start on a taken port: %v, want an error containing %q", err, "address already in use")
+			}
+			if strings.Contains(logs.String(), "listening") {
+				t.Errorf("logged listening although the port is taken:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestStoredObjectsArePrivate: whatever the umask, objects written through
+// the endpoint (a put and a multipart upload, also while in progress) are
+// 0600 files in 0700 directories: no group or other bits anywhere under
+// the data directory.
+func TestStoredObjectsArePrivate(t *testing.T) {
+	old := syscall.Umask(0) // the widest umask: modes must be set explicitly
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := startServer(t, dir, nil)
+	c := newClient(t, srv)
+	if err := c.MakeBucket(t.Context(), "private"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "private", "dir/sub/put.txt", strings.NewReader("secret data"), 11, objects.PutOptions{Metadata: map[string]string{"a": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	core := minio.Core{Client: c.Minio()}
+	id, err := core.NewMultipartUpload(t.Context(), "private", "mp/upload.bin", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := core.PutObjectPart(t.Context(), "private", "mp/upload.bin", id, 1, strings.NewReader("part one"), 8, minio.PutObjectPartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPrivate(t, dir, "during a multipart upload")
+	if _, err := core.CompleteMultipartUpload(t.Context(), "private", "mp/upload.bin", id,
+		[]minio.CompletePart{{PartNumber: 1, ETag: part.ETag}}, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkPrivate(t, dir, "after the uploads")
+	for _, f := range []string{"private/dir/sub/put.txt", "private/mp/upload.bin"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("object file %s: %v", f, err)
+		}
+	}
+}
+
+// checkPrivate fails for every file or directory under (and including)
+// root with group or other bits, and for the root of the sidecar metadata
+// tree if there is one (versitygw makes directories inside it 0777 minus
+// the umask: the root is what keeps them private).
+func checkPrivate(t *testing.T, root, when string) {
+	t.Helper()
+	n := 0
+	for _, r := range []string{root, root + ".meta"} {
+		err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				if r != root && errors.Is(err, os.ErrNotExist) {
+					return filepath.SkipDir
+				}
+				return err
+			}
+			if r != root && path != r {
+				return filepath.SkipDir
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n++
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s: %s has mode %v, want no group/other bits", when, path, info.Mode())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%s: only %d entries under %s; is the data dir right?", when, n, root)
 	}
 }

@@ -20,6 +20,9 @@
 // "[/NS/][PKG/]ACTION"; namespace "_" when omitted) and ConfigAPI
 // ("openwhisk.api", the controller's base URL, e.g. https://host:443).
 // Auth is Options.Auth or $DEDUPFN_OPENWHISK_AUTH ("UUID:KEY", HTTP Basic).
+// That key is the operator's: it is only ever sent to Options.API and the
+// hosts of Options.Allow (see CheckAPI), never to a host a function names
+// otherwise, and redirects are not followed.
 //
 // The output follows the process runtime's convention: a result object
 // with a base64 string "body" is the output object (written to
@@ -40,6 +43,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -91,8 +95,12 @@ type Options struct {
 	// Auth is "UUID:KEY"; default $DEDUPFN_OPENWHISK_AUTH.
 	Auth string
 	// API is the default controller base URL for functions without
-	// ConfigAPI.
+	// ConfigAPI. It is always allowed.
 	API string
+	// Allow are further controller URLs functions may name in ConfigAPI;
+	// a function naming any other host fails with ErrNotAllowed before a
+	// request is made.
+	Allow []string
 	// Client makes the HTTP calls; default a client without timeout
 	// (every call is bounded by its context).
 	Client *http.Client
@@ -130,12 +138,20 @@ func New(opts Options) (*Runtime, error) {
 		if _, err := parseAPI(opts.API); err != nil {
 			return nil, err
 		}
+		opts.Allow = append([]string{opts.API}, opts.Allow...)
+	}
+	for _, a := range opts.Allow {
+		if _, err := parseAPI(a); err != nil {
+			return nil, fmt.Errorf("openwhisk: allow-list: %w", err)
+		}
 	}
 	if opts.PollInterval < 0 || opts.MaxPollInterval < 0 || opts.ThrottleRetries < 0 || opts.ThrottleBackoff < 0 {
 		return nil, errors.New("openwhisk: poll intervals, throttle retries and backoff must be >= 0")
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		// A redirect could carry the key elsewhere: the controller's
+		// answers are used as they are.
+		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	opts.InlineLimit = cmp.Or(opts.InlineLimit, DefaultInlineLimit)
 	opts.PollInterval = cmp.Or(opts.PollInterval, DefaultPollInterval)
@@ -206,6 +222,35 @@ func ParseAction(s string) (Action, error) {
 	return a, nil
 }
 
+// ErrNotAllowed is returned for a controller URL outside the allow-list.
+var ErrNotAllowed = errors.New("openwhisk: api host is not in the operator's allow-list")
+
+// CheckAPI reports whether api names the same scheme, host and port as
+// one of allow (controller URLs): the hosts that may receive the
+// operator's key. It returns ErrNotAllowed (wrapped) otherwise, or a
+// parse error for a malformed api.
+func CheckAPI(allow []string, api string) error {
+	u, err := parseAPI(api)
+	if err != nil {
+		return err
+	}
+	for _, a := range allow {
+		if v, err := parseAPI(a); err == nil && origin(v) == origin(u) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w (--openwhisk-api, --openwhisk-allow): %s", ErrNotAllowed, origin(u))
+}
+
+// origin is scheme://host:port with the default port made explicit.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 func parseAPI(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -238,6 +283,9 @@ func (r *Runtime) target(fn runtime.Function) (target, error) {
 	}
 	if api == "" {
 		return target{}, fmt.Errorf("openwhisk: function %s has no %s", fn.Name, ConfigAPI)
+	}
+	if err := CheckAPI(r.opts.Allow, api); err != nil {
+		return target{}, fmt.Errorf("function %s: %w", fn.Name, err)
 	}
 	u, err := parseAPI(api)
 	if err != nil {

@@ -114,7 +114,7 @@ func TestConformance(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
 		New: func(tb testing.TB) runtime.Runtime {
 			_, api = controller(tb)
-			return newRuntime(tb, openwhisk.Options{InlineLimit: 8 << 20})
+			return newRuntime(tb, openwhisk.Options{API: api, InlineLimit: 8 << 20})
 		},
 		Fixture: func(_ testing.TB, name string) runtime.Function {
 			return function(api, name)
@@ -126,7 +126,7 @@ func TestConformance(t *testing.T) {
 
 func TestInvoke(t *testing.T) {
 	s, api := controller(t)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	var ids []string
 	res, out, err := invoke(t, r, function(api, "/_/upper"), func(inv *runtime.Invocation) {
 		inv.OnExternalID = func(id string) { ids = append(ids, id) }
@@ -155,7 +155,7 @@ func TestParamsCarryObjectRef(t *testing.T) {
 		got = p
 		return map[string]any{"ok": true}, nil
 	})
-	r := newRuntime(t, openwhisk.Options{InlineLimit: 4})
+	r := newRuntime(t, openwhisk.Options{API: api, InlineLimit: 4})
 	res, out, err := invoke(t, r, function(api, "capture"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestParamsCarryObjectRef(t *testing.T) {
 func TestAcceptedThenPolled(t *testing.T) {
 	s, api := controller(t)
 	s.SetBlockingTimeout(10 * time.Millisecond)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	var reported string
 	var reportedAt, finishedAt time.Time
 	res, _, err := invoke(t, r, function(api, "slow"), func(inv *runtime.Invocation) {
@@ -201,7 +201,7 @@ func TestAcceptedThenPolled(t *testing.T) {
 
 func TestApplicationError(t *testing.T) {
 	_, api := controller(t)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	res, _, err := invoke(t, r, function(api, runtimetest.Fail))
 	wantClass(t, err, runtime.ClassFunction, "application error: boom")
 	if res.ExternalID == "" || !strings.Contains(res.Logs, "boom") {
@@ -212,7 +212,7 @@ func TestApplicationError(t *testing.T) {
 func TestThrottledThenRetried(t *testing.T) {
 	s, api := controller(t)
 	s.Throttle(3)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	_, out, err := invoke(t, r, function(api, "upper"))
 	if err != nil || out != "INPUT" {
 		t.Fatalf("out %q err %v", out, err)
@@ -222,18 +222,18 @@ func TestThrottledThenRetried(t *testing.T) {
 	}
 
 	s.Throttle(100)
-	r = newRuntime(t, openwhisk.Options{ThrottleRetries: 2})
+	r = newRuntime(t, openwhisk.Options{API: api, ThrottleRetries: 2})
 	_, _, err = invoke(t, r, function(api, "upper"))
 	wantClass(t, err, runtime.ClassPlatform, "throttled (429) 3 times")
 }
 
 func TestNotFoundAndAuth(t *testing.T) {
 	_, api := controller(t)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	_, _, err := invoke(t, r, function(api, "/guest/pkg/missing"))
 	wantClass(t, err, runtime.ClassInit, "openwhisk: action /guest/pkg/missing not found")
 
-	bad := newRuntime(t, openwhisk.Options{Auth: "nobody:wrong"})
+	bad := newRuntime(t, openwhisk.Options{API: api, Auth: "nobody:wrong"})
 	_, _, err = invoke(t, bad, function(api, "upper"))
 	wantClass(t, err, runtime.ClassInit, "openwhisk: authentication rejected")
 
@@ -244,7 +244,7 @@ func TestNotFoundAndAuth(t *testing.T) {
 func TestResumeExternalID(t *testing.T) {
 	s, api := controller(t)
 	s.SetBlockingTimeout(10 * time.Millisecond)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	// A first owner starts the activation and gives up (its context ends).
 	ctx, cancel := context.WithCancel(t.Context())
 	var id string
@@ -272,7 +272,7 @@ func TestResumeExternalID(t *testing.T) {
 func TestCompletionWithoutResultIsUnfinished(t *testing.T) {
 	s, api := controller(t)
 	s.DropResults("upper", true)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	_, _, err := invoke(t, r, function(api, "upper"), func(inv *runtime.Invocation) { inv.Limits.Timeout = 400 * time.Millisecond })
 	wantClass(t, err, runtime.ClassTimeout, "record without a result")
 	if n := s.Invokes("upper"); n != 1 {
@@ -288,14 +288,14 @@ func TestLostConnectionIsPlatform(t *testing.T) {
 		c.Close()
 	}))
 	t.Cleanup(srv.Close)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: srv.URL})
 	_, _, err := invoke(t, r, function(srv.URL, "upper"))
 	wantClass(t, err, runtime.ClassPlatform, "openwhisk: invoke /_/upper")
 }
 
 func TestDescribeChangesOnUpdate(t *testing.T) {
 	s, api := controller(t)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	f := function(api, "/_/echo")
 	v1, err := openwhisk.CreateAction(t.Context(), nil, api, owtest.DefaultAuth, "echo", openwhisk.KindNative, []byte("#!/bin/bash\necho v1\n"), map[string]string{"p": "1"})
 	if err != nil || v1 != "0.0.1" {
@@ -341,7 +341,7 @@ func TestDescribeChangesOnUpdate(t *testing.T) {
 
 func TestConcurrentInvokes(t *testing.T) {
 	s, api := controller(t)
-	r := newRuntime(t, openwhisk.Options{})
+	r := newRuntime(t, openwhisk.Options{API: api})
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -388,7 +388,7 @@ func TestMissingConfig(t *testing.T) {
 	_, _, err := invoke(t, r, runtime.Function{Name: "f"})
 	wantClass(t, err, runtime.ClassInit, "has no openwhisk.action")
 	t.Setenv(openwhisk.EnvAuth, "")
-	noAuth, err := openwhisk.New(openwhisk.Options{})
+	noAuth, err := openwhisk.New(openwhisk.Options{API: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,5 +396,66 @@ func TestMissingConfig(t *testing.T) {
 	wantClass(t, err, runtime.ClassInit, "DEDUPFN_OPENWHISK_AUTH")
 	if _, err := openwhisk.New(openwhisk.Options{Auth: "nocolon"}); err == nil {
 		t.Fatal("New accepted auth without a colon")
+	}
+}
+
+// Issue 9 item 3: a function naming a host outside the operator's
+// allow-list got the operator's key as Basic auth (SSRF). Neither invoke,
+// resume nor describe may send anything there.
+func TestHostNotAllowed(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path+" auth="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(evil.Close)
+	_, allowed := controller(t)
+	r := newRuntime(t, openwhisk.Options{API: allowed})
+	f := function(evil.URL, runtimetest.Upper)
+	_, _, err := invoke(t, r, f)
+	wantClass(t, err, runtime.ClassInit, "allow-list")
+	_, _, err = invoke(t, r, f, func(inv *runtime.Invocation) { inv.ExternalID = "0123" })
+	wantClass(t, err, runtime.ClassInit, "allow-list")
+	_, err = r.Describe(t.Context(), f)
+	wantClass(t, err, runtime.ClassInit, "allow-list")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 0 {
+		t.Fatalf("the host outside the allow-list received %q", seen)
+	}
+	// The operator's own host, and hosts it allows, still work.
+	if _, out, err := invoke(t, r, function(allowed, runtimetest.Upper)); err != nil || out != "INPUT" {
+		t.Fatalf("allowed host: %q, %v", out, err)
+	}
+}
+
+func TestCheckAPI(t *testing.T) {
+	allow := []string{"https://ow.example.com", "http://10.0.0.5:3233/api/v1"}
+	for _, tc := range []struct {
+		api string
+		ok  bool
+	}{
+		{"https://ow.example.com", true},
+		{"https://OW.example.com:443/", true},
+		{"https://ow.example.com/api/v1", true},
+		{"https://user:pass@ow.example.com", true},
+		{"http://10.0.0.5:3233", true},
+		{"http://ow.example.com", false},                // downgrade: the key in clear
+		{"https://ow.example.com:8443", false},          // another port, another server
+		{"https://ow.example.com.evil.example", false},  // suffix
+		{"https://evil.example/ow.example.com", false},  // path
+		{"https://evil.example#@ow.example.com", false}, // fragment trick
+		{"http://10.0.0.5:3234", false},
+	} {
+		err := openwhisk.CheckAPI(allow, tc.api)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, openwhisk.ErrNotAllowed)) {
+			t.Errorf("CheckAPI(%q) = %v, want ok=%v", tc.api, err, tc.ok)
+		}
+	}
+	if err := openwhisk.CheckAPI(allow, "ftp://x"); err == nil || errors.Is(err, openwhisk.ErrNotAllowed) {
+		t.Errorf("CheckAPI(ftp://x) = %v, want a parse error", err)
 	}
 }

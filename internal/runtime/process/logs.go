@@ -33,7 +33,7 @@ type stream struct {
 	mu       sync.Mutex
 	lines    []logLine
 	partial  []byte
-	bytes    int // bytes held in lines
+	bytes    int // lineCost of the lines held
 	limit    int // bytes kept per activation before dropping
 	dropped  int // lines dropped since the last cut
 	sawEnd   bool
@@ -173,12 +173,29 @@ func (s *stream) appendLine(at time.Time, text string) {
 		}
 		return
 	}
-	if s.bytes+len(text) > s.limit {
+	if s.bytes+lineCost(text) > s.limit {
 		s.dropped++
 		return
 	}
-	s.bytes += len(text)
+	s.bytes += lineCost(text)
 	s.lines = append(s.lines, logLine{at: at, stream: s.name, text: text})
+}
+
+// lineOverhead is what formatLogs adds to each line: timestamp, stream
+// name and newline.
+const lineOverhead = len("2006-01-02T15:04:05.000000000Z stdout: \n")
+
+// lineCost is what a line counts against the log cap: its formatted size.
+// Every byte counts, so empty lines are not free: 20 MiB of newlines
+// would otherwise be 20 Mi kept records of some 64 bytes each.
+func lineCost(text string) int { return len(text) + lineOverhead }
+
+// setLimit sets the per-stream byte budget of the activation about to
+// start.
+func (s *stream) setLimit(limit int) {
+	s.mu.Lock()
+	s.limit = limit
+	s.mu.Unlock()
 }
 
 // cut returns this activation's lines: up to the first sentinel if there is
@@ -234,7 +251,7 @@ func (s *stream) cut(wait time.Duration, limit int) (lines []logLine, dropped in
 		s.dropped = 0
 		s.bytes = 0
 		for _, l := range s.lines {
-			s.bytes += len(l.text)
+			s.bytes += lineCost(l.text)
 		}
 		if limit > 0 {
 			s.limit = limit

@@ -14,9 +14,12 @@ import (
 type pool struct {
 	r   *Runtime
 	sem chan struct{} // one token per process allowed
+	// The function and unpacked code it runs, for Forget.
+	tenant, name, digest string
 
-	mu   sync.Mutex
-	idle []*proc // most recently used last
+	mu        sync.Mutex
+	idle      []*proc // most recently used last
+	forgotten bool    // set by Forget: processes are not kept
 }
 
 // acquire returns an idle process (the most recently used, so a warm one
@@ -67,6 +70,11 @@ func (pl *pool) release(p *proc, healthy bool) {
 		return
 	}
 	pl.mu.Lock()
+	if pl.forgotten {
+		pl.mu.Unlock()
+		pl.r.discard(p)
+		return
+	}
 	p.idle = time.AfterFunc(pl.r.opts.IdleTimeout, func() { pl.reap(p) })
 	pl.idle = append(pl.idle, p)
 	pl.mu.Unlock()

@@ -9,17 +9,20 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
+
+// shimExitWait bounds the wait for a shim to kill its action's tree after
+// its lifeline is closed.
+const shimExitWait = 5 * time.Second
 
 // errResultTooLong is sent by the fd 3 reader when a result line exceeds
 // its bound.
-var errResultTooLong = errors.New("result line too long")
+var errResultTooLong = errors.New("result exceeds --max-result")
 
 // line is one line read from fd 3.
 type line struct {
@@ -35,6 +38,7 @@ type proc struct {
 	pid       int
 	memLimit  uint64
 	stdin     *os.File
+	lifeline  *os.File // closing it makes the shim kill the action's tree
 	results   chan line
 	out, errs *stream
 	exited    chan struct{} // closed once cmd.Wait returned
@@ -48,69 +52,63 @@ type proc struct {
 }
 
 // startProc starts path in dir with env and the action protocol's pipes,
-// applies the memory limit and leaves the process running. Nothing is
-// read yet: the caller waits for the ack.
-func startProc(path, dir string, env []string, memBytes uint64, maxResult int) (*proc, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("process: pipe: %w", err)
+// through a shim (see shim.go) that applies the memory limit and, when
+// uid >= 0, the user, and that takes the action's whole process tree down
+// with it. Nothing is read yet: the caller waits for the ack.
+func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxResult int) (*proc, error) {
+	// stdin, stdout, stderr, fd 3 (results), fd 4 (lifeline)
+	var pipes [5][2]*os.File
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, pp := range pipes[:i] {
+				closeFiles(pp[0], pp[1])
+			}
+			return nil, fmt.Errorf("process: pipe: %w", err)
+		}
+		pipes[i] = [2]*os.File{r, w}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		closeAll(inR, inW)
-		return nil, fmt.Errorf("process: pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		closeAll(inR, inW, outR, outW)
-		return nil, fmt.Errorf("process: pipe: %w", err)
-	}
-	resR, resW, err := os.Pipe()
-	if err != nil {
-		closeAll(inR, inW, outR, outW, errR, errW)
-		return nil, fmt.Errorf("process: pipe: %w", err)
-	}
+	inR, inW := pipes[0][0], pipes[0][1]
+	outR, outW := pipes[1][0], pipes[1][1]
+	errR, errW := pipes[2][0], pipes[2][1]
+	resR, resW := pipes[3][0], pipes[3][1]
+	lifeR, lifeW := pipes[4][0], pipes[4][1]
 	cmd := &exec.Cmd{
-		Path:       path,
-		Args:       []string{path},
+		Path:       shimExe,
+		Args:       shimArgs(path, memBytes, uid, gid),
 		Dir:        dir,
-		Env:        env,
+		Env:        append(slices.Clip(env), shimEnv+"="+shimMagic),
 		Stdin:      inR,
 		Stdout:     outW,
 		Stderr:     errW,
-		ExtraFiles: []*os.File{resW}, // fd 3
-		// Its own process group, so that killing -pgid takes whatever
-		// the action spawned with it.
+		ExtraFiles: []*os.File{resW, lifeR}, // fd 3, fd 4
+		// Its own process group, so that killing -pgid takes the shim,
+		// the action and whatever stayed in its group, should the shim
+		// not answer the lifeline.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if err := cmd.Start(); err != nil {
-		closeAll(inR, inW, outR, outW, errR, errW, resR, resW)
+		for _, pp := range pipes {
+			closeFiles(pp[0], pp[1])
+		}
 		return nil, fmt.Errorf("process: start %s: %w", path, err)
 	}
 	// The child has its copies; the parent keeps only its own ends, so
-	// that EOF arrives when the child (and its children) are gone.
-	closeAll(inR, outW, errW, resW)
+	// that EOF arrives when the child (and its children) are gone. lifeW
+	// is held by the server only (close-on-exec): its EOF tells the shim
+	// that the server is gone.
+	closeFiles(inR, outW, errW, resW, lifeR)
 	p := &proc{
 		cmd:      cmd,
 		pid:      cmd.Process.Pid,
 		memLimit: memBytes,
 		stdin:    inW,
+		lifeline: lifeW,
 		results:  make(chan line, 1),
 		out:      newStream("stdout", outR),
 		errs:     newStream("stderr", errR),
 		exited:   make(chan struct{}),
 		closers:  []io.Closer{inW, outR, errR, resR},
-	}
-	if memBytes > 0 {
-		// Set after start (Go cannot set rlimits between fork and exec);
-		// the window is the few instructions before the action's own
-		// allocations.
-		lim := &unix.Rlimit{Cur: memBytes, Max: memBytes}
-		if err := unix.Prlimit(p.pid, unix.RLIMIT_AS, lim, nil); err != nil {
-			p.kill()
-			closeAll(resR)
-			return nil, fmt.Errorf("process: set memory limit on pid %d: %w", p.pid, err)
-		}
 	}
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.out.run() }()
@@ -123,34 +121,48 @@ func startProc(path, dir string, env []string, memBytes uint64, maxResult int) (
 	return p, nil
 }
 
-// readResults sends each fd 3 line on ch and closes ch at EOF.
+// readResults sends each fd 3 line on ch and closes ch at EOF. A line
+// longer than max bytes is an errResultTooLong, and reading stops there:
+// what is held is at most max bytes in 64 KiB pieces plus one exact copy.
 func readResults(r io.Reader, ch chan<- line, max int) {
 	defer close(ch)
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		var buf []byte
+		var parts [][]byte
+		n := 0
+		var err error
 		for {
-			frag, err := br.ReadSlice('\n')
-			if len(buf)+len(frag) > max {
-				ch <- line{err: fmt.Errorf("%w: more than %d bytes", errResultTooLong, max)}
+			var frag []byte
+			frag, err = br.ReadSlice('\n')
+			size := n + len(frag)
+			if err == nil {
+				size-- // the newline
+			}
+			if size > max {
+				ch <- line{err: fmt.Errorf("%w of %d bytes", errResultTooLong, max)}
 				return
 			}
-			buf = append(buf, frag...)
-			if err == bufio.ErrBufferFull {
-				continue
+			if len(frag) > 0 {
+				parts = append(parts, bytes.Clone(frag))
+				n += len(frag)
 			}
-			if err != nil {
-				if len(bytes.TrimSpace(buf)) > 0 {
-					ch <- line{b: buf}
-				}
-				return
+			if err != bufio.ErrBufferFull {
+				break
 			}
-			break
 		}
-		if len(bytes.TrimSpace(buf)) == 0 {
-			continue // blank lines carry nothing
+		var buf []byte
+		if len(parts) == 1 {
+			buf = parts[0]
+		} else {
+			buf = bytes.Join(parts, nil)
 		}
-		ch <- line{b: bytes.TrimSpace(buf)}
+		buf = bytes.TrimSpace(buf)
+		if len(buf) > 0 { // blank lines carry nothing
+			ch <- line{b: buf}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -164,20 +176,30 @@ func (p *proc) dead() bool {
 	}
 }
 
-// kill kills the process group, waits for the process and its readers,
-// and closes the parent's pipe ends. Safe to call more than once.
+// kill stops the action and everything it started, waits for the shim
+// and the readers, and closes the parent's pipe ends. Safe to call more
+// than once.
 func (p *proc) kill() {
 	p.killOnce.Do(func() {
 		p.killed.Store(true)
-		// The whole group: the action and anything it started.
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		<-p.exited
+		// The shim kills the action's whole tree (setsid children too)
+		// when its lifeline closes, then exits.
+		_ = p.lifeline.Close()
+		t := time.NewTimer(shimExitWait)
+		select {
+		case <-p.exited:
+		case <-t.C:
+			// A shim that does not answer: kill its process group.
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			<-p.exited
+		}
+		t.Stop()
 		// Let the readers take what the pipes still hold: they reach EOF
 		// once the group is gone. A process that left the group could
 		// keep a pipe open; closing our ends unblocks the readers then.
 		readers := make(chan struct{})
 		go func() { p.wg.Wait(); close(readers) }()
-		t := time.NewTimer(time.Second)
+		t = time.NewTimer(time.Second)
 		select {
 		case <-readers:
 		case <-t.C:
@@ -233,7 +255,7 @@ func (p *proc) ack(timeout time.Duration) error {
 	}
 }
 
-func closeAll(fs ...io.Closer) {
+func closeFiles(fs ...*os.File) {
 	for _, f := range fs {
 		_ = f.Close()
 	}

@@ -4,7 +4,14 @@
 //
 //   - The code is an executable (a script with a shebang or a static
 //     binary) or a zip with an executable named exec at its root. It is
-//     unpacked once per code digest under Options.WorkDir.
+//     unpacked once per code digest under Options.WorkDir (a zip: at most
+//     Options.MaxUnzipFiles entries and Options.MaxUnzipBytes in all,
+//     regular files and directories only, no absolute or ".." paths).
+//     Forget removes it when the function is deleted.
+//   - Each process runs under a shim (see shim.go) that kills the action
+//     and everything it started, setsid children included, when the
+//     action exits, when the runtime stops it, and when the server dies,
+//     even by SIGKILL.
 //   - The process is started once and kept warm, with __OW_WAIT_FOR_ACK
 //     set: it must write {"ok":true} and a newline on file descriptor 3
 //     when ready (within Options.AckTimeout), else the start is a
@@ -21,14 +28,22 @@
 //     attributed exactly. Otherwise the logs are what had arrived when the
 //     result line did.
 //
-// The environment is built from scratch, as in OpenWhisk: the function's
+// The environment is built from scratch, as in OpenWhisk (nothing is
+// inherited from the server, whose secrets stay out of it): the function's
 // deploy-time variables (Function.Config keys "env.NAME") plus
 // __OW_WAIT_FOR_ACK, __OW_ACTION_NAME, __OW_NAMESPACE and __OW_API_HOST
 // (when configured). PATH is NOT inherited: scripts must use absolute
 // shebangs (#!/bin/bash) and absolute command paths, or set env.PATH at
 // deploy. Per-activation values (activation id, deadline) travel in the
 // JSON line, from which actionloop launchers export __OW_ACTIVATION_ID and
-// __OW_DEADLINE; the process environment is fixed at start.
+// __OW_DEADLINE; the process environment is fixed at start. The action's
+// parent is its shim, whose /proc/PID/environ is the action's own. The
+// server's is readable through /proc by any process of the same user, so
+// unless Options.ExecUser runs actions as another user (serve
+// --exec-user), a same-uid action can read the server's secrets there.
+//
+// A result line on fd 3 is at most Options.MaxResultBytes; a longer one
+// fails the activation with runtime.ClassFunction.
 //
 // The input object is described in "value": bucket, key, size, etag,
 // sha256, content_type, get_url, put_url, output_bucket, output_key (as
@@ -56,7 +71,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +82,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults.
@@ -82,9 +100,12 @@ const (
 	DefaultTimeout = time.Minute
 	// DefaultMaxLogBytes applies when Limits.MaxLogBytes is zero.
 	DefaultMaxLogBytes = 1 << 20
-	// DefaultMaxResultBytes bounds a result line on fd 3 when
-	// Limits.MaxOutputBytes is zero.
+	// DefaultMaxResultBytes bounds a result line on fd 3.
 	DefaultMaxResultBytes = 64 << 20
+	// DefaultMaxUnzipBytes bounds the total size a zip may extract to.
+	DefaultMaxUnzipBytes = 1 << 30
+	// DefaultMaxUnzipFiles bounds the number of entries in a zip.
+	DefaultMaxUnzipFiles = 10000
 	// SentinelWait is how long to wait for the end-of-activation sentinel
 	// from a process that has printed it before.
 	SentinelWait = 2 * time.Second
@@ -117,12 +138,28 @@ type Options struct {
 	APIHost string
 	// Logger receives process lifecycle events.
 	Logger *slog.Logger
+	// ExecUser, if set, is the user (name or uid) actions run as, with
+	// its primary group and no supplementary groups. It requires the
+	// server to run as root, and WorkDir to be reachable by that user.
+	// Without it actions run as the server's user and can read the
+	// server's environment (its secrets) through /proc/<server pid>/environ.
+	ExecUser string
+	// MaxResultBytes bounds one result line on fd 3 (a larger one fails
+	// the activation with runtime.ClassFunction). Default
+	// DefaultMaxResultBytes.
+	MaxResultBytes int
+	// MaxUnzipBytes and MaxUnzipFiles bound what a zip may extract.
+	// Defaults DefaultMaxUnzipBytes and DefaultMaxUnzipFiles.
+	MaxUnzipBytes int64
+	MaxUnzipFiles int
 }
 
 // Runtime is the process runtime. It is safe for concurrent use.
 type Runtime struct {
 	opts Options
 	log  *slog.Logger
+
+	uid, gid int // of ExecUser; -1 without it
 
 	unpackMu sync.Mutex
 
@@ -132,7 +169,10 @@ type Runtime struct {
 	live   map[*proc]struct{}
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime   = (*Runtime)(nil)
+	_ runtime.Forgetter = (*Runtime)(nil)
+)
 
 // New validates opts and returns a Runtime. It starts nothing: processes
 // start on first use.
@@ -141,8 +181,25 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("process: max warm, idle timeout and ack timeout must be >= 0, got %d, %s, %s",
 			opts.MaxWarm, opts.IdleTimeout, opts.AckTimeout)
 	}
+	if opts.MaxResultBytes < 0 || opts.MaxUnzipBytes < 0 || opts.MaxUnzipFiles < 0 {
+		return nil, fmt.Errorf("process: max result, max unzip bytes and max unzip files must be >= 0, got %d, %d, %d",
+			opts.MaxResultBytes, opts.MaxUnzipBytes, opts.MaxUnzipFiles)
+	}
 	if opts.WorkDir == "" {
 		opts.WorkDir = filepath.Join(os.TempDir(), "dedupfn-process")
+	}
+	opts.MaxResultBytes = cmp.Or(opts.MaxResultBytes, DefaultMaxResultBytes)
+	opts.MaxUnzipBytes = cmp.Or(opts.MaxUnzipBytes, DefaultMaxUnzipBytes)
+	opts.MaxUnzipFiles = cmp.Or(opts.MaxUnzipFiles, DefaultMaxUnzipFiles)
+	uid, gid := -1, -1
+	if opts.ExecUser != "" {
+		var err error
+		if uid, gid, err = lookupUser(opts.ExecUser); err != nil {
+			return nil, err
+		}
+		if err := reachable(opts.WorkDir, uid, gid); err != nil {
+			return nil, err
+		}
 	}
 	opts.MaxWarm = cmp.Or(opts.MaxWarm, DefaultMaxWarm)
 	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
@@ -153,6 +210,8 @@ func New(opts Options) (*Runtime, error) {
 	}
 	return &Runtime{
 		opts:  opts,
+		uid:   uid,
+		gid:   gid,
 		log:   opts.Logger.With("component", "runtime.process"),
 		pools: map[string]*pool{},
 		live:  map[*proc]struct{}{},
@@ -224,18 +283,13 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
 	}
-	maxResult := DefaultMaxResultBytes
-	if m := inv.Limits.MaxOutputBytes; m > 0 {
-		// base64 plus JSON framing
-		maxResult = int(m/3*4) + 64<<10
-	}
 	key := poolKey(fn, env, inv.Limits.MemoryBytes)
-	pl, err := r.pool(key)
+	pl, err := r.pool(key, fn, filepath.Base(dir))
 	if err != nil {
 		return runtime.Result{}, err
 	}
 	p, err := pl.acquire(ctx, func() (*proc, error) {
-		return r.start(path, dir, env, inv.Limits.MemoryBytes, maxResult)
+		return r.start(path, dir, env, inv.Limits.MemoryBytes)
 	})
 	if err != nil {
 		return runtime.Result{}, err
@@ -246,8 +300,8 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 }
 
 // start starts and acks one process, tracking it for Close.
-func (r *Runtime) start(path, dir string, env []string, mem uint64, maxResult int) (*proc, error) {
-	p, err := startProc(path, dir, env, mem, maxResult)
+func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, error) {
+	p, err := startProc(path, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
 	if err != nil {
 		return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
@@ -292,6 +346,9 @@ func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation
 		r.discard(p)
 		return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d exited while idle (%s)", p.pid, p.exitInfo())
 	}
+
+	p.out.setLimit(maxLog)
+	p.errs.setLimit(maxLog)
 
 	timeout := inv.Limits.Timeout
 	if timeout <= 0 {
@@ -441,11 +498,15 @@ func result(b []byte, inv *runtime.Invocation) (runtime.Result, error) {
 	if b[0] == '[' {
 		return runtime.Result{Result: json.RawMessage(b)}, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("process: %w: %v", errNotJSON, err)}
+	// Only "error" is decoded: the other fields (a body of up to
+	// MaxResultBytes) are skipped, not copied.
+	var probe struct {
+		Error json.RawMessage `json:"error"`
 	}
-	if e, ok := obj["error"]; ok {
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("process: %w: %w", errNotJSON, err)}
+	}
+	if e := probe.Error; e != nil {
 		msg := string(e)
 		var s string
 		if json.Unmarshal(e, &s) == nil {
@@ -510,7 +571,7 @@ func poolKey(fn runtime.Function, env []string, mem uint64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (r *Runtime) pool(key string) (*pool, error) {
+func (r *Runtime) pool(key string, fn runtime.Function, digest string) (*pool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -518,7 +579,7 @@ func (r *Runtime) pool(key string) (*pool, error) {
 	}
 	pl, ok := r.pools[key]
 	if !ok {
-		pl = &pool{r: r, sem: make(chan struct{}, r.opts.MaxWarm)}
+		pl = &pool{r: r, sem: make(chan struct{}, r.opts.MaxWarm), tenant: fn.Tenant, name: fn.Name, digest: digest}
 		r.pools[key] = pl
 	}
 	return pl, nil
@@ -550,8 +611,12 @@ func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
 		return "", "", fmt.Errorf("process: create unpack dir: %w", err)
 	}
 	defer os.RemoveAll(tmp) // no-op after the rename
+	// MkdirTemp makes it 0700; an ExecUser must reach it.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", "", fmt.Errorf("process: chmod unpack dir: %w", err)
+	}
 	if bytes.HasPrefix(fn.Code, []byte("PK\x03\x04")) {
-		err = unzip(fn.Code, tmp)
+		err = unzip(fn.Code, tmp, r.opts.MaxUnzipBytes, r.opts.MaxUnzipFiles)
 	} else {
 		err = os.WriteFile(filepath.Join(tmp, "exec"), fn.Code, 0o755)
 	}
@@ -572,53 +637,196 @@ func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
 	return path, dir, nil
 }
 
-// unzip extracts a zip into dir, refusing paths that leave it.
-func unzip(code []byte, dir string) error {
+// unzip extracts a zip into dir: at most maxFiles entries and maxBytes in
+// all, regular files and directories only, every path inside dir.
+func unzip(code []byte, dir string, maxBytes int64, maxFiles int) error {
 	zr, err := zip.NewReader(bytes.NewReader(code), int64(len(code)))
 	if err != nil {
 		return fmt.Errorf("process: open zip: %w", err)
 	}
+	if len(zr.File) > maxFiles {
+		return fmt.Errorf("process: zip has %d entries, more than %d files", len(zr.File), maxFiles)
+	}
+	tooBig := fmt.Errorf("process: zip expands to more than %d bytes", maxBytes)
+	// Declared sizes refuse most bombs before anything is written;
+	// extract enforces the budget on the real bytes.
+	var declared uint64
 	for _, f := range zr.File {
-		name := filepath.FromSlash(f.Name)
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("process: zip entry %q leaves the action directory", f.Name)
+		if err := checkEntry(f); err != nil {
+			return err
 		}
-		dst := filepath.Join(dir, name)
+		if f.UncompressedSize64 > uint64(maxBytes)-declared { // no overflow
+			return tooBig
+		}
+		declared += f.UncompressedSize64
+	}
+	budget := maxBytes
+	for _, f := range zr.File {
+		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
 		if f.FileInfo().IsDir() {
 			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return fmt.Errorf("process: unzip %s: %w", f.Name, err)
 			}
 			continue
 		}
-		if !f.Mode().IsRegular() {
-			return fmt.Errorf("process: zip entry %q is not a regular file", f.Name)
-		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("process: unzip %s: %w", f.Name, err)
 		}
-		if err := extract(f, dst); err != nil {
+		n, err := extract(f, dst, budget)
+		if err != nil {
 			return err
+		}
+		if budget -= n; budget < 0 {
+			return tooBig
 		}
 	}
 	return nil
 }
 
-func extract(f *zip.File, dst string) error {
+// checkEntry refuses a zip entry that is not a regular file or directory,
+// or whose path is absolute or leaves the action directory.
+func checkEntry(f *zip.File) error {
+	name := filepath.FromSlash(f.Name)
+	switch {
+	case strings.HasPrefix(f.Name, "/") || filepath.IsAbs(name):
+		return fmt.Errorf("process: zip entry %q: absolute path", f.Name)
+	case slices.Contains(strings.Split(f.Name, "/"), ".."):
+		return fmt.Errorf("process: zip entry %q: path has \"..\"", f.Name)
+	case !filepath.IsLocal(name):
+		return fmt.Errorf("process: zip entry %q leaves the action directory", f.Name)
+	case f.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("process: zip entry %q is a symlink", f.Name)
+	case !f.FileInfo().IsDir() && !f.Mode().IsRegular():
+		return fmt.Errorf("process: zip entry %q is not a regular file", f.Name)
+	}
+	return nil
+}
+
+// extract writes f to dst, at most max+1 bytes, and returns how many it
+// wrote.
+func extract(f *zip.File, dst string, max int64) (int64, error) {
 	rc, err := f.Open()
 	if err != nil {
-		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+		return 0, fmt.Errorf("process: unzip %s: %w", f.Name, err)
 	}
 	defer rc.Close()
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, f.Mode().Perm()|0o600)
 	if err != nil {
-		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+		return 0, fmt.Errorf("process: unzip %s: %w", f.Name, err)
 	}
-	if _, err := io.Copy(out, rc); err != nil {
+	n, err := io.Copy(out, io.LimitReader(rc, max+1))
+	if err != nil {
 		out.Close()
-		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+		return n, fmt.Errorf("process: unzip %s: %w", f.Name, err)
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("process: unzip %s: %w", f.Name, err)
+		return n, fmt.Errorf("process: unzip %s: %w", f.Name, err)
+	}
+	return n, nil
+}
+
+// Forget implements runtime.Forgetter for a deleted function: it stops
+// the warm processes of every version of fn (same tenant and name) and
+// removes their unpacked code, except code that another function's
+// processes still use. An activation of fn still running keeps its
+// process until it ends. Idempotent; a later Invoke unpacks again.
+func (r *Runtime) Forget(ctx context.Context, fn runtime.Function) error {
+	digests := map[string]bool{}
+	if d := strings.ToLower(fn.CodeDigest); d != "" {
+		digests[d] = true
+	}
+	if len(fn.Code) > 0 {
+		sum := sha256.Sum256(fn.Code)
+		digests[hex.EncodeToString(sum[:])] = true
+	}
+	var procs []*proc
+	r.mu.Lock()
+	for key, pl := range r.pools {
+		if pl.tenant != fn.Tenant || pl.name != fn.Name {
+			continue
+		}
+		delete(r.pools, key)
+		digests[pl.digest] = true
+		pl.mu.Lock()
+		pl.forgotten = true
+		for _, p := range pl.idle {
+			if p.idle != nil {
+				p.idle.Stop()
+			}
+			procs = append(procs, p)
+		}
+		pl.idle = nil
+		pl.mu.Unlock()
+	}
+	for _, pl := range r.pools {
+		delete(digests, pl.digest) // still in use by another function
+	}
+	r.mu.Unlock()
+	for _, p := range procs {
+		r.discard(p)
+	}
+	r.unpackMu.Lock()
+	defer r.unpackMu.Unlock()
+	for d := range digests {
+		if len(d) != sha256.Size*2 || strings.Trim(d, "0123456789abcdef") != "" {
+			return fmt.Errorf("process: forget %s: code digest %q is not a SHA-256 hex digest", fn.Name, d)
+		}
+		if err := os.RemoveAll(filepath.Join(r.opts.WorkDir, d)); err != nil {
+			return fmt.Errorf("process: forget %s: %w", fn.Name, err)
+		}
 	}
 	return nil
+}
+
+// lookupUser resolves an ExecUser (name or numeric uid) for a server
+// running as root.
+func lookupUser(name string) (uid, gid int, err error) {
+	if os.Geteuid() != 0 {
+		return 0, 0, fmt.Errorf("process: exec user %s: the server must run as root to switch users, it runs as uid %d", name, os.Geteuid())
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		var uerr error
+		if u, uerr = user.LookupId(name); uerr != nil {
+			return 0, 0, fmt.Errorf("process: exec user: %w", err)
+		}
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("process: exec user %s: %w", name, err)
+	}
+	if uid == 0 {
+		return 0, 0, fmt.Errorf("process: exec user %s is root: want an unprivileged user", name)
+	}
+	return uid, gid, nil
+}
+
+// reachable checks that uid/gid may search every existing directory from
+// / down to dir (which is created 0755 when missing), so that an action
+// running as them can reach its code.
+func reachable(dir string, uid, gid int) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("process: work dir: %w", err)
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err == nil {
+			perm := uint32(0o001)
+			switch {
+			case int(st.Uid) == uid:
+				perm = 0o100
+			case int(st.Gid) == gid:
+				perm = 0o010
+			}
+			if st.Mode&perm == 0 {
+				return fmt.Errorf("process: exec user uid %d cannot reach work dir %s: %s is mode %#o (make it searchable, e.g. chmod o+x)",
+					uid, abs, d, st.Mode&0o7777)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }

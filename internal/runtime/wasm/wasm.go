@@ -183,12 +183,14 @@ func (r *Runtime) Close(ctx context.Context) error {
 		r.running.Wait()
 		close(waited)
 	}()
-	var errs []error
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("wasm: wait for running invocations: %w", ctx.Err()))
+		// A compile cannot be interrupted, and closing wazero under it
+		// crashes the process: leave the runtime to the process's exit.
+		return fmt.Errorf("wasm: wait for running invocations: %w", ctx.Err())
 	}
+	var errs []error
 	cctx := context.WithoutCancel(ctx)
 	if err := r.wz.Close(cctx); err != nil {
 		errs = append(errs, fmt.Errorf("wasm: close runtime: %w", err))
@@ -209,13 +211,9 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if inv == nil || inv.Output == nil {
 		return runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wasm: invocation without output writer")
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("wasm: %w", errClosed)}
+	if err := r.enter(); err != nil {
+		return runtime.Result{}, err
 	}
-	r.running.Add(1)
-	r.mu.Unlock()
 	defer r.running.Done()
 
 	mod, err := r.compile(ctx, inv.Function)
@@ -226,6 +224,18 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
 	return r.run(ctx, mod, inv)
+}
+
+// enter counts a call that uses the wazero runtime, so Close waits for it;
+// the caller must call r.running.Done.
+func (r *Runtime) enter() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("wasm: %w", errClosed)}
+	}
+	r.running.Add(1)
+	return nil
 }
 
 // run instantiates mod and calls its _start under inv's limits.
@@ -275,7 +285,11 @@ func (r *Runtime) run(ctx context.Context, mod wazero.CompiledModule, inv *runti
 		WithArgs(inv.Function.Name).
 		WithStdin(input).
 		WithStdout(output).
-		WithStderr(stderr)
+		WithStderr(stderr).
+		// Real clocks: without them wazero's clock is fake and a sleep
+		// returns at once. A function that reads the time is not pure;
+		// that is its author's choice (--no-dedup), as on any platform.
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	env, err := paramsEnv(inv.Params)
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
@@ -356,6 +370,10 @@ func (r *Runtime) classify(ctx, runCtx context.Context, alloc *allocator, in *in
 // WASI command, so a bad module is refused at deploy. It implements
 // runtime.Preparer.
 func (r *Runtime) Prepare(ctx context.Context, fn runtime.Function) error {
+	if err := r.enter(); err != nil {
+		return err
+	}
+	defer r.running.Done()
 	mod, err := r.compile(ctx, fn)
 	if err != nil {
 		return &runtime.Error{Class: runtime.ClassInit, Err: err}

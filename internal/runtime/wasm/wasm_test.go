@@ -302,6 +302,11 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn := fixture(t, "hang")
+	// Compile first, so the invocation below is running, not compiling,
+	// when Close comes (a compile under -race can take seconds).
+	if err := r.Prepare(t.Context(), fn); err != nil {
+		t.Fatal(err)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		_, _, err := invoke(t, r, fn, strings.NewReader(""), runtime.Limits{Timeout: time.Minute})
@@ -374,5 +379,23 @@ func TestCompiledModuleEviction(t *testing.T) {
 	}
 	if _, err := wasm.New(wasm.Options{MaxCachedModules: -1}); err == nil || !strings.Contains(err.Error(), "max cached modules must be >= 0, got -1") {
 		t.Errorf("New with MaxCachedModules -1: error %v", err)
+	}
+}
+
+// A function sees real clocks: a sleep takes its time and the wall clock
+// is today's (wazero's default clocks are fakes that never advance).
+func TestRealClock(t *testing.T) {
+	r := newRuntime(t, wasm.Options{})
+	fn := fixture(t, "sleep")
+	if err := r.Prepare(t.Context(), fn); err != nil { // compile time is not sleep time
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, out, err := invoke(t, r, fn, strings.NewReader(""), runtime.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || out != "true" {
+		t.Fatalf("a 300ms sleep took %s and the wall clock said %q", took, out)
 	}
 }

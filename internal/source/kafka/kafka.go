@@ -64,6 +64,7 @@ type Source struct {
 	brokers []string
 	topic   string
 	group   string
+	session time.Duration // consumer group session timeout; 0 = franz-go's default
 	opts    source.Options
 	log     *slog.Logger
 
@@ -123,7 +124,7 @@ func Open(_ context.Context, u *url.URL, opts source.Options) (source.Source, er
 }
 
 func parseURL(u *url.URL) (*Source, error) {
-	const want = "expected kafka://host:9092[,host2:9092]/topic?group=NAME"
+	const want = "expected kafka://host:9092[,host2:9092]/topic?group=NAME[&session_timeout=10s]"
 	if u.Scheme != "kafka" {
 		return nil, fmt.Errorf("kafka: scheme %q, %s", u.Scheme, want)
 	}
@@ -149,6 +150,7 @@ func parseURL(u *url.URL) (*Source, error) {
 	}
 	q := u.Query()
 	group := DefaultGroup
+	var session time.Duration
 	for k, v := range q {
 		switch k {
 		case "group":
@@ -156,6 +158,12 @@ func parseURL(u *url.URL) (*Source, error) {
 				return nil, fmt.Errorf("kafka: empty group, %s", want)
 			}
 			group = v[0]
+		case "session_timeout":
+			d, err := time.ParseDuration(v[0])
+			if err != nil || d < time.Second {
+				return nil, fmt.Errorf("kafka: session_timeout must be a duration >= 1s, got %q", v[0])
+			}
+			session = d
 		default:
 			return nil, fmt.Errorf("kafka: unknown parameter %q, %s", k, want)
 		}
@@ -164,6 +172,7 @@ func parseURL(u *url.URL) (*Source, error) {
 		brokers:        brokers,
 		topic:          topic,
 		group:          group,
+		session:        session,
 		CommitInterval: DefaultCommitInterval,
 		RetryMin:       DefaultRetryMin,
 		RetryMax:       DefaultRetryMax,
@@ -211,7 +220,7 @@ func (s *Source) Run(ctx context.Context, h source.Handler) error {
 
 	s.sem = make(chan struct{}, s.opts.Concurrency)
 	s.parts = map[topicPartition]*partition{}
-	cl, err := kgo.NewClient(
+	kopts := []kgo.Opt{
 		kgo.SeedBrokers(s.brokers...),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(s.topic),
@@ -223,7 +232,13 @@ func (s *Source) Run(ctx context.Context, h source.Handler) error {
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.WithLogger(kgoLogger{s.log}),
-	)
+	}
+	if s.session > 0 {
+		// A crashed member's partitions move after this long; the
+		// broker's group.min.session.timeout.ms bounds it from below.
+		kopts = append(kopts, kgo.SessionTimeout(s.session), kgo.HeartbeatInterval(s.session/3))
+	}
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("kafka: create client: %w", err)
 	}

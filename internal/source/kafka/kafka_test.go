@@ -32,6 +32,8 @@ func TestOpen_URL(t *testing.T) {
 	}{
 		{name: "Default group", url: "kafka://k1:9092/events", brokers: []string{"k1:9092"}, topic: "events", group: "dedupfn"},
 		{name: "Several brokers", url: "kafka://k1:9092,k2:9093/events?group=g1", brokers: []string{"k1:9092", "k2:9093"}, topic: "events", group: "g1"},
+		{name: "SessionTimeout", url: "kafka://k1:9092/events?session_timeout=6s", brokers: []string{"k1:9092"}, topic: "events", group: "dedupfn"},
+		{name: "BadSessionTimeout", url: "kafka://k1:9092/events?session_timeout=5ms", err: `kafka: session_timeout must be a duration >= 1s, got "5ms"`},
 		{name: "MissingTopic", url: "kafka://k1:9092", err: "kafka: missing topic, expected kafka://host:9092[,host2:9092]/topic?group=NAME"},
 		{name: "MissingTopicSlash", url: "kafka://k1:9092/", err: "kafka: missing topic"},
 		{name: "NoPort", url: "kafka://k1/events", err: `kafka: broker "k1" must be host:port`},

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
+)
+
+// Tenant syntax limits.
+const (
+	// minTenantTokenLen is the shortest tenant token accepted.
+	minTenantTokenLen = 16
+	// tenantTokensSyntax is quoted in every parse error.
+	tenantTokensSyntax = "tenant=token:bucket1,bucket2;tenant2=token2:bucket3"
+)
+
+var (
+	tenantNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	// Tokens are opaque but may not contain the separators = : ; , or space.
+	tenantTokenRE = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+$`)
+	bucketNameRE  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$`)
+)
+
+// parseTenantTokens parses DEDUPFN_TENANT_TOKENS:
+// "tenant=token:bucket1,bucket2;tenant2=token2:bucket3". Tenants are
+// separated by ';', a tenant's buckets by ','. Every tenant has at least
+// one bucket, so the old "tenant=token,tenant2=token2" form is refused
+// with a hint rather than read as something else. Errors never quote a
+// token.
+func parseTenantTokens(s string) ([]api.Tenant, error) {
+	var out []api.Tenant
+	for i, entry := range strings.Split(s, ";") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue // "a=t:b;" and an empty variable are fine
+		}
+		name, rest, ok := strings.Cut(entry, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !tenantNameRE.MatchString(name) {
+			return nil, fmt.Errorf("DEDUPFN_TENANT_TOKENS entry %d: tenant name must match %s, as in %s", i+1, tenantNameRE, tenantTokensSyntax)
+		}
+		token, buckets, ok := strings.Cut(rest, ":")
+		if !ok {
+			return nil, fmt.Errorf("DEDUPFN_TENANT_TOKENS: tenant %s has no buckets: the syntax is %s (tenants separated by ';', each with its buckets)", name, tenantTokensSyntax)
+		}
+		t := api.Tenant{Name: name, Token: strings.TrimSpace(token)}
+		for _, b := range strings.Split(buckets, ",") {
+			t.Buckets = append(t.Buckets, strings.TrimSpace(b))
+		}
+		if err := checkTenant(t); err != nil {
+			return nil, fmt.Errorf("DEDUPFN_TENANT_TOKENS: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// tenantFileEntry is one tenant of a --tenants file.
+type tenantFileEntry struct {
+	Token   string   `yaml:"token"`
+	Buckets []string `yaml:"buckets"`
+}
+
+// parseTenantsFile parses a --tenants YAML file: a map tenant → {token,
+// buckets}.
+func parseTenantsFile(name string, b []byte) ([]api.Tenant, error) {
+	var m map[string]tenantFileEntry
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("tenants file %s: must be a map tenant: {token, buckets}: %w", name, err)
+	}
+	var out []api.Tenant
+	for tenant, e := range m {
+		t := api.Tenant{Name: tenant, Token: e.Token, Buckets: e.Buckets}
+		if !tenantNameRE.MatchString(tenant) {
+			return nil, fmt.Errorf("tenants file %s: tenant name must match %s, got %q", name, tenantNameRE, tenant)
+		}
+		if err := checkTenant(t); err != nil {
+			return nil, fmt.Errorf("tenants file %s: %w", name, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// checkTenant validates one tenant, without quoting its token.
+func checkTenant(t api.Tenant) error {
+	switch {
+	case t.Name == registry.DefaultTenant:
+		return fmt.Errorf("tenant name %q is reserved for the admin's own functions", t.Name)
+	case len(t.Token) < minTenantTokenLen:
+		return fmt.Errorf("tenant %s: token must have %d+ characters, got %d", t.Name, minTenantTokenLen, len(t.Token))
+	case !tenantTokenRE.MatchString(t.Token):
+		return fmt.Errorf("tenant %s: token must be made of letters, digits and . _ ~ + / -", t.Name)
+	case len(t.Buckets) == 0:
+		return fmt.Errorf("tenant %s: buckets must list at least one bucket", t.Name)
+	}
+	for _, b := range t.Buckets {
+		if !bucketNameRE.MatchString(b) {
+			return fmt.Errorf("tenant %s: bucket name must match %s, got %q", t.Name, bucketNameRE, b)
+		}
+	}
+	return nil
+}
+
+// loadTenants reads the tenants of DEDUPFN_TENANT_TOKENS (env) and a
+// --tenants file (file, may be empty). Tenants need an admin token:
+// without one every caller would be the admin.
+func loadTenants(adminToken, env, file string) ([]api.Tenant, error) {
+	tenants, err := parseTenantTokens(env)
+	if err != nil {
+		return nil, err
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read tenants file: %w", err)
+		}
+		more, err := parseTenantsFile(file, b)
+		if err != nil {
+			return nil, err
+		}
+		tenants = append(tenants, more...)
+	}
+	if len(tenants) > 0 && adminToken == "" {
+		return nil, errors.New("tenant tokens (DEDUPFN_TENANT_TOKENS or --tenants) need an admin token: set DEDUPFN_API_TOKEN, or every caller would be the admin")
+	}
+	names, tokens := map[string]bool{}, map[string]bool{adminToken: true}
+	for _, t := range tenants {
+		if names[t.Name] {
+			return nil, fmt.Errorf("tenant %s is defined twice", t.Name)
+		}
+		if tokens[t.Token] {
+			return nil, fmt.Errorf("tenant %s: its token is also the admin's or another tenant's", t.Name)
+		}
+		names[t.Name], tokens[t.Token] = true, true
+	}
+	slices.SortFunc(tenants, func(a, b api.Tenant) int { return cmp.Compare(a.Name, b.Name) })
+	return tenants, nil
+}
+
+// securityOptions are serve's flags for the trust model (docs/security.md).
+type securityOptions struct {
+	tenantsFile    string
+	openwhiskAPI   string
+	openwhiskAllow []string
+	apiHosts       []string
+	maxCodeMiB     int64
+	maxMemoryMB    int
+}
+
+func (o *securityOptions) register(fl *pflag.FlagSet) {
+	fl.StringVar(&o.tenantsFile, "tenants", "", "YAML file of tenants: a map tenant: {token: T, buckets: [B, ...]} (adds to DEDUPFN_TENANT_TOKENS; needs DEDUPFN_API_TOKEN)")
+	fl.StringVar(&o.openwhiskAPI, "openwhisk-api", os.Getenv("DEDUPFN_OPENWHISK_API"), "default OpenWhisk API host URL of remote actions; always allowed (env DEDUPFN_OPENWHISK_API)")
+	fl.StringSliceVar(&o.openwhiskAllow, "openwhisk-allow", nil, "further OpenWhisk API URLs functions may name with --openwhisk-api; they receive DEDUPFN_OPENWHISK_AUTH")
+	fl.StringSliceVar(&o.apiHosts, "api-host", nil, "extra Host names the API answers to on loopback, besides localhost, 127.0.0.1, [::1] and --api-addr's host")
+	fl.Int64Var(&o.maxCodeMiB, "max-code", api.DefaultMaxCodeBytes>>20, "largest function code a deploy may upload, in MiB (413 above it)")
+	fl.IntVar(&o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, "largest --memory a function may ask for, in MiB")
+}
+
+// openWhiskOptions returns the OpenWhisk runtime's host settings.
+func (o *securityOptions) openWhiskOptions() (openwhisk.Options, error) {
+	if o.maxCodeMiB <= 0 || o.maxMemoryMB <= 0 {
+		return openwhisk.Options{}, fmt.Errorf("--max-code and --max-memory must be > 0, got %d and %d", o.maxCodeMiB, o.maxMemoryMB)
+	}
+	return openwhisk.Options{API: o.openwhiskAPI, Allow: o.openwhiskAllow}, nil
+}
+
+// apiConfig adds the security settings to an API config.
+func (o *securityOptions) apiConfig(cfg api.Config) api.Config {
+	if o.openwhiskAPI != "" {
+		cfg.OpenWhiskAllow = append(cfg.OpenWhiskAllow, o.openwhiskAPI)
+	}
+	cfg.OpenWhiskAllow = append(cfg.OpenWhiskAllow, o.openwhiskAllow...)
+	cfg.ExtraHosts = o.apiHosts
+	cfg.MaxCodeBytes = o.maxCodeMiB << 20
+	cfg.MaxMemoryMB = o.maxMemoryMB
+	return cfg
+}

@@ -1,0 +1,283 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/spool"
+)
+
+// outputDocKind names the index documents that mark objects dedupfn wrote
+// into triggered buckets, so the reconciler skips them without reading them.
+const outputDocKind = "output"
+
+// outputKey renders the job's output key and refuses one that is the
+// input itself.
+func (p *Pipeline) outputKey(j *job) (string, error) {
+	key, err := j.fn.OutputKey(j.ev.Key)
+	if err != nil {
+		return "", &runtime.Error{Class: runtime.ClassConfig, Err: err}
+	}
+	if j.fn.Output.Bucket == j.ev.Bucket && key == j.ev.Key {
+		return "", runtime.Errorf(runtime.ClassConfig, "output key template %q renders %s/%s, the input itself: refusing to overwrite it", j.fn.Output.KeyTemplate, j.ev.Bucket, key)
+	}
+	return key, nil
+}
+
+// outputMeta marks an object written for j: it never triggers a function,
+// and it names the input it was made from.
+func outputMeta(j *job) map[string]string {
+	return map[string]string{
+		event.MetaOutputOf: j.fn.Name + "@" + j.fn.Version,
+		event.MetaInput:    url.PathEscape(j.ev.Bucket + "/" + j.ev.Key),
+	}
+}
+
+// checkTarget refuses to write j's output over an object that is not an
+// earlier output of the same function for the same input: the user's own
+// data, or the output of another input whose key renders the same (a
+// template like {base}.png maps x/cat.jpg and y/cat.jpg to one key).
+func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) error {
+	if bucket == j.ev.Bucket && key == j.ev.Key {
+		return runtime.Errorf(runtime.ClassConfig, "output %s/%s is the input itself: refusing to overwrite it", bucket, key)
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	st, err := p.cfg.Objects.Stat(ctx, bucket, key)
+	switch {
+	case errors.Is(err, objects.ErrNotFound):
+		return nil
+	case err != nil:
+		return runtime.Errorf(runtime.ClassPlatform, "stat output %s/%s: %v", bucket, key, err)
+	case !isSelfWritten(st.Metadata):
+		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds an object dedupfn did not write: refusing to overwrite it", bucket, key)
+	}
+	if fn, _, _ := strings.Cut(st.Metadata[event.MetaOutputOf], "@"); fn != j.fn.Name {
+		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds the output of function %s: refusing to overwrite it", bucket, key, fn)
+	}
+	if in := st.Metadata[event.MetaInput]; in != "" && in != url.PathEscape(j.ev.Bucket+"/"+j.ev.Key) {
+		other, _ := url.PathUnescape(in)
+		return runtime.Errorf(runtime.ClassConfig, "output %s/%s already holds the output of %s: key template %q maps different inputs to one key", bucket, key, other, j.fn.Output.KeyTemplate)
+	}
+	return nil
+}
+
+// storeOutput writes the function's output to its output location, marked
+// so that it never triggers a function itself. A function that produced
+// only a JSON result gets the result stored as KEY.json; one that PUT its
+// output through the presigned URL has it moved from its staging key.
+func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, res runtime.Result) (*index.Output, error) {
+	bucket := j.fn.Output.Bucket
+	key, err := p.outputKey(j)
+	if err != nil {
+		return nil, err
+	}
+	opts := objects.PutOptions{Metadata: outputMeta(j)}
+	var info objects.Info
+	switch {
+	case res.OutputWritten || (out.Size() > 0 && res.Result == nil):
+		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+			return nil, err
+		}
+		opts.ContentType = sniff(out)
+		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
+	default:
+		staged, serr := p.stagedOutput(ctx, j)
+		if serr != nil {
+			return nil, serr
+		}
+		if staged != nil {
+			if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+				return nil, err
+			}
+			opts.ContentType = staged.ContentType
+			info, err = p.cfg.Objects.Copy(ctx, bucket, staged.Key, bucket, key, opts)
+			if err == nil {
+				p.dropStaged(ctx, j)
+			}
+			break
+		}
+		key += ".json"
+		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+			return nil, err
+		}
+		result := res.Result
+		if len(result) == 0 {
+			result = json.RawMessage("null")
+		}
+		opts.ContentType = "application/json"
+		info, err = p.cfg.Objects.Put(ctx, bucket, key, strings.NewReader(string(result)), int64(len(result)), opts)
+	}
+	if err != nil {
+		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+	}
+	p.noteOutput(ctx, info)
+	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType}, nil
+}
+
+// stagedOutput returns the object the function PUT through its presigned
+// URL, or nil if it wrote none.
+func (p *Pipeline) stagedOutput(ctx context.Context, j *job) (*objects.Info, error) {
+	if j.staging == "" {
+		return nil, nil
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	st, err := p.cfg.Objects.Stat(ctx, j.fn.Output.Bucket, j.staging)
+	if errors.Is(err, objects.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, runtime.Errorf(runtime.ClassPlatform, "stat staged output: %v", err)
+	}
+	return &st, nil
+}
+
+// dropStaged deletes the staging object of j's last invocation. A failure
+// only leaves garbage under event.StagingPrefix, which triggers nothing.
+func (p *Pipeline) dropStaged(ctx context.Context, j *job) {
+	if j.staging == "" {
+		return
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Objects.Delete(ctx, j.fn.Output.Bucket, j.staging); err != nil {
+		p.logger.Warn("delete staged output", "bucket", j.fn.Output.Bucket, "key", j.staging, "err", err)
+	}
+}
+
+// noteOutput records an output written into a bucket that triggers a
+// function, so the reconciler knows it without reading it. Outputs in
+// untriggered buckets need no note.
+func (p *Pipeline) noteOutput(ctx context.Context, o objects.Info) {
+	if len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
+		return
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key), []byte(`"`+o.ETag+`"`)); err != nil {
+		p.logger.Warn("note output for the reconciler", "bucket", o.Bucket, "key", o.Key, "err", err)
+	}
+}
+
+// isNotedOutput reports whether the object version was noted by noteOutput.
+func (p *Pipeline) isNotedOutput(ctx context.Context, o objects.Info) (bool, error) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key))
+	if errors.Is(err, index.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && string(doc) == `"`+o.ETag+`"`, err
+}
+
+func outputDocID(bucket, key string) string {
+	h := sha256.Sum256([]byte(bucket + "\x00" + key))
+	return hex.EncodeToString(h[:16])
+}
+
+func sniff(sp *spool.Spool) string {
+	buf := make([]byte, 512)
+	n, _ := sp.Reader().Read(buf)
+	return http.DetectContentType(buf[:n])
+}
+
+// deliver serves a hit: it re-checks the record's key parts, checks the
+// recorded output still exists unchanged, and copies it server-side to
+// this event's output location. It reports false when the record cannot
+// be used (output gone or changed, parts differ): the record is deleted
+// and the caller runs the function again — never an empty delivery.
+func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.Parts, rec index.Record) (bool, error) {
+	if rec.State == index.Failed {
+		j.rec.Decision = activation.Error
+		j.rec.Error = "cached failure: " + rec.Error
+		j.rec.ErrorClass = rec.ErrorClass
+		return true, nil
+	}
+	usable := rec.Parts == parts && registry.PartsKey(rec.Parts) == key && rec.Output != nil
+	if !usable {
+		p.logger.Error("dedup record does not match its key; running again", "key", key, "parts", rec.Parts)
+	}
+	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
+		usable = false // past retention: run again and record a fresh result
+	}
+	var src objects.Info
+	if usable {
+		var err error
+		sctx, cancel := p.callCtx(ctx)
+		src, err = p.cfg.Objects.Stat(sctx, rec.Output.Bucket, rec.Output.Key)
+		cancel()
+		switch {
+		case errors.Is(err, objects.ErrNotFound):
+			usable = false
+		case err != nil:
+			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
+		case src.ETag != rec.Output.ETag:
+			usable = false
+		}
+		if !usable {
+			p.metrics.outputMissing.Inc()
+			p.logger.Warn("recorded output missing or changed; running again", "key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
+		}
+	}
+	if !usable {
+		if err := p.deleteResult(ctx, key, rec.Updated); err != nil {
+			return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
+		}
+		return false, nil
+	}
+
+	storeStart := time.Now()
+	dstKey, err := p.outputKey(j)
+	if err != nil {
+		return true, p.fail(j, err, 1, true)
+	}
+	if strings.HasSuffix(rec.Output.Key, ".json") && !strings.HasSuffix(dstKey, ".json") && rec.Output.ContentType == "application/json" {
+		dstKey += ".json"
+	}
+	out := *rec.Output
+	if rec.Output.Bucket != j.fn.Output.Bucket || rec.Output.Key != dstKey {
+		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
+			if runtime.ClassOf(err) == runtime.ClassConfig {
+				return true, p.fail(j, err, 1, true)
+			}
+			return false, err
+		}
+		info, err := p.cfg.Objects.Copy(ctx, rec.Output.Bucket, rec.Output.Key, j.fn.Output.Bucket, dstKey, objects.PutOptions{
+			ContentType: src.ContentType,
+			Metadata:    outputMeta(j),
+		})
+		if errors.Is(err, objects.ErrNotFound) {
+			// Deleted between Stat and Copy: treat like a missing output.
+			if err := p.deleteResult(ctx, key, rec.Updated); err != nil {
+				return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
+			}
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
+		}
+		p.noteOutput(ctx, info)
+		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
+	}
+	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
+	j.rec.Output = &activation.Object{Bucket: out.Bucket, Key: out.Key, ETag: out.ETag, Size: out.Size}
+	j.rec.Result = rec.Result
+	j.rec.SavedMS = rec.FunctionMS
+	j.rec.FunctionMS = rec.FunctionMS
+	return true, nil
+}

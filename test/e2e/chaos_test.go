@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+// The chaos tests prove the guarantee under faults by counting executions:
+// MinIO → Kafka → 3 replicas (built with fault injection) → pouchdb-server;
+// a process function slower than its lease that appends "start" and "end"
+// lines to a side file; output uploads slower than the lease; a tenth of
+// lease renewals failing; 300 uploads of 100 distinct contents.
+
+const (
+	chaosDistinct = 100
+	chaosCopies   = 3
+	chaosFaults   = "renew-fail=0.1,put-delay=2500ms"
+)
+
+// TestChaos_NoKills: with renewals failing and slow outputs but no
+// crashes, every content executes exactly once.
+func TestChaos_NoKills(t *testing.T) {
+	execs := runChaos(t, false)
+	total := 0
+	for content, es := range execs.byContent {
+		total += len(es)
+		if len(es) != 1 {
+			t.Errorf("content %s executed %d times, want 1", content, len(es))
+		}
+	}
+	if total != chaosDistinct || len(execs.byContent) != chaosDistinct {
+		t.Fatalf("%d executions of %d contents, want exactly %d", total, len(execs.byContent), chaosDistinct)
+	}
+}
+
+// TestChaos_Kills: a random replica is SIGKILLed every few seconds (and
+// restarted). A content runs again only after an execution of it that
+// never ended, or that a killed replica ran (killed between the end of
+// the function and the commit of its result); executions never overlap.
+func TestChaos_Kills(t *testing.T) {
+	execs := runChaos(t, true)
+	if len(execs.killed) == 0 {
+		t.Fatal("no replica was killed: this run proves nothing about crashes")
+	}
+	reruns := 0
+	for content, es := range execs.byContent {
+		for i := 1; i < len(es); i++ {
+			prev := es[i-1]
+			reruns++
+			switch {
+			case prev.end >= 0 && prev.end > es[i].start:
+				t.Errorf("content %s: execution %d started while execution %d (pid %d) was still running", content, i, i-1, prev.pid)
+			case prev.end >= 0 && !execs.killed[prev.ppid] && !execs.killed[prev.gppid]:
+				t.Errorf("content %s: ran again after execution %d (pid %d, parents %d %d) ended on a replica that was not killed (killed: %v)",
+					content, i-1, prev.pid, prev.ppid, prev.gppid, execs.killed)
+			}
+		}
+	}
+	t.Logf("%d replicas killed, %d contents, %d re-executions after a kill", len(execs.killed), len(execs.byContent), reruns)
+}
+
+// execution is one run of the function, from the side file.
+type execution struct {
+	pid, ppid, gppid int
+	start, end       int // line numbers; end -1 = never ended
+}
+
+type chaosResult struct {
+	byContent map[string][]*execution
+	killed    map[int]bool // pids of SIGKILLed replicas
+}
+
+func runChaos(t *testing.T, kills bool) chaosResult {
+	c := startPeers(t, peers.MinIOOptions{})
+	events := c.kafka.URL(topic, "dedupfn") + "&session_timeout=6s"
+	for i := range 3 {
+		s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t),
+			bin: faulty, env: []string{"DEDUPFN_FAULTS=" + chaosFaults}, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		s.start(c.replicaArgs(i, events)...)
+		c.replicas = append(c.replicas, s)
+	}
+	side := filepath.Join(t.TempDir(), "executions.log")
+	c.replicas[0].cli("fn", "deploy", "chaos", "--exec", chaosaction, "--bucket", "photos", "--output-bucket", "results",
+		"--param", "log="+side, "--param", "ms=2500", "--lease", "2s",
+		"--memory", "1536") // RLIMIT_AS: a Go runtime reserves ~1 GiB of address space at start
+	for _, r := range c.replicas[1:] {
+		testutil.Eventually(t, 5*time.Second, "function visible on every replica", func() bool {
+			return strings.Contains(r.cli("fn", "list"), "chaos")
+		})
+	}
+
+	var keys []string
+	for i := range chaosDistinct {
+		for copy := range chaosCopies {
+			keys = append(keys, fmt.Sprintf("c%d/%03d", copy, i))
+		}
+	}
+	killed := map[int]bool{}
+	stop := make(chan struct{})
+	var killer sync.WaitGroup
+	var mu sync.Mutex // guards the replicas while the killer restarts them
+	if kills {
+		killer.Go(func() {
+			for n := 0; n < 6; n++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(3 * time.Second):
+				}
+				mu.Lock()
+				victim := c.replicas[rand.IntN(len(c.replicas))]
+				killed[victim.cmd.Process.Pid] = true
+				victim.kill()
+				time.Sleep(500 * time.Millisecond)
+				victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
+				mu.Unlock()
+			}
+		})
+	}
+	c.uploads(keys, contentOf, nil)
+	testutil.Eventually(t, 6*time.Minute, fmt.Sprintf("%d activations", len(keys)), func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		st, ok := c.replicas[0].tryStats()
+		return ok && st.Events >= int64(len(keys))
+	})
+	close(stop)
+	killer.Wait()
+	time.Sleep(2 * time.Second) // a straggler would show as an extra activation
+
+	acts := c.replicas[1].activations()
+	perKey := map[string]int{}
+	for _, a := range acts {
+		perKey[a.Event.Key]++
+		if a.Decision == activation.Error {
+			t.Errorf("%s: error %s (%s)", a.Event.Key, a.Error, a.ErrorClass)
+		}
+	}
+	for _, k := range keys {
+		if perKey[k] != 1 {
+			t.Errorf("%s has %d activations, want exactly 1", k, perKey[k])
+		}
+	}
+	if len(acts) != len(keys) {
+		t.Errorf("%d activations for %d uploads", len(acts), len(keys))
+	}
+	outs := c.outputs()
+	for _, k := range keys {
+		if !outs[k] {
+			t.Errorf("%s has no output", k)
+		}
+	}
+	return chaosResult{byContent: readExecutions(t, side), killed: killed}
+}
+
+func indexOf(ss []*server, s *server) int {
+	for i, x := range ss {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// readExecutions parses the side file: "start|end SHA PID PPID GPPID".
+func readExecutions(t *testing.T, path string) map[string][]*execution {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("side file: %v", err)
+	}
+	defer f.Close()
+	byContent := map[string][]*execution{}
+	byPid := map[int]*execution{}
+	sc := bufio.NewScanner(f)
+	for line := 0; sc.Scan(); line++ {
+		var what, content string
+		var pid, ppid, gppid int
+		if _, err := fmt.Sscan(sc.Text(), &what, &content, &pid, &ppid, &gppid); err != nil {
+			t.Fatalf("side file line %d %q: %v", line, sc.Text(), err)
+		}
+		switch what {
+		case "start":
+			e := &execution{pid: pid, ppid: ppid, gppid: gppid, start: line, end: -1}
+			byContent[content] = append(byContent[content], e)
+			byPid[pid] = e // an action process runs one activation at a time
+		case "end":
+			e := byPid[pid]
+			if e == nil || e.end >= 0 {
+				t.Fatalf("side file line %d: end without a start: %q", line, sc.Text())
+			}
+			e.end = line
+		}
+	}
+	return byContent
+}
+
+// tryStats is stats that tolerates a replica being restarted.
+func (s *server) tryStats() (activation.Stats, bool) {
+	var st activation.Stats
+	cmd := exec.Command(dedupfn, "stats", "--json")
+	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+	out, err := cmd.Output()
+	if err != nil || json.Unmarshal(out, &st) != nil {
+		return st, false
+	}
+	return st, true
+}
