@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +44,7 @@ type serveOptions struct {
 	dataDir, s3Addr, apiAddr, configFile string
 	objectsURL, eventsURL, indexURL      string
 	replicaID, logLevel                  string
-	concurrency                          int
+	concurrency, runs                    int
 	spoolBudget                          int64
 	inlineLimit                          int64
 	describeTTL                          time.Duration
@@ -85,7 +86,8 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.StringVar(&o.eventsURL, "events", "embedded:", "event source: embedded: | kafka://host:9092/topic?group=dedupfn | webhook:")
 	fl.StringVar(&o.indexURL, "index", "", "dedup index: bolt:PATH | couchdb://user:pass@host:5984/db (default bolt:DATA/index.db)")
 	fl.StringVar(&o.replicaID, "replica-id", "", "this replica's name on claims (default host-pid)")
-	fl.IntVar(&o.concurrency, "concurrency", 4, "events processed at once")
+	fl.IntVar(&o.concurrency, "concurrency", 64, "events in flight at once (hits, waits and runs)")
+	fl.IntVar(&o.runs, "runs", goruntime.GOMAXPROCS(0), "function executions at once, within --concurrency")
 	fl.DurationVar(&o.reconcile, "reconcile", 0, "list triggered buckets this often and process objects without an activation (0 = off)")
 	fl.DurationVar(&o.reconcileGrace, "reconcile-grace", time.Minute, "the reconciler leaves objects younger than this to their events")
 	fl.DurationVar(&o.activationRetention, "activation-retention", index.DefaultActivationRetention, "delete activation records older than this, hourly; totals keep counting them (0 = keep forever)")
@@ -275,7 +277,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
 		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg, DescribeTTL: o.describeTTL,
-		SpoolBudget: spool.NewBudget(o.spoolBudget), ActivationRetention: o.activationRetention,
+		SpoolBudget: spool.NewBudget(o.spoolBudget), ActivationRetention: o.activationRetention, MaxRuns: o.runs,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,12 @@ type Event struct {
 	ContentType string            `json:"content_type,omitempty"`
 	Time        time.Time         `json:"time"`
 	Metadata    map[string]string `json:"metadata,omitempty"` // user metadata, lower-case keys without x-amz-meta-
+	// SHA256 is the lower-case hex SHA-256 of the whole object's bytes. It
+	// is set only by sources that computed it from the bytes themselves
+	// (the built-in endpoint hashes every write) or had the store verify
+	// it; never from anything an uploader controls (user metadata, an
+	// unverified header). Empty means unknown: read and hash the object.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // ErrMalformed wraps every parse error of outside input.

@@ -46,4 +46,21 @@ func Hex(fp string) string {
 	return fp
 }
 
+// FromSHA256Hex returns the fingerprint of an object whose SHA-256 the
+// store already holds (objects.Info.SHA256, event.Event.SHA256), so a hit
+// needs no read: "sha256:<hex>", the same string Sum gives for the bytes.
+// hexSum must be 64 hex digits (either case); anything else is an error,
+// never a fingerprint.
+func FromSHA256Hex(hexSum string) (string, error) {
+	sum, err := hex.DecodeString(hexSum)
+	if err != nil || len(sum) != sha256.Size {
+		return "", fmt.Errorf("fingerprint: sha256 must be %d hex digits, got %q", 2*sha256.Size, hexSum)
+	}
+	return format(sum), nil
+}
+
+// Format returns the fingerprint of a finished SHA-256 digest (h.Sum(nil)
+// of a crypto/sha256 hash that saw all of the object's bytes).
+func Format(sum []byte) string { return format(sum) }
+
 func format(sum []byte) string { return Algorithm + ":" + hex.EncodeToString(sum) }

@@ -3,6 +3,7 @@ package fingerprint_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"strings"
@@ -72,4 +73,41 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func ExampleFromSHA256Hex() {
+	// The hex digest a store holds for "hello" gives the same fingerprint
+	// as reading the bytes.
+	fp, _ := fingerprint.FromSHA256Hex("2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824")
+	sum, _, _ := fingerprint.Sum(strings.NewReader("hello"))
+	fmt.Println(fp, fp == sum)
+	// Output: sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 true
+}
+
+func TestFromSHA256Hex_Rejects(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"Empty", ""},
+		{"Short", "2cf24dba"},
+		{"Long", strings.Repeat("ab", 33)},
+		{"NotHex", strings.Repeat("zz", 32)},
+		{"Prefixed", "sha256:" + strings.Repeat("ab", 32)},
+		{"Base64", "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp, err := fingerprint.FromSHA256Hex(tc.in)
+			if err == nil || fp != "" {
+				t.Errorf("FromSHA256Hex(%q) = %q, %v; want an error", tc.in, fp, err)
+			}
+		})
+	}
+}
+
+func TestFormat_SameAsSum(t *testing.T) {
+	data := []byte("some object bytes")
+	want, _, _ := fingerprint.Sum(bytes.NewReader(data))
+	sum := sha256.Sum256(data)
+	if got := fingerprint.Format(sum[:]); got != want {
+		t.Errorf("Format = %s, want %s", got, want)
+	}
 }

@@ -40,6 +40,13 @@ type Info struct {
 	Modified    time.Time
 	// Metadata is the user metadata, keys lower-case without "x-amz-meta-".
 	Metadata map[string]string
+	// SHA256 is the lower-case hex SHA-256 of the whole object's bytes,
+	// set only when the store holds a trusted full-object checksum: one it
+	// computed from the bytes itself (the built-in endpoint) or verified
+	// against them on upload (an S3 FULL_OBJECT x-amz-checksum-sha256).
+	// Composite multipart checksums, ETags, MD5 and user metadata never
+	// set it. Empty means unknown: read and hash the object.
+	SHA256 string
 }
 
 // PutOptions are set on a written object.

@@ -7,6 +7,8 @@ package pipeline_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -449,5 +451,72 @@ func TestHandle_PermanentStoreErrorDeadLettered(t *testing.T) {
 	}
 	if e.rt.calls.Load() != 0 {
 		t.Fatal("function ran without its input")
+	}
+}
+
+// A hit with a trusted fingerprint on its event (the built-in endpoint
+// hashes uploads) never reads its input; a missing or tampered one falls
+// back to reading the bytes, and a result is never recorded under a
+// fingerprint its input did not have.
+func TestZeroReadHits(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", nil)
+	counting := &slowStore{Store: store}
+	p := e.replica("r", e.idx, counting)
+	withSum := func(ev event.Event, body string) event.Event {
+		sum := sha256.Sum256([]byte(body))
+		ev.SHA256 = hex.EncodeToString(sum[:])
+		ev.Source = "embedded" // only the built-in endpoint's events are trusted
+		return ev
+	}
+	handle := func(ev event.Event) {
+		t.Helper()
+		if err := p.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handle(withSum(e.put("first.txt", "same bytes"), "same bytes"))
+	handle(withSum(e.put("second.txt", "same bytes"), "same bytes"))
+	if got := counting.getsOf("second.txt"); got != 0 {
+		t.Errorf("a hit read its input %d times, want 0", got)
+	}
+	// No checksum: the bytes are read.
+	handle(e.put("third.txt", "same bytes"))
+	if got := counting.getsOf("third.txt"); got != 1 {
+		t.Errorf("without a trusted checksum the input was read %d times, want 1", got)
+	}
+	// A checksum from a source that is not the built-in endpoint is not trusted.
+	forged := withSum(e.put("forged.txt", "forged bytes"), "same bytes")
+	forged.Source = "webhook"
+	handle(forged)
+	if got := e.output("forged.txt"); got != "FORGED BYTES" || counting.getsOf("forged.txt") != 1 {
+		t.Fatalf("untrusted checksum: output %q after %d reads, want the bytes read and run", got, counting.getsOf("forged.txt"))
+	}
+	// A trusted checksum that does not match the bytes is found out on the
+	// miss that reads them: the function runs, recorded under the real key.
+	handle(withSum(e.put("liar.txt", "other bytes"), "never seen"))
+	if got := e.output("liar.txt"); got != "OTHER BYTES" {
+		t.Fatalf("mismatched checksum: output %q, want the function run on the real bytes", got)
+	}
+	handle(e.put("liar-copy.txt", "other bytes"))
+	if got := e.rt.calls.Load(); got != 3 {
+		t.Fatalf("function ran %d times, want 3 (one per real content)", got)
+	}
+	e.rt.calls.Store(0)
+	// A large object whose store holds a trusted full-object SHA-256 (the
+	// built-in endpoint's, or MinIO's verified checksum) is Stat-ed, not read.
+	big := strings.Repeat("b", 1<<20)
+	handle(e.put("big1.bin", big))
+	handle(e.put("big2.bin", big))
+	if got := counting.getsOf("big2.bin"); got != 0 {
+		t.Errorf("a hit on a large object with a stored checksum read it %d times, want 0", got)
+	}
+	d := e.decisions()
+	if d["big2.bin"] != activation.Hit {
+		t.Errorf("big2.bin: %s, want hit", d["big2.bin"])
+	}
+	if d["first.txt"] != activation.Miss || d["second.txt"] != activation.Hit || d["third.txt"] != activation.Hit ||
+		d["forged.txt"] != activation.Miss || d["liar.txt"] != activation.Miss || d["liar-copy.txt"] != activation.Hit {
+		t.Fatalf("decisions %v", d)
 	}
 }

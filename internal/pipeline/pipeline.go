@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -77,6 +78,10 @@ type Config struct {
 	// SpoolBudget bounds the disk all input and output spools use at once:
 	// beyond it an event waits for others to finish. nil = unbounded.
 	SpoolBudget *spool.Budget
+	// MaxRuns bounds the function executions in flight on this replica,
+	// apart from events in flight (the source's concurrency): hits are
+	// I/O-light and must not queue behind runs. Default GOMAXPROCS.
+	MaxRuns int
 	// ActivationRetention is how long activation records are kept (0 =
 	// forever). The reconciler leaves older objects alone: their records,
 	// which say they were processed, may have been pruned.
@@ -88,6 +93,7 @@ type Pipeline struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	runs    chan struct{} // a slot per function execution in flight (Config.MaxRuns)
 
 	digestMu sync.Mutex
 	digests  map[string]remoteDigest // remote code digests by function version
@@ -136,7 +142,11 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.MaxRuns <= 0 {
+		cfg.MaxRuns = goruntime.GOMAXPROCS(0)
+	}
 	p := &Pipeline{
+		runs:    make(chan struct{}, cfg.MaxRuns),
 		cfg:     cfg,
 		logger:  cfg.Logger.With("component", "pipeline"),
 		metrics: m,
@@ -218,33 +228,22 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 		return nil, nil
 	}
 
-	in, err := p.fetch(ctx, ev)
+	in, err := p.open(ctx, ev)
 	if errors.Is(err, errSelfWritten) {
 		p.metrics.selfSkipped.Inc()
 		return nil, nil
 	}
-	if in != nil {
-		defer in.sp.Close()
-	}
+	defer in.close()
 	var recs []activation.Record
 	for _, j := range pending {
-		switch {
-		case errors.Is(err, objects.ErrNotFound):
-			j.rec.Decision = activation.Skipped
-			j.rec.Error = "object not found: deleted or overwritten since the event"
-		case errors.Is(err, objects.ErrPermanent):
-			// Retrying cannot help (access denied, invalid key, archived
-			// object): record it and let the source move on.
-			p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, 1, true)
-			j.rec.ErrorClass = "store"
-		case err != nil:
-			return recs, err // store unavailable: deliver again later
-		default:
-			j.rec.Timings.FetchMS = ms(in.fetch)
+		jerr := err
+		if jerr == nil {
 			j.rec.Fingerprint = in.fp
-			if err := p.runRecovered(ctx, j, in, force); err != nil {
-				return recs, err
-			}
+			jerr = p.runRecovered(ctx, j, in, force)
+			j.rec.Timings.FetchMS = ms(in.fetch)
+		}
+		if jerr != nil && !p.inputFailed(j, jerr) {
+			return recs, jerr // index or store unavailable: deliver again later
 		}
 		if err := p.record(ctx, j); err != nil {
 			return recs, err
@@ -252,6 +251,27 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 		recs = append(recs, j.rec)
 	}
 	return recs, nil
+}
+
+// inputFailed records on j an input that cannot be had, and reports
+// whether it did: a deleted object is skipped; a permanent store error
+// (access denied, invalid key, archived object) is a dead letter, since
+// retrying cannot help. Other errors are for the source to retry.
+func (p *Pipeline) inputFailed(j *job, err error) bool {
+	switch {
+	case errors.Is(err, objects.ErrNotFound), errors.Is(err, errSelfWritten):
+		j.rec.Decision = activation.Skipped
+		j.rec.Error = "object not found: deleted or overwritten since the event"
+		if errors.Is(err, errSelfWritten) {
+			j.rec.Error = "object was written by dedupfn: functions do not run on their own outputs"
+		}
+	case errors.Is(err, objects.ErrPermanent):
+		p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, max(j.rec.Attempts, 1), true)
+		j.rec.ErrorClass = "store"
+	default:
+		return false
+	}
+	return true
 }
 
 // runRecovered is run, turning a panic into the job's platform error (with
@@ -352,12 +372,73 @@ func (p *Pipeline) Malformed(ctx context.Context, payload []byte, cause error) {
 	}
 }
 
-// input is a fetched, fingerprinted object.
+// input is an event's object: its fingerprint, and once fetched its
+// bytes. A fingerprint the store vouches for (the built-in endpoint hashed
+// the upload; MinIO/S3 verified a full-object SHA-256) comes without the
+// bytes, which only a miss then fetches: a hit never reads its input.
 type input struct {
 	info  objects.Info
-	sp    *spool.Spool
+	sp    *spool.Spool // nil until fetched
 	fp    string
 	fetch time.Duration
+}
+
+func (in *input) close() {
+	if in != nil && in.sp != nil {
+		in.sp.Close()
+	}
+}
+
+// statFirstMin is the size from which an object is Stat-ed for a trusted
+// checksum before it is read: below it one GET costs no more than a HEAD.
+const statFirstMin = 1 << 20
+
+// open returns the event's input: its trusted fingerprint when the event
+// or the store has one, else the object read and hashed.
+func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
+	// Only the built-in endpoint computes SHA256 on its events; any other
+	// source's is not ours to trust.
+	if fp, err := fingerprint.FromSHA256Hex(ev.SHA256); err == nil && ev.Source == "embedded" {
+		return &input{fp: fp, info: objects.Info{
+			Bucket: ev.Bucket, Key: ev.Key, VersionID: ev.VersionID, ETag: ev.ETag,
+			Size: ev.Size, ContentType: ev.ContentType, Metadata: ev.Metadata,
+		}}, nil
+	}
+	if ev.Size >= statFirstMin && ev.VersionID == "" {
+		start := time.Now()
+		sctx, cancel := p.callCtx(ctx)
+		st, err := p.cfg.Objects.Stat(sctx, ev.Bucket, ev.Key)
+		cancel()
+		if err == nil && st.SHA256 != "" && (ev.ETag == "" || st.ETag == ev.ETag) {
+			if isSelfWritten(st.Metadata) {
+				return nil, errSelfWritten
+			}
+			if fp, err := fingerprint.FromSHA256Hex(st.SHA256); err == nil {
+				return &input{fp: fp, info: st, fetch: time.Since(start)}, nil
+			}
+		}
+	}
+	return p.fetch(ctx, ev)
+}
+
+// load fetches the bytes of an input opened from a trusted fingerprint.
+// It reports whether the bytes hash to another fingerprint than the one
+// trusted (the input then carries the one computed).
+func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatch bool, err error) {
+	if in.sp != nil {
+		return false, nil
+	}
+	got, err := p.fetch(ctx, ev)
+	if err != nil {
+		return false, err
+	}
+	mismatch = got.fp != in.fp
+	if mismatch {
+		p.logger.Error("object bytes do not match the fingerprint the store gave; using the bytes'", "bucket", ev.Bucket, "key", ev.Key, "trusted", in.fp, "computed", got.fp)
+	}
+	got.fetch += in.fetch
+	*in = *got
+	return mismatch, nil
 }
 
 var errSelfWritten = errors.New("object written by dedupfn")

@@ -565,3 +565,45 @@ func TestDelete_ForgetsRuntimeState(t *testing.T) {
 		t.Fatalf("runtime forgot %q, want upper", got)
 	}
 }
+
+// Function executions are bounded apart from events: with one run slot
+// busy, a second miss waits for it while a hit is served at once.
+func TestRuns_HitsDoNotQueueBehindRuns(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", nil)
+	e.handle(e.put("seed.txt", "seen before"))
+	e.rt.delay = 400 * time.Millisecond
+	p, err := pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"test": e.rt},
+		Owner: "one-slot", SpoolDir: t.TempDir(), MaxRuns: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	misses := []event.Event{e.put("a.txt", "new a"), e.put("b.txt", "new b")}
+	hit := e.put("copy.txt", "seen before")
+	var wg sync.WaitGroup
+	for _, ev := range misses {
+		wg.Go(func() {
+			if err := p.Handle(t.Context(), ev); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // both misses claimed; one runs, one waits for the slot
+	start := time.Now()
+	if err := p.Handle(t.Context(), hit); err != nil {
+		t.Fatal(err)
+	}
+	hitTook := time.Since(start)
+	wg.Wait()
+	if got := e.rt.maxRunning.Load(); got != 1 {
+		t.Errorf("%d executions at once with MaxRuns 1", got)
+	}
+	if hitTook > 300*time.Millisecond {
+		t.Errorf("the hit took %s: it queued behind the runs", hitTook)
+	}
+	if d := e.decisions(); d["copy.txt"] != activation.Hit || d["a.txt"] != activation.Miss || d["b.txt"] != activation.Miss {
+		t.Errorf("decisions %v", d)
+	}
+}

@@ -86,6 +86,15 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			return nil
 
 		case index.Miss:
+			// A run needs the bytes: a trusted fingerprint came without them.
+			mismatch, err := p.load(ctx, j.ev, in)
+			if err != nil || mismatch {
+				p.releaseClaim(ctx, key, c.Record.Token)
+				if err != nil {
+					return err
+				}
+				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
+			}
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
 			j.rec.Attempts = attempt + leasesLost
 			if leasesLost > DefaultMaxLeasesLost {
@@ -95,7 +104,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				p.releaseClaim(ctx, key, c.Record.Token)
 				return fmt.Errorf("pipeline: %s: lease lost %d times; the event will be delivered again", key, leasesLost)
 			}
-			err := p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
+			err = p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
 			if err == nil {
 				return nil
 			}
@@ -321,8 +330,14 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 			}
 		}
 	}
+	select {
+	case p.runs <- struct{}{}:
+	case <-ctx.Done():
+		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", context.Cause(ctx))
+	}
 	invokeStart := time.Now()
 	res, err := rt.Invoke(ctx, inv)
+	<-p.runs
 	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
 	if res.Duration == 0 {
 		res.Duration = time.Since(invokeStart)

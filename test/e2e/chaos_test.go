@@ -126,8 +126,14 @@ func runChaos(t *testing.T, kills bool) chaosResult {
 				killed[victim.cmd.Process.Pid] = true
 				victim.kill()
 				time.Sleep(500 * time.Millisecond)
+				logged := victim.logLen()
 				victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
 				mu.Unlock()
+				// Kill again only once the group has settled with the new
+				// member: kills faster than rebalances test Kafka, not us.
+				testutil.Eventually(t, 30*time.Second, "the restarted replica to get partitions", func() bool {
+					return strings.Contains(victim.logSince(logged), "partitions assigned")
+				})
 			}
 		})
 	}
@@ -219,4 +225,17 @@ func (s *server) tryStats() (activation.Stats, bool) {
 		return st, false
 	}
 	return st, true
+}
+
+// logLen and logSince read the server's log, which spans its restarts.
+func (s *server) logLen() int {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.log.Len()
+}
+
+func (s *server) logSince(n int) string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return string(s.log.Bytes()[n:])
 }

@@ -10,6 +10,9 @@ package s3
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +120,9 @@ func (c *Client) Minio() *minio.Client { return c.mc }
 
 // Get opens an object for streaming; see objects.Store.
 func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
-	o := minio.GetObjectOptions{VersionID: versionID}
+	// Checksum mode: the answer carries the stored checksum (see
+	// trustedSHA256), and minio-go verifies a full-object checksum at EOF.
+	o := minio.GetObjectOptions{VersionID: versionID, Checksum: true}
 	if etag != "" {
 		if err := o.SetMatchETag(strings.Trim(etag, `"`)); err != nil {
 			return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, err)
@@ -139,7 +144,7 @@ func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (
 
 // Stat returns an object's info, or objects.ErrNotFound.
 func (c *Client) Stat(ctx context.Context, bucket, key string) (objects.Info, error) {
-	oi, err := c.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	oi, err := c.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		return objects.Info{}, fmt.Errorf("s3: stat %s/%s: %w", bucket, key, translate(err))
 	}
@@ -275,14 +280,25 @@ func translate(err error) error {
 	}
 	var r minio.ErrorResponse
 	errors.As(err, &r)
-	switch r.Code {
+	return Classify(err, r.StatusCode, r.Code)
+}
+
+// Classify wraps err, an S3 error answer with HTTP status and error code
+// (0 and "" for errors that are not answers), into the objects.Store error
+// contract the way translate does, for stores that get S3 errors without
+// HTTP (the built-in endpoint's in-process calls).
+func Classify(err error, status int, code string) error {
+	if err == nil {
+		return nil
+	}
+	switch code {
 	case "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "PreconditionFailed":
 		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
 	}
-	if r.StatusCode == http.StatusNotFound || r.StatusCode == http.StatusPreconditionFailed {
+	if status == http.StatusNotFound || status == http.StatusPreconditionFailed {
 		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
 	}
-	if permanent(r) {
+	if permanent(minio.ErrorResponse{StatusCode: status, Code: code}) {
 		return fmt.Errorf("%w: %w", objects.ErrPermanent, err)
 	}
 	return err
@@ -326,7 +342,34 @@ func toInfo(bucket string, oi minio.ObjectInfo) objects.Info {
 		ContentType: oi.ContentType,
 		Modified:    oi.LastModified,
 		Metadata:    lowerKeys(oi.UserMetadata),
+		SHA256:      trustedSHA256(oi),
 	}
+}
+
+// checksumTypeFullObject is the x-amz-checksum-type of a checksum over the
+// whole object's bytes (as opposed to COMPOSITE, a checksum of part
+// checksums).
+const checksumTypeFullObject = "FULL_OBJECT"
+
+// trustedSHA256 returns the hex SHA-256 of the whole object when the store
+// reported one it verified on upload: an x-amz-checksum-sha256 of type
+// FULL_OBJECT, or with no type at all (servers that predate the header
+// only had single-part checksums). A composite multipart checksum
+// ("<base64>-N", type COMPOSITE) is a hash of part hashes, not a content
+// fingerprint, and is never trusted; neither are ETags, MD5 or metadata.
+func trustedSHA256(oi minio.ObjectInfo) string {
+	v := oi.ChecksumSHA256
+	if v == "" || strings.Contains(v, "-") {
+		return ""
+	}
+	if oi.ChecksumMode != "" && !strings.EqualFold(oi.ChecksumMode, checksumTypeFullObject) {
+		return ""
+	}
+	sum, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(sum) != sha256.Size {
+		return ""
+	}
+	return hex.EncodeToString(sum)
 }
 
 // lowerKeys returns m with keys lower-cased and any "x-amz-meta-" prefix

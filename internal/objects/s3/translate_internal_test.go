@@ -2,6 +2,9 @@ package s3
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +77,37 @@ func TestPermanentStoreErrorsClassified(t *testing.T) {
 			}
 			if !errors.Is(err, tc.err) && err.Error() != tc.err.Error() {
 				t.Errorf("translate(%v) = %v lost the original error", tc.err, err)
+			}
+		})
+	}
+}
+
+// TestTrustedSHA256: only a full-object SHA-256 checksum becomes
+// Info.SHA256; composite, malformed and other checksums never do.
+func TestTrustedSHA256(t *testing.T) {
+	sum := sha256.Sum256([]byte("x"))
+	b64 := base64.StdEncoding.EncodeToString(sum[:])
+	want := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name string
+		oi   minio.ObjectInfo
+		want string
+	}{
+		{"FullObject", minio.ObjectInfo{ChecksumSHA256: b64, ChecksumMode: "FULL_OBJECT"}, want},
+		{"NoTypeSinglePart", minio.ObjectInfo{ChecksumSHA256: b64}, want},
+		{"CompositeType", minio.ObjectInfo{ChecksumSHA256: b64, ChecksumMode: "COMPOSITE"}, ""},
+		{"CompositeValue", minio.ObjectInfo{ChecksumSHA256: b64 + "-3"}, ""},
+		{"CompositeValueFullType", minio.ObjectInfo{ChecksumSHA256: b64 + "-3", ChecksumMode: "FULL_OBJECT"}, ""},
+		{"NotBase64", minio.ObjectInfo{ChecksumSHA256: "not base64!", ChecksumMode: "FULL_OBJECT"}, ""},
+		{"WrongLength", minio.ObjectInfo{ChecksumSHA256: base64.StdEncoding.EncodeToString(sum[:16]), ChecksumMode: "FULL_OBJECT"}, ""},
+		{"OnlyCRC", minio.ObjectInfo{ChecksumCRC32C: "AAAAAA==", ChecksumMode: "FULL_OBJECT"}, ""},
+		{"ETagOnly", minio.ObjectInfo{ETag: hex.EncodeToString(sum[:16])}, ""},
+		{"MetadataOnly", minio.ObjectInfo{UserMetadata: map[string]string{"X-Amz-Meta-Sha256": want}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := toInfo("b", tc.oi).SHA256; got != tc.want {
+				t.Errorf("SHA256 = %q, want %q", got, tc.want)
 			}
 		})
 	}

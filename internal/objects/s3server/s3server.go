@@ -22,8 +22,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -52,6 +52,9 @@ const (
 	maxRequests    = 500
 	// multipartMaxParts is the S3 maximum.
 	multipartMaxParts = 10000
+	// defaultContentType is what the store sets on a write without one,
+	// as minio-go (and so the s3 client) does.
+	defaultContentType = "application/octet-stream"
 	// copyObjectLimit is the S3 maximum size of a server-side copy source.
 	copyObjectLimit = 5 << 30
 	// filePerm and dirPerm are the modes of stored objects and of the
@@ -95,9 +98,12 @@ type Server struct {
 
 	mu      sync.Mutex
 	started bool
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the gateway has returned
-	runErr  error         // set before done is closed
+	// be is the running backend, for in-process calls; nil before Start
+	// and after Close.
+	be     atomic.Pointer[publishing]
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the gateway has returned
+	runErr error         // set before done is closed
 }
 
 // New validates cfg and returns a Server that is not yet running.
@@ -164,6 +170,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.started = true
+	s.be.Store(be)
 	ready := make(chan struct{})
 	var readyOnce sync.Once
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -209,7 +216,7 @@ func privateDir(dir string) error {
 	return os.Chmod(dir, dirPerm)
 }
 
-func (s *Server) newBackend() (backend.Backend, error) {
+func (s *Server) newBackend() (*publishing, error) {
 	if err := privateDir(s.cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("s3server: create data dir: %w", err)
 	}
@@ -228,7 +235,9 @@ func (s *Server) newBackend() (backend.Backend, error) {
 	// by the umask, and directories get no group or other bits.
 	opts.SetNewFilePerm(filePerm)
 	opts.SetNewDirPerm(dirPerm)
+	xattrs := true
 	if err := (meta.XattrMeta{}).Test(s.cfg.DataDir); err != nil {
+		xattrs = false
 		// No xattrs on this filesystem: keep metadata in a sidecar tree
 		// beside (never inside) the data directory. versitygw creates
 		// directories inside it 0777 minus the umask: its 0700 root keeps
@@ -248,7 +257,10 @@ func (s *Server) newBackend() (backend.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3server: posix backend: %w", err)
 	}
-	return &publishing{Backend: p, publish: s.cfg.Publish, logger: s.logger}, nil
+	return &publishing{
+		Backend: p, posix: p, ms: ms, xattrs: xattrs, dataDir: s.cfg.DataDir,
+		publish: s.cfg.Publish, logger: s.logger,
+	}, nil
 }
 
 // waitReady waits until the gateway has bound its listener (ready is
@@ -277,24 +289,50 @@ func (s *Server) Close() error {
 	if s.cancel == nil {
 		return nil
 	}
+	s.be.Store(nil)
 	s.cancel()
 	<-s.done
 	return s.runErr
 }
 
-// publishing wraps the posix backend: every successful object write is
-// published before the controller answers the client.
+// publishing wraps the posix backend: every object written is hashed
+// (SHA-256, stored with the object, see sha256Attr), and every successful
+// write is published before the controller answers the client.
 type publishing struct {
 	backend.Backend
+	posix *posix.Posix
+	ms    meta.MetadataStorer
+	// xattrs is whether ms keeps attributes on the file itself; only then
+	// is a SHA-256 stored and reported (see sha256Attr).
+	xattrs  bool
+	dataDir string
 	publish func(context.Context, event.Event) error
 	logger  *slog.Logger
 }
 
 var _ backend.Backend = (*publishing)(nil)
 
-// PutObject writes an object and publishes s3:ObjectCreated:Put.
+// PutObject writes an object, hashing its bytes as they stream to disk,
+// stores their SHA-256 on the staged file before it becomes the object,
+// and publishes s3:ObjectCreated:Put.
 func (p *publishing) PutObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
-	out, err := p.Backend.PutObject(ctx, in)
+	var (
+		out s3response.PutObjectOutput
+		err error
+	)
+	if p.xattrs {
+		body := newHashingBody(in.Body)
+		in.Body = body
+		// The post-process hook runs once the body is fully on disk and
+		// before the staged file is linked as the object. (It bypasses the
+		// backend's own action limiter, 5000 by default: the gateway's
+		// request limit is far below it.)
+		out, err = p.posix.PutObjectWithPostFunc(ctx, in, func(f *os.File) error {
+			return p.ms.StoreAttribute(f, deref(in.Bucket), deref(in.Key), sha256Attr, []byte(body.sum()))
+		})
+	} else {
+		out, err = p.Backend.PutObject(ctx, in)
+	}
 	if err != nil {
 		return out, err
 	}
@@ -311,6 +349,10 @@ func (p *publishing) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 	if err != nil {
 		return res, version, err
 	}
+	if _, err := p.hashStored(deref(in.Bucket), deref(in.Key)); err != nil {
+		p.logger.Error("hash assembled object", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
+		return s3response.CompleteMultipartUploadResult{}, "", s3err.GetAPIError(s3err.ErrInternalError)
+	}
 	if err := p.emit(ctx, EventComplete, deref(in.Bucket), deref(in.Key), version); err != nil {
 		return s3response.CompleteMultipartUploadResult{}, "", err
 	}
@@ -324,6 +366,10 @@ func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInp
 	if err != nil {
 		return out, err
 	}
+	if _, err := p.hashStored(deref(in.Bucket), deref(in.Key)); err != nil {
+		p.logger.Error("hash copied object", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
+		return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
+	}
 	if err := p.emit(ctx, EventCopy, deref(in.Bucket), deref(in.Key), deref(out.VersionId)); err != nil {
 		return s3response.CopyObjectOutput{}, err
 	}
@@ -331,40 +377,31 @@ func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInp
 }
 
 // emit reads the written object back (size, etag, content type, the
-// effective metadata) and publishes its event. Any failure is returned to
-// the client as a 500: it must not believe a write whose event is lost.
+// effective metadata and stored SHA-256, all from the one file it opens)
+// and publishes its event. Any failure is returned to the client as a 500:
+// it must not believe a write whose event is lost.
 func (p *publishing) emit(ctx context.Context, name, bucket, key, version string) error {
 	if p.publish == nil {
 		return nil
 	}
-	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
-	if version != "" {
-		in.VersionId = &version
-	}
-	head, err := p.Backend.HeadObject(ctx, in)
+	body, info, err := p.open(ctx, bucket, key, version, "")
 	if err != nil {
 		p.logger.Error("read back written object", "bucket", bucket, "key", key, "err", err)
 		return s3err.GetAPIError(s3err.ErrInternalError)
 	}
+	body.Close()
 	ev := event.Event{
 		Source:      "embedded",
 		Name:        name,
 		Bucket:      bucket,
 		Key:         key,
 		VersionID:   version,
-		ETag:        strings.Trim(deref(head.ETag), `"`),
-		Size:        derefInt(head.ContentLength),
-		ContentType: deref(head.ContentType),
-		Time:        time.Now().UTC(),
-	}
-	if head.LastModified != nil {
-		ev.Time = head.LastModified.UTC()
-	}
-	if len(head.Metadata) > 0 {
-		ev.Metadata = make(map[string]string, len(head.Metadata))
-		for k, v := range head.Metadata {
-			ev.Metadata[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
-		}
+		ETag:        info.ETag,
+		Size:        info.Size,
+		ContentType: info.ContentType,
+		Time:        info.Modified,
+		Metadata:    info.Metadata,
+		SHA256:      info.SHA256,
 	}
 	if err := p.publish(ctx, ev); err != nil {
 		p.logger.Error("publish object-created event", "bucket", bucket, "key", key, "event", name, "err", err)

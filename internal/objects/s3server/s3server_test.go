@@ -55,6 +55,9 @@ func (r *recorder) publish(_ context.Context, ev event.Event) error {
 	return nil
 }
 
+// discard accepts an event without keeping it (benchmarks).
+func (r *recorder) discard(context.Context, event.Event) error { return nil }
+
 func (r *recorder) events() []event.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()

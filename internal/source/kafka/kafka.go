@@ -229,6 +229,7 @@ func (s *Source) Run(ctx context.Context, h source.Handler) error {
 		kgo.AutoCommitInterval(s.CommitInterval),
 		kgo.AutoCommitCallback(s.onCommit),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.WithLogger(kgoLogger{s.log}),
@@ -421,6 +422,14 @@ func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	}
 	if len(revoked) > 0 {
 		s.log.Info("partitions revoked", "partitions", revoked)
+	}
+}
+
+// onAssigned logs the partitions this member was given, so an operator
+// (and the chaos test) can see a rebalance complete.
+func (s *Source) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	if len(assigned) > 0 {
+		s.log.Info("partitions assigned", "partitions", assigned)
 	}
 }
 

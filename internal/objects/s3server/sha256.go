@@ -1,0 +1,183 @@
+package s3server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/versity/versitygw/backend/meta"
+	"github.com/versity/versitygw/s3api/middlewares"
+
+	"github.com/dedupfn/dedupfn/internal/objects"
+)
+
+// sha256Attr names the metadata attribute (the xattr "user.dedupfn.sha256")
+// holding the hex SHA-256 of an object's bytes. Clients cannot write it:
+// versitygw keeps all user metadata (x-amz-meta-*) in one JSON attribute,
+// so no header names an attribute of its own.
+//
+// It is written only on the object's own inode: on the staged file before
+// the object becomes visible (put), or through a descriptor whose bytes
+// were just hashed (multipart complete, copy); and read only through the
+// descriptor the object is read from. So it always describes the bytes of
+// the file it is attached to, whatever concurrent writers do. Objects are
+// never modified in place (every write links a new file), so it stays true.
+//
+// With sidecar metadata (no xattrs) attributes live beside the file by
+// path and could outlive an overwrite, so there the SHA-256 is neither
+// stored nor reported, and readers fall back to hashing the bytes.
+const sha256Attr = "dedupfn.sha256"
+
+// hashingBody feeds every byte the backend reads from a PUT body into a
+// SHA-256, with no extra copy. It forwards the trailing-checksum methods
+// of versitygw's chunked-upload reader, which the posix backend looks for
+// on the body it is given.
+type hashingBody struct {
+	r io.Reader
+	h hash.Hash
+}
+
+var _ middlewares.ChecksumReader = (*hashingBody)(nil)
+
+func newHashingBody(r io.Reader) *hashingBody {
+	if r == nil {
+		r = strings.NewReader("")
+	}
+	return &hashingBody{r: r, h: sha256.New()}
+}
+
+func (b *hashingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	return n, err
+}
+
+// Algorithm is the trailing checksum's algorithm, "" if there is none.
+func (b *hashingBody) Algorithm() string {
+	if cr, ok := b.r.(middlewares.ChecksumReader); ok {
+		return cr.Algorithm()
+	}
+	return ""
+}
+
+// Checksum is the trailing checksum's value, "" if there is none.
+func (b *hashingBody) Checksum() string {
+	if cr, ok := b.r.(middlewares.ChecksumReader); ok {
+		return cr.Checksum()
+	}
+	return ""
+}
+
+// sum is the hex SHA-256 of everything read so far.
+func (b *hashingBody) sum() string { return hex.EncodeToString(b.h.Sum(nil)) }
+
+// hashStored reads back an object the backend has just assembled (a
+// multipart complete or a copy, whose bytes never pass through a body we
+// can wrap), hashes it, and stores the SHA-256 on the same file. Reading
+// back costs one pass over local disk, usually from the page cache. If a
+// concurrent writer replaced the object in between, the new file is the
+// one hashed and marked, which is still true of it.
+func (p *publishing) hashStored(bucket, key string) (string, error) {
+	if !p.xattrs {
+		return "", nil
+	}
+	f, err := os.Open(filepath.Join(p.dataDir, bucket, key))
+	if err != nil {
+		return "", fmt.Errorf("open %s/%s: %w", bucket, key, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", nil // a directory object: nothing to hash
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s/%s: %w", bucket, key, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := p.ms.StoreAttribute(f, bucket, key, sha256Attr, []byte(sum)); err != nil {
+		return "", fmt.Errorf("store sha256 of %s/%s: %w", bucket, key, err)
+	}
+	return sum, nil
+}
+
+// storedSHA256 returns the SHA-256 stored on the file body reads from, or
+// "" when there is none (an object written before hashing was added, a
+// directory object, sidecar metadata) or it is malformed.
+func (p *publishing) storedSHA256(body io.Reader, bucket, key string) string {
+	f, ok := body.(*os.File)
+	if !p.xattrs || !ok {
+		return ""
+	}
+	b, err := p.ms.RetrieveAttribute(f, bucket, key, sha256Attr)
+	if err != nil {
+		if !errors.Is(err, meta.ErrNoSuchKey) {
+			p.logger.Warn("read stored sha256", "bucket", bucket, "key", key, "err", err)
+		}
+		return ""
+	}
+	s := string(b)
+	if sum, err := hex.DecodeString(s); err != nil || len(sum) != sha256.Size || strings.ToLower(s) != s {
+		p.logger.Warn("malformed stored sha256", "bucket", bucket, "key", key)
+		return ""
+	}
+	return s
+}
+
+// open opens an object through the backend (unwrapped: reads publish
+// nothing) and returns its body and its info, including the stored
+// SHA-256 of that very file. A non-empty etag must match (If-Match).
+func (p *publishing) open(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
+	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: new(string)}
+	if versionID != "" {
+		in.VersionId = &versionID
+	}
+	if etag != "" {
+		q := strings.Trim(etag, `"`) // compared unquoted
+		in.IfMatch = &q
+	}
+	out, err := p.Backend.GetObject(ctx, in)
+	if err != nil {
+		return nil, objects.Info{}, err
+	}
+	if out.Body == nil {
+		out.Body = io.NopCloser(strings.NewReader(""))
+	}
+	info := objects.Info{
+		Bucket:      bucket,
+		Key:         key,
+		VersionID:   deref(out.VersionId),
+		ETag:        strings.Trim(deref(out.ETag), `"`),
+		Size:        derefInt(out.ContentLength),
+		ContentType: deref(out.ContentType),
+		Metadata:    lowerKeys(out.Metadata),
+		SHA256:      p.storedSHA256(out.Body, bucket, key),
+	}
+	if out.LastModified != nil {
+		info.Modified = out.LastModified.UTC()
+	} else {
+		info.Modified = time.Now().UTC()
+	}
+	return out.Body, info, nil
+}
+
+// lowerKeys returns m with keys lower-cased and any "x-amz-meta-" prefix
+// removed; nil for an empty map.
+func lowerKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
+	}
+	return out
+}
