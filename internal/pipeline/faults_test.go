@@ -520,3 +520,34 @@ func TestZeroReadHits(t *testing.T) {
 		t.Fatalf("decisions %v", d)
 	}
 }
+
+// A waiter learns of the owner's result from the index (index.Waiter), not
+// by polling with backoff: it finishes right after the owner.
+func TestWait_WokenByOwnersCommit(t *testing.T) {
+	e := newEnv(t)
+	e.rt.delay = 400 * time.Millisecond
+	e.deploy("upper", nil)
+	a, b := e.replica("a", e.idx, store), e.replica("b", e.idx, store)
+	evA, evB := e.put("one.txt", "same"), e.put("two.txt", "same")
+	var aDone, bDone time.Time
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Handle(t.Context(), evA); err != nil {
+			t.Error(err)
+		}
+		aDone = time.Now()
+	})
+	time.Sleep(50 * time.Millisecond)
+	if err := b.Handle(t.Context(), evB); err != nil {
+		t.Fatal(err)
+	}
+	bDone = time.Now()
+	wg.Wait()
+	if late := bDone.Sub(aDone); late > 100*time.Millisecond {
+		t.Fatalf("the waiter finished %s after the owner: it polled instead of being woken", late)
+	}
+	if d := e.decisions(); d["two.txt"] != activation.Wait {
+		t.Fatalf("decisions %v, want two.txt to wait", d)
+	}
+	t.Logf("waiter finished %s after the owner", bDone.Sub(aDone))
+}

@@ -55,7 +55,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		switch c.Outcome {
 		case index.Wait:
 			waited = true
-			if err := backoff.Sleep(ctx, poll); err != nil {
+			if err := p.waitForOwner(ctx, c.Record, poll); err != nil {
 				return err
 			}
 			poll = min(poll*2, DefaultWaitPollMax)
@@ -141,6 +141,19 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		}
 		return fmt.Errorf("pipeline: claim %s: unknown outcome %v", key, c.Outcome)
 	}
+}
+
+// waitForOwner returns once the claim another owner holds may have ended:
+// woken by the index when it can tell (index.Waiter), else after poll.
+func (p *Pipeline) waitForOwner(ctx context.Context, held index.Record, poll time.Duration) error {
+	if w, ok := p.cfg.Index.(index.Waiter); ok {
+		err := w.WaitChange(ctx, held)
+		if err == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.logger.Debug("wait for the claim's owner; polling", "key", held.Key, "err", err)
+	}
+	return backoff.Sleep(ctx, poll)
 }
 
 // callCtx bounds one index or store call, so that a hung peer is an error

@@ -1,5 +1,8 @@
 // Package bolt is the embedded dedup index on a bbolt file: every claim
-// and compare-and-swap is one bbolt write transaction.
+// and compare-and-swap is one bbolt write transaction, and concurrent
+// ones share a commit (group commit: one fsync round for all the claims,
+// completions and activation records that arrived during the previous
+// one). A claim that finds a result or a live owner only reads.
 package bolt
 
 import (
@@ -20,6 +23,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/groupcommit"
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
@@ -27,6 +31,10 @@ import (
 const (
 	// DefaultOpenTimeout is how long Open waits for another process's lock.
 	DefaultOpenTimeout = 2 * time.Second
+	// WaitBackstop bounds one WaitChange when the claim's lease is
+	// further away: in-process notifications cannot be missed (only this
+	// process opens the file), so it is only a safety net.
+	WaitBackstop = 30 * time.Second
 	// pruneBatch is how many activations one write transaction of
 	// PruneActivations deletes, so that claims are not held up behind it.
 	pruneBatch = 1000
@@ -55,10 +63,15 @@ var activationsRead atomic.Int64
 
 // DB is a bbolt-backed index.
 type DB struct {
-	db *bbolt.DB
+	db      *bbolt.DB
+	w       *groupcommit.Committer // the hot writes: claims, CAS, activations
+	changes index.Changes          // WaitChange's subscribers
 }
 
-var _ index.Index = (*DB)(nil)
+var (
+	_ index.Index  = (*DB)(nil)
+	_ index.Waiter = (*DB)(nil)
+)
 
 // Open opens bolt:PATH (absolute or relative), creating the file.
 // A host (bolt://name/...) is refused rather than silently dropped: it is
@@ -108,7 +121,7 @@ func OpenFile(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: init %s: %w", abs, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, w: groupcommit.New(db)}, nil
 }
 
 // Close closes the file.
@@ -151,52 +164,110 @@ func putRecord(tx *bbolt.Tx, r index.Record) error {
 	return tx.Bucket(bucketClaims).Put([]byte(r.Key), v)
 }
 
-// Claim implements index.Index in one write transaction.
+// Claim implements index.Index. A result or a live owner is answered
+// from a read transaction (no write, no fsync: a Done record only ever
+// goes away, and Wait is a snapshot either way); an absent key or an
+// expired lease is decided again inside a group-committed write
+// transaction, so the write never acts on a stale read.
 func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
 	if lease <= 0 {
 		return index.Claimed{}, fmt.Errorf("bolt: lease must be > 0, got %s", lease)
 	}
 	var c index.Claimed
-	err := d.db.Update(func(tx *bbolt.Tx) error {
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		c, err = decide(tx, key, time.Now().UTC())
+		return err
+	})
+	if err != nil {
+		return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
+	}
+	if c.Outcome != index.Miss {
+		return c, nil
+	}
+	err = d.w.Update(func(tx *bbolt.Tx) error {
+		// May run again (group commit): every outcome is set afresh.
 		now := time.Now().UTC()
-		r, ok, err := getRecord(tx, key)
-		if err != nil {
+		var err error
+		if c, err = decide(tx, key, now); err != nil || c.Outcome != index.Miss {
 			return err
 		}
-		switch {
-		case !ok:
-			r = index.Record{Key: key, State: index.Running, Parts: parts, Attempt: 1, Created: now}
-		case r.State == index.Done || r.State == index.Failed:
-			c = index.Claimed{Outcome: index.Hit, Record: r}
-			return nil
-		case index.Live(r, now):
-			c = index.Claimed{Outcome: index.Wait, Record: r}
-			return nil
-		default: // expired lease: take over
-			r.Attempt++
+		r := c.Record
+		if r.State == "" { // absent
+			r = index.Record{Key: key, State: index.Running, Parts: parts, Attempt: 0, Created: now}
 		}
+		r.Attempt++
 		r.Owner, r.Token, r.LeaseUntil, r.Updated = owner, newToken(), now.Add(lease), now
-		c = index.Claimed{Outcome: index.Miss, Record: r}
+		c.Record = r
 		return putRecord(tx, r)
 	})
 	if err != nil {
 		return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
 	}
+	if c.Outcome == index.Miss {
+		d.changes.Notify(key) // taken over: its old owner's waiters look again
+	}
 	return c, nil
 }
 
-// cas applies fn to the running record owned by token.
+// decide is what a claim of key at now finds: Hit or Wait with the
+// record, or Miss with the expired record to take over (zero if absent).
+func decide(tx *bbolt.Tx, key string, now time.Time) (index.Claimed, error) {
+	r, ok, err := getRecord(tx, key)
+	switch {
+	case err != nil:
+		return index.Claimed{}, err
+	case !ok:
+		return index.Claimed{Outcome: index.Miss}, nil
+	case r.State == index.Done || r.State == index.Failed:
+		return index.Claimed{Outcome: index.Hit, Record: r}, nil
+	case index.Live(r, now):
+		return index.Claimed{Outcome: index.Wait, Record: r}, nil
+	}
+	return index.Claimed{Outcome: index.Miss, Record: r}, nil // expired lease: take over
+}
+
+// WaitChange implements index.Waiter with in-process notifications: every
+// write that ends or takes over a claim notifies its key after it commits.
+func (d *DB) WaitChange(ctx context.Context, cur index.Record) error {
+	err := index.WaitChange(ctx, &d.changes, cur, WaitBackstop, d.Get)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("bolt: wait change %s: %w", cur.Key, err)
+	}
+	return err
+}
+
+// cas applies fn to the running record owned by token, in a
+// group-committed transaction. ErrNotOwner is an outcome, not a failed
+// transaction: it must not roll back the claims batched with it.
 func (d *DB) cas(key, token string, fn func(tx *bbolt.Tx, r *index.Record) error) error {
-	return d.db.Update(func(tx *bbolt.Tx) error {
+	var owned bool
+	err := d.w.Update(func(tx *bbolt.Tx) error {
+		owned = false // may run again (group commit)
 		r, ok, err := getRecord(tx, key)
 		if err != nil {
 			return err
 		}
 		if !ok || r.State != index.Running || r.Token != token || token == "" {
-			return index.ErrNotOwner
+			return nil
 		}
+		owned = true
 		return fn(tx, &r)
 	})
+	if err == nil && !owned {
+		return index.ErrNotOwner
+	}
+	return err
+}
+
+// end is cas for the writes that end a claim (complete, fail, release):
+// its waiters are woken once the change is committed.
+func (d *DB) end(key, token string, fn func(tx *bbolt.Tx, r *index.Record) error) error {
+	err := d.cas(key, token, fn)
+	if err == nil {
+		d.changes.Notify(key)
+	}
+	return err
 }
 
 // Renew implements index.Index.
@@ -222,7 +293,7 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 
 // Complete implements index.Index.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
-	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
 		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
@@ -233,7 +304,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 
 // Fail implements index.Index.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
-	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		if !cache {
 			return tx.Bucket(bucketClaims).Delete([]byte(key))
 		}
@@ -247,7 +318,7 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 
 // Release implements index.Index.
 func (d *DB) Release(ctx context.Context, key, token string) error {
-	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		return tx.Bucket(bucketClaims).Delete([]byte(key))
 	}), "release", key)
 }
@@ -269,12 +340,16 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 
 // Delete implements index.Index.
 func (d *DB) Delete(ctx context.Context, key string) error {
-	return wrap(d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) }), "delete", key)
+	err := d.w.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) })
+	if err == nil {
+		d.changes.Notify(key)
+	}
+	return wrap(err, "delete", key)
 }
 
 // DeleteResult implements index.Index.
 func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
-	err := d.db.Update(func(tx *bbolt.Tx) error {
+	err := d.w.Update(func(tx *bbolt.Tx) error {
 		r, ok, err := getRecord(tx, key)
 		if err != nil || !ok || r.State == index.Running || !r.Updated.Equal(updated) {
 			return err
@@ -383,7 +458,7 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	if err != nil {
 		return wrap(err, "encode activation", r.ID)
 	}
-	err = d.db.Update(func(tx *bbolt.Tx) error {
+	err = d.w.Update(func(tx *bbolt.Tx) error {
 		ids := tx.Bucket(bucketActIDs)
 		if ids.Get([]byte(r.ID)) != nil {
 			return nil

@@ -42,3 +42,15 @@ func (d *DB) DropActivationIndexesForTest(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// CommitsForTest is the id of the last committed write transaction: the
+// difference between two calls is how many write transactions (each one
+// fsync round: data pages, then meta page) committed in between.
+func (d *DB) CommitsForTest(t testing.TB) int {
+	t.Helper()
+	var id int
+	if err := d.db.View(func(tx *bbolt.Tx) error { id = int(tx.ID()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

@@ -86,9 +86,13 @@ type DB struct {
 	name    string
 	timeout time.Duration
 	log     *slog.Logger
+	feed    waitFeed // WaitChange's shared changes feed
 }
 
-var _ index.Index = (*DB)(nil)
+var (
+	_ index.Index  = (*DB)(nil)
+	_ index.Waiter = (*DB)(nil)
+)
 
 // Open opens couchdb://[user:pass@]host:port/dbname, creating the database
 // and its design document if missing. Credentials may come from
@@ -117,6 +121,7 @@ func Open(ctx context.Context, u *url.URL, opts index.Options) (index.Index, err
 		client: client, db: client.DB(cfg.name), watchC: watchC, watchDB: watchC.DB(cfg.name),
 		name: cfg.name, timeout: cfg.timeout, log: log.With("component", "index.couchdb", "db", cfg.name),
 	}
+	d.feed.d = d
 	if err := d.init(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -218,8 +223,11 @@ func parseURL(u *url.URL) (config, error) {
 	return config{dsn: d.String(), name: name, timeout: timeout}, nil
 }
 
-// Close releases the clients.
-func (d *DB) Close() error { return errors.Join(d.client.Close(), d.watchC.Close()) }
+// Close stops the wait feed and releases the clients. Safe to call twice.
+func (d *DB) Close() error {
+	d.feed.stop()
+	return errors.Join(d.client.Close(), d.watchC.Close())
+}
 
 // views index activation documents for listing, stats and the
 // reconciler. The stats reduce folds the same fields as activation.Stats.Add.
@@ -323,8 +331,13 @@ func (d *DB) getClaim(ctx context.Context, key string) (claimDoc, error) {
 	return c, err
 }
 
-// Claim implements index.Index: create, or on 409 read and decide; an
-// expired lease is taken over by an update with the _rev that was read.
+// Claim implements index.Index: read, and decide on what is there. A
+// result or a live owner is answered by that one GET (the common hit costs
+// one round trip); an absent claim is created with _id = key, which is
+// atomic (409: someone else created it first, read again); an expired
+// lease is taken over by an update with the _rev that was read (409:
+// someone else changed it first, read again). The write never acts on a
+// stale read.
 func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -333,38 +346,28 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 	}
 	for range maxCASRetries {
 		now := time.Now().UTC()
-		c := claimDoc{ID: claimPrefix + key, Type: "claim", Record: index.Record{
-			Key: key, State: index.Running, Parts: parts, Owner: owner, Token: newToken(),
-			LeaseUntil: now.Add(lease), Attempt: 1, Created: now, Updated: now,
-		}}
-		_, err := d.db.Put(ctx, c.ID, c)
-		if err == nil {
-			return index.Claimed{Outcome: index.Miss, Record: c.Record}, nil
-		}
-		if kivik.HTTPStatus(err) != http.StatusConflict {
-			return index.Claimed{}, fmt.Errorf("couchdb: create claim %s: %w", key, err)
-		}
 		cur, err := d.getClaim(ctx, key)
-		if errors.Is(err, index.ErrNotFound) {
-			continue // released between our create and read
-		}
-		if err != nil {
-			return index.Claimed{}, fmt.Errorf("couchdb: read claim %s: %w", key, err)
-		}
 		switch {
+		case errors.Is(err, index.ErrNotFound):
+			cur = claimDoc{ID: claimPrefix + key, Type: "claim", Record: index.Record{
+				Key: key, State: index.Running, Parts: parts, Created: now,
+			}}
+		case err != nil:
+			return index.Claimed{}, fmt.Errorf("couchdb: read claim %s: %w", key, err)
 		case cur.State == index.Done || cur.State == index.Failed:
 			return index.Claimed{Outcome: index.Hit, Record: cur.Record}, nil
 		case index.Live(cur.Record, now):
 			return index.Claimed{Outcome: index.Wait, Record: cur.Record}, nil
 		}
+		// Absent (create, no _rev) or expired (take over, with the _rev read).
 		cur.Attempt++
 		cur.Owner, cur.Token, cur.LeaseUntil, cur.Updated = owner, newToken(), now.Add(lease), now
 		_, err = d.db.Put(ctx, cur.ID, cur)
 		if kivik.HTTPStatus(err) == http.StatusConflict {
-			continue // another replica took it over first: read again
+			continue // another replica created or took it over first: read again
 		}
 		if err != nil {
-			return index.Claimed{}, fmt.Errorf("couchdb: take over claim %s: %w", key, err)
+			return index.Claimed{}, fmt.Errorf("couchdb: write claim %s: %w", key, err)
 		}
 		return index.Claimed{Outcome: index.Miss, Record: cur.Record}, nil
 	}

@@ -53,6 +53,11 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"HammerManyKeys", testHammerManyKeys},
 		{"HammerAfterRelease", testHammerAfterRelease},
 		{"HammerTakeover", testHammerTakeover},
+		{"WaitChangeWakes", testWaitChangeWakes},
+		{"WaitChangeAlreadyChanged", testWaitChangeAlreadyChanged},
+		{"WaitChangeLeaseExpiry", testWaitChangeLeaseExpiry},
+		{"WaitChangeMany", testWaitChangeMany},
+		{"WaitChangeContext", testWaitChangeContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
 	}

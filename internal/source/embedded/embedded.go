@@ -28,6 +28,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/groupcommit"
 	"github.com/dedupfn/dedupfn/internal/source"
 )
 
@@ -64,6 +65,7 @@ type record struct {
 // Queue is a durable event queue in one bbolt file.
 type Queue struct {
 	db          *bolt.DB
+	w           *groupcommit.Committer // publishes and acks share commits
 	concurrency int
 	logger      *slog.Logger
 	notify      chan struct{} // one pending wake-up for the dispatcher
@@ -115,6 +117,7 @@ func OpenQueue(path string, concurrency int, logger *slog.Logger) (*Queue, error
 	}
 	return &Queue{
 		db:          db,
+		w:           groupcommit.New(db),
 		concurrency: concurrency,
 		logger:      logger.With("component", "source.embedded"),
 		notify:      make(chan struct{}, 1),
@@ -124,12 +127,14 @@ func OpenQueue(path string, concurrency int, logger *slog.Logger) (*Queue, error
 
 // Publish durably enqueues ev: it is on disk (fsynced) when Publish
 // returns nil. It sets ev.Sequencer to the queue's next sequence number,
-// zero-padded so that sequencers sort like numbers.
+// zero-padded so that sequencers sort like numbers. Concurrent publishes
+// (and acks) share one commit.
 func (q *Queue) Publish(ctx context.Context, ev event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("embedded: publish: %w", err)
 	}
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.w.Update(func(tx *bolt.Tx) error {
+		// May run again (group commit): the sequence is taken afresh.
 		b := tx.Bucket(bucketEvents)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -313,19 +318,25 @@ func (d *dispatcher) deliver(ctx context.Context, seq uint64, r record) {
 		// event as it was; it is delivered again on the next Run.
 		return
 	}
-	err := d.q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents)
-		if herr == nil {
-			return b.Delete(seqKey(seq))
-		}
+	var retry []byte // the event with its next attempt scheduled
+	if herr != nil {
 		r.Attempts++
 		r.LastError = herr.Error()
 		r.NotBefore = time.Now().Add(Backoff(r.Attempts)).UnixNano()
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
+		var err error
+		if retry, err = json.Marshal(r); err != nil {
+			d.q.logger.Error("encode queued event", "sequencer", r.Event.Sequencer, "err", err)
+			return
 		}
-		return b.Put(seqKey(seq), v)
+	}
+	// Group-committed with other acks and publishes; the function may
+	// run again, so it only writes what was decided above.
+	err := d.q.w.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if retry == nil {
+			return b.Delete(seqKey(seq))
+		}
+		return b.Put(seqKey(seq), retry)
 	})
 	if herr != nil {
 		d.q.logger.Warn("event delivery failed, will retry", "bucket", r.Event.Bucket, "key", r.Event.Key,
