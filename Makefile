@@ -47,8 +47,18 @@ check: $(GOIMPORTS)
 	@test -z "$$($(GOIMPORTS) -local github.com/dedupfn/dedupfn -l $$(git ls-files '*.go'))" || { echo "goimports -local needed:"; $(GOIMPORTS) -local github.com/dedupfn/dedupfn -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
-# Long runs and side-by-side measurements (dedup vs no-dedup) live here.
-bench: peers
+# Long runs and side-by-side measurements live here (BENCHMARKS.md): the
+# hot-path workload through the binary (`dedupfn bench`), the Go
+# benchmarks (benchstat-friendly: BENCHCOUNT runs of each; the 10M-key
+# bolt ones only with DEDUPFN_BENCH_10M=1), and the thumbnail dedup vs
+# no-dedup comparison of test/e2e.
+BENCHCOUNT ?= 5
+BENCHPKGS  := ./internal/fingerprint ./internal/index/bolt ./internal/pipeline ./internal/runtime/wasm \
+	./internal/objects/s3server ./internal/source/embedded
+bench: peers build
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/copy.wasm ./examples/copy
+	$(BIN)/dedupfn bench --wasm $(BIN)/copy.wasm
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 60m $(BENCHPKGS)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/
 
 clean:

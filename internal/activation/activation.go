@@ -25,8 +25,11 @@ type Timings struct {
 	FetchMS  float64 `json:"fetch_hash_ms"`
 	LookupMS float64 `json:"lookup_ms"`
 	InvokeMS float64 `json:"invoke_ms"`
-	StoreMS  float64 `json:"store_ms"`
-	TotalMS  float64 `json:"total_ms"`
+	// RunWaitMS is how long a run waited for a free slot (serve --runs):
+	// queueing behind other runs, not platform work.
+	RunWaitMS float64 `json:"run_wait_ms,omitempty"`
+	StoreMS   float64 `json:"store_ms"`
+	TotalMS   float64 `json:"total_ms"`
 }
 
 // Object is a location in the object store.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dedupfn/dedupfn/internal/spool"
 )
@@ -17,10 +18,21 @@ import (
 // of different algorithms never compare equal.
 const Algorithm = "sha256"
 
+// buffers are the copy buffers of Sum and Spool: io.Copy would allocate
+// 32 KiB per call, which costs more than hashing a small object.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyHashed copies r to w through a pooled buffer.
+func copyHashed(w io.Writer, r io.Reader) (int64, error) {
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	return io.CopyBuffer(w, r, *buf)
+}
+
 // Sum streams r once and returns its fingerprint and length.
 func Sum(r io.Reader) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, r)
+	n, err := copyHashed(h, r)
 	if err != nil {
 		return "", n, fmt.Errorf("fingerprint: read: %w", err)
 	}
@@ -32,7 +44,7 @@ func Sum(r io.Reader) (string, int64, error) {
 // object again. The caller closes the spool.
 func Spool(r io.Reader, sp *spool.Spool) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(h, sp), r); err != nil {
+	if _, err := copyHashed(io.MultiWriter(h, sp), r); err != nil {
 		return "", fmt.Errorf("fingerprint: read: %w", err)
 	}
 	return format(h.Sum(nil)), nil

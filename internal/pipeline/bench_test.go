@@ -66,7 +66,7 @@ func newHitBench(b *testing.B, keys int) *hitBench {
 			b.Fatal(err)
 		}
 		h.evs = append(h.evs, event.Event{Source: "bench", Name: "s3:ObjectCreated:Put", Bucket: in, Key: key,
-			ETag: info.ETag, Size: info.Size, Time: time.Now()})
+			ETag: info.ETag, Size: info.Size, SHA256: info.SHA256, Time: time.Now()})
 	}
 	h.handle(b, 0) // the miss
 	h.evs = h.evs[1:]
@@ -96,24 +96,20 @@ func (h *hitBench) check(b *testing.B) {
 
 // BenchmarkPipelineHit is Handle of an event whose content has a
 // recorded result (warm bolt index, embedded store, 4 KiB): everything a
-// hit does, fetch and hash, claim, delivery of the output, activation
-// record. serial: one at a time; parallel: 16 goroutines.
+// hit does, fingerprint, claim, delivery of the output, activation
+// record. serial: one at a time, events carrying the store's SHA-256 as
+// the embedded source's do; serial-read: events without it (an S3 with
+// no trusted checksum), so the hit reads and hashes the object; parallel:
+// 16 goroutines, with the SHA-256.
 func BenchmarkPipelineHit(b *testing.B) {
-	b.Run("serial", func(b *testing.B) {
-		h := newHitBench(b, 16)
-		var lat []time.Duration
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			t := time.Now()
-			h.handle(b, i)
-			lat = append(lat, time.Since(t))
-			i++
-		}
-		b.StopTimer()
-		h.check(b)
-		reportP50(b, lat)
-	})
+	for _, tc := range []struct {
+		name    string
+		trusted bool
+	}{{"serial", true}, {"serial-read", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			benchHitSerial(b, tc.trusted)
+		})
+	}
 	b.Run("parallel", func(b *testing.B) {
 		h := newHitBench(b, 16)
 		var next atomic.Int64
@@ -128,6 +124,27 @@ func BenchmarkPipelineHit(b *testing.B) {
 		b.StopTimer()
 		h.check(b)
 	})
+}
+
+func benchHitSerial(b *testing.B, trusted bool) {
+	h := newHitBench(b, 16)
+	if !trusted {
+		for i := range h.evs {
+			h.evs[i].SHA256 = ""
+		}
+	}
+	var lat []time.Duration
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		t := time.Now()
+		h.handle(b, i)
+		lat = append(lat, time.Since(t))
+		i++
+	}
+	b.StopTimer()
+	h.check(b)
+	reportP50(b, lat)
 }
 
 // reportP50 reports the median of per-op latencies.

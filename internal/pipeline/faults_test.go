@@ -551,3 +551,17 @@ func TestWait_WokenByOwnersCommit(t *testing.T) {
 	}
 	t.Logf("waiter finished %s after the owner", bDone.Sub(aDone))
 }
+
+// A --no-dedup function always runs, so an event that came with a trusted
+// fingerprint and no bytes must have them read first.
+func TestNoDedup_TrustedFingerprintReadsInput(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("always", func(f *registry.Function) { f.NoDedup = true })
+	ev := e.put("a.txt", "bytes")
+	sum := sha256.Sum256([]byte("bytes"))
+	ev.SHA256, ev.Source = hex.EncodeToString(sum[:]), "embedded"
+	e.handle(ev)
+	if got := e.output("a.txt"); got != "BYTES" {
+		t.Fatalf("output %q, want BYTES (activations %+v)", got, e.activations())
+	}
+}

@@ -261,6 +261,10 @@ func (p *Pipeline) complete(ctx context.Context, key, token string, c index.Comp
 
 // runUndeduplicated runs a function marked no-dedup: no claim, no result.
 func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt runtime.Runtime) error {
+	if _, err := p.load(ctx, j.ev, in); err != nil { // every event runs: it needs the bytes
+		return err
+	}
+	j.rec.Fingerprint = in.fp
 	for attempt := 1; ; attempt++ {
 		j.rec.Attempts = attempt
 		out, res, err := p.invoke(ctx, j, in, rt, "", index.Record{})
@@ -343,8 +347,10 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 			}
 		}
 	}
+	waitStart := time.Now()
 	select {
 	case p.runs <- struct{}{}:
+		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	case <-ctx.Done():
 		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", context.Cause(ctx))
 	}

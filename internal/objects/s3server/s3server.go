@@ -390,6 +390,11 @@ func (p *publishing) emit(ctx context.Context, name, bucket, key, version string
 		return s3err.GetAPIError(s3err.ErrInternalError)
 	}
 	body.Close()
+	if info.Metadata[event.MetaOutputOf] != "" {
+		// dedupfn's own output: it never triggers a function, so its event
+		// would cost a durable queue write and an ack for nothing.
+		return nil
+	}
 	ev := event.Event{
 		Source:      "embedded",
 		Name:        name,

@@ -1,0 +1,402 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/index/indextest"
+	"github.com/dedupfn/dedupfn/internal/index/postgres"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+var dbSeq atomic.Int64
+
+// newDB creates a fresh database on pg and returns its index URL.
+func newDB(t testing.TB, pg *peers.Postgres) string {
+	t.Helper()
+	return pg.CreateDB(t, fmt.Sprintf("dedupfn_%d", dbSeq.Add(1)))
+}
+
+func open(t testing.TB, rawURL string) *postgres.DB {
+	t.Helper()
+	idx, err := index.Open(t.Context(), rawURL, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return idx.(*postgres.DB)
+}
+
+// TestConformance runs the shared suite against a real PostgreSQL server,
+// a fresh database for each subtest.
+func TestConformance(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	indextest.Run(t, func(t testing.TB) index.Index {
+		idx, err := index.Open(t.Context(), newDB(t, pg), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	})
+}
+
+func TestOpenURLErrors(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{"postgres://host:5432", "postgres://[user:pass@]host:port/dbname"},
+		{"postgres:///db", "postgres://[user:pass@]host:port/dbname"},
+		{"postgres://u:secret@host:5432/db?sslmode=bogus", "sslmode"},
+	} {
+		u, _ := url.Parse(tc.raw)
+		_, err := postgres.Open(t.Context(), u, index.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%s): %v, want an error about %q", tc.raw, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%s): the error shows the password: %v", tc.raw, err)
+		}
+	}
+}
+
+// Credentials may come from the environment instead of the URL, and both
+// scheme spellings open the same index.
+func TestOpenCredentialsFromEnv(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	pg.CreateDB(t, "envcreds")
+	t.Setenv("DEDUPFN_POSTGRES_USER", peers.PostgresUser)
+	t.Setenv("DEDUPFN_POSTGRES_PASSWORD", peers.PostgresPassword)
+	for _, scheme := range []string{"postgres", "postgresql"} {
+		idx := open(t, scheme+"://"+pg.Addr+"/envcreds?sslmode=disable")
+		if err := idx.PutDoc(t.Context(), "function", scheme, []byte(`{}`)); err != nil {
+			t.Fatalf("%s: %v", scheme, err)
+		}
+	}
+	t.Setenv("DEDUPFN_POSTGRES_PASSWORD", "wrong")
+	if _, err := index.Open(t.Context(), "postgres://"+pg.Addr+"/envcreds?sslmode=disable", index.Options{}); err == nil {
+		t.Fatal("Open with a wrong password from the environment succeeded")
+	}
+}
+
+// Three replicas opening a new database at once: the advisory lock lets
+// one create the schema, the others find it, and every one works.
+func TestMigrateConcurrentOpen(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	var wg sync.WaitGroup
+	idxs := make([]*postgres.DB, 3)
+	for i := range idxs {
+		wg.Go(func() {
+			idx, err := index.Open(t.Context(), raw, index.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { idx.Close() })
+			idxs[i] = idx.(*postgres.DB)
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	conn, err := pgx.Connect(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n, version int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*), max(version) FROM dedupfn_schema_migrations").Scan(&n, &version); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || version != 1 {
+		t.Fatalf("schema_migrations has %d rows up to version %d, want each migration applied once", n, version)
+	}
+	for i, idx := range idxs {
+		if c, err := idx.Claim(t.Context(), "k", index.Parts{}, fmt.Sprint(i), time.Minute); err != nil || (i == 0) != (c.Outcome == index.Miss) && c.Outcome != index.Wait {
+			t.Fatalf("replica %d: claim = %v, %v", i, c.Outcome, err)
+		}
+	}
+	// Reopening an up-to-date database applies nothing.
+	open(t, raw)
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM dedupfn_schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after a reopen schema_migrations has %d rows, %v", n, err)
+	}
+}
+
+// Two handles on one database (two replicas) see each other's claims,
+// results and documents, and report the same totals.
+func TestReplicasShareState(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	a, b := open(t, raw), open(t, raw)
+	ctx := t.Context()
+	c, err := a.Claim(ctx, "k", index.Parts{Function: "f"}, "replica-a", time.Minute)
+	if err != nil || c.Outcome != index.Miss {
+		t.Fatalf("claim on a: %v %v", c.Outcome, err)
+	}
+	if got, _ := b.Claim(ctx, "k", index.Parts{Function: "f"}, "replica-b", time.Minute); got.Outcome != index.Wait || got.Record.Owner != "replica-a" {
+		t.Fatalf("claim on b = %v owner %q, want wait on replica-a", got.Outcome, got.Record.Owner)
+	}
+	if err := a.Complete(ctx, "k", c.Record.Token, index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Claim(ctx, "k", index.Parts{Function: "f"}, "replica-b", time.Minute); got.Outcome != index.Hit || got.Record.Output.Key != "o" {
+		t.Fatalf("claim on b after a completed = %v %+v, want hit", got.Outcome, got.Record)
+	}
+	for i, idx := range []*postgres.DB{a, b, a, b} {
+		if err := idx.AddActivation(ctx, activation.Record{ID: fmt.Sprint(i), Tenant: "t", Decision: activation.Hit, Start: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa, _ := a.Stats(ctx, "")
+	sb, _ := b.Stats(ctx, "t")
+	if sa.Events != 4 || sa.Hits != 4 || sa != sb {
+		t.Fatalf("stats on a %+v, on b %+v: want the same 4 hits", sa, sb)
+	}
+}
+
+// A running claim without a lease deadline (written by hand or damaged)
+// is locked: nobody takes it over, and its owner can still complete it.
+func TestZeroLeaseIsLocked(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	idx := open(t, raw)
+	conn, err := pgx.Connect(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO dedupfn_claims (key, state, parts, owner, token, attempt, created, updated)
+		VALUES ('k', 'running', '{}', 'a', 'tok', 1, now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Millisecond)
+	if err != nil || c.Outcome != index.Wait || c.Record.Owner != "a" || !c.Record.LeaseUntil.IsZero() {
+		t.Fatalf("claim on a record without lease deadline = %v %+v, %v; want wait (locked)", c.Outcome, c.Record, err)
+	}
+	if err := idx.Complete(t.Context(), "k", "tok", index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatalf("its owner cannot complete: %v", err)
+	}
+}
+
+// Leases are the server's: a replica whose clock runs an hour ahead
+// still sees a live lease as live (the statement compares with now()).
+func TestLeaseUsesServerClock(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	idx := open(t, raw)
+	conn, err := pgx.Connect(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	c, err := idx.Claim(t.Context(), "k", index.Parts{}, "a", time.Minute)
+	if err != nil || c.Outcome != index.Miss {
+		t.Fatal(c.Outcome, err)
+	}
+	var serverLease time.Time
+	var ahead time.Duration
+	if err := conn.QueryRow(t.Context(), `SELECT lease_until, (lease_until - now()) FROM dedupfn_claims WHERE key = 'k'`).Scan(&serverLease, &ahead); err != nil {
+		t.Fatal(err)
+	}
+	if ahead < 50*time.Second || ahead > time.Minute || !serverLease.Equal(c.Record.LeaseUntil) {
+		t.Fatalf("lease until %s is %s ahead of the server's now(), want about a minute, the claim's %s", serverLease, ahead, c.Record.LeaseUntil)
+	}
+	// Move the lease into the server's past: expired whatever our clock says.
+	if _, err := conn.Exec(t.Context(), `UPDATE dedupfn_claims SET lease_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Minute); err != nil || got.Outcome != index.Miss || got.Record.Attempt != 2 {
+		t.Fatalf("claim on a lease the server's clock says expired = %v %+v, %v; want a takeover", got.Outcome, got.Record, err)
+	}
+}
+
+// WatchDocs sees documents of its kind written through another handle (a
+// second replica) within a second, and only those.
+func TestWatchDocs(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	writer, watcher := open(t, raw), open(t, raw)
+	ctx, cancel := context.WithCancel(t.Context())
+	calls := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() { done <- watcher.WatchDocs(ctx, "function", func() { calls <- struct{}{} }) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("WatchDocs returned %v after cancel, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("WatchDocs did not return after its context was cancelled")
+		}
+	}()
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case <-time.After(time.Second):
+			t.Fatalf("no call within a second of %s", what)
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+			t.Fatalf("fn called after %s", what)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	expect("the watch starting")
+	quiet("nothing happened")
+	if err := writer.PutDoc(t.Context(), "other", "x", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Claim(t.Context(), "k", index.Parts{}, "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.AddActivation(t.Context(), activation.Record{ID: "a1", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet("writes to other kinds")
+	for i := range 3 {
+		if err := writer.PutDoc(t.Context(), "function", "f", []byte(fmt.Sprintf(`{"v":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+		expect(fmt.Sprintf("deploy %d", i))
+		for len(calls) > 0 {
+			<-calls
+		}
+	}
+	if err := writer.DeleteDoc(t.Context(), "function", "f"); err != nil {
+		t.Fatal(err)
+	}
+	expect("a delete")
+}
+
+// TestListenerReconnects: when the server drops the listener's
+// connection, waiters return (and claim again) instead of hanging until
+// their backstop, and WatchDocs calls fn again once it listens anew.
+func TestListenerReconnects(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	owner, w := open(t, raw), open(t, raw)
+	ctx := t.Context()
+	calls := make(chan struct{}, 100)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.WatchDocs(wctx, "function", func() { calls <- struct{}{} })
+	select {
+	case <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchDocs did not start")
+	}
+	c, _ := owner.Claim(ctx, "k", index.Parts{}, "a", time.Hour)
+	cur, _ := w.Claim(ctx, "k", index.Parts{}, "b", time.Hour)
+	if cur.Outcome != index.Wait {
+		t.Fatalf("claim = %v, want wait", cur.Outcome)
+	}
+	woke := make(chan error, 1)
+	go func() { woke <- w.WaitChange(ctx, cur.Record) }()
+	time.Sleep(200 * time.Millisecond)
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listener connections, %v; want 1", killed, err)
+	}
+	select {
+	case err := <-woke:
+		if err != nil {
+			t.Fatalf("WaitChange after the listener's connection broke = %v, want nil", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("WaitChange did not return when the listener's connection broke")
+	}
+	select {
+	case <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchDocs did not call fn after the listener reconnected")
+	}
+	// The new connection delivers: the end of the claim wakes a new waiter.
+	woke2 := make(chan error, 1)
+	go func() { woke2 <- w.WaitChange(ctx, cur.Record) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := owner.Complete(ctx, "k", c.Record.Token, index.Completion{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-woke2:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the waiter was not woken through the new connection")
+	}
+}
+
+func TestWatchDocsBadKind(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	idx := open(t, newDB(t, pg))
+	if err := idx.WatchDocs(t.Context(), "", func() {}); err == nil || !strings.Contains(err.Error(), "kind must be") {
+		t.Errorf("WatchDocs(\"\"): %v, want an invalid kind error", err)
+	}
+}
+
+// TestPruneActivations_RacingReplicas: two replicas pruning the same
+// database at once, across several batches, delete each old activation
+// once and leave the totals exact.
+func TestPruneActivations_RacingReplicas(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	a, b := open(t, raw), open(t, raw)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const old, kept = 2500, 5
+	for i := range old + kept {
+		r := activation.Record{ID: fmt.Sprintf("a%05d", i), Tenant: []string{"x", "y"}[i%2], Function: "f", Decision: activation.Miss, Start: base.Add(time.Duration(i) * time.Second), FunctionMS: 1}
+		if err := a.AddActivation(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := a.Stats(t.Context(), "")
+	if err != nil || before.Events != old+kept {
+		t.Fatalf("Stats = %+v, %v", before, err)
+	}
+	var wg sync.WaitGroup
+	var pruned atomic.Int64
+	for _, idx := range []*postgres.DB{a, b} {
+		wg.Go(func() {
+			n, err := idx.PruneActivations(t.Context(), base.Add(old*time.Second))
+			if err != nil {
+				t.Error(err)
+			}
+			pruned.Add(int64(n))
+		})
+	}
+	wg.Wait()
+	if n := pruned.Load(); n != old {
+		t.Fatalf("replicas pruned %d in all, want %d", n, old)
+	}
+	for _, idx := range []*postgres.DB{a, b} {
+		if st, err := idx.Stats(t.Context(), ""); err != nil || st != before {
+			t.Fatalf("Stats after pruning = %+v, %v; want %+v", st, err, before)
+		}
+	}
+	if recs, _ := b.Activations(t.Context(), activation.Filter{}); len(recs) != kept {
+		t.Fatalf("%d activations kept, want %d", len(recs), kept)
+	}
+}
