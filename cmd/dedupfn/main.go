@@ -12,6 +12,7 @@ import (
 	// Backends shipped in the binary register their URL schemes.
 	_ "github.com/dedupfn/dedupfn/internal/index/bolt"
 	_ "github.com/dedupfn/dedupfn/internal/index/couchdb"
+	_ "github.com/dedupfn/dedupfn/internal/index/postgres"
 	_ "github.com/dedupfn/dedupfn/internal/objects/s3"
 	_ "github.com/dedupfn/dedupfn/internal/objects/s3server"
 	_ "github.com/dedupfn/dedupfn/internal/source/embedded"

@@ -58,12 +58,21 @@ func (c *cluster) replicaArgs(i int, events string) []string {
 // Kafka-protocol broker, and a CouchDB-API index; no replicas.
 func startPeers(t *testing.T, minioOpts peers.MinIOOptions) *cluster {
 	t.Helper()
+	return startPeersIndex(t, minioOpts, func(c *cluster) {
+		c.couch = peers.StartCouchDB(t)
+		c.indexURL = c.couch.URL("dedupfn")
+	})
+}
+
+// startPeersIndex is startPeers with the shared index started by
+// startIndex, which sets c.indexURL.
+func startPeersIndex(t *testing.T, minioOpts peers.MinIOOptions, startIndex func(c *cluster)) *cluster {
+	t.Helper()
 	c := &cluster{t: t}
 	c.kafka = peers.StartKafka(t, topic)
 	minioOpts.KafkaBrokers, minioOpts.KafkaTopic = c.kafka.Addr, topic
 	c.minio = peers.StartMinIO(t, minioOpts)
-	c.couch = peers.StartCouchDB(t)
-	c.indexURL = c.couch.URL("dedupfn")
+	startIndex(c)
 	c.mc = c.minio.Client(t)
 	for _, b := range []string{"photos", "results"} {
 		if err := c.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
@@ -154,8 +163,11 @@ func contentOf(key string) []byte {
 // midway. Every upload gets its output and one activation; every content
 // runs once, except runs whose owner died mid-function, which are taken
 // over exactly once.
-func TestCluster(t *testing.T) {
-	c := startCluster(t, 3, peers.MinIOOptions{})
+func TestCluster(t *testing.T) { clusterKillTest(t, startCluster(t, 3, peers.MinIOOptions{})) }
+
+// clusterKillTest is TestCluster's workload and checks on a cluster of 3
+// replicas, whichever shared index they use.
+func clusterKillTest(t *testing.T, c *cluster) {
 	r0 := c.replicas[0]
 	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results",
 		"--param", "ms=300", "--lease", "3s")

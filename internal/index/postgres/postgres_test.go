@@ -121,8 +121,12 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 		t.Fatalf("schema_migrations has %d rows up to version %d, want each migration applied once", n, version)
 	}
 	for i, idx := range idxs {
-		if c, err := idx.Claim(t.Context(), "k", index.Parts{}, fmt.Sprint(i), time.Minute); err != nil || (i == 0) != (c.Outcome == index.Miss) && c.Outcome != index.Wait {
-			t.Fatalf("replica %d: claim = %v, %v", i, c.Outcome, err)
+		want := index.Wait
+		if i == 0 {
+			want = index.Miss
+		}
+		if c, err := idx.Claim(t.Context(), "k", index.Parts{}, fmt.Sprint(i), time.Minute); err != nil || c.Outcome != want {
+			t.Fatalf("replica %d: claim = %v, %v; want %v", i, c.Outcome, err, want)
 		}
 	}
 	// Reopening an up-to-date database applies nothing.

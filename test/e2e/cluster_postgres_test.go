@@ -1,0 +1,24 @@
+package e2e
+
+import (
+	"testing"
+
+	_ "github.com/dedupfn/dedupfn/internal/index/postgres"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+// TestClusterPostgres is TestCluster with the replicas sharing a
+// PostgreSQL index instead of CouchDB: real MinIO → Kafka → 3 replicas,
+// 200 uploads of which half are duplicates, one replica SIGKILLed midway.
+// Every content runs once, except the victim's interrupted runs, which
+// are taken over exactly once after their lease.
+func TestClusterPostgres(t *testing.T) {
+	c := startPeersIndex(t, peers.MinIOOptions{}, func(c *cluster) {
+		pg := peers.StartPostgres(t)
+		c.indexURL = pg.CreateDB(t, "dedupfn")
+	})
+	for i := range 3 {
+		c.replicas = append(c.replicas, startServer(t, t.TempDir(), c.replicaArgs(i, c.kafka.URL(topic, "dedupfn"))...))
+	}
+	clusterKillTest(t, c)
+}
