@@ -11,6 +11,17 @@ import (
 	"github.com/dedupfn/dedupfn/internal/runtime/wasm/wasmtest"
 )
 
+// pkgDir is this package's directory, read before any test runs: the
+// built-in S3 endpoint that other tests start in this process changes the
+// working directory to its (temporary, later removed) data directory.
+var pkgDir = func() string {
+	d, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
+
 // TestBenchSmoke runs a short `dedupfn bench --json` as a user would (the
 // binary starts its own serve) and checks the report: every key present
 // and sane, runs == distinct contents. No timing is asserted: the
@@ -21,11 +32,13 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "dedupfn")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = pkgDir
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	wasmFile := filepath.Join(dir, "copy.wasm")
-	if err := os.WriteFile(wasmFile, wasmtest.Build(t, filepath.Join("..", "..", "examples", "copy")), 0o600); err != nil {
+	if err := os.WriteFile(wasmFile, wasmtest.Build(t, filepath.Join(pkgDir, "..", "..", "examples", "copy")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(t.Context(), bin, "bench", "--objects", "100", "--uploaders", "4", "--json", "--wasm", wasmFile)

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/analyze"
+	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/objects/s3"
+	"github.com/dedupfn/dedupfn/internal/plugin"
+)
+
+// Defaults of `dedupfn analyze`.
+const (
+	// defaultAnalyzeObjects is the built-in endpoint of a local
+	// `dedupfn serve` (its --s3-addr default).
+	defaultAnalyzeObjects = "s3://127.0.0.1:9000?tls=false"
+	// analyzeFnSample is how many recent activations --fn averages.
+	analyzeFnSample = 1000
+	// analyzeLineEvery is how often progress is printed when stderr is
+	// not a terminal.
+	analyzeLineEvery = 5 * time.Second
+)
+
+type analyzeOptions struct {
+	objectsURL string
+	fn         string
+	cf         clientFlags
+	opts       analyze.Options
+}
+
+func newAnalyzeCmd() *cobra.Command {
+	var o analyzeOptions
+	cmd := &cobra.Command{
+		Use:   "analyze s3://BUCKET[/PREFIX]",
+		Short: "Report how much of a bucket is duplicate content, and what dedup would save",
+		Long: `List every object under a bucket or prefix, fingerprint each one and report
+objects, bytes, distinct contents, the duplicate share and the largest
+duplicate groups (by wasted bytes). No server is needed: analyze reads the
+store directly (--objects).
+
+Objects over 1 MiB are fingerprinted from the store's trusted SHA-256 when
+it has one (the built-in endpoint, or an S3 FULL_OBJECT checksum), with no
+read; the others are read and hashed.
+
+With --fn-seconds S (a function's run time), or --fn NAME (the mean run time
+of a deployed function, from its recent activations through the API), it
+also reports the compute a dedup function would save: duplicate objects × S.
+
+Credentials: from the --objects URL (s3://KEY:SECRET@host:port), else
+DEDUPFN_S3_ACCESS_KEY/DEDUPFN_S3_SECRET_KEY, else DEDUPFN_ACCESS_KEY/
+DEDUPFN_SECRET_KEY (the built-in endpoint's), else the quickstart
+credentials for an endpoint on loopback.`,
+		Example: `  dedupfn analyze s3://images                      # the built-in endpoint of 'make run'
+  dedupfn analyze s3://images/2024/ --fn-seconds 0.8 --top 5
+  dedupfn analyze s3://logs --objects 's3://minio.local:9000?tls=false' --json
+  dedupfn analyze s3://images --fn thumbnail       # mean run time of a deployed function`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAnalyze(cmd.Context(), o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.objectsURL, "objects", defaultAnalyzeObjects, "object store holding the bucket: s3://[KEY:SECRET@]host:port?tls=false")
+	fl.IntVar(&o.opts.Concurrency, "concurrency", analyze.DefaultConcurrency, "objects fingerprinted at once")
+	fl.IntVar(&o.opts.Top, "top", analyze.DefaultTop, "duplicate groups to list (largest waste first)")
+	fl.IntVar(&o.opts.Keys, "keys", analyze.DefaultKeys, "keys shown per group")
+	fl.Float64Var(&o.opts.FnSeconds, "fn-seconds", 0, "a function's run time in seconds, to report the compute dedup would save")
+	fl.StringVar(&o.fn, "fn", "", "take the run time from this deployed function's recent runs (needs a server: --api)")
+	o.cf.register(cmd, true)
+	cmd.MarkFlagsMutuallyExclusive("fn", "fn-seconds")
+	return cmd
+}
+
+func (o analyzeOptions) validate() error {
+	switch {
+	case o.opts.Concurrency < 1:
+		return fmt.Errorf("--concurrency must be >= 1, got %d", o.opts.Concurrency)
+	case o.opts.Top < 0:
+		return fmt.Errorf("--top must be >= 0, got %d", o.opts.Top)
+	case o.opts.Keys < 1:
+		return fmt.Errorf("--keys must be >= 1, got %d", o.opts.Keys)
+	case o.opts.FnSeconds < 0:
+		return fmt.Errorf("--fn-seconds must be >= 0, got %g", o.opts.FnSeconds)
+	case strings.HasPrefix(o.objectsURL, "embedded:"):
+		return fmt.Errorf("--objects embedded: starts an endpoint of its own; point analyze at the running one instead, e.g. --objects '%s'", defaultAnalyzeObjects)
+	}
+	return nil
+}
+
+func runAnalyze(ctx context.Context, o analyzeOptions, target string, stdout, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	t, err := analyze.ParseTarget(target)
+	if err != nil {
+		return err
+	}
+	if o.opts.Top == 0 {
+		o.opts.Top = -1 // analyze.Options: 0 is the default, negative lists none
+	}
+	if o.fn != "" {
+		if o.opts.FnSeconds, err = meanFunctionSeconds(ctx, o.cf.client(), o.fn); err != nil {
+			return err
+		}
+	}
+	store, err := objects.Open(ctx, o.objectsURL, analyzeStoreOptions(o.objectsURL))
+	if err != nil {
+		return fmt.Errorf("open objects %s: %w", plugin.Redact(o.objectsURL), err)
+	}
+	defer store.Close()
+
+	prog := newAnalyzeProgress(stderr)
+	o.opts.Listed, o.opts.Fingerprinted = prog.listed, prog.fingerprinted
+	rep, err := analyze.Run(ctx, store, t, o.opts)
+	prog.finish(rep)
+	if err != nil {
+		return err
+	}
+	if o.cf.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printAnalyzeReport(stdout, rep)
+	return nil
+}
+
+// analyzeStoreOptions returns the credentials for rawURL when it has none
+// of its own: the external-S3 variables, else the built-in endpoint's,
+// else the quickstart ones of a local `dedupfn serve` for a loopback host.
+func analyzeStoreOptions(rawURL string) objects.Options {
+	var opts objects.Options
+	switch {
+	case os.Getenv(s3.EnvAccessKey) != "" || os.Getenv(s3.EnvSecretKey) != "":
+		opts.AccessKey, opts.SecretKey = os.Getenv(s3.EnvAccessKey), os.Getenv(s3.EnvSecretKey)
+	case os.Getenv("DEDUPFN_ACCESS_KEY") != "" || os.Getenv("DEDUPFN_SECRET_KEY") != "":
+		opts.AccessKey, opts.SecretKey = os.Getenv("DEDUPFN_ACCESS_KEY"), os.Getenv("DEDUPFN_SECRET_KEY")
+	default:
+		if u, err := url.Parse(rawURL); err == nil && isLoopback(u.Host) {
+			opts.AccessKey, opts.SecretKey = quickstartAccessKey, quickstartSecretKey
+		}
+	}
+	return opts
+}
+
+// meanFunctionSeconds is the mean run time of fn's runs among its last
+// analyzeFnSample activations.
+func meanFunctionSeconds(ctx context.Context, c *api.Client, fn string) (float64, error) {
+	recs, err := c.Activations(ctx, fn, analyzeFnSample)
+	if err != nil {
+		return 0, fmt.Errorf("--fn %s: read activations: %w", fn, err)
+	}
+	var sum float64
+	var n int
+	for _, r := range recs {
+		if r.Decision == activation.Miss && r.FunctionMS > 0 {
+			sum += r.FunctionMS
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("--fn %s: no runs among its last %d activations to measure; pass --fn-seconds instead", fn, analyzeFnSample)
+	}
+	return sum / float64(n) / 1000, nil
+}
+
+func printAnalyzeReport(w io.Writer, r *analyze.Report) {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "target\t%s\n", r.Target)
+	fmt.Fprintf(tw, "objects\t%d\n", r.Objects)
+	fmt.Fprintf(tw, "bytes\t%s\n", iecBytes(r.Bytes))
+	fmt.Fprintf(tw, "distinct contents\t%d (%s)\n", r.Distinct, iecBytes(r.DistinctBytes))
+	fmt.Fprintf(tw, "duplicate objects\t%d (%.1f%%)\n", r.DuplicateObjects, 100*r.DuplicateShare)
+	fmt.Fprintf(tw, "duplicate bytes\t%s (%.1f%%)\n", iecBytes(r.DuplicateBytes), 100*r.DuplicateBytesShare)
+	fmt.Fprintf(tw, "duplicate groups\t%d\n", r.DuplicateGroups)
+	if r.SavedSeconds != nil {
+		fmt.Fprintf(tw, "compute saved\t%s (%d runs × %.3f s)\n",
+			time.Duration(*r.SavedSeconds*float64(time.Second)).Round(time.Millisecond), r.DuplicateObjects, r.FnSeconds)
+	}
+	fmt.Fprintf(tw, "fingerprinted\t%d from the store's SHA-256, %d read (%s) in %.1f s\n",
+		r.ZeroRead, r.Objects-r.ZeroRead, iecBytes(r.ReadBytes), r.ElapsedSeconds)
+	if r.Vanished > 0 {
+		fmt.Fprintf(tw, "vanished\t%d (deleted while analyzed, not counted)\n", r.Vanished)
+	}
+	tw.Flush()
+	if len(r.Groups) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nlargest duplicate groups (%d of %d, by wasted bytes):\n", len(r.Groups), r.DuplicateGroups)
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHA256\tCOPIES\tSIZE\tWASTED\tKEYS")
+	for _, g := range r.Groups {
+		keys := strings.Join(g.Keys, ", ")
+		if more := g.Count - int64(len(g.Keys)); more > 0 {
+			keys += fmt.Sprintf(", … (%d more)", more)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", g.SHA256[:12], g.Count, iecBytes(g.Bytes), iecBytes(g.WastedBytes), keys)
+	}
+	tw.Flush()
+}
+
+// iecBytes formats n as 1.5 KiB, 3.0 MiB, ….
+func iecBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, unit := float64(n)/1024, 0
+	for f >= 1024 && unit < 5 {
+		f /= 1024
+		unit++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGTPE"[unit])
+}
+
+// analyzeProgress shows a progress bar (bytes, objects, rate, ETA) on a
+// terminal, and a plain line every analyzeLineEvery otherwise.
+type analyzeProgress struct {
+	w   io.Writer
+	tty bool
+
+	mu           sync.Mutex
+	bar          *progressbar.ProgressBar
+	start, last  time.Time
+	total, bytes int64
+	objects, n   int64
+}
+
+func newAnalyzeProgress(w io.Writer) *analyzeProgress {
+	p := &analyzeProgress{w: w, start: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+	}
+	return p
+}
+
+func (p *analyzeProgress) listed(objects, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.objects, p.total, p.start, p.last = objects, bytes, time.Now(), time.Now()
+	fmt.Fprintf(p.w, "analyze: listed %d objects, %s\n", objects, iecBytes(bytes))
+	if p.tty && bytes > 0 {
+		p.bar = progressbar.NewOptions64(bytes, progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription(fmt.Sprintf("0/%d objects", objects)),
+			progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+}
+
+func (p *analyzeProgress) fingerprinted(size int64, _ bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	p.bytes += size
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("%d/%d objects", p.n, p.objects))
+		p.bar.Add64(size)
+		return
+	}
+	if p.tty || time.Since(p.last) < analyzeLineEvery {
+		return
+	}
+	p.last = time.Now()
+	elapsed := time.Since(p.start)
+	rate := float64(p.bytes) / elapsed.Seconds()
+	eta := "?"
+	if rate > 0 {
+		eta = time.Duration(float64(p.total-p.bytes) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "analyze: %d/%d objects, %s/%s, %s/s, ETA %s\n",
+		p.n, p.objects, iecBytes(p.bytes), iecBytes(p.total), iecBytes(int64(rate)), eta)
+}
+
+// finish ends the bar; rep is nil when the analysis failed.
+func (p *analyzeProgress) finish(rep *analyze.Report) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Finish() // clears the bar (OptionClearOnFinish)
+	}
+	if rep != nil {
+		fmt.Fprintf(p.w, "analyze: fingerprinted %d objects (%s) in %s\n",
+			rep.Objects, iecBytes(rep.Bytes), time.Since(p.start).Round(time.Millisecond))
+	}
+}

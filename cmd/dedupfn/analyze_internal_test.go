@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+)
+
+// NewAnalyzeStore starts the built-in endpoint (one per process: no other
+// test of this package may hold one at the same time) and returns it with
+// its s3:// URL, which carries no credentials.
+func NewAnalyzeStore(t *testing.T) (objects.Store, string) {
+	t.Helper()
+	t.Chdir(".") // the endpoint moves the working directory: restore it after
+	addr := testutil.FreeAddr(t)
+	store, err := objects.Open(t.Context(), "embedded:", objects.Options{
+		DataDir: t.TempDir(), Addr: addr, AccessKey: "analyze-access", SecretKey: "analyze-secret-key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store, "s3://" + addr + "?tls=false"
+}
+
+// runAnalyzeCmd runs `dedupfn analyze args...` and returns its stdout.
+func runAnalyzeCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newAnalyzeCmd()
+	var stdout, stderr bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	err := cmd.ExecuteContext(t.Context())
+	if err == nil && !strings.Contains(stderr.String(), "analyze: listed ") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	return stdout.String(), err
+}
+
+func TestAnalyzeCmd(t *testing.T) {
+	store, storeURL := NewAnalyzeStore(t)
+	if err := store.MakeBucket(t.Context(), "photos"); err != nil {
+		t.Fatal(err)
+	}
+	// 10 objects under "in/", 4 distinct: 4 × 100 B, 3 × 40 B, 2 × 10 B, 1 × 5 B.
+	contents := map[string]string{
+		"in/a1": strings.Repeat("a", 100), "in/a2": strings.Repeat("a", 100), "in/a3": strings.Repeat("a", 100), "in/a4": strings.Repeat("a", 100),
+		"in/c1": strings.Repeat("c", 40), "in/c2": strings.Repeat("c", 40), "in/c3": strings.Repeat("c", 40),
+		"in/b1": strings.Repeat("b", 10), "in/b2": strings.Repeat("b", 10),
+		"in/d": "dddd!", "out/a": strings.Repeat("a", 100),
+	}
+	for k, v := range contents {
+		if _, err := store.Put(t.Context(), "photos", k, strings.NewReader(v), int64(len(v)), objects.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("JSON", func(t *testing.T) {
+		t.Setenv("DEDUPFN_S3_ACCESS_KEY", "analyze-access")
+		t.Setenv("DEDUPFN_S3_SECRET_KEY", "analyze-secret-key")
+		out, err := runAnalyzeCmd(t, "s3://photos/in/", "--objects", storeURL, "--json", "--fn-seconds", "0.5", "--top", "2", "--keys", "2", "--concurrency", "3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Objects          int64    `json:"objects"`
+			Bytes            int64    `json:"bytes"`
+			Distinct         int64    `json:"distinct"`
+			DuplicateObjects int64    `json:"duplicate_objects"`
+			DuplicateBytes   int64    `json:"duplicate_bytes"`
+			DuplicateGroups  int64    `json:"duplicate_groups"`
+			SavedSeconds     *float64 `json:"saved_seconds"`
+			Groups           []struct {
+				SHA256 string   `json:"sha256"`
+				Count  int64    `json:"count"`
+				Bytes  int64    `json:"bytes"`
+				Keys   []string `json:"keys"`
+			} `json:"groups"`
+		}
+		dec := json.NewDecoder(strings.NewReader(out))
+		if err := dec.Decode(&got); err != nil || dec.More() {
+			t.Fatalf("--json printed no single object (%v):\n%s", err, out)
+		}
+		for _, key := range []string{`"objects": 10`, `"bytes": 545`, `"distinct": 4`, `"duplicate_objects": 6`,
+			`"duplicate_bytes": 390`, `"duplicate_groups": 3`, `"saved_seconds": 3`, `"sha256": "`} {
+			if !strings.Contains(out, key) {
+				t.Errorf("output lacks %s:\n%s", key, out)
+			}
+		}
+		if got.Objects != 10 || got.Bytes != 545 || got.Distinct != 4 || got.DuplicateObjects != 6 ||
+			got.DuplicateBytes != 300+80+10 || got.DuplicateGroups != 3 || got.SavedSeconds == nil || *got.SavedSeconds != 3 {
+			t.Errorf("report: %+v\n%s", got, out)
+		}
+		type group struct {
+			count, bytes int64
+			keys         []string
+		}
+		var groups []group
+		for _, g := range got.Groups {
+			if len(g.SHA256) != 64 {
+				t.Errorf("sha256 %q is not 64 hex digits", g.SHA256)
+			}
+			groups = append(groups, group{g.Count, g.Bytes, g.Keys})
+		}
+		want := []group{{4, 100, []string{"in/a1", "in/a2"}}, {3, 40, []string{"in/c1", "in/c2"}}}
+		if !reflect.DeepEqual(groups, want) {
+			t.Errorf("groups %+v, want %+v", groups, want)
+		}
+	})
+
+	t.Run("Text", func(t *testing.T) {
+		// The built-in endpoint's variables serve when the S3 ones are unset.
+		t.Setenv("DEDUPFN_S3_ACCESS_KEY", "")
+		t.Setenv("DEDUPFN_S3_SECRET_KEY", "")
+		t.Setenv("DEDUPFN_ACCESS_KEY", "analyze-access")
+		t.Setenv("DEDUPFN_SECRET_KEY", "analyze-secret-key")
+		out, err := runAnalyzeCmd(t, "s3://photos", "--objects", storeURL, "--fn-seconds", "0.8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range []string{"objects            11", "distinct contents  4 (155 B)",
+			"duplicate objects  7 (63.6%)", "largest duplicate groups (3 of 3, by wasted bytes):",
+			"5       100 B  400 B   in/a1, in/a2, in/a3, … (2 more)",
+			"compute saved      5.6s (7 runs × 0.800 s)"} {
+			if !strings.Contains(out, line) {
+				t.Errorf("output lacks %q:\n%s", line, out)
+			}
+		}
+	})
+
+	t.Run("FnMean", func(t *testing.T) {
+		t.Setenv("DEDUPFN_S3_ACCESS_KEY", "analyze-access")
+		t.Setenv("DEDUPFN_S3_SECRET_KEY", "analyze-secret-key")
+		apiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/activations" || r.URL.Query().Get("fn") != "thumb" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprint(w, `[{"decision":"miss","function_ms":500},{"decision":"hit","function_ms":9000},{"decision":"miss","function_ms":1500}]`)
+		}))
+		defer apiSrv.Close()
+		out, err := runAnalyzeCmd(t, "s3://photos/in/", "--objects", storeURL, "--json", "--fn", "thumb", "--api", apiSrv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, `"fn_seconds": 1,`) || !strings.Contains(out, `"saved_seconds": 6`) {
+			t.Errorf("mean of runs 0.5 s and 1.5 s over 6 duplicates should save 6 s:\n%s", out)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			args    []string
+			wantErr string
+		}{
+			{"NotS3", []string{"photos"}, `target must be s3://BUCKET[/PREFIX], got "photos"`},
+			{"Embedded", []string{"s3://photos", "--objects", "embedded:"}, "--objects embedded: starts an endpoint of its own"},
+			{"Concurrency", []string{"s3://photos", "--concurrency", "0"}, "--concurrency must be >= 1, got 0"},
+			{"FnAndSeconds", []string{"s3://photos", "--fn", "x", "--fn-seconds", "1"}, "none of the others can be"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := runAnalyzeCmd(t, tc.args...)
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+			})
+		}
+	})
+}
