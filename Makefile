@@ -50,8 +50,9 @@ check: $(GOIMPORTS)
 # Long runs and side-by-side measurements live here (BENCHMARKS.md): the
 # hot-path workload through the binary (`dedupfn bench`), the Go
 # benchmarks (benchstat-friendly: BENCHCOUNT runs of each; the 10M-key
-# bolt ones only with DEDUPFN_BENCH_10M=1), and the thumbnail dedup vs
-# no-dedup comparison of test/e2e.
+# bolt ones only with DEDUPFN_BENCH_10M=1), and test/e2e's benchmarks: the
+# thumbnail dedup vs no-dedup comparison and the real pipeline (MinIO →
+# Kafka → 3 replicas → PostgreSQL, then CouchDB; DEDUPFN_BENCH_OBJECTS).
 BENCHCOUNT ?= 5
 BENCHPKGS  := ./internal/fingerprint ./internal/index/bolt ./internal/pipeline ./internal/runtime/wasm \
 	./internal/objects/s3server ./internal/source/embedded

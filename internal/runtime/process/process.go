@@ -288,16 +288,25 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	p, err := pl.acquire(ctx, func() (*proc, error) {
-		return r.start(path, dir, env, inv.Limits.MemoryBytes)
-	})
-	if err != nil {
-		return runtime.Result{}, err
+	for tries := 1; ; tries++ {
+		p, err := pl.acquire(ctx, func() (*proc, error) {
+			return r.start(path, dir, env, inv.Limits.MemoryBytes)
+		})
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		res, healthy, err := r.activate(ctx, p, inv, value)
+		pl.release(p, healthy)
+		if errors.Is(err, errDiedIdle) && tries < 3 {
+			continue // nothing was sent to it: take another process
+		}
+		return res, err
 	}
-	res, healthy, err := r.activate(ctx, p, inv, value)
-	pl.release(p, healthy)
-	return res, err
 }
+
+// errDiedIdle: a warm process was found dead before an activation was
+// sent to it (killed, or out of memory while idle).
+var errDiedIdle = errors.New("exited while idle")
 
 // start starts and acks one process, tracking it for Close.
 func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, error) {
@@ -337,14 +346,14 @@ func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation
 	case l, ok := <-p.results:
 		r.discard(p)
 		if !ok {
-			return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d exited while idle (%s)", p.pid, p.exitInfo())
+			return runtime.Result{}, false, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: pid %d %w (%s)", p.pid, errDiedIdle, p.exitInfo())}
 		}
 		return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d wrote %.100q on fd 3 between activations", p.pid, l.b)
 	default:
 	}
 	if p.dead() {
 		r.discard(p)
-		return runtime.Result{}, false, runtime.Errorf(runtime.ClassPlatform, "process: pid %d exited while idle (%s)", p.pid, p.exitInfo())
+		return runtime.Result{}, false, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: pid %d %w (%s)", p.pid, errDiedIdle, p.exitInfo())}
 	}
 
 	p.out.setLimit(maxLog)

@@ -1,0 +1,246 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+const (
+	clusterBenchSize      = 4 << 10 // bytes per object
+	clusterBenchUploaders = 16
+	clusterBenchWarmup    = 6 // distinct warm-up uploads, so every replica has likely compiled the module
+)
+
+// BenchmarkClusterIndexes measures the production wiring on this machine —
+// real MinIO → Kafka-protocol broker → 3 `dedupfn serve` replicas → a
+// shared index — once with PostgreSQL and once with CouchDB
+// (pouchdb-server), each side by side with MinIO's raw PUT rate in the
+// same cluster:
+//
+//  1. raw: N PUTs of 4 KiB to an untriggered bucket, 16 uploaders;
+//  2. e2e: N PUTs of 4 KiB to the triggered bucket photos (N/2 distinct
+//     contents, each uploaded twice, shuffled), 16 uploaders, timed from
+//     the first upload until the stats count N events;
+//  3. from the activations: p50/p99 of timings.total_ms of hits and waits.
+//
+// N is DEDUPFN_BENCH_OBJECTS (default 1000). The work is done once per
+// sub-benchmark whatever b.N is (run it with -benchtime 1x).
+func BenchmarkClusterIndexes(b *testing.B) {
+	n := 1000
+	if v := os.Getenv("DEDUPFN_BENCH_OBJECTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 2 || n%2 != 0 {
+			b.Fatalf("DEDUPFN_BENCH_OBJECTS=%q: want an even number ≥ 2", v)
+		}
+	}
+	b.Run("postgres", func(b *testing.B) {
+		benchCluster(b, n, func(c *cluster) {
+			pg := peers.StartPostgres(b)
+			c.indexURL = pg.CreateDB(b, "dedupfn")
+		})
+	})
+	b.Run("couchdb", func(b *testing.B) {
+		benchCluster(b, n, func(c *cluster) {
+			c.couch = peers.StartCouchDB(b)
+			c.indexURL = c.couch.URL("dedupfn")
+		})
+	})
+}
+
+func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
+	c := startPeersIndex(b, peers.MinIOOptions{}, startIndex)
+	for i := range 3 {
+		args := append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), "--concurrency", "64")
+		c.replicas = append(c.replicas, startServer(b, b.TempDir(), args...))
+	}
+	r0 := c.replicas[0]
+	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	for _, r := range c.replicas[1:] {
+		testutil.Eventually(b, 10*time.Second, "function visible on every replica", func() bool {
+			return strings.Contains(r.cli("fn", "list"), "copy")
+		})
+	}
+	const raw = "bench-raw"
+	if err := c.mc.MakeBucket(b.Context(), raw, minio.MakeBucketOptions{}); err != nil {
+		b.Fatal(err)
+	}
+
+	// Warm-up: a few distinct events, so that module compiles and first
+	// connections are not in the figures.
+	var warm []benchPut
+	for i := range clusterBenchWarmup {
+		warm = append(warm, benchPut{"photos", fmt.Sprintf("warmup/%d", i), benchBody("warmup", i)})
+	}
+	c.putAll(warm)
+	testutil.Eventually(b, 2*time.Minute, "warm-up activations", func() bool { return c.statsHTTP(r0).Events >= clusterBenchWarmup })
+	st0 := c.statsHTTP(r0)
+
+	b.ResetTimer()
+
+	// 1. MinIO's raw PUT rate, untriggered bucket.
+	var raws []benchPut
+	for i := range n {
+		raws = append(raws, benchPut{raw, fmt.Sprintf("raw/%05d", i), benchBody("raw", i)})
+	}
+	rawDur := c.putAll(raws)
+	rawRate := float64(n) / rawDur.Seconds()
+
+	// 2. End to end: N/2 distinct contents, each uploaded twice, shuffled.
+	var ups []benchPut
+	for i := range n / 2 {
+		body := benchBody("e2e", i)
+		ups = append(ups, benchPut{"photos", fmt.Sprintf("e2e/a/%05d", i), body}, benchPut{"photos", fmt.Sprintf("e2e/b/%05d", i), body})
+	}
+	rand.Shuffle(len(ups), func(i, j int) { ups[i], ups[j] = ups[j], ups[i] })
+	start := time.Now()
+	putDur := c.putAll(ups)
+	var st activation.Stats
+	deadline := start.Add(10 * time.Minute)
+	for {
+		st = c.statsHTTP(r0)
+		if st.Events-st0.Events >= int64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after %s: %d of %d events", time.Since(start), st.Events-st0.Events, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e2eDur := time.Since(start)
+	b.StopTimer()
+	events := st.Events - st0.Events
+	eventsRate := float64(n) / e2eDur.Seconds()
+	ratio := eventsRate / rawRate
+
+	// 3. Hit latency from the activations.
+	var hits, fetch, lookup, store, queue []float64
+	var decisions = map[activation.Decision]int{}
+	for _, a := range r0.activationsN(n + clusterBenchWarmup + 100) {
+		if !strings.HasPrefix(a.Event.Key, "e2e/") {
+			continue
+		}
+		decisions[a.Decision]++
+		if a.Decision == activation.Hit || a.Decision == activation.Wait {
+			hits = append(hits, a.Timings.TotalMS)
+			fetch, lookup = append(fetch, a.Timings.FetchMS), append(lookup, a.Timings.LookupMS)
+			store, queue = append(store, a.Timings.StoreMS), append(queue, a.Timings.QueueMS)
+		}
+	}
+	p50, p99 := benchPercentile(hits, 50), benchPercentile(hits, 99)
+	runs := st.Runs - st0.Runs
+
+	b.ReportMetric(eventsRate, "events/s")
+	b.ReportMetric(rawRate, "raw_puts/s")
+	b.ReportMetric(ratio, "ratio")
+	b.ReportMetric(p50, "hit_p50_ms")
+	b.ReportMetric(p99, "hit_p99_ms")
+	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.indexURL, ":", 2)[0])
+	b.Logf("raw: %d PUTs in %s → %.0f PUT/s", n, rawDur.Round(time.Millisecond), rawRate)
+	b.Logf("e2e: %d PUTs in %s, %d events in %s → %.0f events/s, ratio %.2f×", n, putDur.Round(time.Millisecond),
+		events, e2eDur.Round(time.Millisecond), eventsRate, ratio)
+	b.Logf("runs %d (want %d), hits %d (waits %d of them), errors %d; activations %v; hit+wait total_ms p50 %.2f, p99 %.2f (%d samples)",
+		runs, n/2, st.Hits-st0.Hits, st.Waits-st0.Waits, st.Errors-st0.Errors, decisions, p50, p99, len(hits))
+	b.Logf("hit+wait stage p50 ms: fetch+hash %.2f, lookup %.2f, store %.2f (queue, not in total_ms: p50 %.0f, p99 %.0f)",
+		benchPercentile(fetch, 50), benchPercentile(lookup, 50), benchPercentile(store, 50), benchPercentile(queue, 50), benchPercentile(queue, 99))
+	if runs != int64(n/2) {
+		b.Fatalf("runs %d, want exactly %d (the distinct contents)", runs, n/2)
+	}
+	if events != int64(n) || st.Errors != st0.Errors {
+		b.Fatalf("stats %+v (before: %+v): want exactly %d new events and no errors", st, st0, n)
+	}
+}
+
+type benchPut struct {
+	bucket, key string
+	body        []byte
+}
+
+// benchBody is a 4 KiB body, distinct for each (kind, i).
+func benchBody(kind string, i int) []byte {
+	head := fmt.Sprintf("%s %d ", kind, i)
+	return append([]byte(head), bytes.Repeat([]byte{'x'}, clusterBenchSize-len(head))...)
+}
+
+// putAll uploads every put with the cluster's minio-go client and
+// clusterBenchUploaders uploaders, and returns the wall time.
+func (c *cluster) putAll(puts []benchPut) time.Duration {
+	work := make(chan benchPut)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clusterBenchUploaders {
+		wg.Go(func() {
+			for p := range work {
+				if _, err := c.mc.PutObject(c.t.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{}); err != nil {
+					c.t.Error(err)
+				}
+			}
+		})
+	}
+	for _, p := range puts {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	d := time.Since(start)
+	if c.t.Failed() {
+		c.t.FailNow()
+	}
+	return d
+}
+
+// statsHTTP reads a replica's /v1/stats (cluster-wide totals) over HTTP:
+// cheaper than running the CLI while polling during a measurement.
+func (c *cluster) statsHTTP(s *server) activation.Stats {
+	c.t.Helper()
+	resp, err := http.Get("http://" + s.api + "/v1/stats")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st activation.Stats
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET /v1/stats: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		c.t.Fatal(err)
+	}
+	return st
+}
+
+// activationsN is activations with --limit n.
+func (s *server) activationsN(n int) []activation.Record {
+	s.t.Helper()
+	var recs []activation.Record
+	if err := json.Unmarshal([]byte(s.cli("activations", "--json", "--limit", strconv.Itoa(n))), &recs); err != nil {
+		s.t.Fatal(err)
+	}
+	return recs
+}
+
+// benchPercentile is the nearest-rank p-th percentile of xs, as
+// `dedupfn bench` computes it.
+func benchPercentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
