@@ -19,7 +19,6 @@ import (
 // its s3:// URL, which carries no credentials.
 func NewAnalyzeStore(t *testing.T) (objects.Store, string) {
 	t.Helper()
-	t.Chdir(".") // the endpoint moves the working directory: restore it after
 	addr := testutil.FreeAddr(t)
 	store, err := objects.Open(t.Context(), "embedded:", objects.Options{
 		DataDir: t.TempDir(), Addr: addr, AccessKey: "analyze-access", SecretKey: "analyze-secret-key",

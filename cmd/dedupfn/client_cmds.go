@@ -1,9 +1,15 @@
 package main
 
 import (
+	"cmp"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,13 +54,16 @@ func newInvokeCmd() *cobra.Command {
 
 func newActivationsCmd() *cobra.Command {
 	var (
-		cf    clientFlags
-		fn    string
-		limit int
+		cf     clientFlags
+		fn     string
+		since  string
+		limit  int
+		follow bool
+		every  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "activations [ID]",
-		Short: "List activation records, newest first (or show one by ID)",
+		Short: "List activation records, newest first (or show one by ID, or --follow new ones)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := cf.client()
@@ -65,7 +74,21 @@ func newActivationsCmd() *cobra.Command {
 				}
 				return printJSON(rec)
 			}
-			recs, err := c.Activations(cmd.Context(), fn, limit)
+			q := api.ActivationQuery{Function: fn, Limit: limit}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				q.Since = t
+			}
+			if follow {
+				if every <= 0 {
+					return fmt.Errorf("--interval must be > 0, got %s", every)
+				}
+				return followActivations(cmd.Context(), c, q, every, os.Stdout, cf.json)
+			}
+			recs, err := c.ListActivations(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -78,13 +101,141 @@ func newActivationsCmd() *cobra.Command {
 	}
 	cf.register(cmd, true)
 	cmd.Flags().StringVar(&fn, "fn", "", "only this function's activations")
-	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many (with --follow: shown before following)")
+	cmd.Flags().StringVar(&since, "since", "", "only activations started at or after this: a duration back from now (10m, 2h) or an RFC 3339 time")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new activations as they are recorded, oldest first, until Ctrl-C (--json: one JSON object a line)")
+	cmd.Flags().DurationVar(&every, "interval", time.Second, "with --follow, how often to ask the API")
 	return cmd
+}
+
+// parseSince reads --since: a duration back from now, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since duration must be >= 0 (it counts back from now), got %s", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since must be a duration such as 10m or an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", s)
+	}
+	return t, nil
+}
+
+// Defaults of activations --follow.
+const (
+	// followLookback is how far before the newest start seen each poll
+	// asks again: an activation is recorded when it ends, so one that
+	// started earlier may be recorded later. One recorded more than this
+	// after a newer one started is not shown.
+	followLookback = 10 * time.Minute
+	// followPage is the most records one poll reads: more activations
+	// than this started within followLookback are not all shown.
+	followPage = 1000
+)
+
+// followActivations prints the activations q selects (its Limit newest
+// first, as a listing would) and then, every interval until ctx ends,
+// those recorded since: each once, oldest first. It polls with a since
+// cursor kept followLookback behind the newest start seen, remembering
+// the ids it printed within that window. An API error is reported on
+// stderr and the poll tried again.
+func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery, every time.Duration, w io.Writer, asJSON bool) error {
+	seen := map[string]time.Time{} // printed ids by start, within the window
+	floor := q.Since               // nothing before it is shown
+	var newest time.Time
+	header := !asJSON
+	first := true
+	for {
+		page := q
+		if !first {
+			page.Limit = followPage
+			page.Since = floor
+			if !newest.IsZero() {
+				page.Since = later(floor, newest.Add(-followLookback))
+			}
+		}
+		recs, err := c.ListActivations(ctx, page)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && first:
+			return err // a wrong --api or token: say so at once
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "dedupfn: activations --follow:", err)
+		}
+		if first && q.Limit > 0 && len(recs) >= q.Limit {
+			// Only the newest Limit are shown: older ones are not "new".
+			floor = later(floor, recs[len(recs)-1].Start)
+		}
+		first = false
+		var fresh []activation.Record
+		for _, r := range recs {
+			if _, ok := seen[r.ID]; ok || r.Start.Before(floor) {
+				continue
+			}
+			seen[r.ID] = r.Start
+			fresh = append(fresh, r)
+			newest = later(newest, r.Start)
+		}
+		slices.SortStableFunc(fresh, func(a, b activation.Record) int {
+			return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID))
+		})
+		if err := writeActivations(w, fresh, asJSON, header); err != nil {
+			return err
+		}
+		header = header && len(fresh) == 0
+		for id, start := range seen { // forget what no poll asks for again
+			if start.Before(newest.Add(-followLookback)) {
+				delete(seen, id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// writeActivations writes recs to w as JSON lines, or as table rows
+// (after the header, if header).
+func writeActivations(w io.Writer, recs []activation.Record, asJSON, header bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range recs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 12, 2, 2, ' ', 0)
+	writeActivationRows(tw, recs, header)
+	return tw.Flush()
 }
 
 func printActivations(recs []activation.Record) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tFUNCTION\tOBJECT\tDECISION\tTOTAL_MS\tFN_MS\tSAVED_MS\tOUTPUT/ERROR")
+	writeActivationRows(tw, recs, true)
+	tw.Flush()
+}
+
+func writeActivationRows(tw io.Writer, recs []activation.Record, header bool) {
+	if header {
+		fmt.Fprintln(tw, "ID\tTIME\tFUNCTION\tOBJECT\tDECISION\tTOTAL_MS\tFN_MS\tSAVED_MS\tOUTPUT/ERROR")
+	}
 	for _, r := range recs {
 		out := r.Error
 		if out == "" && r.Output != nil {
@@ -98,10 +249,9 @@ func printActivations(recs []activation.Record) {
 			decision += " (dead letter)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s@%s\t%s/%s\t%s\t%.1f\t%.1f\t%.1f\t%s\n",
-			r.ID[:12], r.Start.Local().Format("15:04:05"), r.Function, r.Version, r.Event.Bucket, r.Event.Key,
+			r.ID[:min(12, len(r.ID))], r.Start.Local().Format("15:04:05"), r.Function, r.Version, r.Event.Bucket, r.Event.Key,
 			decision, r.Timings.TotalMS, r.FunctionMS, r.SavedMS, out)
 	}
-	tw.Flush()
 }
 
 func newStatsCmd() *cobra.Command {

@@ -26,7 +26,7 @@ through its API (--api or DEDUPFN_API, default http://127.0.0.1:8080).`,
 		SilenceErrors: true, // main prints the error once
 		Version:       Version,
 	}
-	root.AddCommand(newServeCmd(), newFnCmd(), newInvokeCmd(), newActivationsCmd(),
+	root.AddCommand(newServeCmd(), newFnCmd(), newInvokeCmd(), newActivationsCmd(), newDLQCmd(),
 		newStatsCmd(), newPurgeCmd(), newExplainCmd(), newBenchCmd(), newAnalyzeCmd())
 	return root
 }

@@ -43,7 +43,7 @@ const (
 type serveOptions struct {
 	dataDir, s3Addr, apiAddr, configFile string
 	objectsURL, eventsURL, indexURL      string
-	replicaID, logLevel                  string
+	replicaID, logLevel, logFormat       string
 	concurrency, runs                    int
 	spoolBudget                          int64
 	inlineLimit                          int64
@@ -96,6 +96,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.Int64Var(&o.inlineLimit, "inline-limit", process.DefaultInlineLimit, "process and OpenWhisk actions get inputs up to this many bytes inline as base64 \"body\" (-1 = never)")
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
 	o.sec.register(fl)
 	o.proc.register(fl)
 	return cmd
@@ -169,7 +170,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.logLevel)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(os.Stderr, o.logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {

@@ -65,6 +65,9 @@ type Record struct {
 	Timings     Timings         `json:"timings"`
 	FunctionMS  float64         `json:"function_ms"` // compute the function used (on a miss) or would have used (on a hit)
 	SavedMS     float64         `json:"saved_ms"`    // function time saved by a hit or wait
+
+	// RetryOf is the dead-lettered activation this one retried (dlq retry).
+	RetryOf string `json:"retry_of,omitempty"`
 }
 
 // Stats are the totals over activation records.
@@ -114,4 +117,7 @@ type Filter struct {
 	Tenant   string
 	Function string
 	Limit    int // newest first; 0 means a default of 100
+
+	// Since keeps the records that started at or after it.
+	Since time.Time
 }

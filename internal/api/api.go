@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,6 +45,10 @@ const (
 	DefaultMaxMemoryMB = 2048
 	// maxJSONBytes bounds every JSON request body but a deploy's.
 	maxJSONBytes = 1 << 20
+	// DefaultDLQScan is how many of the newest activations (of the
+	// tenant, function and --since asked for) GET /v1/dlq looks through
+	// for dead letters: a dead letter older than that is not listed.
+	DefaultDLQScan = 10000
 )
 
 // DefaultTenantRuntimes are the runtimes tenants may deploy: sandboxed
@@ -203,6 +208,8 @@ func New(cfg Config) (*Server, error) {
 	s.handle("POST /v1/invoke", s.invoke)
 	s.handle("GET /v1/activations", s.activations)
 	s.handle("GET /v1/activations/{id}", s.activation)
+	s.handle("GET /v1/dlq", s.deadLetters)
+	s.handle("POST /v1/dlq/{id}/retry", s.retry)
 	s.handle("GET /v1/stats", s.stats)
 	s.handle("POST /v1/purge", s.purge)
 	s.handle("GET /v1/explain", s.explain)
@@ -429,19 +436,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
 	if c.tenant != "" {
 		req.Tenant = c.tenant
 	}
-	if err := c.checkBucket("bucket", req.Bucket); err != nil {
+	if err := s.checkRun(r.Context(), c, req.Function, req.Bucket); err != nil {
 		writeError(w, statusOf(err), err)
 		return
-	}
-	if !c.admin { // its buckets may have changed since the deploy
-		fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
-		if err == nil {
-			err = c.checkBucket("output bucket", fn.Output.Bucket)
-		}
-		if err != nil {
-			writeError(w, statusOf(err), err)
-			return
-		}
 	}
 	rec, err := s.cfg.Pipeline.Invoke(r.Context(), req)
 	if err != nil {
@@ -451,15 +448,33 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
-	f := activation.Filter{Tenant: c.tenant, Function: r.URL.Query().Get("fn")}
-	if l := r.URL.Query().Get("limit"); l != "" {
+// activationFilter reads the fn, since (RFC 3339) and limit parameters
+// of an activation listing for caller c.
+func activationFilter(r *http.Request, c caller) (activation.Filter, error) {
+	q := r.URL.Query()
+	f := activation.Filter{Tenant: c.tenant, Function: q.Get("fn")}
+	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("limit must be a positive integer, got %q", l))
-			return
+			return f, fmt.Errorf("limit must be a positive integer, got %q", l)
 		}
 		f.Limit = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return f, fmt.Errorf("since must be an RFC 3339 time, got %q", v)
+		}
+		f.Since = t
+	}
+	return f, nil
+}
+
+func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
+	f, err := activationFilter(r, c)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	recs, err := s.cfg.Index.Activations(r.Context(), f)
 	if err != nil {
@@ -472,6 +487,23 @@ func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, recs)
 }
 
+// checkRun refuses a tenant a run of function on an object of bucket
+// unless both bucket and the function's output bucket are its own: its
+// buckets may have changed since the deploy.
+func (s *Server) checkRun(ctx context.Context, c caller, function, bucket string) error {
+	if err := c.checkBucket("bucket", bucket); err != nil {
+		return err
+	}
+	if c.admin {
+		return nil
+	}
+	fn, err := s.cfg.Registry.Get(ctx, orDefault(c.tenant), function)
+	if err != nil {
+		return err
+	}
+	return c.checkBucket("output bucket", fn.Output.Bucket)
+}
+
 func (s *Server) activation(w http.ResponseWriter, r *http.Request, c caller) {
 	rec, err := s.cfg.Index.GetActivation(r.Context(), r.PathValue("id"))
 	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
@@ -482,6 +514,68 @@ func (s *Server) activation(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// deadLetters lists the dead letters not retried yet, newest first,
+// among the DefaultDLQScan newest activations matching the filter. A dead
+// letter counts as retried once a newer activation names it in RetryOf
+// (a retry that failed again is listed in its place).
+func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, c caller) {
+	f, err := activationFilter(r, c)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	f.Limit = DefaultDLQScan
+	recs, err := s.cfg.Index.Activations(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	retried := map[string]bool{}
+	out := []activation.Record{}
+	for _, rec := range recs { // newest first: a retry comes before what it retried
+		if rec.RetryOf != "" {
+			retried[rec.RetryOf] = true
+		}
+		if rec.DeadLetter && !retried[rec.ID] && len(out) < limit {
+			out = append(out, rec)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// retry runs a dead letter's event again (pipeline.Retry); the new
+// activation is the answer. Tenants retry their own dead letters only,
+// on buckets that are still theirs.
+func (s *Server) retry(w http.ResponseWriter, r *http.Request, c caller) {
+	if !jsonBody(w, r) {
+		return
+	}
+	rec, err := s.cfg.Index.GetActivation(r.Context(), r.PathValue("id"))
+	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
+		err = index.ErrNotFound // another tenant's records do not exist for you
+	}
+	if err == nil {
+		err = pipeline.CheckRetry(rec)
+	}
+	if err == nil {
+		err = s.checkRun(r.Context(), c, rec.Function, rec.Event.Bucket)
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	out, err := s.cfg.Pipeline.Retry(r.Context(), rec)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request, c caller) {
@@ -571,6 +665,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, pipeline.ErrNotRetryable):
+		return http.StatusConflict
 	case errors.Is(err, context.Canceled):
 		return 499
 	case strings.Contains(err.Error(), "must"):

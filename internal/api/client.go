@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
@@ -98,15 +99,47 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.InvokeRequest) (activa
 
 // Activations lists activation records, newest first.
 func (c *Client) Activations(ctx context.Context, fn string, limit int) ([]activation.Record, error) {
-	q := url.Values{}
-	if fn != "" {
-		q.Set("fn", fn)
+	return c.ListActivations(ctx, ActivationQuery{Function: fn, Limit: limit})
+}
+
+// ActivationQuery selects activation records; zero fields match all.
+type ActivationQuery struct {
+	Function string
+	Since    time.Time // started at or after
+	Limit    int       // 0: the server's default
+}
+
+func (q ActivationQuery) values() url.Values {
+	v := url.Values{}
+	if q.Function != "" {
+		v.Set("fn", q.Function)
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// ListActivations lists the activation records q selects, newest first.
+func (c *Client) ListActivations(ctx context.Context, q ActivationQuery) ([]activation.Record, error) {
 	var out []activation.Record
-	return out, c.do(ctx, http.MethodGet, "/v1/activations?"+q.Encode(), nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/v1/activations?"+q.values().Encode(), nil, &out)
+}
+
+// DeadLetters lists the dead letters q selects that were not retried yet,
+// newest first (see GET /v1/dlq).
+func (c *Client) DeadLetters(ctx context.Context, q ActivationQuery) ([]activation.Record, error) {
+	var out []activation.Record
+	return out, c.do(ctx, http.MethodGet, "/v1/dlq?"+q.values().Encode(), nil, &out)
+}
+
+// Retry runs a dead letter's event again and returns the new activation.
+func (c *Client) Retry(ctx context.Context, id string) (activation.Record, error) {
+	var out activation.Record
+	return out, c.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/retry", struct{}{}, &out)
 }
 
 // Activation gets one activation record.

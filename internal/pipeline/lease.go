@@ -102,7 +102,7 @@ func (l *heldLease) run(ctx context.Context) {
 			default:
 				if ctx.Err() == nil {
 					l.p.metrics.renewFailures.Inc()
-					l.p.logger.Warn("renew lease", "key", l.key, "err", err)
+					l.p.log(ctx).Warn("renew lease", "dedup_key", l.key, "err", err)
 				}
 				renew.Reset(retry)
 			}

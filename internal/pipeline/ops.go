@@ -39,7 +39,7 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 	if err != nil {
 		return activation.Record{}, err
 	}
-	recs, err := p.process(ctx, ev, []registry.Function{fn}, req.Force)
+	recs, err := p.process(ctx, ev, []registry.Function{fn}, req.Force, "")
 	if err != nil {
 		return activation.Record{}, err
 	}
@@ -47,6 +47,54 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", req.Bucket, req.Key)
 	}
 	return recs[0], nil
+}
+
+// ErrNotRetryable is returned by Retry for an activation that is not a
+// dead letter, or names no function and object to run again.
+var ErrNotRetryable = errors.New("activation cannot be retried")
+
+// Retry runs the event of the dead-lettered activation rec again through
+// its function's current version: retrying after the cause is fixed (a new
+// deploy, a permission granted) is the point. The event is rebuilt from
+// the record's bucket, key and ETag (so the same object version is read;
+// one replaced since is recorded as skipped) with a fresh nonce, so a new
+// activation is recorded, its RetryOf naming rec; rec itself is left as it
+// is (activation records are written once). Each call retries again.
+func (p *Pipeline) Retry(ctx context.Context, rec activation.Record) (activation.Record, error) {
+	if err := CheckRetry(rec); err != nil {
+		return activation.Record{}, err
+	}
+	fn, err := p.cfg.Registry.Get(ctx, tenantOr(rec.Tenant), rec.Function)
+	if err != nil {
+		return activation.Record{}, err
+	}
+	ev, err := event.Normalize(event.Event{
+		Source: "retry", Name: "s3:ObjectCreated:Retry", Bucket: rec.Event.Bucket, Key: rec.Event.Key,
+		ETag: rec.Event.ETag, Size: rec.Event.Size, Nonce: newID(), Time: time.Now().UTC(),
+	})
+	if err != nil {
+		return activation.Record{}, err
+	}
+	recs, err := p.process(ctx, ev, []registry.Function{fn}, false, rec.ID)
+	if err != nil {
+		return activation.Record{}, err
+	}
+	if len(recs) == 0 {
+		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", rec.Event.Bucket, rec.Event.Key)
+	}
+	return recs[0], nil
+}
+
+// CheckRetry returns an ErrNotRetryable error unless Retry can run rec
+// again: a dead letter naming a function and an object.
+func CheckRetry(rec activation.Record) error {
+	switch {
+	case !rec.DeadLetter:
+		return fmt.Errorf("%w: activation %s is not a dead letter", ErrNotRetryable, rec.ID)
+	case rec.Function == "" || rec.Event.Bucket == "" || rec.Event.Key == "":
+		return fmt.Errorf("%w: activation %s names no function and object (a malformed event): send it again from its source", ErrNotRetryable, rec.ID)
+	}
+	return nil
 }
 
 // Prepare checks that fn can run on this replica before it is deployed:

@@ -156,7 +156,7 @@ func (p *Pipeline) dropStaged(ctx context.Context, j *job) {
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	if err := p.cfg.Objects.Delete(ctx, j.fn.Output.Bucket, j.staging); err != nil {
-		p.logger.Warn("delete staged output", "bucket", j.fn.Output.Bucket, "key", j.staging, "err", err)
+		p.log(ctx).Warn("delete staged output", "output_bucket", j.fn.Output.Bucket, "staging_key", j.staging, "err", err)
 	}
 }
 
@@ -170,7 +170,7 @@ func (p *Pipeline) noteOutput(ctx context.Context, o objects.Info) {
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key), []byte(`"`+o.ETag+`"`)); err != nil {
-		p.logger.Warn("note output for the reconciler", "bucket", o.Bucket, "key", o.Key, "err", err)
+		p.log(ctx).Warn("note output for the reconciler", "output_bucket", o.Bucket, "output_key", o.Key, "err", err)
 	}
 }
 
@@ -210,7 +210,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	}
 	usable := rec.Parts == parts && registry.PartsKey(rec.Parts) == key && rec.Output != nil
 	if !usable {
-		p.logger.Error("dedup record does not match its key; running again", "key", key, "parts", rec.Parts)
+		p.log(ctx).Error("dedup record does not match its key; running again", "dedup_key", key, "parts", rec.Parts)
 	}
 	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
 		usable = false // past retention: run again and record a fresh result
@@ -231,7 +231,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		}
 		if !usable {
 			p.metrics.outputMissing.Inc()
-			p.logger.Warn("recorded output missing or changed; running again", "key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
+			p.log(ctx).Warn("recorded output missing or changed; running again", "dedup_key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
 		}
 	}
 	if !usable {

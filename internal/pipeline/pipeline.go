@@ -204,16 +204,18 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 	if len(fns) == 0 {
 		return 0, nil
 	}
-	recs, err := p.process(ctx, ev, fns, false)
+	recs, err := p.process(ctx, ev, fns, false, "")
 	return len(recs), err
 }
 
-// process fetches the object once and runs each function on it.
-func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.Function, force bool) ([]activation.Record, error) {
+// process fetches the object once and runs each function on it. A
+// non-empty retryOf is the dead letter whose event this is again.
+func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.Function, force bool, retryOf string) ([]activation.Record, error) {
 	start := time.Now()
 	var pending []*job
 	for _, fn := range fns {
 		j := newJob(ev, fn, start)
+		j.rec.RetryOf = retryOf
 		actx, cancel := p.callCtx(ctx)
 		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
 		cancel()
@@ -236,16 +238,17 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	defer in.close()
 	var recs []activation.Record
 	for _, j := range pending {
+		jctx := p.withJob(ctx, j)
 		jerr := err
 		if jerr == nil {
 			j.rec.Fingerprint = in.fp
-			jerr = p.runRecovered(ctx, j, in, force)
+			jerr = p.runRecovered(jctx, j, in, force)
 			j.rec.Timings.FetchMS = ms(in.fetch)
 		}
 		if jerr != nil && !p.inputFailed(j, jerr) {
 			return recs, jerr // index or store unavailable: deliver again later
 		}
-		if err := p.record(ctx, j); err != nil {
+		if err := p.record(jctx, j); err != nil {
 			return recs, err
 		}
 		recs = append(recs, j.rec)
@@ -280,7 +283,7 @@ func (p *Pipeline) runRecovered(ctx context.Context, j *job, in *input, force bo
 	defer func() {
 		if r := recover(); r != nil {
 			p.metrics.panics.Inc()
-			p.logger.Error("panic while processing an event", "fn", j.fn.Name, "bucket", j.ev.Bucket, "key", j.ev.Key, "panic", r)
+			p.log(ctx).Error("panic while processing an event", "panic", r)
 			err = p.fail(j, runtime.Errorf(runtime.ClassPlatform, "panic: %v", r), max(j.rec.Attempts, 1), true)
 			j.rec.Logs = string(debug.Stack())
 		}
@@ -293,8 +296,9 @@ func (p *Pipeline) runRecovered(ctx context.Context, j *job, in *input, force bo
 func (p *Pipeline) recordPanic(ctx context.Context, ev event.Event, r any) error {
 	p.metrics.panics.Inc()
 	stack := string(debug.Stack())
-	p.logger.Error("panic while processing an event", "bucket", ev.Bucket, "key", ev.Key, "panic", r)
 	j := newJob(ev, registry.Function{}, time.Now())
+	ctx = p.withJob(ctx, j)
+	p.log(ctx).Error("panic while processing an event", "panic", r)
 	j.rec.Decision = activation.Error
 	j.rec.Error = fmt.Sprintf("panic: %v", r)
 	j.rec.ErrorClass = string(runtime.ClassPlatform)
@@ -344,9 +348,27 @@ func (p *Pipeline) record(ctx context.Context, j *job) error {
 		return fmt.Errorf("pipeline: record activation %s: %w", j.rec.ID, err)
 	}
 	p.metrics.observe(j.rec)
-	p.logger.Info("activation", "id", j.rec.ID, "fn", j.fn.Name, "bucket", j.ev.Bucket, "key", j.ev.Key,
-		"decision", j.rec.Decision, "ms", j.rec.Timings.TotalMS, "err", j.rec.Error)
+	p.log(ctx).Info("activation recorded", "decision", j.rec.Decision, "ms", j.rec.Timings.TotalMS, "err", j.rec.Error)
 	return nil
+}
+
+// logKey is the context key of an event's logger (see withJob).
+type logKey struct{}
+
+// withJob returns ctx carrying a logger scoped to j, so that every line
+// logged on the job's behalf, whichever helper logs it, names its
+// activation, function, bucket and key: one event's life is one filter.
+func (p *Pipeline) withJob(ctx context.Context, j *job) context.Context {
+	l := p.logger.With("activation", j.rec.ID, "tenant", j.fn.Tenant, "fn", j.fn.Name, "bucket", j.ev.Bucket, "key", j.ev.Key)
+	return context.WithValue(ctx, logKey{}, l)
+}
+
+// log is the logger of ctx's job (withJob), else the pipeline's.
+func (p *Pipeline) log(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return p.logger
 }
 
 // recordMalformed keeps a dead-letter record of an event that can never
@@ -357,7 +379,7 @@ func (p *Pipeline) recordMalformed(ctx context.Context, ev event.Event, cause er
 	j.rec.Error = cause.Error()
 	j.rec.ErrorClass = "event"
 	j.rec.DeadLetter = true
-	return p.record(ctx, j)
+	return p.record(p.withJob(ctx, j), j)
 }
 
 // Malformed records a payload a source could not parse as a dead-lettered
@@ -434,7 +456,7 @@ func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatc
 	}
 	mismatch = got.fp != in.fp
 	if mismatch {
-		p.logger.Error("object bytes do not match the fingerprint the store gave; using the bytes'", "bucket", ev.Bucket, "key", ev.Key, "trusted", in.fp, "computed", got.fp)
+		p.log(ctx).Error("object bytes do not match the fingerprint the store gave; using the bytes'", "trusted", in.fp, "computed", got.fp)
 	}
 	got.fetch += in.fetch
 	*in = *got

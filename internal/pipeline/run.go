@@ -115,7 +115,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			if errors.Is(err, errLeaseLost) {
 				// Whoever holds the claim now decides: a successor's result
 				// is delivered as a wait; an expired claim is taken again.
-				p.logger.Warn("lease lost; following the claim's current owner", "fn", j.fn.Name, "key", j.ev.Key, "dedup_key", key, "err", err)
+				p.log(ctx).Warn("lease lost; following the claim's current owner", "dedup_key", key, "err", err)
 				p.metrics.leaseLost.Inc()
 				leasesLost++
 				waited = true
@@ -130,7 +130,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				return fmt.Errorf("pipeline: fail claim: %w", ferr)
 			}
 			if retryable(class) && attempt < j.fn.MaxAttempts {
-				p.logger.Warn("run failed, retrying", "fn", j.fn.Name, "key", j.ev.Key, "attempt", attempt, "class", class, "err", err)
+				p.log(ctx).Warn("run failed, retrying", "dedup_key", key, "attempt", attempt, "class", class, "err", err)
 				if err := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 					return err
 				}
@@ -151,7 +151,7 @@ func (p *Pipeline) waitForOwner(ctx context.Context, held index.Record, poll tim
 		if err == nil || ctx.Err() != nil {
 			return ctx.Err()
 		}
-		p.logger.Debug("wait for the claim's owner; polling", "key", held.Key, "err", err)
+		p.log(ctx).Debug("wait for the claim's owner; polling", "dedup_key", held.Key, "err", err)
 	}
 	return backoff.Sleep(ctx, poll)
 }
@@ -174,7 +174,7 @@ func (p *Pipeline) releaseClaim(ctx context.Context, key, token string) {
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	if err := p.cfg.Index.Release(ctx, key, token); err != nil && !errors.Is(err, index.ErrNotOwner) {
-		p.logger.Warn("release claim", "key", key, "err", err)
+		p.log(ctx).Warn("release claim", "dedup_key", key, "err", err)
 	}
 }
 
@@ -249,7 +249,7 @@ func (p *Pipeline) complete(ctx context.Context, key, token string, c index.Comp
 		case attempt >= DefaultCompleteAttempts:
 			return runtime.Errorf(runtime.ClassPlatform, "complete claim after %d attempts: %v", attempt, err)
 		}
-		p.logger.Warn("complete claim failed, retrying", "key", key, "attempt", attempt, "err", err)
+		p.log(ctx).Warn("complete claim failed, retrying", "dedup_key", key, "attempt", attempt, "err", err)
 		if serr := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); serr != nil {
 			if l := lost(ctx); l != nil {
 				return l
@@ -343,7 +343,7 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		inv.OnExternalID = func(id string) {
 			j.rec.ExternalID = id
 			if err := p.cfg.Index.SetExternalID(ctx, key, claim.Token, id); err != nil {
-				p.logger.Warn("record external activation id", "key", key, "id", id, "err", err)
+				p.log(ctx).Warn("record external activation id", "dedup_key", key, "external_id", id, "err", err)
 			}
 		}
 	}

@@ -601,10 +601,17 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 			out = append(out, r)
 			return nil
 		}
+		// Keys start with the start time, so the listing stops at the
+		// first key before Since.
+		var since []byte
+		if !f.Since.IsZero() {
+			since = actKey(activation.Record{Start: f.Since})
+		}
+		before := func(k []byte) bool { return since != nil && bytes.Compare(k, since) < 0 }
 		prefix := actIndexPrefix(f)
 		if prefix == nil {
 			c := acts.Cursor()
-			for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			for k, v := c.Last(); k != nil && !before(k) && len(out) < limit; k, v = c.Prev() {
 				if err := decode(v); err != nil {
 					return err
 				}
@@ -613,7 +620,7 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 		}
 		// Newest first within the prefix: from its last key backwards.
 		c := tx.Bucket(bucketActIndex).Cursor()
-		for k := lastWithPrefix(c, prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
+		for k := lastWithPrefix(c, prefix); k != nil && bytes.HasPrefix(k, prefix) && !before(k[len(prefix):]) && len(out) < limit; k, _ = c.Prev() {
 			v := acts.Get(k[len(prefix):])
 			if v == nil {
 				continue // not expected: index and records change together

@@ -719,8 +719,12 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 	if f.Function != "" {
 		fn = "f:" + f.Function
 	}
+	end := []any{t, fn} // descending: the lower bound, inclusive
+	if !f.Since.IsZero() {
+		end = append(end, f.Since.UTC().Format(sortTime))
+	}
 	rs := d.db.Query(ctx, designDoc, "acts", kivik.IncludeDocs(), kivik.Params(map[string]any{
-		"startkey": []any{t, fn, map[string]any{}}, "endkey": []any{t, fn}, "descending": true, "limit": limit,
+		"startkey": []any{t, fn, map[string]any{}}, "endkey": end, "descending": true, "limit": limit,
 	}))
 	defer rs.Close()
 	var out []activation.Record

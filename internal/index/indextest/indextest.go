@@ -498,6 +498,12 @@ func testActivations(t *testing.T, idx index.Index) {
 		{"TenantLimit", activation.Filter{Tenant: "acme", Limit: 3}, "[act-06 act-03 act-02]"},
 		{"FunctionLimit", activation.Filter{Function: "ocr", Limit: 1}, "[act-06]"},
 		{"UnknownTenant", activation.Filter{Tenant: "nobody"}, "[]"},
+		// Since is inclusive: act-05 started exactly at it.
+		{"Since", activation.Filter{Since: base.Add(5 * time.Second)}, "[act-07 act-06 act-05]"},
+		{"SinceTenant", activation.Filter{Tenant: "acme", Since: base.Add(2 * time.Second)}, "[act-06 act-03 act-02]"},
+		{"SinceFunction", activation.Filter{Function: "thumb", Since: base.Add(3 * time.Second)}, "[act-07 act-04]"},
+		{"SinceTenantFunctionLimit", activation.Filter{Tenant: "globex", Function: "thumb", Since: base, Limit: 1}, "[act-07]"},
+		{"SinceFuture", activation.Filter{Since: base.Add(time.Hour)}, "[]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ids(tc.f); got != tc.want {

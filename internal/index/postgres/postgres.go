@@ -547,6 +547,10 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 		args = append(args, f.Function)
 		where = append(where, fmt.Sprintf("function = $%d", len(args)))
 	}
+	if !f.Since.IsZero() {
+		args = append(args, f.Since)
+		where = append(where, fmt.Sprintf("start >= $%d", len(args)))
+	}
 	sql := `SELECT record FROM dedupfn_activations`
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")

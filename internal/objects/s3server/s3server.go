@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/versity/versitygw/auth"
 	"github.com/versity/versitygw/backend"
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/backend/posix"
@@ -104,6 +105,9 @@ type Server struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the gateway has returned
 	runErr error         // set before done is closed
+	// workDir is the process's working directory before the backend
+	// moved it (see newBackend); Close moves it back.
+	workDir string
 }
 
 // New validates cfg and returns a Server that is not yet running.
@@ -191,6 +195,12 @@ func (s *Server) Start(ctx context.Context) error {
 			s3api.WithMiddleware("/", rejectInvalidNames),
 		},
 	}
+	// Given no IAM service, versitygw's auth.New picks single-account mode
+	// and says so with fmt.Println on stdout, which no option silences and
+	// which is not ours to print: the same service is built here instead,
+	// and the fact logged through our logger.
+	gcfg.IAMService = auth.NewIAMServiceSingle(gcfg.IamOpts().RootAccount)
+	s.logger.Debug("gateway IAM: single account mode (the configured access key is the only account)")
 	go func() {
 		defer close(s.done)
 		err := embedgw.RunVersityGW(runCtx, be, gcfg)
@@ -253,6 +263,15 @@ func (s *Server) newBackend() (*publishing, error) {
 		ms, opts.SideCarDir = sc, side
 		s.logger.Info("xattrs unsupported, using sidecar metadata", "dir", side)
 	}
+	// posix.New changes the process's working directory to the data
+	// directory (the backend works with paths relative to it), so nothing
+	// in a process with a built-in endpoint may rely on relative paths
+	// while it runs: serve makes its paths absolute first. Close moves
+	// the working directory back, so a process (a test binary) that
+	// starts and closes endpoints keeps a directory that exists.
+	if s.workDir == "" {
+		s.workDir, _ = os.Getwd()
+	}
 	p, err := posix.New(s.cfg.DataDir, ms, opts)
 	if err != nil {
 		return nil, fmt.Errorf("s3server: posix backend: %w", err)
@@ -292,6 +311,11 @@ func (s *Server) Close() error {
 	s.be.Store(nil)
 	s.cancel()
 	<-s.done
+	if s.workDir != "" {
+		if err := os.Chdir(s.workDir); err != nil {
+			s.logger.Warn("restore the working directory", "dir", s.workDir, "err", err)
+		}
+	}
 	return s.runErr
 }
 
