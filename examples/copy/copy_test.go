@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
-	"github.com/dedupfn/dedupfn/internal/runtime/wasm"
 	"github.com/dedupfn/dedupfn/internal/runtime/wasm/wasmtest"
 )
 
@@ -18,11 +16,7 @@ func TestWasm(t *testing.T) {
 		t.Skip("builds and compiles a wasm module")
 	}
 	fn := wasmtest.Function("copy", wasmtest.Build(t, "."))
-	r, err := wasm.New(wasm.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	r := wasmtest.NewRuntime(t)
 	for _, size := range []int{0, 1, 4096, 1 << 20} {
 		in := bytes.Repeat([]byte{'x', 0, 0xff}, size/3+1)[:size]
 		var out bytes.Buffer

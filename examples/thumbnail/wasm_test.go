@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
-	"github.com/dedupfn/dedupfn/internal/runtime/wasm"
 	"github.com/dedupfn/dedupfn/internal/runtime/wasm/wasmtest"
 )
 
@@ -22,11 +20,7 @@ func TestWasm(t *testing.T) {
 		t.Skip("builds and compiles a wasm module")
 	}
 	fn := wasmtest.Function("thumbnail", wasmtest.Build(t, "."))
-	r, err := wasm.New(wasm.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	r := wasmtest.NewRuntime(t)
 
 	invoke := func(t *testing.T, input []byte, params map[string]string) ([]byte, error) {
 		var out bytes.Buffer

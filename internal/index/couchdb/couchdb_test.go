@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	kivik "github.com/go-kivik/kivik/v4"
 
-	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/index/couchdb"
 	"github.com/dedupfn/dedupfn/internal/index/indextest"
@@ -141,41 +139,5 @@ func TestPruneActivations_RacingReplicas(t *testing.T) {
 		t.Cleanup(func() { idx.Close() })
 		return idx
 	}
-	a, b := open(), open()
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	const old, kept = 700, 5
-	for i := range old + kept {
-		r := activation.Record{ID: fmt.Sprintf("a%04d", i), Tenant: []string{"x", "y"}[i%2], Function: "f", Decision: activation.Miss, Start: base.Add(time.Duration(i) * time.Second), FunctionMS: 1}
-		if err := a.AddActivation(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before, err := a.Stats(t.Context(), "")
-	if err != nil || before.Events != old+kept {
-		t.Fatalf("Stats = %+v, %v", before, err)
-	}
-	cutoff := base.Add(old * time.Second)
-	var wg sync.WaitGroup
-	var pruned atomic.Int64
-	for _, idx := range []index.Index{a, b} {
-		wg.Go(func() {
-			n, err := idx.PruneActivations(t.Context(), cutoff)
-			if err != nil {
-				t.Error(err)
-			}
-			pruned.Add(int64(n))
-		})
-	}
-	wg.Wait()
-	if n := pruned.Load(); n != old {
-		t.Fatalf("replicas pruned %d in all, want %d", n, old)
-	}
-	for _, idx := range []index.Index{a, b} {
-		if st, err := idx.Stats(t.Context(), ""); err != nil || st != before {
-			t.Fatalf("Stats after pruning = %+v, %v; want %+v", st, err, before)
-		}
-	}
-	if recs, _ := b.Activations(t.Context(), activation.Filter{}); len(recs) != kept {
-		t.Fatalf("%d activations kept, want %d", len(recs), kept)
-	}
+	indextest.PruneRacing(t, open(), open(), 700)
 }

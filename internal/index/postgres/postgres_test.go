@@ -312,40 +312,5 @@ func TestWatchDocsBadKind(t *testing.T) {
 func TestPruneActivations_RacingReplicas(t *testing.T) {
 	pg := peers.StartPostgres(t)
 	raw := newDB(t, pg)
-	a, b := open(t, raw), open(t, raw)
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	const old, kept = 2500, 5
-	for i := range old + kept {
-		r := activation.Record{ID: fmt.Sprintf("a%05d", i), Tenant: []string{"x", "y"}[i%2], Function: "f", Decision: activation.Miss, Start: base.Add(time.Duration(i) * time.Second), FunctionMS: 1}
-		if err := a.AddActivation(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before, err := a.Stats(t.Context(), "")
-	if err != nil || before.Events != old+kept {
-		t.Fatalf("Stats = %+v, %v", before, err)
-	}
-	var wg sync.WaitGroup
-	var pruned atomic.Int64
-	for _, idx := range []*postgres.DB{a, b} {
-		wg.Go(func() {
-			n, err := idx.PruneActivations(t.Context(), base.Add(old*time.Second))
-			if err != nil {
-				t.Error(err)
-			}
-			pruned.Add(int64(n))
-		})
-	}
-	wg.Wait()
-	if n := pruned.Load(); n != old {
-		t.Fatalf("replicas pruned %d in all, want %d", n, old)
-	}
-	for _, idx := range []*postgres.DB{a, b} {
-		if st, err := idx.Stats(t.Context(), ""); err != nil || st != before {
-			t.Fatalf("Stats after pruning = %+v, %v; want %+v", st, err, before)
-		}
-	}
-	if recs, _ := b.Activations(t.Context(), activation.Filter{}); len(recs) != kept {
-		t.Fatalf("%d activations kept, want %d", len(recs), kept)
-	}
+	indextest.PruneRacing(t, open(t, raw), open(t, raw), 2500)
 }

@@ -3,6 +3,7 @@
 package wasmtest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/runtime/wasm"
 )
 
 // build is one package's build, done once per test process.
@@ -86,4 +88,16 @@ func Function(name string, code []byte) runtime.Function {
 		CodeDigest: digest,
 		Code:       code,
 	}
+}
+
+// NewRuntime returns a wasm runtime with its own compile cache, closed
+// when the test ends: the way each example's test runs its module.
+func NewRuntime(tb testing.TB) *wasm.Runtime {
+	tb.Helper()
+	r, err := wasm.New(wasm.Options{CacheDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.Close(context.Background()) })
+	return r
 }
