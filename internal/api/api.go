@@ -213,6 +213,8 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET /v1/stats", s.stats)
 	s.handle("POST /v1/purge", s.purge)
 	s.handle("GET /v1/explain", s.explain)
+	s.routeBackfills()
+	s.routeInsights()
 	return s, nil
 }
 
