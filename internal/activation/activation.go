@@ -112,6 +112,25 @@ func (s *Stats) Add(r Record) {
 	s.SavedMS += r.SavedMS
 }
 
+// HitRate is the share of the events that needed a function's output
+// which were served without a run: Hits / (Hits + Runs), 0 when there
+// were none. Errors and skipped events do not count either way.
+func (s Stats) HitRate() float64 {
+	if s.Hits+s.Runs == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Runs)
+}
+
+// FunctionStats are the totals of one function of one tenant, counted
+// like Stats (Stats.Add over each activation of the function once).
+// Versions of a function count together under its name.
+type FunctionStats struct {
+	Tenant   string `json:"tenant"`
+	Function string `json:"function"`
+	Stats
+}
+
 // Filter selects activation records; zero fields match everything.
 type Filter struct {
 	Tenant   string

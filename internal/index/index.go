@@ -5,12 +5,14 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
@@ -193,6 +195,15 @@ type Index interface {
 	// Stats returns totals over all activations of tenant ("" = all) ever
 	// added: pruning activations does not lower them.
 	Stats(ctx context.Context, tenant string) (activation.Stats, error)
+	// FunctionStats returns the totals of each function of tenant ("" =
+	// of every tenant), sorted by tenant, then function (see
+	// SortFunctionStats), counted exactly like Stats: each activation id
+	// once, and pruning does not lower them, so a tenant's functions add
+	// up to its Stats. A function without activations is not listed.
+	// In a store written before these totals existed they start from the
+	// activations still kept when it was first opened by a version that
+	// has them: pruned ones count in Stats only.
+	FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error)
 	// PruneActivations deletes the activation records that started before
 	// before, with their object-seen marks (an object stays seen while a
 	// later activation of it is kept) and listing entries, and returns how
@@ -240,4 +251,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (Index, error) {
 // A record without a lease deadline is locked, never free.
 func Live(r Record, now time.Time) bool {
 	return r.LeaseUntil.IsZero() || now.Before(r.LeaseUntil)
+}
+
+// SortFunctionStats sorts per-function totals as FunctionStats returns
+// them: by tenant, then function.
+func SortFunctionStats(fs []activation.FunctionStats) {
+	slices.SortFunc(fs, func(a, b activation.FunctionStats) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Function, b.Function))
+	})
 }

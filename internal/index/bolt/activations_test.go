@@ -102,3 +102,46 @@ func TestPruneActivations_ManyBatches(t *testing.T) {
 		t.Fatalf("Stats.Events = %d after pruning, want 2500", st.Events)
 	}
 }
+
+// TestFunctionStats_BuiltOnOpen: a file written before the per-function
+// totals existed gets them when opened, counted from the activations it
+// keeps; the tenant totals, which count the pruned ones too, stay.
+func TestFunctionStats_BuiltOnOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := bolt.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	addActs(t, db, "acme", "rare", 3, base)
+	addActs(t, db, "acme", "busy", 5, base.Add(time.Hour))
+	addActs(t, db, "globex", "busy", 2, base.Add(time.Hour))
+	if n, err := db.PruneActivations(t.Context(), base.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("PruneActivations = %d, %v; want 1", n, err)
+	}
+	db.DropFunctionStatsForTest(t)
+	db.Close()
+	db, err = bolt.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fs, err := db.FunctionStats(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, fmt.Sprintf("%s/%s:%d", f.Tenant, f.Function, f.Runs))
+	}
+	if want := "[acme/busy:5 acme/rare:2 globex/busy:2]"; fmt.Sprint(got) != want {
+		t.Fatalf("FunctionStats on a migrated file = %v, want %s (from the kept activations)", got, want)
+	}
+	if st, _ := db.Stats(t.Context(), "acme"); st.Runs != 8 {
+		t.Fatalf("Stats(acme).Runs = %d after the migration, want 8 (pruned ones included)", st.Runs)
+	}
+	addActs(t, db, "acme", "new", 1, base.Add(2*time.Hour))
+	if fs, _ := db.FunctionStats(t.Context(), "acme"); len(fs) != 3 || fs[1].Function != "new" || fs[1].Events != 1 {
+		t.Fatalf("FunctionStats(acme) after one more = %+v, want busy, new (1 event), rare", fs)
+	}
+}

@@ -51,8 +51,12 @@ var (
 	// actIndexKeys → {}. Files written before it existed get it on open.
 	bucketActIndex = []byte("activation_index")
 	bucketStats    = []byte("stats") // tenant → activation.Stats
-	allBuckets     = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
-	allTenantsKey  = []byte("*")
+	// bucketFnStats holds the totals per function: fnStatsKey → the
+	// function's activation.Stats. Files written before it existed get
+	// it on open, counted from the activations they still keep.
+	bucketFnStats = []byte("function_stats")
+	allBuckets    = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
+	allTenantsKey = []byte("*")
 )
 
 func init() { index.Register("bolt", Open) }
@@ -113,7 +117,12 @@ func OpenFile(path string) (*DB, error) {
 			}
 		}
 		if tx.Bucket(bucketActIndex) == nil {
-			return buildActIndex(tx)
+			if err := buildActIndex(tx); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(bucketFnStats) == nil {
+			return buildFnStats(tx)
 		}
 		return nil
 	})
@@ -449,7 +458,8 @@ func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 func seenKey(bucket, key, etag string) []byte { return []byte(bucket + "\x00" + key + "\x00" + etag) }
 
 // AddActivation implements index.Index: the record, its id, the
-// object-seen mark and the stats counters change in one transaction.
+// object-seen mark and the totals (of all tenants, of its tenant and of
+// its function) change in one transaction.
 func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	if r.ID == "" {
 		return errors.New("bolt: activation without id")
@@ -474,11 +484,11 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 			return err
 		}
 		for _, t := range [][]byte{allTenantsKey, []byte("t:" + r.Tenant)} {
-			if err := addStats(tx, t, r); err != nil {
+			if err := addStats(tx.Bucket(bucketStats), t, r); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addStats(tx.Bucket(bucketFnStats), fnStatsKey(r.Tenant, r.Function), r)
 	})
 	return wrap(err, "add activation", r.ID)
 }
@@ -554,8 +564,42 @@ func actKey(r activation.Record) []byte {
 	return append(k, r.ID...)
 }
 
-func addStats(tx *bbolt.Tx, key []byte, r activation.Record) error {
-	b := tx.Bucket(bucketStats)
+// buildFnStats creates the per-function totals of a file written without
+// them, from the activations it keeps (pruned ones are gone).
+func buildFnStats(tx *bbolt.Tx) error {
+	b, err := tx.CreateBucket(bucketFnStats)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketActs).ForEach(func(k, v []byte) error {
+		var r activation.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode activation %x: %w", k, err)
+		}
+		return addStats(b, fnStatsKey(r.Tenant, r.Function), r)
+	})
+}
+
+// fnStatsKey is the key of a function's totals: the tenant
+// length-prefixed (so that a tenant's functions share a prefix no other
+// tenant's name can extend), then the function.
+func fnStatsKey(tenant, function string) []byte {
+	k := make([]byte, 0, binary.MaxVarintLen64+len(tenant)+len(function))
+	k = binary.AppendUvarint(k, uint64(len(tenant)))
+	return append(append(k, tenant...), function...)
+}
+
+// parseFnStatsKey splits a fnStatsKey into tenant and function.
+func parseFnStatsKey(k []byte) (tenant, function string, ok bool) {
+	n, w := binary.Uvarint(k)
+	if w <= 0 || uint64(len(k)-w) < n {
+		return "", "", false
+	}
+	return string(k[w : w+int(n)]), string(k[w+int(n):]), true
+}
+
+// addStats folds r into the totals under key in b.
+func addStats(b *bbolt.Bucket, key []byte, r activation.Record) error {
 	var st activation.Stats
 	if v := b.Get(key); v != nil {
 		if err := json.Unmarshal(v, &st); err != nil {
@@ -680,6 +724,36 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 		return nil
 	})
 	return st, wrap(err, "stats", tenant)
+}
+
+// FunctionStats implements index.Index: one prefix scan of the
+// per-function totals.
+func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
+	var prefix []byte
+	if tenant != "" {
+		prefix = fnStatsKey(tenant, "")
+	}
+	out := []activation.FunctionStats{}
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketFnStats).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			t, fn, ok := parseFnStatsKey(k)
+			if !ok {
+				return fmt.Errorf("bad function totals key %x", k)
+			}
+			fs := activation.FunctionStats{Tenant: t, Function: fn}
+			if err := json.Unmarshal(v, &fs.Stats); err != nil {
+				return fmt.Errorf("decode function totals %s/%s: %w", t, fn, err)
+			}
+			out = append(out, fs)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "function stats", tenant)
+	}
+	index.SortFunctionStats(out) // keys order by tenant length first
+	return out, nil
 }
 
 // PruneActivations implements index.Index, in write transactions of up to

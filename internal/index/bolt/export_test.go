@@ -54,3 +54,27 @@ func (d *DB) CommitsForTest(t testing.TB) int {
 	}
 	return id
 }
+
+// NoSyncForTest turns off fsync on commit, so that a benchmark measures
+// the CPU cost of a write transaction rather than the disk's.
+func (d *DB) NoSyncForTest(t testing.TB) {
+	t.Helper()
+	d.db.NoSync = true
+}
+
+// DropFunctionStatsForTest makes the file look like one written before
+// the per-function totals existed.
+func (d *DB) DropFunctionStatsForTest(t testing.TB) {
+	t.Helper()
+	err := d.db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(bucketFnStats) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PageWritesForTest is how many page writes (runs of contiguous dirty
+// pages written with one pwrite) the file's commits have made so far.
+func (d *DB) PageWritesForTest() int64 {
+	st := d.db.Stats()
+	return st.TxStats.GetWrite()
+}

@@ -229,10 +229,35 @@ func (d *DB) Close() error {
 	return errors.Join(d.client.Close(), d.watchC.Close())
 }
 
+// designVersion is the version of views: ensureDesign replaces a design
+// document of a lower version, or of this version with other content, and
+// leaves a higher one (a newer replica's, in a rolling upgrade) alone.
+// Bump it with every change to views. 2: the fnstats view.
+const designVersion = 2
+
+// statsReduce folds the values emitted by the stats and fnstats views:
+// the same fields as activation.Stats.Add.
+const statsReduce = `function (keys, values, rereduce) {
+  var s = {events: 0, runs: 0, hits: 0, waits: 0, errors: 0, skipped: 0, dead_letters: 0, function_ms: 0, saved_ms: 0};
+  for (var i = 0; i < values.length; i++) for (var k in s) s[k] += values[i][k] || 0;
+  return s;
+}`
+
+// statsValue is the JavaScript expression of one activation's totals
+// (activation.Stats.Add of doc alone), emitted by the stats views.
+const statsValue = `{
+    events: 1, runs: d === "miss" ? 1 : 0, hits: (d === "hit" || d === "wait") ? 1 : 0, waits: d === "wait" ? 1 : 0,
+    errors: d === "error" ? 1 : 0, skipped: d === "skipped" ? 1 : 0, dead_letters: doc.dead_letter ? 1 : 0,
+    function_ms: d === "miss" ? (doc.function_ms || 0) : 0, saved_ms: doc.saved_ms || 0
+  }`
+
 // views index activation documents for listing, stats and the
-// reconciler. The stats reduce folds the same fields as activation.Stats.Add.
+// reconciler. stats is keyed by tenant, fnstats by [tenant, function];
+// both add the tally documents of pruned activations to the activations
+// kept (fnstats only the tallies written since it exists).
 var views = map[string]any{
 	"language": "javascript",
+	"dedupfn":  map[string]int{"version": designVersion},
 	"views": map[string]any{
 		"acts": map[string]string{"map": `function (doc) {
   if (doc.type !== "activation") return;
@@ -253,17 +278,21 @@ var views = map[string]any{
   }
   if (doc.type !== "activation") return;
   var d = doc.decision;
-  emit(doc.tenant, {
-    events: 1, runs: d === "miss" ? 1 : 0, hits: (d === "hit" || d === "wait") ? 1 : 0, waits: d === "wait" ? 1 : 0,
-    errors: d === "error" ? 1 : 0, skipped: d === "skipped" ? 1 : 0, dead_letters: doc.dead_letter ? 1 : 0,
-    function_ms: d === "miss" ? (doc.function_ms || 0) : 0, saved_ms: doc.saved_ms || 0
-  });
+  emit(doc.tenant, ` + statsValue + `);
 }`,
-			"reduce": `function (keys, values, rereduce) {
-  var s = {events: 0, runs: 0, hits: 0, waits: 0, errors: 0, skipped: 0, dead_letters: 0, function_ms: 0, saved_ms: 0};
-  for (var i = 0; i < values.length; i++) for (var k in s) s[k] += values[i][k] || 0;
-  return s;
+			"reduce": statsReduce,
+		},
+		"fnstats": map[string]string{
+			"map": `function (doc) {
+  if (doc.type === "tally") {
+    for (var t in doc.functions) for (var f in doc.functions[t]) emit([t, f], doc.functions[t][f]);
+    return;
+  }
+  if (doc.type !== "activation") return;
+  var d = doc.decision;
+  emit([doc.tenant, doc.function], ` + statsValue + `);
 }`,
+			"reduce": statsReduce,
 		},
 	},
 	// docs passes the changes of one kind of document to WatchDocs.
@@ -274,6 +303,8 @@ var views = map[string]any{
 	},
 }
 
+// ensureDesign writes the design document unless the database has it
+// already, or a newer one (see designVersion).
 func (d *DB) ensureDesign(ctx context.Context) error {
 	doc := map[string]any{}
 	for k, v := range views {
@@ -284,6 +315,9 @@ func (d *DB) ensureDesign(ctx context.Context) error {
 			Rev     string `json:"_rev"`
 			Views   any    `json:"views"`
 			Filters any    `json:"filters"`
+			Dedupfn struct {
+				Version int `json:"version"`
+			} `json:"dedupfn"` // absent (0) before version 2
 		}
 		err := d.db.Get(ctx, designDoc).ScanDoc(&cur)
 		switch {
@@ -291,7 +325,10 @@ func (d *DB) ensureDesign(ctx context.Context) error {
 			delete(doc, "_rev")
 		case err != nil:
 			return fmt.Errorf("couchdb: read design doc: %w", err)
-		case equalJSON(cur.Views, views["views"]) && equalJSON(cur.Filters, views["filters"]):
+		case cur.Dedupfn.Version > designVersion:
+			d.log.Warn("design document is newer than this version knows", "version", cur.Dedupfn.Version, "known", designVersion)
+			return nil
+		case cur.Dedupfn.Version == designVersion && equalJSON(cur.Views, views["views"]) && equalJSON(cur.Filters, views["filters"]):
 			return nil
 		default:
 			doc["_rev"] = cur.Rev
@@ -777,6 +814,52 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	return st, nil
 }
 
+// FunctionStats implements index.Index through the "fnstats" view's
+// reduce, grouped by [tenant, function]: cluster-wide, like Stats.
+func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	out, err := d.functionStats(ctx, tenant)
+	if kivik.HTTPStatus(err) == http.StatusNotFound {
+		// A replica of an older version rewrote the design document
+		// without the view (a rolling upgrade): put it back, once.
+		if err = d.ensureDesign(ctx); err == nil {
+			out, err = d.functionStats(ctx, tenant)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couchdb: function stats %q: %w", tenant, err)
+	}
+	index.SortFunctionStats(out) // the view collates keys, not Go's byte order
+	return out, nil
+}
+
+func (d *DB) functionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
+	params := map[string]any{"reduce": true, "group": true}
+	if tenant != "" {
+		params["startkey"] = []any{tenant}
+		params["endkey"] = []any{tenant, map[string]any{}}
+	}
+	rs := d.db.Query(ctx, designDoc, "fnstats", kivik.Params(params))
+	defer rs.Close()
+	out := []activation.FunctionStats{}
+	for rs.Next() {
+		var key []string
+		if err := rs.ScanKey(&key); err != nil {
+			return nil, fmt.Errorf("decode function stats key: %w", err)
+		}
+		if len(key) != 2 {
+			return nil, fmt.Errorf("function stats key must be [tenant, function], got %q", key)
+		}
+		fs := activation.FunctionStats{Tenant: key[0], Function: key[1]}
+		if err := rs.ScanValue(&fs.Stats); err != nil {
+			return nil, fmt.Errorf("decode function stats %s/%s: %w", key[0], key[1], err)
+		}
+		out = append(out, fs)
+	}
+	return out, rs.Err()
+}
+
 // equalJSON compares two values by their JSON encoding.
 func equalJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)
@@ -884,13 +967,37 @@ func (d *DB) pollChanges(parent context.Context, kind, prefix, since string) (ch
 	return changed, meta.LastSeq, nil
 }
 
-// tallyDoc holds the totals of pruned activations, per tenant; the stats
-// view adds them to those of the activations still kept.
+// tallyDoc holds the totals of pruned activations, per tenant and per
+// tenant and function; the stats and fnstats views add them to those of
+// the activations still kept.
 type tallyDoc struct {
 	ID    string                      `json:"_id"`
 	Rev   string                      `json:"_rev,omitempty"`
 	Type  string                      `json:"type"`
 	Stats map[string]activation.Stats `json:"stats"`
+	// Functions: tenant → function → totals. Tallies written before it
+	// existed have none.
+	Functions map[string]map[string]activation.Stats `json:"functions"`
+}
+
+// add counts r in the tally.
+func (t *tallyDoc) add(r activation.Record) {
+	st := t.Stats[r.Tenant]
+	st.Add(r)
+	t.Stats[r.Tenant] = st
+	fns := t.Functions[r.Tenant]
+	if fns == nil {
+		fns = map[string]activation.Stats{}
+		t.Functions[r.Tenant] = fns
+	}
+	fst := fns[r.Function]
+	fst.Add(r)
+	fns[r.Function] = fst
+}
+
+// reset empties the tally's totals.
+func (t *tallyDoc) reset() {
+	t.Stats, t.Functions = map[string]activation.Stats{}, map[string]map[string]activation.Stats{}
 }
 
 // PruneActivations implements index.Index. Each batch is one bulk request
@@ -937,12 +1044,11 @@ func (d *DB) pruneBatch(ctx context.Context, cutoff string) (deleted int, more b
 	if len(acts) == 0 {
 		return 0, false, nil
 	}
-	tally := tallyDoc{ID: tallyPrefix + newToken(), Type: "tally", Stats: map[string]activation.Stats{}}
+	tally := tallyDoc{ID: tallyPrefix + newToken(), Type: "tally"}
+	tally.reset()
 	docs := []any{&tally}
 	for _, a := range acts {
-		st := tally.Stats[a.Tenant]
-		st.Add(a.Record)
-		tally.Stats[a.Tenant] = st
+		tally.add(a.Record)
 		docs = append(docs, map[string]any{"_id": a.ID, "_rev": a.Rev, "_deleted": true})
 	}
 	results, err := d.db.BulkDocs(ctx, docs)
@@ -959,22 +1065,20 @@ func (d *DB) pruneBatch(ctx context.Context, cutoff string) (deleted int, more b
 		return 0, false, fmt.Errorf("write tally %s: %w", tally.ID, err)
 	}
 	tally.Rev = results[0].Rev
-	recount := map[string]activation.Stats{}
+	recount := tallyDoc{ID: tally.ID, Rev: tally.Rev, Type: tally.Type}
+	recount.reset()
 	for i, r := range results[1:] {
 		if r.Error != nil {
 			continue // deleted (or changed) by someone else: theirs to count
 		}
 		deleted++
-		st := recount[acts[i].Tenant]
-		st.Add(acts[i].Record)
-		recount[acts[i].Tenant] = st
+		recount.add(acts[i].Record)
 	}
 	switch {
 	case deleted == 0:
 		_, err = d.db.Delete(ctx, tally.ID, tally.Rev)
 	case deleted < len(acts):
-		tally.Stats = recount
-		_, err = d.db.Put(ctx, tally.ID, tally)
+		_, err = d.db.Put(ctx, recount.ID, recount)
 	}
 	if err != nil {
 		return deleted, false, fmt.Errorf("correct tally %s: %w", tally.ID, err)

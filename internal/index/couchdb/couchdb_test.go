@@ -10,6 +10,7 @@ import (
 
 	kivik "github.com/go-kivik/kivik/v4"
 
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/index/couchdb"
 	"github.com/dedupfn/dedupfn/internal/index/indextest"
@@ -140,4 +141,94 @@ func TestPruneActivations_RacingReplicas(t *testing.T) {
 		return idx
 	}
 	indextest.PruneRacing(t, open(), open(), 700)
+}
+
+// TestDesignUpgrade: a database whose design document an older version
+// wrote (no fnstats view, no version) gets the new one on Open, with
+// Stats unchanged; a handle whose view an older replica removed again
+// puts it back when asked; a newer version's design document is left
+// alone.
+func TestDesignUpgrade(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	ctx := t.Context()
+	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw := client.DB("upgrade")
+	design := func() map[string]any {
+		t.Helper()
+		var doc map[string]any
+		if err := raw.Get(ctx, "_design/dedupfn").ScanDoc(&doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	// downgrade rewrites the design document as an older version had it.
+	downgrade := func() {
+		t.Helper()
+		doc := design()
+		delete(doc["views"].(map[string]any), "fnstats")
+		delete(doc, "dedupfn")
+		if _, err := raw.Put(ctx, "_design/dedupfn", doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() index.Index {
+		t.Helper()
+		idx, err := index.Open(ctx, srv.URL("upgrade"), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idx.Close() })
+		return idx
+	}
+	idx := open()
+	for i, fn := range []string{"a", "b", "a"} {
+		if err := idx.AddActivation(ctx, activation.Record{ID: fmt.Sprint(i), Tenant: "t", Function: fn, Decision: activation.Miss, Start: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fnEvents := func(idx index.Index) string {
+		t.Helper()
+		fs, err := idx.FunctionStats(ctx, "t")
+		if err != nil {
+			t.Fatalf("FunctionStats: %v", err)
+		}
+		var s []string
+		for _, f := range fs {
+			s = append(s, fmt.Sprintf("%s:%d", f.Function, f.Events))
+		}
+		return fmt.Sprint(s)
+	}
+	downgrade()
+	if st, err := idx.Stats(ctx, ""); err != nil || st.Events != 3 || st.Runs != 3 {
+		t.Fatalf("Stats with the old design document = %+v, %v", st, err)
+	}
+	if got := fnEvents(open()); got != "[a:2 b:1]" {
+		t.Fatalf("FunctionStats after reopening an old database = %s, want [a:2 b:1]", got)
+	}
+	if v, _ := design()["dedupfn"].(map[string]any); v["version"] != float64(couchdb.DesignVersionForTest) {
+		t.Fatalf("design document version %v after Open, want %d", v, couchdb.DesignVersionForTest)
+	}
+	downgrade() // an older replica restarts in a rolling upgrade
+	if got := fnEvents(idx); got != "[a:2 b:1]" {
+		t.Fatalf("FunctionStats after an older replica rewrote the design document = %s, want [a:2 b:1]", got)
+	}
+	if st, err := idx.Stats(ctx, ""); err != nil || st.Events != 3 || st.Runs != 3 {
+		t.Fatalf("Stats after the upgrades = %+v, %v", st, err)
+	}
+
+	newer := design()
+	newer["dedupfn"] = map[string]any{"version": couchdb.DesignVersionForTest + 1}
+	newer["views"].(map[string]any)["future"] = map[string]any{"map": "function (doc) {}"}
+	rev, err := raw.Put(ctx, "_design/dedupfn", newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if got := design()["_rev"]; got != rev {
+		t.Fatalf("Open replaced a newer version's design document: rev %v, want %s", got, rev)
+	}
 }

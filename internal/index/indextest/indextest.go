@@ -49,6 +49,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"ActivationOrder", testActivationOrder},
 		{"ActivationsByFunction", testActivationsByFunction},
 		{"PruneActivations", testPruneActivations},
+		{"FunctionStats", testFunctionStats},
 		{"HammerOneKey", testHammerOneKey},
 		{"HammerManyKeys", testHammerManyKeys},
 		{"HammerAfterRelease", testHammerAfterRelease},
@@ -880,4 +881,118 @@ func testPruneActivations(t *testing.T, idx index.Index) {
 	if st, err := idx.Stats(ctx, "globex"); err != nil || st != wantG {
 		t.Fatalf("Stats(globex) after pruning and one more = %+v, %v; want %+v", st, err, wantG)
 	}
+}
+
+// wantFunctionStats is what FunctionStats(tenant) must return for recs
+// (each added once): activation.Stats.Add per tenant and function,
+// sorted by tenant, then function.
+func wantFunctionStats(recs []activation.Record, tenant string) []activation.FunctionStats {
+	type key struct{ tenant, fn string }
+	m := map[key]activation.Stats{}
+	for _, r := range recs {
+		if tenant == "" || r.Tenant == tenant {
+			st := m[key{r.Tenant, r.Function}]
+			st.Add(r)
+			m[key{r.Tenant, r.Function}] = st
+		}
+	}
+	out := []activation.FunctionStats{}
+	for k, st := range m {
+		out = append(out, activation.FunctionStats{Tenant: k.tenant, Function: k.fn, Stats: st})
+	}
+	index.SortFunctionStats(out)
+	return out
+}
+
+// checkFunctionStats compares FunctionStats(tenant) with want.
+func checkFunctionStats(t *testing.T, idx index.Index, tenant string, want []activation.FunctionStats, when string) {
+	t.Helper()
+	got, err := idx.FunctionStats(t.Context(), tenant)
+	if err != nil {
+		t.Fatalf("FunctionStats(%q) %s: %v", tenant, when, err)
+	}
+	if g, w := mustJSON(t, got), mustJSON(t, want); len(got) != len(want) || g != w {
+		t.Errorf("FunctionStats(%q) %s =\n%s\nwant (activation.Stats.Add per function, each id once, sorted)\n%s", tenant, when, g, w)
+	}
+}
+
+// FunctionStats are per-function counters like Stats: each activation id
+// counted once, tenants apart (even a tenant whose name extends
+// another's, and the same function name in two tenants), a tenant's
+// functions adding up to its Stats, and pruning lowers none of them.
+func testFunctionStats(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	if got, err := idx.FunctionStats(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("FunctionStats of an empty index = %+v, %v; want none", got, err)
+	}
+	now := time.Now().UTC()
+	old := now.Add(-48 * time.Hour)
+	var recs []activation.Record
+	add := func(id, tenant, fn string, at time.Time, d activation.Decision, dead bool) activation.Record {
+		t.Helper()
+		r := activation.Record{ID: id, Tenant: tenant, Function: fn, Decision: d, Start: at, DeadLetter: dead,
+			FunctionMS: 4.5, Event: activation.Object{Bucket: "in", Key: id, ETag: "e"}}
+		switch d {
+		case activation.Hit, activation.Wait:
+			r.SavedMS = 4.5
+		case activation.Error:
+			r.Error, r.ErrorClass = "boom", "function"
+		}
+		if err := idx.AddActivation(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		return r
+	}
+	decisions := []activation.Decision{activation.Miss, activation.Hit, activation.Wait, activation.Error, activation.Skipped, activation.Hit}
+	for i := range 24 {
+		tenant := []string{"acme", "globex", "acmex"}[i%3] // "acmex" extends "acme"
+		fn := []string{"thumb", "ocr", "thumb/v2", "t"}[i%4]
+		at := old.Add(time.Duration(i) * time.Second)
+		if i%2 == 1 {
+			at = now.Add(-time.Duration(i) * time.Second)
+		}
+		add(fmt.Sprintf("fs-%02d", i), tenant, fn, at, decisions[i%len(decisions)], i%7 == 3)
+	}
+	// Redeliveries, one recorded differently, do not count again.
+	dup := recs[4]
+	dup.Decision, dup.DeadLetter = activation.Error, true
+	for _, r := range []activation.Record{recs[3], dup} {
+		if err := idx.AddActivation(ctx, r); err != nil {
+			t.Fatalf("AddActivation of an existing id: %v", err)
+		}
+	}
+	tenants := []string{"", "acme", "acmex", "globex", "nobody", "acm"}
+	check := func(when string) {
+		t.Helper()
+		for _, tenant := range tenants {
+			checkFunctionStats(t, idx, tenant, wantFunctionStats(recs, tenant), when)
+		}
+	}
+	check("after adding")
+	for _, tenant := range []string{"acme", "acmex", "globex"} {
+		fs, err := idx.FunctionStats(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum activation.Stats
+		for _, f := range fs {
+			sum.Events, sum.Runs, sum.Hits, sum.Waits = sum.Events+f.Events, sum.Runs+f.Runs, sum.Hits+f.Hits, sum.Waits+f.Waits
+			sum.Errors, sum.Skipped, sum.DeadLetters = sum.Errors+f.Errors, sum.Skipped+f.Skipped, sum.DeadLetters+f.DeadLetters
+			sum.FunctionMS, sum.SavedMS = sum.FunctionMS+f.FunctionMS, sum.SavedMS+f.SavedMS
+		}
+		if st, err := idx.Stats(ctx, tenant); err != nil || st != sum {
+			t.Errorf("Stats(%q) = %+v, %v; want the sum of its FunctionStats %+v", tenant, st, err, sum)
+		}
+	}
+
+	n, err := idx.PruneActivations(ctx, now.Add(-24*time.Hour))
+	if err != nil || n != 12 {
+		t.Fatalf("PruneActivations = %d, %v; want 12 pruned", n, err)
+	}
+	check("after pruning half of the activations")
+	// Counting goes on from the kept totals, for old and new functions.
+	add("fs-new-1", "acme", "thumb", now, activation.Miss, false)
+	add("fs-new-2", "globex", "brand-new", now, activation.Wait, false)
+	check("after pruning and adding more")
 }

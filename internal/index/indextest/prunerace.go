@@ -28,6 +28,10 @@ func PruneRacing(t *testing.T, a, b index.Index, old int) {
 	if err != nil || before.Events != int64(old+kept) {
 		t.Fatalf("Stats = %+v, %v", before, err)
 	}
+	fnBefore, err := a.FunctionStats(t.Context(), "")
+	if err != nil || len(fnBefore) != 2 {
+		t.Fatalf("FunctionStats = %+v, %v; want x/f and y/f", fnBefore, err)
+	}
 	cutoff := base.Add(time.Duration(old) * time.Second)
 	var wg sync.WaitGroup
 	var pruned atomic.Int64
@@ -48,6 +52,7 @@ func PruneRacing(t *testing.T, a, b index.Index, old int) {
 		if st, err := idx.Stats(t.Context(), ""); err != nil || st != before {
 			t.Fatalf("Stats after pruning = %+v, %v; want %+v", st, err, before)
 		}
+		checkFunctionStats(t, idx, "", fnBefore, "after racing prunes")
 	}
 	if recs, _ := b.Activations(t.Context(), activation.Filter{}); len(recs) != kept {
 		t.Fatalf("%d activations kept, want %d", len(recs), kept)

@@ -1,0 +1,4 @@
+package postgres
+
+// SchemaVersionForTest is the newest embedded migration's version.
+func SchemaVersionForTest() int { return schemaVersion() }

@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
+)
+
+// TestMigrate_FunctionStatsFromKeptActivations: a database a version-1
+// replica wrote (activations kept, one pruned already) gets per-function
+// totals counted from the activations it keeps when a newer replica
+// opens it; the tenant totals, which count the pruned one too, stay as
+// they were, and both go on counting.
+func TestMigrate_FunctionStatsFromKeptActivations(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := pg.CreateDB(t, "upgrade_v1")
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ms, err := migrations()
+	if err != nil || len(ms) < 2 || ms[0].version != 1 {
+		t.Fatalf("migrations = %d, %v; want version 1 and later ones", len(ms), err)
+	}
+	// The schema as a version-1 replica left it.
+	for _, sql := range []string{
+		`CREATE TABLE dedupfn_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
+		ms[0].sql,
+		`INSERT INTO dedupfn_schema_migrations (version, name) VALUES (1, '` + ms[0].name + `')`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	kept := []activation.Record{
+		{ID: "a1", Tenant: "acme", Function: "thumb", Decision: activation.Miss, FunctionMS: 7.5, Start: now},
+		{ID: "a2", Tenant: "acme", Function: "thumb", Decision: activation.Wait, FunctionMS: 7.5, SavedMS: 7.5, Start: now},
+		{ID: "a3", Tenant: "acme", Function: "ocr", Decision: activation.Error, DeadLetter: true, Start: now},
+		{ID: "a4", Tenant: "globex", Function: "thumb", Decision: activation.Skipped, Start: now},
+	}
+	pruned := activation.Record{ID: "a0", Tenant: "acme", Function: "thumb", Decision: activation.Miss, FunctionMS: 1, Start: now.Add(-time.Hour)}
+	tenantTotals := map[string]activation.Stats{}
+	for _, r := range append([]activation.Record{pruned}, kept...) {
+		st := tenantTotals[r.Tenant]
+		st.Add(r)
+		tenantTotals[r.Tenant] = st
+	}
+	for _, r := range kept {
+		doc, _ := json.Marshal(r)
+		if _, err := conn.Exec(ctx, `INSERT INTO dedupfn_activations (id, tenant, function, start, bucket, key, etag, record)
+			VALUES ($1, $2, $3, $4, '', '', '', $5)`, r.ID, r.Tenant, r.Function, r.Start, string(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for tenant, st := range tenantTotals {
+		if _, err := conn.Exec(ctx, `INSERT INTO dedupfn_stats (tenant, shard, events, runs, hits, waits, errors, skipped, dead_letters, function_ms, saved_ms)
+			VALUES ($1, 3, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tenant, st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped,
+			st.DeadLetters, st.FunctionMS, st.SavedMS); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg, err := parseURL(mustURL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openConfig(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := map[string]activation.Stats{}
+	for _, r := range kept {
+		k := r.Tenant + "/" + r.Function
+		st := want[k]
+		st.Add(r)
+		want[k] = st
+	}
+	fnTotals := func() map[string]activation.Stats {
+		t.Helper()
+		fs, err := d.FunctionStats(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]activation.Stats{}
+		for _, f := range fs {
+			m[f.Tenant+"/"+f.Function] = f.Stats
+		}
+		return m
+	}
+	if got := fnTotals(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("FunctionStats after the migration =\n%+v\nwant (from the kept activations)\n%+v", got, want)
+	}
+	if st, err := d.Stats(ctx, "acme"); err != nil || st != tenantTotals["acme"] {
+		t.Fatalf("Stats(acme) after the migration = %+v, %v; want %+v as before", st, err, tenantTotals["acme"])
+	}
+	next := activation.Record{ID: "a5", Tenant: "acme", Function: "thumb", Decision: activation.Hit, SavedMS: 7.5, Start: now}
+	if err := d.AddActivation(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	w := want["acme/thumb"]
+	w.Add(next)
+	want["acme/thumb"] = w
+	if got := fnTotals(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("FunctionStats after one more =\n%+v\nwant\n%+v", got, want)
+	}
+	wt := tenantTotals["acme"]
+	wt.Add(next)
+	if st, _ := d.Stats(ctx, "acme"); st != wt {
+		t.Fatalf("Stats(acme) after one more = %+v, want %+v", st, wt)
+	}
+}
