@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +31,7 @@ func newFnDeployCmd() *cobra.Command {
 		fn                 registry.Function
 		params, env        []string
 		timeout, lease     time.Duration
+		onMismatch         string
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy NAME",
@@ -39,6 +42,9 @@ func newFnDeployCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fn.Name = args[0]
 			fn.Limits.Timeout, fn.Limits.Lease = timeout, lease
+			if fn.Audit.Rate > 0 || cmd.Flags().Changed("on-mismatch") {
+				fn.Audit.OnMismatch = onMismatch
+			}
 			var err error
 			if fn.Params, err = keyValues("--param", params); err != nil {
 				return err
@@ -112,6 +118,10 @@ func newFnDeployCmd() *cobra.Command {
 			default:
 				fmt.Printf("%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
 			}
+			if f.Audit.Rate > 0 {
+				fmt.Printf("auditing %s of hits for determinism (on mismatch: %s)\n", auditRate(f.Audit.Rate), f.Audit.OnMismatch)
+			}
+			warnNondeterministic(os.Stdout, f)
 			return nil
 		},
 	}
@@ -137,7 +147,29 @@ func newFnDeployCmd() *cobra.Command {
 	fl.BoolVar(&fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
 	fl.BoolVar(&fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
 	fl.BoolVar(&fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
+	fl.Float64Var(&fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
+	fl.StringVar(&onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
 	return cmd
+}
+
+// auditRate prints an audit rate as a percentage: 0.01 → "1%".
+func auditRate(r float64) string {
+	return strconv.FormatFloat(r*100, 'f', -1, 64) + "%"
+}
+
+// warnNondeterministic tells w, if an audit found f's version
+// nondeterministic, what was found and what the policy does about it.
+func warnNondeterministic(w io.Writer, f registry.Function) {
+	m := f.Nondeterministic
+	if m == nil {
+		return
+	}
+	effect := "its results are still reused (--on-mismatch warn)"
+	if !f.Deduplicated() {
+		effect = "every event runs it, results are not reused (--on-mismatch disable-dedup)"
+	}
+	fmt.Fprintf(w, "WARNING: %s version %s is NONDETERMINISTIC: at %s an audit of activation %s got output sha256 %s, the recorded output is %s; %s. Deploy a fixed version (new code or params) to start clean.\n",
+		f.Name, m.Version, m.At.Local().Format(time.RFC3339), m.Activation, m.AuditDigest, m.RecordedDigest, effect)
 }
 
 func keyValues(flag string, kvs []string) (map[string]string, error) {
@@ -178,7 +210,11 @@ func newFnListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER")
 			for _, f := range fns {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, f.Version, f.Runtime, f.Tenant, describeTrigger(f))
+				version := f.Version
+				if f.Nondeterministic != nil {
+					version += " (nondeterministic)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, version, f.Runtime, f.Tenant, describeTrigger(f))
 			}
 			return tw.Flush()
 		},
@@ -190,13 +226,23 @@ func newFnListCmd() *cobra.Command {
 func newFnGetCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
-		Use: "get NAME", Short: "Show a function's definition (JSON)", Args: cobra.ExactArgs(1),
+		Use:   "get NAME",
+		Short: "Show a function's definition (JSON), its audit settings and whether an audit found it nondeterministic",
+		Long: `Show a function's definition as JSON on stdout: "audit" holds its determinism audit settings
+(rate, on_mismatch) and "nondeterministic", when present, what an audit of its current version found
+(version, at, activation, recorded_digest, audit_digest). A nondeterministic version is also
+reported on stderr, in words.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := cf.client().Function(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return printJSON(f)
+			if err := printJSON(f); err != nil {
+				return err
+			}
+			warnNondeterministic(os.Stderr, f)
+			return nil
 		},
 	}
 	cf.register(cmd, false)

@@ -20,6 +20,9 @@ type metrics struct {
 	leaseLost     prometheus.Counter
 	panics        prometheus.Counter
 	stage         *prometheus.HistogramVec
+
+	audits          *prometheus.CounterVec // by result: see audit.go
+	auditMismatches *prometheus.CounterVec // by tenant, function
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,9 +61,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "dedupfn_pipeline_stage_seconds", Help: "Time per pipeline stage.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"stage"}),
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dedupfn_audits_total",
+			Help: "Determinism audits of hits on this replica, by result: match, mismatch, error (the function failed), skipped (input or recorded output gone), dropped (sampled while audits were busy).",
+		}, []string{"result"}),
+		auditMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dedupfn_audit_mismatches_total", Help: "Audits on this replica whose output differed from the recorded one, by function.",
+		}, []string{"tenant", "function"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.activations, m.functionSecs, m.savedSecs, m.deadLetters, m.selfSkipped, m.outputMissing, m.reconciled, m.renewFailures, m.leaseLost, m.panics, m.stage} {
+		for _, c := range []prometheus.Collector{m.activations, m.functionSecs, m.savedSecs, m.deadLetters, m.selfSkipped, m.outputMissing, m.reconciled, m.renewFailures, m.leaseLost, m.panics, m.stage, m.audits, m.auditMismatches} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -157,6 +157,8 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 	switch {
 	case fn.NoDedup:
 		x.WouldRun, x.Reason = true, "function is deployed with --no-dedup"
+	case !fn.Deduplicated():
+		x.WouldRun, x.Reason = true, "an audit found this version nondeterministic and it is deployed --on-mismatch disable-dedup: every event runs"
 	case errors.Is(err, index.ErrNotFound):
 		x.WouldRun, x.Reason = true, "no record for this key: a new event would run the function"
 	case err != nil:

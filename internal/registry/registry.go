@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"regexp"
 	"slices"
@@ -37,6 +38,19 @@ const (
 	// from the index when needed again.
 	DefaultCodeCacheBytes = 256 << 20
 	docKind               = "function"
+	// markKind holds the Nondeterministic marks, one document per
+	// function version (id tenant/name/version), apart from the function
+	// definitions: a mark belongs to a version, not to a deploy.
+	markKind = "nondeterministic"
+)
+
+// What a determinism audit's mismatch does (Audit.OnMismatch).
+const (
+	// OnMismatchWarn marks the version and keeps reusing its results.
+	OnMismatchWarn = "warn"
+	// OnMismatchDisableDedup marks the version and from then on runs every
+	// event of it, as if deployed NoDedup.
+	OnMismatchDisableDedup = "disable-dedup"
 )
 
 // ErrNotFound is returned for an unknown function.
@@ -68,6 +82,35 @@ type Limits struct {
 	Retention time.Duration `json:"retention,omitempty"`
 }
 
+// Audit samples reused results to check that a function is pure: that
+// fraction of hits also runs the function, off the hit's path, and
+// compares the output with the recorded one. Audit settings do not change
+// a function's Version: they do not change its output.
+type Audit struct {
+	// Rate is the fraction of hits audited, 0 (never, the default) to 1.
+	Rate float64 `json:"rate"`
+	// OnMismatch is OnMismatchWarn (the default once Rate > 0) or
+	// OnMismatchDisableDedup.
+	OnMismatch string `json:"on_mismatch,omitempty"`
+}
+
+// Nondeterministic records that an audit of a function version ran it on
+// the input of a hit and got an output other than the recorded one. The
+// first mismatch found is kept; the mark stays with the version until a
+// deploy changes the version (code, params, runtime, config).
+type Nondeterministic struct {
+	Version string    `json:"version"`
+	At      time.Time `json:"at"`
+	// Activation is the hit whose reused result the audit contradicted.
+	Activation string `json:"activation"`
+	// DedupKey is that hit's key (dedupfn purge --key forgets its result).
+	DedupKey string `json:"dedup_key,omitempty"`
+	// RecordedDigest and AuditDigest are the SHA-256 (hex) of the
+	// recorded output object and of the audit run's output.
+	RecordedDigest string `json:"recorded_digest"`
+	AuditDigest    string `json:"audit_digest"`
+}
+
 // Function is a deployed function definition.
 type Function struct {
 	Tenant     string            `json:"tenant"`
@@ -88,10 +131,23 @@ type Function struct {
 	// result, so the same content does not run again.
 	CacheFailures bool `json:"cache_failures,omitempty"`
 	MaxAttempts   int  `json:"max_attempts"`
+	// Audit: determinism audits of hits (see Audit).
+	Audit Audit `json:"audit,omitzero"`
 	// Version is derived from everything that can change the output.
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Nondeterministic is set by the registry when an audit found this
+	// version nondeterministic. It is not part of the definition: a
+	// deploy ignores it, and it is stored apart (see MarkNondeterministic).
+	Nondeterministic *Nondeterministic `json:"nondeterministic,omitempty"`
+}
+
+// Deduplicated reports whether f's results are reused: it is not deployed
+// NoDedup, and its version was not found nondeterministic under the
+// OnMismatchDisableDedup policy.
+func (f *Function) Deduplicated() bool {
+	return !f.NoDedup && (f.Nondeterministic == nil || f.Audit.OnMismatch != OnMismatchDisableDedup)
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
@@ -114,6 +170,15 @@ func (f *Function) Validate() error {
 		return fmt.Errorf("function %s: output bucket must be set", f.Name)
 	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.Limits.Retention < 0 || f.MaxAttempts < 0:
 		return fmt.Errorf("function %s: limits must be >= 0", f.Name)
+	case math.IsNaN(f.Audit.Rate) || f.Audit.Rate < 0 || f.Audit.Rate > 1:
+		return fmt.Errorf("function %s: audit rate must be between 0 and 1 (a fraction of hits), got %v", f.Name, f.Audit.Rate)
+	case f.Audit.OnMismatch != "" && f.Audit.OnMismatch != OnMismatchWarn && f.Audit.OnMismatch != OnMismatchDisableDedup:
+		return fmt.Errorf("function %s: audit on_mismatch must be %q or %q, got %q", f.Name, OnMismatchWarn, OnMismatchDisableDedup, f.Audit.OnMismatch)
+	case f.NoDedup && f.Audit.Rate > 0:
+		return fmt.Errorf("function %s: audit rate must be 0 for a no-dedup function (it reuses no results to audit), got %v", f.Name, f.Audit.Rate)
+	}
+	if f.Audit.Rate > 0 && f.Audit.OnMismatch == "" {
+		f.Audit.OnMismatch = OnMismatchWarn
 	}
 	if f.Output.KeyTemplate == "" {
 		f.Output.KeyTemplate = "{key}"
@@ -138,7 +203,7 @@ func (f *Function) Validate() error {
 }
 
 // version digests everything that can change the output: code, params,
-// runtime and its config. Limits and triggers do not change outputs.
+// runtime and its config. Limits, triggers and audits do not change outputs.
 func (f *Function) version() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", f.Runtime, f.CodeDigest, canonical(f.Params))
@@ -255,7 +320,8 @@ type Registry struct {
 	logger *slog.Logger
 
 	mu        sync.RWMutex
-	cache     []Function
+	cache     []Function // with their versions' marks attached
+	marks     map[string]Nondeterministic
 	onRemoved []func(Function)
 
 	code codeCache
@@ -339,6 +405,8 @@ func (r *Registry) CodeCacheBytes() int64 {
 
 func docID(tenant, name string) string { return tenant + "/" + name }
 
+func markID(tenant, name, version string) string { return tenant + "/" + name + "/" + version }
+
 // Deploy stores f and its code (nil for remote runtimes) and returns the
 // stored definition. Redeploying identical code and params keeps the version.
 func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Function, error) {
@@ -351,6 +419,7 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 	if err := f.Validate(); err != nil {
 		return f, err
 	}
+	f.Nondeterministic = nil // the registry's to say, never the deployer's
 	now := time.Now().UTC()
 	f.Created, f.Updated = now, now
 	if old, err := r.Get(ctx, f.Tenant, f.Name); err == nil {
@@ -363,7 +432,13 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 	if err := r.idx.PutDoc(ctx, docKind, docID(f.Tenant, f.Name), doc); err != nil {
 		return f, fmt.Errorf("registry: store function %s: %w", f.Name, err)
 	}
-	return f, r.Refresh(ctx)
+	if err := r.Refresh(ctx); err != nil {
+		return f, err
+	}
+	r.mu.RLock()
+	f = r.attach(f)
+	r.mu.RUnlock()
+	return f, nil
 }
 
 // Digest is the content address of function code.
@@ -385,7 +460,88 @@ func (r *Registry) Get(ctx context.Context, tenant, name string) (Function, erro
 	if err := json.Unmarshal(doc, &f); err != nil {
 		return f, fmt.Errorf("registry: decode %s: %w", name, err)
 	}
+	f.Nondeterministic = nil
+	m, err := r.mark(ctx, f.Tenant, f.Name, f.Version)
+	if err != nil && !errors.Is(err, index.ErrNotFound) {
+		return f, err
+	}
+	if err == nil {
+		f.Nondeterministic = &m
+	}
 	return f, nil
+}
+
+// mark reads the mark of a function version from the index, or ErrNotFound.
+func (r *Registry) mark(ctx context.Context, tenant, name, version string) (Nondeterministic, error) {
+	var m Nondeterministic
+	doc, err := r.idx.GetDoc(ctx, markKind, markID(tenant, name, version))
+	if errors.Is(err, index.ErrNotFound) {
+		return m, err
+	}
+	if err != nil {
+		return m, fmt.Errorf("registry: get nondeterministic mark of %s@%s: %w", name, version, err)
+	}
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return m, fmt.Errorf("registry: decode nondeterministic mark of %s@%s: %w", name, version, err)
+	}
+	return m, nil
+}
+
+// MarkNondeterministic records m, an audit's mismatch, on the version
+// m.Version of f (tenant and name), unless that version is marked
+// already: the first mark stays (two replicas marking at once may each
+// store theirs; either is a real mismatch). It returns the mark that
+// stands and whether it is m. The mark is live on this replica at once,
+// and on replicas sharing the index at their next refresh (pushed, where
+// the index can). Idempotent.
+func (r *Registry) MarkNondeterministic(ctx context.Context, f Function, m Nondeterministic) (Nondeterministic, bool, error) {
+	old, err := r.mark(ctx, f.Tenant, f.Name, m.Version)
+	if err == nil {
+		r.cacheMark(f.Tenant, f.Name, old)
+		return old, false, nil
+	}
+	if !errors.Is(err, index.ErrNotFound) {
+		return m, false, err
+	}
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return m, false, err
+	}
+	if err := r.idx.PutDoc(ctx, markKind, markID(f.Tenant, f.Name, m.Version), doc); err != nil {
+		return m, false, fmt.Errorf("registry: mark %s@%s nondeterministic: %w", f.Name, m.Version, err)
+	}
+	r.cacheMark(f.Tenant, f.Name, m)
+	return m, true, nil
+}
+
+// cacheMark puts m into the cache at once, without waiting for a refresh.
+func (r *Registry) cacheMark(tenant, name string, m Nondeterministic) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := markID(tenant, name, m.Version)
+	if _, ok := r.marks[id]; ok {
+		return
+	}
+	if r.marks == nil {
+		r.marks = map[string]Nondeterministic{}
+	}
+	r.marks[id] = m
+	// Refresh reads the slice it replaced outside the lock: replace the
+	// cache, never write into it.
+	fns := make([]Function, len(r.cache))
+	for i, f := range r.cache {
+		fns[i] = r.attach(f)
+	}
+	r.cache = fns
+}
+
+// attach returns f with the mark of its version, if any. r.mu must be held.
+func (r *Registry) attach(f Function) Function {
+	f.Nondeterministic = nil
+	if m, ok := r.marks[markID(f.Tenant, f.Name, f.Version)]; ok {
+		f.Nondeterministic = &m
+	}
+	return f
 }
 
 // Delete removes a function. Its results stay in the index until purged.
@@ -472,8 +628,33 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registry: list functions: %w", err)
 	}
+	marks := map[string]Nondeterministic{}
+	err = r.idx.Docs(ctx, markKind, func(id string, doc []byte) error {
+		var m Nondeterministic
+		if err := json.Unmarshal(doc, &m); err != nil {
+			r.logger.Warn("skip undecodable nondeterministic mark", "id", id, "err", err)
+			return nil
+		}
+		marks[id] = m
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: list nondeterministic marks: %w", err)
+	}
 	r.mu.Lock()
 	old, hooks := r.cache, r.onRemoved
+	// A mark made here since the documents were read stays: marks are
+	// never taken back, and dropping it would let a disable-dedup version
+	// reuse results again until the next refresh.
+	for id, m := range r.marks {
+		if _, ok := marks[id]; !ok {
+			marks[id] = m
+		}
+	}
+	r.marks = marks
+	for i, f := range fns {
+		fns[i] = r.attach(f)
+	}
 	r.cache = fns
 	r.mu.Unlock()
 	for _, f := range removed(old, fns) {
@@ -524,17 +705,18 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	var pushed chan struct{} // stays nil (never ready) without a watcher
 	if w, ok := r.idx.(index.DocWatcher); ok {
 		pushed = make(chan struct{}, 1)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			w.WatchDocs(ctx, docKind, func() {
-				select {
-				case pushed <- struct{}{}:
-				default: // a refresh is already pending
-				}
-			})
-		}()
-		defer func() { <-done }()
+		notify := func() {
+			select {
+			case pushed <- struct{}{}:
+			default: // a refresh is already pending
+			}
+		}
+		var watchers sync.WaitGroup
+		defer watchers.Wait()
+		// Definitions and marks both change what Match returns.
+		for _, kind := range []string{docKind, markKind} {
+			watchers.Go(func() { w.WatchDocs(ctx, kind, notify) })
+		}
 		interval = max(interval, DefaultPushedRefresh)
 	}
 	t := time.NewTicker(interval)
