@@ -298,7 +298,7 @@ func TestPresignedOutput_NeverTriggers(t *testing.T) {
 	// notification source would (plain S3 events carry no metadata).
 	for range 2 {
 		var objs []objects.Info
-		if err := store.List(t.Context(), e.in, "", func(o objects.Info) error { objs = append(objs, o); return nil }); err != nil {
+		if err := store.List(t.Context(), e.in, "", "", func(o objects.Info) error { objs = append(objs, o); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range objs {
@@ -309,7 +309,7 @@ func TestPresignedOutput_NeverTriggers(t *testing.T) {
 		t.Fatalf("function executed %d times, want 1: it ran on its own output", got)
 	}
 	var keys []string
-	store.List(t.Context(), e.in, "", func(o objects.Info) error { keys = append(keys, o.Key); return nil })
+	store.List(t.Context(), e.in, "", "", func(o objects.Info) error { keys = append(keys, o.Key); return nil })
 	if strings.Join(keys, ",") != "out/x.txt,x.txt" {
 		t.Fatalf("bucket holds %v, want [out/x.txt x.txt]", keys)
 	}

@@ -93,10 +93,12 @@ type Pipeline struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
-	runs    chan struct{} // a slot per function execution in flight (Config.MaxRuns)
+	runs    *runSlots // a slot per function execution in flight (Config.MaxRuns)
 
 	digestMu sync.Mutex
 	digests  map[string]remoteDigest // remote code digests by function version
+
+	audits auditor // determinism audits in flight (audit.go)
 }
 
 type remoteDigest struct {
@@ -146,7 +148,7 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.MaxRuns = goruntime.GOMAXPROCS(0)
 	}
 	p := &Pipeline{
-		runs:    make(chan struct{}, cfg.MaxRuns),
+		runs:    newRunSlots(cfg.MaxRuns),
 		cfg:     cfg,
 		logger:  cfg.Logger.With("component", "pipeline"),
 		metrics: m,
@@ -316,10 +318,13 @@ type job struct {
 	// staging is where the current invocation may PUT its output through
 	// a presigned URL (see invoke).
 	staging string
+	// background runs (a backfill's, an audit's) wait for a run slot
+	// behind live events (runSlots).
+	background bool
 }
 
 func newJob(ev event.Event, fn registry.Function, start time.Time) *job {
-	return &job{ev: ev, fn: fn, start: start, rec: activation.Record{
+	return &job{ev: ev, fn: fn, start: start, background: ev.Source == backfillSource, rec: activation.Record{
 		ID:          activationID(ev, fn),
 		EventID:     ev.ID(),
 		Tenant:      fn.Tenant,

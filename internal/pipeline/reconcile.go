@@ -25,7 +25,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 	}
 	for _, bucket := range p.cfg.Registry.Buckets() {
 		var todo []objects.Info
-		err := p.cfg.Objects.List(ctx, bucket, "", func(o objects.Info) error {
+		err := p.cfg.Objects.List(ctx, bucket, "", "", func(o objects.Info) error {
 			if o.Modified.After(cutoff) || o.Modified.Before(pruned) || len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
 				return nil
 			}

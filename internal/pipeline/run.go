@@ -33,7 +33,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	}
 	key, parts := j.fn.Key(codeDigest, rt.Version(), in.fp)
 	j.rec.Key = key
-	if j.fn.NoDedup {
+	if !j.fn.Deduplicated() { // --no-dedup, or found nondeterministic under disable-dedup
 		return p.runUndeduplicated(ctx, j, in, rt)
 	}
 
@@ -82,6 +82,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				if waited {
 					j.rec.Decision = activation.Wait
 				}
+				p.audit(ctx, j, in, key, c.Record) // sampled; runs in the background
 			}
 			return nil
 
@@ -348,15 +349,13 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		}
 	}
 	waitStart := time.Now()
-	select {
-	case p.runs <- struct{}{}:
-		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
-	case <-ctx.Done():
-		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", context.Cause(ctx))
+	if err := p.runs.acquire(ctx, j.background); err != nil {
+		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
 	}
+	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	invokeStart := time.Now()
 	res, err := rt.Invoke(ctx, inv)
-	<-p.runs
+	p.runs.release()
 	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
 	if res.Duration == 0 {
 		res.Duration = time.Since(invokeStart)
