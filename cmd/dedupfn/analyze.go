@@ -14,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/analyze"
@@ -241,11 +240,7 @@ type analyzeProgress struct {
 }
 
 func newAnalyzeProgress(w io.Writer) *analyzeProgress {
-	p := &analyzeProgress{w: w, start: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.tty = true
-	}
-	return p
+	return &analyzeProgress{w: w, start: time.Now(), tty: isTerminal(w)}
 }
 
 func (p *analyzeProgress) listed(objects, bytes int64) {

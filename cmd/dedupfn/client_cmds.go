@@ -16,6 +16,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
+	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
 func newInvokeCmd() *cobra.Command {
@@ -54,12 +55,14 @@ func newInvokeCmd() *cobra.Command {
 
 func newActivationsCmd() *cobra.Command {
 	var (
-		cf     clientFlags
-		fn     string
-		since  string
-		limit  int
-		follow bool
-		every  time.Duration
+		cf       clientFlags
+		fn       string
+		since    string
+		limit    int
+		follow   bool
+		every    time.Duration
+		decision string
+		errs     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "activations [ID]",
@@ -74,7 +77,7 @@ func newActivationsCmd() *cobra.Command {
 				}
 				return printJSON(rec)
 			}
-			q := api.ActivationQuery{Function: fn, Limit: limit}
+			q := api.ActivationQuery{Function: fn, Limit: limit, Decision: activation.Decision(decision), ErrorsOnly: errs}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
 				if err != nil {
@@ -105,6 +108,9 @@ func newActivationsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only activations started at or after this: a duration back from now (10m, 2h) or an RFC 3339 time")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new activations as they are recorded, oldest first, until Ctrl-C (--json: one JSON object a line)")
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "with --follow, how often to ask the API")
+	among := fmt.Sprintf(" (among the %d newest that match the other flags)", api.DefaultActivationScan)
+	cmd.Flags().StringVar(&decision, "decision", "", "only activations with this decision: hit, miss, wait, error or skipped"+among)
+	cmd.Flags().BoolVar(&errs, "errors", false, "only failed or dead-lettered activations"+among)
 	return cmd
 }
 
@@ -259,23 +265,78 @@ func newStatsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "stats", Short: "Totals: events, runs, hits, errors and compute saved", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := cf.client().Stats(cmd.Context())
+			c := cf.client()
+			st, err := c.Stats(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if cf.json {
-				return printJSON(st)
+			fns, err := c.Functions(cmd.Context())
+			if err != nil {
+				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
-			fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%d\nwaits\t%d\nerrors\t%d\nskipped\t%d\ndead letters\t%d\n",
-				st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.DeadLetters)
-			fmt.Fprintf(tw, "function time\t%.3f s\ntime saved\t%.3f s\n", st.FunctionMS/1000, st.SavedMS/1000)
-			return tw.Flush()
+			out := statsOutput{Stats: st, Nondeterministic: nondeterministicFns(fns)}
+			if cf.json {
+				return printJSON(out)
+			}
+			return writeStats(os.Stdout, out)
 		},
 	}
 	cf.register(cmd, true)
 	return cmd
 }
+
+// statsOutput is what stats prints: the totals, then the functions whose
+// current version an audit found nondeterministic.
+type statsOutput struct {
+	activation.Stats
+	Nondeterministic []nondeterministicFn `json:"nondeterministic,omitempty"`
+}
+
+// nondeterministicFn is one function in stats' list of nondeterministic ones.
+type nondeterministicFn struct {
+	Tenant     string `json:"tenant"`
+	Function   string `json:"function"`
+	OnMismatch string `json:"on_mismatch"`
+	registry.Nondeterministic
+}
+
+func nondeterministicFns(fns []registry.Function) []nondeterministicFn {
+	var out []nondeterministicFn
+	for _, f := range fns {
+		if f.Nondeterministic != nil {
+			out = append(out, nondeterministicFn{Tenant: f.Tenant, Function: f.Name, OnMismatch: cmp.Or(f.Audit.OnMismatch, registry.OnMismatchWarn), Nondeterministic: *f.Nondeterministic})
+		}
+	}
+	slices.SortFunc(out, func(a, b nondeterministicFn) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Function, b.Function))
+	})
+	return out
+}
+
+func writeStats(w io.Writer, out statsOutput) error {
+	st := out.Stats
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%d\nwaits\t%d\nerrors\t%d\nskipped\t%d\ndead letters\t%d\n",
+		st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.DeadLetters)
+	fmt.Fprintf(tw, "function time\t%.3f s\ntime saved\t%.3f s\n", st.FunctionMS/1000, st.SavedMS/1000)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(out.Nondeterministic) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nnondeterministic functions (%d): an audit re-ran a hit and got another output\n", len(out.Nondeterministic))
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "FUNCTION\tTENANT\tVERSION\tSINCE\tON MISMATCH\tACTIVATION\tRECORDED SHA256\tAUDIT SHA256")
+	for _, n := range out.Nondeterministic {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Function, n.Tenant, n.Version,
+			n.At.Local().Format(time.RFC3339), n.OnMismatch, n.Activation, shortDigest(n.RecordedDigest), shortDigest(n.AuditDigest))
+	}
+	return tw.Flush()
+}
+
+// shortDigest abbreviates a hex digest for a table.
+func shortDigest(digest string) string { return digest[:min(12, len(digest))] }
 
 func newPurgeCmd() *cobra.Command {
 	var (

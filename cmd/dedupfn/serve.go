@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -286,9 +287,17 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	// Backfill jobs live in the index: this replica runs its own and
+	// resumes those of replicas that stopped.
+	backfills, err := backfill.New(backfill.Config{
+		Index: idx, Objects: store, Registry: reg, Pipeline: pipe, Owner: o.replicaID, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
 	apiSrv, err := api.New(o.sec.apiConfig(api.Config{
 		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, Tenants: tenants,
-		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr,
+		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
 	}))
 	if err != nil {
 		return err
@@ -315,6 +324,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.reconcile > 0 {
 		wg.Go(func() { pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
 	}
+	wg.Go(func() { backfills.Run(ctx) })
 	wg.Go(func() {
 		if err := src.Run(ctx, func(_ context.Context, ev event.Event) error { return pipe.Handle(workCtx, ev) }); err != nil {
 			errc <- fmt.Errorf("event source: %w", err)
@@ -336,6 +346,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer cancelShut()
 	httpSrv.Shutdown(shutCtx)
 	src.Close()
+	backfills.Close(shutCtx) // its jobs finish their objects in flight, persist and release themselves
 	wg.Wait()
+	if err := pipe.Close(shutCtx); err != nil { // audits in flight: cancelled, they write nothing
+		logger.Warn("stop determinism audits", "err", err)
+	}
 	return runErr
 }

@@ -194,7 +194,7 @@ func Run(ctx context.Context, store objects.Store, t Target, o Options) (*Report
 		items []item
 		total int64
 	)
-	err = store.List(ctx, t.Bucket, t.Prefix, func(info objects.Info) error {
+	err = store.List(ctx, t.Bucket, t.Prefix, "", func(info objects.Info) error {
 		items = append(items, item{key: info.Key, size: info.Size})
 		total += info.Size
 		return nil

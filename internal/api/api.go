@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
@@ -102,6 +103,8 @@ type Config struct {
 	// Mux, when set, is the mux to mount on; sources such as webhook: mount
 	// their own endpoints on it too.
 	Mux *http.ServeMux
+	// Backfills runs backfill jobs (/v1/backfills); nil answers 503.
+	Backfills *backfill.Manager
 }
 
 // Server serves the API.
@@ -472,13 +475,19 @@ func activationFilter(r *http.Request, c caller) (activation.Filter, error) {
 	return f, nil
 }
 
+// activations lists activation records, newest first; decision= and
+// errors=1 filter a bounded scan (see listActivations).
 func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
 	f, err := activationFilter(r, c)
+	var keep func(activation.Record) bool
+	if err == nil {
+		keep, err = recordFilter(r.URL.Query())
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	recs, err := s.cfg.Index.Activations(r.Context(), f)
+	recs, err := s.listActivations(r.Context(), f, keep)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
@@ -107,6 +108,11 @@ type ActivationQuery struct {
 	Function string
 	Since    time.Time // started at or after
 	Limit    int       // 0: the server's default
+	// Decision and ErrorsOnly (decision error or dead-lettered) filter
+	// listings, among the server's DefaultActivationScan newest
+	// (ListActivations only).
+	Decision   activation.Decision
+	ErrorsOnly bool
 }
 
 func (q ActivationQuery) values() url.Values {
@@ -119,6 +125,12 @@ func (q ActivationQuery) values() url.Values {
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Decision != "" {
+		v.Set("decision", string(q.Decision))
+	}
+	if q.ErrorsOnly {
+		v.Set("errors", "1")
 	}
 	return v
 }
@@ -166,4 +178,29 @@ func (c *Client) Explain(ctx context.Context, fn, bucket, key string) (pipeline.
 	q := url.Values{"fn": {fn}, "bucket": {bucket}, "key": {key}}
 	var out pipeline.Explanation
 	return out, c.do(ctx, http.MethodGet, "/v1/explain?"+q.Encode(), nil, &out)
+}
+
+// StartBackfill starts a backfill job on the server and returns it.
+func (c *Client) StartBackfill(ctx context.Context, req backfill.Request) (backfill.Job, error) {
+	var out backfill.Job
+	return out, c.do(ctx, http.MethodPost, "/v1/backfills", req, &out)
+}
+
+// Backfills lists backfill jobs, newest first.
+func (c *Client) Backfills(ctx context.Context) ([]backfill.Job, error) {
+	var out []backfill.Job
+	return out, c.do(ctx, http.MethodGet, "/v1/backfills", nil, &out)
+}
+
+// Backfill gets one backfill job.
+func (c *Client) Backfill(ctx context.Context, id string) (backfill.Job, error) {
+	var out backfill.Job
+	return out, c.do(ctx, http.MethodGet, "/v1/backfills/"+url.PathEscape(id), nil, &out)
+}
+
+// CancelBackfill asks a backfill job to stop and returns it (canceled, or
+// still finishing its objects in flight).
+func (c *Client) CancelBackfill(ctx context.Context, id string) (backfill.Job, error) {
+	var out backfill.Job
+	return out, c.do(ctx, http.MethodPost, "/v1/backfills/"+url.PathEscape(id)+"/cancel", struct{}{}, &out)
 }

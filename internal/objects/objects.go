@@ -72,8 +72,12 @@ type Store interface {
 	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts PutOptions) (Info, error)
 	// Delete removes an object; a missing object is not an error.
 	Delete(ctx context.Context, bucket, key string) error
-	// List calls fn for every object under prefix in bucket.
-	List(ctx context.Context, bucket, prefix string, fn func(Info) error) error
+	// List calls fn for every object under prefix in bucket whose key
+	// sorts after startAfter ("" = from the first), in key order (byte
+	// order, as S3 lists), until fn returns an error, which List returns.
+	// A listing resumed with startAfter = the last key seen continues
+	// where it stopped.
+	List(ctx context.Context, bucket, prefix, startAfter string, fn func(Info) error) error
 	// MakeBucket creates a bucket; an existing bucket is not an error.
 	MakeBucket(ctx context.Context, bucket string) error
 	// PresignGet and PresignPut return URLs that grant access to one object

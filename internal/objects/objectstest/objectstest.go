@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +35,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"Copy", testCopy},
 		{"CopyMissingSource", testCopyMissing},
 		{"ListPrefix", testList},
+		{"ListStartAfter", testListStartAfter},
 		{"MakeBucketIdempotent", testMakeBucket},
 		{"PresignGet", testPresignGet},
 		{"PresignPut", testPresignPut},
@@ -220,7 +220,7 @@ func testList(t *testing.T, s objects.Store, b string) {
 		put(t, s, b, k, "x", objects.PutOptions{})
 	}
 	var got []string
-	err := s.List(t.Context(), b, "in/", func(i objects.Info) error {
+	err := s.List(t.Context(), b, "in/", "", func(i objects.Info) error {
 		if i.Size != 1 || i.ETag == "" || i.Bucket != b {
 			t.Errorf("listed %+v, want size 1 with etag in %s", i, b)
 		}
@@ -230,16 +230,75 @@ func testList(t *testing.T, s objects.Store, b string) {
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	sort.Strings(got)
 	if want := []string{"in/a", "in/b/c", "in/d"}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("list in/ = %v, want %v", got, want)
+		t.Errorf("list in/ = %v, want %v (in key order)", got, want)
 	}
 	// An error from fn stops the listing and is returned.
 	stop := errors.New("stop")
 	n := 0
-	err = s.List(t.Context(), b, "", func(objects.Info) error { n++; return stop })
+	err = s.List(t.Context(), b, "", "", func(objects.Info) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("list with failing fn: err = %v after %d calls, want stop after 1", err, n)
+	}
+}
+
+// testListStartAfter: a listing is in byte order of the keys, across
+// "directories" ("a-b" < "a/b" < "a0", though a file system walk visits
+// a/ first), and resumes after any key, listed or not. (No key is also a
+// "directory": file-system backends cannot hold both p/a and p/a/b.)
+func testListStartAfter(t *testing.T, s objects.Store, b string) {
+	keys := []string{"p/a-b", "p/a/b", "p/a/c", "p/a0", "p/b/x/y", "p/c"}
+	for _, k := range keys {
+		put(t, s, b, k, "x", objects.PutOptions{})
+	}
+	put(t, s, b, "q/outside", "x", objects.PutOptions{})
+	list := func(after string) []string {
+		t.Helper()
+		var got []string
+		if err := s.List(t.Context(), b, "p/", after, func(i objects.Info) error { got = append(got, i.Key); return nil }); err != nil {
+			t.Fatalf("list after %q: %v", after, err)
+		}
+		return got
+	}
+	if got := list(""); fmt.Sprint(got) != fmt.Sprint(keys) {
+		t.Fatalf("list p/ = %v, want %v (byte order)", got, keys)
+	}
+	for _, tc := range []struct{ after, want string }{
+		{"p/a-b", "[p/a/b p/a/c p/a0 p/b/x/y p/c]"},
+		{"p/a/b", "[p/a/c p/a0 p/b/x/y p/c]"},
+		{"p/a/bb", "[p/a/c p/a0 p/b/x/y p/c]"}, // not a key: resumes where it would sort
+		{"p/a/c", "[p/a0 p/b/x/y p/c]"},        // the last key of a "directory"
+		{"p/b", "[p/b/x/y p/c]"},
+		{"p/c", "[]"},
+		{"a", fmt.Sprint(keys)}, // before the prefix: everything under it
+	} {
+		if got := fmt.Sprint(list(tc.after)); got != tc.want {
+			t.Errorf("list p/ after %q = %s, want %s", tc.after, got, tc.want)
+		}
+	}
+	// Paging by hand (stop, resume after the last key seen) sees every key once.
+	var paged []string
+	after := ""
+	for range len(keys) + 1 {
+		var page []string
+		full := errors.New("page full")
+		err := s.List(t.Context(), b, "p/", after, func(i objects.Info) error {
+			if page = append(page, i.Key); len(page) == 2 {
+				return full
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, full) {
+			t.Fatalf("list after %q: %v", after, err)
+		}
+		paged = append(paged, page...)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if fmt.Sprint(paged) != fmt.Sprint(keys) {
+		t.Errorf("paged listing = %v, want %v", paged, keys)
 	}
 }
 

@@ -216,12 +216,14 @@ func (c *Client) Delete(ctx context.Context, bucket, key string) error {
 	return nil
 }
 
-// List calls fn for every object under prefix in bucket, in key order.
-// Listing results carry no user metadata or content type.
-func (c *Client) List(ctx context.Context, bucket, prefix string, fn func(objects.Info) error) error {
+// List calls fn for every object under prefix in bucket after startAfter,
+// in key order (ListObjectsV2 start-after). Listing results carry no user
+// metadata or content type.
+func (c *Client) List(ctx context.Context, bucket, prefix, startAfter string, fn func(objects.Info) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops minio-go's listing goroutine when fn returns early
-	for oi := range c.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+	opts := minio.ListObjectsOptions{Prefix: prefix, StartAfter: startAfter, Recursive: true}
+	for oi := range c.mc.ListObjects(ctx, bucket, opts) {
 		if oi.Err != nil {
 			return fmt.Errorf("s3: list %s/%s: %w", bucket, prefix, translate(oi.Err))
 		}
