@@ -67,9 +67,13 @@ type Store interface {
 	Stat(ctx context.Context, bucket, key string) (Info, error)
 	// Put writes an object of size bytes (-1 if unknown) from r.
 	Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts PutOptions) (Info, error)
-	// Copy copies an object server-side, replacing its metadata with opts.
-	// ErrNotFound if the source is missing.
-	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts PutOptions) (Info, error)
+	// Copy copies the object src.Bucket/src.Key server-side, replacing its
+	// metadata with opts. ErrNotFound if the source is missing. A non-empty
+	// src.ETag copies only that version of the source (If-Match; ErrNotFound
+	// if it changed); a remote store then makes the Info returned from src
+	// (its Size) and the copy's answer instead of reading it back: one
+	// round trip.
+	Copy(ctx context.Context, src Info, dstBucket, dstKey string, opts PutOptions) (Info, error)
 	// Delete removes an object; a missing object is not an error.
 	Delete(ctx context.Context, bucket, key string) error
 	// List calls fn for every object under prefix in bucket whose key

@@ -105,7 +105,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 				return nil, err
 			}
 			opts.ContentType = staged.ContentType
-			info, err = p.cfg.Objects.Copy(ctx, bucket, staged.Key, bucket, key, opts)
+			info, err = p.cfg.Objects.Copy(ctx, *staged, bucket, key, opts)
 			if err == nil {
 				p.dropStaged(ctx, j)
 			}
@@ -215,25 +215,6 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
 		usable = false // past retention: run again and record a fresh result
 	}
-	var src objects.Info
-	if usable {
-		var err error
-		sctx, cancel := p.callCtx(ctx)
-		src, err = p.cfg.Objects.Stat(sctx, rec.Output.Bucket, rec.Output.Key)
-		cancel()
-		switch {
-		case errors.Is(err, objects.ErrNotFound):
-			usable = false
-		case err != nil:
-			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
-		case src.ETag != rec.Output.ETag:
-			usable = false
-		}
-		if !usable {
-			p.metrics.outputMissing.Inc()
-			p.log(ctx).Warn("recorded output missing or changed; running again", "dedup_key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
-		}
-	}
 	if !usable {
 		if err := p.deleteResult(ctx, key, rec.Updated); err != nil {
 			return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
@@ -249,24 +230,38 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if strings.HasSuffix(rec.Output.Key, ".json") && !strings.HasSuffix(dstKey, ".json") && rec.Output.ContentType == "application/json" {
 		dstKey += ".json"
 	}
+	src := objects.Info{Bucket: rec.Output.Bucket, Key: rec.Output.Key, ETag: rec.Output.ETag, Size: rec.Output.Size, ContentType: rec.Output.ContentType}
+	copyNeeded := src.Bucket != j.fn.Output.Bucket || src.Key != dstKey
+	if !copyNeeded || src.ContentType == "" {
+		// Nothing to copy (the recorded output is where this event's goes),
+		// or a record from before content types were kept: check the
+		// output is still there, unchanged. Otherwise the copy checks it:
+		// it copies only the recorded ETag.
+		sctx, cancel := p.callCtx(ctx)
+		st, err := p.cfg.Objects.Stat(sctx, src.Bucket, src.Key)
+		cancel()
+		switch {
+		case errors.Is(err, objects.ErrNotFound) || (err == nil && st.ETag != src.ETag):
+			return false, p.dropMissingOutput(ctx, key, rec)
+		case err != nil:
+			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
+		}
+		src.ContentType = st.ContentType
+	}
 	out := *rec.Output
-	if rec.Output.Bucket != j.fn.Output.Bucket || rec.Output.Key != dstKey {
+	if copyNeeded {
 		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
 			if runtime.ClassOf(err) == runtime.ClassConfig {
 				return true, p.fail(j, err, 1, true)
 			}
 			return false, err
 		}
-		info, err := p.cfg.Objects.Copy(ctx, rec.Output.Bucket, rec.Output.Key, j.fn.Output.Bucket, dstKey, objects.PutOptions{
+		info, err := p.cfg.Objects.Copy(ctx, src, j.fn.Output.Bucket, dstKey, objects.PutOptions{
 			ContentType: src.ContentType,
 			Metadata:    outputMeta(j),
 		})
 		if errors.Is(err, objects.ErrNotFound) {
-			// Deleted between Stat and Copy: treat like a missing output.
-			if err := p.deleteResult(ctx, key, rec.Updated); err != nil {
-				return false, fmt.Errorf("pipeline: delete unusable record: %w", err)
-			}
-			return false, nil
+			return false, p.dropMissingOutput(ctx, key, rec) // deleted or overwritten since it was recorded
 		}
 		if err != nil {
 			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
@@ -280,4 +275,15 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	j.rec.SavedMS = rec.FunctionMS
 	j.rec.FunctionMS = rec.FunctionMS
 	return true, nil
+}
+
+// dropMissingOutput deletes the record under key whose output object is
+// gone or changed, so that the caller runs the function again.
+func (p *Pipeline) dropMissingOutput(ctx context.Context, key string, rec index.Record) error {
+	p.metrics.outputMissing.Inc()
+	p.log(ctx).Warn("recorded output missing or changed; running again", "dedup_key", key, "output", rec.Output.Bucket+"/"+rec.Output.Key)
+	if err := p.deleteResult(ctx, key, rec.Updated); err != nil {
+		return fmt.Errorf("pipeline: delete unusable record: %w", err)
+	}
+	return nil
 }

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"GetStaleETag", testStaleETag},
 		{"Copy", testCopy},
 		{"CopyMissingSource", testCopyMissing},
+		{"CopyIfMatch", testCopyIfMatch},
 		{"ListPrefix", testList},
 		{"ListStartAfter", testListStartAfter},
 		{"MakeBucketIdempotent", testMakeBucket},
@@ -180,7 +181,7 @@ func testStaleETag(t *testing.T, s objects.Store, b string) {
 func testCopy(t *testing.T, s objects.Store, b string) {
 	put(t, s, b, "src", "copy me", objects.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"old": "1"}})
 	dst := NewBucket(t, s)
-	info, err := s.Copy(t.Context(), b, "src", dst, "out/dst", objects.PutOptions{ContentType: "text/x-copied", Metadata: map[string]string{"New": "2"}})
+	info, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "src"}, dst, "out/dst", objects.PutOptions{ContentType: "text/x-copied", Metadata: map[string]string{"New": "2"}})
 	if err != nil {
 		t.Fatalf("copy: %v", err)
 	}
@@ -209,9 +210,37 @@ func testCopy(t *testing.T, s objects.Store, b string) {
 }
 
 func testCopyMissing(t *testing.T, s objects.Store, b string) {
-	_, err := s.Copy(t.Context(), b, "missing", b, "dst", objects.PutOptions{})
+	_, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "missing"}, b, "dst", objects.PutOptions{})
 	if !errors.Is(err, objects.ErrNotFound) {
 		t.Errorf("copy of missing source: err = %v, want ErrNotFound", err)
+	}
+}
+
+// testCopyIfMatch: a copy of a source described by its ETag copies that
+// version, with the answer's Info right without a read back, and fails
+// with ErrNotFound once the source has changed, writing nothing.
+func testCopyIfMatch(t *testing.T, s objects.Store, b string) {
+	first := put(t, s, b, "src", "version one", objects.PutOptions{})
+	info, err := s.Copy(t.Context(), first, b, "out/one", objects.PutOptions{ContentType: "text/x-one", Metadata: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatalf("copy of the current version: %v", err)
+	}
+	got, err := s.Stat(t.Context(), b, "out/one")
+	if err != nil {
+		t.Fatalf("stat copy: %v", err)
+	}
+	if info.Bucket != b || info.Key != "out/one" || info.Size != got.Size || info.ETag != got.ETag || info.ContentType != got.ContentType {
+		t.Errorf("copy answered %+v; the copy is %+v", info, got)
+	}
+	wantMeta(t, "copy", info.Metadata, map[string]string{"k": "v"})
+
+	put(t, s, b, "src", "version two!", objects.PutOptions{})
+	_, err = s.Copy(t.Context(), first, b, "out/stale", objects.PutOptions{})
+	if !errors.Is(err, objects.ErrNotFound) {
+		t.Fatalf("copy of a changed source by its old ETag: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Stat(t.Context(), b, "out/stale"); !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("a refused copy left out/stale behind (stat err = %v)", err)
 	}
 }
 

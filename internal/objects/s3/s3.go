@@ -181,14 +181,15 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 }
 
 // Copy copies an object server-side, replacing its metadata with opts.
-func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
+func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
 	meta := opts.Metadata
 	if meta == nil {
 		// REPLACE with no metadata at all: an empty map still sends the
 		// directive, so the source's metadata is not carried over.
 		meta = map[string]string{}
 	}
-	_, err := c.mc.CopyObject(ctx,
+	etag := strings.Trim(src.ETag, `"`)
+	ui, err := c.mc.CopyObject(ctx,
 		minio.CopyDestOptions{
 			Bucket:          dstBucket,
 			Object:          dstKey,
@@ -196,14 +197,25 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 			UserMetadata:    meta,
 			ContentType:     opts.ContentType,
 		},
-		minio.CopySrcOptions{Bucket: srcBucket, Object: srcKey})
+		minio.CopySrcOptions{Bucket: src.Bucket, Object: src.Key, MatchETag: etag})
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, translate(err))
+		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, translate(err))
+	}
+	if etag != "" {
+		// The copy is of the version src describes: its size is src's.
+		ct := opts.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		return objects.Info{
+			Bucket: dstBucket, Key: dstKey, VersionID: ui.VersionID, ETag: strings.Trim(ui.ETag, `"`),
+			Size: src.Size, ContentType: ct, Modified: ui.LastModified, Metadata: lowerKeys(meta),
+		}, nil
 	}
 	// The copy response carries no size or metadata: read them back.
 	info, err := c.Stat(ctx, dstBucket, dstKey)
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
+		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, err)
 	}
 	return info, nil
 }

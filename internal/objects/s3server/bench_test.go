@@ -56,7 +56,7 @@ func BenchmarkStoreCopy(b *testing.B) {
 	}
 	opts := objects.PutOptions{ContentType: "application/octet-stream", Metadata: map[string]string{"dedupfn-output-of": "x"}}
 	for i := 0; b.Loop(); i++ {
-		if _, err := st.Copy(b.Context(), "bench", "src", "bench", fmt.Sprintf("out/%d", i%1000), opts); err != nil {
+		if _, err := st.Copy(b.Context(), objects.Info{Bucket: "bench", Key: "src"}, "bench", fmt.Sprintf("out/%d", i%1000), opts); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -221,42 +221,46 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Copy copies an object server-side, replacing its metadata with opts;
-// objects.ErrNotFound if the source is missing.
-func (s *Store) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
-	if err := check("copy", srcBucket, srcKey); err != nil {
+// Copy copies src server-side, replacing its metadata with opts;
+// objects.ErrNotFound if the source is missing or, with src.ETag set, has
+// changed. The copy is read back (in-process, cheap) for its stored SHA-256.
+func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
+	if err := check("copy", src.Bucket, src.Key); err != nil {
 		return objects.Info{}, err
 	}
 	be, err := s.prepare("copy", dstBucket, dstKey)
 	if err != nil {
 		return objects.Info{}, err
 	}
-	if strings.Contains(srcKey, "?versionId=") {
+	if strings.Contains(src.Key, "?versionId=") {
 		// The backend reads the copy source as "bucket/key?versionId=v".
-		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s: %w: key holds ?versionId=", srcBucket, srcKey, objects.ErrPermanent)
+		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s: %w: key holds ?versionId=", src.Bucket, src.Key, objects.ErrPermanent)
 	}
 	ct := opts.ContentType
 	if ct == "" {
 		ct = defaultContentType
 	}
-	src := url.QueryEscape(srcBucket) + "/" + url.QueryEscape(srcKey)
+	source := url.QueryEscape(src.Bucket) + "/" + url.QueryEscape(src.Key)
 	owner := ""
-	_, err = be.CopyObject(ctx, s3response.CopyObjectInput{
+	in := s3response.CopyObjectInput{
 		Bucket:              &dstBucket,
 		Key:                 &dstKey,
-		CopySource:          &src,
+		CopySource:          &source,
 		ContentType:         &ct,
 		Metadata:            lowerKeys(opts.Metadata),
 		MetadataDirective:   types.MetadataDirectiveReplace,
 		TaggingDirective:    types.TaggingDirectiveCopy,
 		ExpectedBucketOwner: &owner,
-	})
-	if err != nil {
-		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, classify(err))
+	}
+	if etag := strings.Trim(src.ETag, `"`); etag != "" {
+		in.CopySourceIfMatch = &etag
+	}
+	if _, err = be.CopyObject(ctx, in); err != nil {
+		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(err))
 	}
 	info, err := s.Stat(ctx, dstBucket, dstKey)
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, err)
+		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, err)
 	}
 	return info, nil
 }

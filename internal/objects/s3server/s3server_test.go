@@ -190,11 +190,11 @@ func TestCopyPublishesDestination(t *testing.T) {
 	if _, err := c.Put(t.Context(), "inbox", "src", strings.NewReader("12345"), 5, objects.PutOptions{Metadata: map[string]string{"old": "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Copy(t.Context(), "inbox", "src", "inbox", "out/dst", objects.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"New": "2"}}); err != nil {
+	if _, err := c.Copy(t.Context(), objects.Info{Bucket: "inbox", Key: "src"}, "inbox", "out/dst", objects.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"New": "2"}}); err != nil {
 		t.Fatal(err)
 	}
 	// dedupfn's own outputs publish nothing: they never trigger a function.
-	if _, err := c.Copy(t.Context(), "inbox", "src", "inbox", "out/output", objects.PutOptions{Metadata: map[string]string{"Dedupfn-Output-Of": "abc"}}); err != nil {
+	if _, err := c.Copy(t.Context(), objects.Info{Bucket: "inbox", Key: "src"}, "inbox", "out/output", objects.PutOptions{Metadata: map[string]string{"Dedupfn-Output-Of": "abc"}}); err != nil {
 		t.Fatal(err)
 	}
 	evs := rec.events()

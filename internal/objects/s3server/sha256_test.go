@@ -142,7 +142,7 @@ func TestSHA256(t *testing.T) {
 			return err
 		}},
 		{"StoreCopy", "store/copy", big, func(t *testing.T, key string, body []byte) error {
-			_, err := st.Copy(t.Context(), b, "mp/big", b, key, objects.PutOptions{Metadata: map[string]string{"sha256": hexSum(other)}})
+			_, err := st.Copy(t.Context(), objects.Info{Bucket: b, Key: "mp/big"}, b, key, objects.PutOptions{Metadata: map[string]string{"sha256": hexSum(other)}})
 			return err
 		}},
 		{"Overwrite", "put/plain", other, func(t *testing.T, key string, body []byte) error {
