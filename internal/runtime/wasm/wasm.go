@@ -413,7 +413,7 @@ func (r *Runtime) compile(ctx context.Context, fn runtime.Function) (wazero.Comp
 
 	start := time.Now()
 	// Others may wait on this compilation: it must not die with our ctx.
-	c.mod, c.err = r.wz.CompileModule(context.WithoutCancel(ctx), fn.Code)
+	c.mod, c.err = r.wz.CompileModule(context.WithoutCancel(ctx), mergeDataSegments(fn.Code))
 	if c.err != nil {
 		c.err = fmt.Errorf("wasm: compile module of %s (%s): %w", fn.Name, short(digest), c.err)
 	}

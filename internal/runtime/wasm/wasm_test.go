@@ -399,3 +399,15 @@ func TestRealClock(t *testing.T) {
 		t.Fatalf("a 300ms sleep took %s and the wall clock said %q", took, out)
 	}
 }
+
+// A Go module's ~30,000 data segments are merged into a few at compile
+// time; the fixture's tests above run the merged module.
+func TestMergeDataSegments_GoModule(t *testing.T) {
+	bin := wasmtest.Build(t, filepath.Join("testdata", "fixture"))
+	merged := wasm.MergeDataSegments(bin)
+	before, after := wasm.SegmentCount(t, bin), wasm.SegmentCount(t, merged)
+	if before < 1000 || after > 16 {
+		t.Fatalf("segments %d → %d; want a Go module's thousands merged into a few", before, after)
+	}
+	t.Logf("data segments %d → %d, module %d → %d bytes", before, after, len(bin), len(merged))
+}
