@@ -308,6 +308,7 @@ func (r *Runtime) run(ctx context.Context, mod wazero.CompiledModule, inv *runti
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit,
 			Err: fmt.Errorf("wasm: instantiate %s: %w", inv.Function.Name, err), Stderr: stderr.String()}
 	}
+	defer alloc.recycle() // after the Close below, which runs first
 	defer inst.Close(context.WithoutCancel(ctx))
 	entry := inst.ExportedFunction("_start")
 	if entry == nil {
@@ -514,19 +515,35 @@ type allocator struct {
 	// on the guest's goroutine and read after it returned.
 	refused  uint64
 	initOver bool
+	// mem is the module's memory, recycled once the run is over.
+	mem *linearMemory
 }
 
 // Allocate implements experimental.MemoryAllocator.
 func (a *allocator) Allocate(capacity, max uint64) experimental.LinearMemory {
-	return &linearMemory{a: a, max: min(max, a.limit), hint: capacity}
+	a.mem = &linearMemory{a: a, max: min(max, a.limit), hint: capacity}
+	return a.mem
+}
+
+// recycle zeroes the module's memory and pools it for the next run. The
+// run calls it after its guest returned and its instance was closed, so
+// the memory is certainly out of use (see memories.go).
+func (a *allocator) recycle() {
+	m := a.mem
+	if m == nil || !m.freed || m.buf == nil || a.initOver {
+		return
+	}
+	memories.put(m.buf)
+	m.buf = nil
 }
 
 // linearMemory is a growable []byte bounded by its allocator's limit.
 type linearMemory struct {
-	a    *allocator
-	buf  []byte
-	max  uint64
-	hint uint64
+	a     *allocator
+	buf   []byte
+	max   uint64
+	hint  uint64
+	freed bool // by wazero: the module closed; the run recycles buf
 }
 
 // Reallocate implements experimental.LinearMemory.
@@ -546,6 +563,12 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		}
 		return nil
 	}
+	if m.buf == nil {
+		if b := memories.get(size); b != nil {
+			m.buf = b
+			return m.buf
+		}
+	}
 	if m.buf != nil && size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size]
 		return m.buf
@@ -559,8 +582,9 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	return m.buf
 }
 
-// Free implements experimental.LinearMemory.
-func (m *linearMemory) Free() { m.buf = nil }
+// Free implements experimental.LinearMemory. The buffer is kept for
+// allocator.recycle: wazero may free a memory whose guest still runs.
+func (m *linearMemory) Free() { m.freed = true }
 
 // inputReader records the first read error other than EOF: that is the
 // platform's failure (a broken object stream), not the function's.
