@@ -372,6 +372,11 @@ func TestAudit_HitDoesNotWaitForAudit(t *testing.T) {
 	start := time.Now()
 	a.handle(a.put("s2.txt", "content S"))
 	took := time.Since(start)
+	// The audit starts in the background (it first reads the recorded
+	// output and the input): wait for it, well within its 1.5 s run.
+	for deadline := time.Now().Add(time.Second); a.art.calls.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if a.art.calls.Load() != 2 || a.art.done.Load() != 1 {
 		t.Fatalf("after the hit returned: %d executions started, %d ended; want the audit started and still running", a.art.calls.Load(), a.art.done.Load())
 	}
