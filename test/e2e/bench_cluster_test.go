@@ -2,19 +2,25 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
@@ -65,9 +71,27 @@ func BenchmarkClusterIndexes(b *testing.B) {
 
 func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	c := startPeersIndex(b, peers.MinIOOptions{}, startIndex)
+	// DEDUPFN_BENCH_PROFILE_DIR: each replica writes a CPU profile of the
+	// e2e phase there (replica-N-INDEX.pprof; see cmd/dedupfn/bench_unix.go).
+	profDir := os.Getenv("DEDUPFN_BENCH_PROFILE_DIR")
+	var profiles []string
 	for i := range 3 {
 		args := append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), "--concurrency", "64")
-		c.replicas = append(c.replicas, startServer(b, b.TempDir(), args...))
+		s := &server{t: b, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		if profDir != "" {
+			path := filepath.Join(profDir, fmt.Sprintf("replica-%d-%s.pprof", i, strings.TrimPrefix(b.Name(), "BenchmarkClusterIndexes/")))
+			s.env = append(s.env, "DEDUPFN_BENCH_CPUPROFILE="+path)
+			profiles = append(profiles, path)
+		}
+		s.start(args...)
+		c.replicas = append(c.replicas, s)
+	}
+	signalReplicas := func(sig os.Signal) {
+		for _, r := range c.replicas {
+			if profDir != "" {
+				r.cmd.Process.Signal(sig)
+			}
+		}
 	}
 	r0 := c.replicas[0]
 	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
@@ -108,7 +132,29 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 		ups = append(ups, benchPut{"photos", fmt.Sprintf("e2e/a/%05d", i), body}, benchPut{"photos", fmt.Sprintf("e2e/b/%05d", i), body})
 	}
 	rand.Shuffle(len(ups), func(i, j int) { ups[i], ups[j] = ups[j], ups[i] })
+	// How fast MinIO publishes the events to the broker, watched apart
+	// from how fast the replicas handle them.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(c.kafka.Addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kc.Close()
+	published0, err := topicEnd(b.Context(), kc, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	publishedIn := make(chan time.Duration, 1)
+	signalReplicas(syscall.SIGUSR1)
 	start := time.Now()
+	go func() {
+		for time.Since(start) < 10*time.Minute {
+			if end, err := topicEnd(b.Context(), kc, topic); err == nil && end-published0 >= int64(n) {
+				publishedIn <- time.Since(start)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	putDur := c.putAll(ups)
 	var st activation.Stats
 	deadline := start.Add(10 * time.Minute)
@@ -124,6 +170,15 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	}
 	e2eDur := time.Since(start)
 	b.StopTimer()
+	var pubDur time.Duration
+	select {
+	case pubDur = <-publishedIn:
+	case <-time.After(5 * time.Second):
+	}
+	signalReplicas(syscall.SIGUSR2)
+	for _, p := range profiles {
+		testutil.Eventually(b, 30*time.Second, "CPU profile "+p, func() bool { _, err := os.Stat(p); return err == nil })
+	}
 	events := st.Events - st0.Events
 	eventsRate := float64(n) / e2eDur.Seconds()
 	ratio := eventsRate / rawRate
@@ -154,6 +209,12 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	b.Logf("raw: %d PUTs in %s → %.0f PUT/s", n, rawDur.Round(time.Millisecond), rawRate)
 	b.Logf("e2e: %d PUTs in %s, %d events in %s → %.0f events/s, ratio %.2f×", n, putDur.Round(time.Millisecond),
 		events, e2eDur.Round(time.Millisecond), eventsRate, ratio)
+	if pubDur > 0 {
+		b.Logf("MinIO published the %d events to the broker in %s → %.0f events/s (dedupfn handled them in %s)",
+			n, pubDur.Round(time.Millisecond), float64(n)/pubDur.Seconds(), e2eDur.Round(time.Millisecond))
+	} else {
+		b.Logf("MinIO had not published all %d events to the broker 5 s after dedupfn handled them (end offsets)", n)
+	}
 	b.Logf("runs %d (want %d), hits %d (waits %d of them), errors %d; activations %v; hit+wait total_ms p50 %.2f, p99 %.2f (%d samples)",
 		runs, n/2, st.Hits-st0.Hits, st.Waits-st0.Waits, st.Errors-st0.Errors, decisions, p50, p99, len(hits))
 	b.Logf("hit+wait stage p50 ms: fetch+hash %.2f, lookup %.2f, store %.2f (queue, not in total_ms: p50 %.0f, p99 %.0f)",
@@ -243,4 +304,33 @@ func benchPercentile(xs []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(float64(len(s))*p/100+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// topicEnd is the sum of topic's partitions' end offsets: how many
+// events have been published to it.
+func topicEnd(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = topic
+	for p := range int32(peers.KafkaPartitions) {
+		part := kmsg.NewListOffsetsRequestTopicPartition()
+		part.Partition = p
+		part.Timestamp = -1 // the end
+		t.Partitions = append(t.Partitions, part)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return 0, err
+			}
+			sum += rp.Offset
+		}
+	}
+	return sum, nil
 }
