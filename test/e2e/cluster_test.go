@@ -79,17 +79,7 @@ func startPeersIndex(t testing.TB, minioOpts peers.MinIOOptions, startIndex func
 			t.Fatal(err)
 		}
 	}
-	cfg := notification.Configuration{}
-	arn, err := notification.NewArnFromString(c.minio.ARN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := notification.NewConfig(arn)
-	q.AddEvents(notification.ObjectCreatedAll)
-	cfg.AddQueue(q)
-	if err := c.mc.SetBucketNotification(t.Context(), "photos", cfg); err != nil {
-		t.Fatal(err)
-	}
+	c.minio.Notify(t, "photos", c.minio.ARN, notification.ObjectCreatedAll)
 	return c
 }
 
@@ -352,17 +342,7 @@ func TestWebhookSource(t *testing.T) {
 	s.start("--objects", m.URL(), "--events", "webhook:")
 	s.cli("fn", "deploy", "copy", "--token", token, "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
 
-	arn, err := notification.NewArnFromString(m.WebhookARN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := notification.NewConfig(arn)
-	q.AddEvents(notification.ObjectCreatedAll)
-	cfg := notification.Configuration{}
-	cfg.AddQueue(q)
-	if err := mc.SetBucketNotification(t.Context(), "photos", cfg); err != nil {
-		t.Fatal(err)
-	}
+	m.Notify(t, "photos", m.WebhookARN, notification.ObjectCreatedAll)
 	for i, body := range []string{"one", "two", "one"} {
 		if _, err := mc.PutObject(t.Context(), "photos", fmt.Sprintf("k%d", i), strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)

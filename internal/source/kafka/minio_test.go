@@ -31,17 +31,7 @@ func TestMinIOToKafka(t *testing.T) {
 	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
 		t.Fatalf("make bucket: %v", err)
 	}
-	arn, err := notification.NewArnFromString(m.ARN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll)
-	var nc notification.Configuration
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, bucket, nc); err != nil {
-		t.Fatalf("set bucket notification: %v\n%s", err, m.Log())
-	}
+	m.Notify(t, bucket, m.ARN, notification.ObjectCreatedAll)
 
 	col := newCollector()
 	run(t, k.Addr, group, col.handle, source.Options{})

@@ -26,17 +26,7 @@ func TestMinIOWebhook(t *testing.T) {
 	if err := mc.MakeBucket(ctx, "images", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	arn, err := notification.NewArnFromString(m.WebhookARN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	var nc notification.Configuration
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, "images", nc); err != nil {
-		t.Fatalf("set bucket notification: %v\n%s", err, m.Log())
-	}
+	m.Notify(t, "images", m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	keys := []string{"a.txt", "two words.txt", "dir/ü+1.txt"}
 	for _, k := range keys {
 		if _, err := mc.PutObject(ctx, "images", k, bytes.NewReader([]byte(k)), int64(len(k)), minio.PutObjectOptions{}); err != nil {

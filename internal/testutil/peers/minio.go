@@ -12,6 +12,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
@@ -192,4 +193,30 @@ func (m *MinIO) Log() string {
 		return ""
 	}
 	return m.p.logTail(1 << 20)
+}
+
+// Notify sends bucket's events of the given types to the notification
+// target arn (m.ARN or m.WebhookARN). MinIO registers its targets in the
+// background once it answers requests, so a target not registered yet
+// ("destination ARN does not exist") is waited for, up to 30 s.
+func (m *MinIO) Notify(tb testing.TB, bucket, arn string, events ...notification.EventType) {
+	tb.Helper()
+	a, err := notification.NewArnFromString(arn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := notification.NewConfig(a)
+	q.AddEvents(events...)
+	var cfg notification.Configuration
+	cfg.AddQueue(q)
+	mc := m.Client(tb)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := mc.SetBucketNotification(tb.Context(), bucket, cfg)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("set bucket notification of %s to %s: %v\n%s", bucket, arn, err, m.Log())
+		}
+	}
 }
