@@ -67,6 +67,9 @@ func TestBenchSmoke(t *testing.T) {
 	if p50, p99 := num(rep, "hit_p50_ms"), num(rep, "hit_p99_ms"); p99 < p50 {
 		t.Errorf("hit p99 %v < p50 %v", p99, p50)
 	}
+	if c := num(rep, "ceiling_ratio"); c <= 0 || c >= 1 || num(rep, "function_alone_s") <= 0 {
+		t.Errorf("ceiling_ratio %v, function_alone_s %v: want a ratio in (0, 1) from a positive time", c, num(rep, "function_alone_s"))
+	}
 	if runs, distinct := num(rep, "runs"), num(rep, "distinct"); runs != 50 || distinct != 50 {
 		t.Errorf("runs %v, distinct %v: want 50 and 50 for 100 uploads with 50%% duplicates", runs, distinct)
 	}

@@ -36,6 +36,11 @@ func run(args []string) error {
 	topics := fs.String("topics", "", "comma-separated topics to create")
 	partitions := fs.Int("partitions", 4, "partitions per created topic")
 	dataDir := fs.String("data-dir", "", "directory to persist state in (empty: memory only)")
+	// Real Kafka does not fsync each produce (log.flush.interval.messages
+	// is unbounded by default); neither does this broker unless -sync is
+	// given. Tests kill processes, not machines, so the page cache keeps
+	// every record across a broker restart either way.
+	syncWrites := fs.Bool("sync", false, "fsync every produced batch (slower than real Kafka's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +59,10 @@ func run(args []string) error {
 		opts = append(opts, kfake.SeedTopics(int32(*partitions), strings.Split(*topics, ",")...))
 	}
 	if *dataDir != "" {
-		opts = append(opts, kfake.DataDir(*dataDir), kfake.SyncWrites())
+		opts = append(opts, kfake.DataDir(*dataDir))
+		if *syncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
