@@ -21,9 +21,9 @@ import (
 //	later one: a hit's delivery).
 //
 // It returns the wall time and, for each upload that is not the first of
-// its content, the latency of its work after the PUT: a hit's store work. The wall time bounds the e2e
-// phase from below on this machine whatever the pipeline's own overhead:
-// the store must do at least this much.
+// its content, the latency of its work after the PUT: a hit's store
+// work. The wall time bounds the e2e phase from below on this machine,
+// whatever the pipeline's own overhead: the store must do this much.
 func (c *cluster) storeAlone(bucket string, ups []benchPut) (time.Duration, []float64) {
 	ctx := c.t.Context()
 	out := bucket + "-out"
@@ -35,40 +35,22 @@ func (c *cluster) storeAlone(bucket string, ups []benchPut) (time.Duration, []fl
 	var mu sync.Mutex
 	firsts := map[string]*storeFirst{}
 	var lat []float64
-	work := make(chan benchPut)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range clusterBenchUploaders {
-		wg.Go(func() {
-			for p := range work {
-				mu.Lock()
-				f, seen := firsts[string(p.body)]
-				if !seen {
-					f = &storeFirst{key: p.key, done: make(chan struct{})}
-					firsts[string(p.body)] = f
-				}
-				mu.Unlock()
-				d, err := c.storeOne(ctx, bucket, out, p, f, !seen)
-				if err != nil {
-					c.t.Error(err)
-				}
-				if seen {
-					mu.Lock()
-					lat = append(lat, float64(d.Microseconds())/1000)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, p := range ups {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	d := time.Since(start)
-	if c.t.Failed() {
-		c.t.FailNow()
-	}
+	d := c.eachPut(ups, func(p benchPut) error {
+		mu.Lock()
+		f, seen := firsts[string(p.body)]
+		if !seen {
+			f = &storeFirst{key: p.key, done: make(chan struct{})}
+			firsts[string(p.body)] = f
+		}
+		mu.Unlock()
+		d, err := c.storeOne(ctx, bucket, out, p, f, !seen)
+		if seen {
+			mu.Lock()
+			lat = append(lat, float64(d.Microseconds())/1000)
+			mu.Unlock()
+		}
+		return err
+	})
 	return d, lat
 }
 

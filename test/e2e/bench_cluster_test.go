@@ -256,13 +256,22 @@ func benchBody(kind string, i int) []byte {
 // putAll uploads every put with the cluster's minio-go client and
 // clusterBenchUploaders uploaders, and returns the wall time.
 func (c *cluster) putAll(puts []benchPut) time.Duration {
+	return c.eachPut(puts, func(p benchPut) error {
+		_, err := c.mc.PutObject(c.t.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
+		return err
+	})
+}
+
+// eachPut calls do for every put, clusterBenchUploaders at once, and
+// returns the wall time; the benchmark fails if any call did.
+func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duration {
 	work := make(chan benchPut)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range clusterBenchUploaders {
 		wg.Go(func() {
 			for p := range work {
-				if _, err := c.mc.PutObject(c.t.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{}); err != nil {
+				if err := do(p); err != nil {
 					c.t.Error(err)
 				}
 			}
