@@ -86,7 +86,8 @@ type DB struct {
 	name    string
 	timeout time.Duration
 	log     *slog.Logger
-	feed    waitFeed // WaitChange's shared changes feed
+	feed    waitFeed   // WaitChange's shared changes feed
+	held    heldClaims // the claims this handle holds, as last written
 }
 
 var (
@@ -399,20 +400,23 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 		// Absent (create, no _rev) or expired (take over, with the _rev read).
 		cur.Attempt++
 		cur.Owner, cur.Token, cur.LeaseUntil, cur.Updated = owner, newToken(), now.Add(lease), now
-		_, err = d.db.Put(ctx, cur.ID, cur)
+		rev, err := d.db.Put(ctx, cur.ID, cur)
 		if kivik.HTTPStatus(err) == http.StatusConflict {
 			continue // another replica created or took it over first: read again
 		}
 		if err != nil {
 			return index.Claimed{}, fmt.Errorf("couchdb: write claim %s: %w", key, err)
 		}
+		d.held.put(key, cur, rev)
 		return index.Claimed{Outcome: index.Miss, Record: cur.Record}, nil
 	}
 	return index.Claimed{}, fmt.Errorf("couchdb: claim %s: too many conflicts", key)
 }
 
 // cas applies change to the running claim held with token, retrying on
-// conflicts; change returns false to delete the document instead.
+// conflicts; change returns false to delete the document instead. A
+// claim this handle remembers writing (d.held) is not read first: the
+// write carries its _rev and fails if the document changed since.
 func (d *DB) cas(ctx context.Context, key, token string, change func(*index.Record) (keep bool)) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -420,27 +424,40 @@ func (d *DB) cas(ctx context.Context, key, token string, change func(*index.Reco
 		return index.ErrNotOwner
 	}
 	for range maxCASRetries {
-		cur, err := d.getClaim(ctx, key)
-		if errors.Is(err, index.ErrNotFound) {
-			return index.ErrNotOwner
+		cur, ok := d.held.get(key, token)
+		if !ok {
+			var err error
+			cur, err = d.getClaim(ctx, key)
+			if errors.Is(err, index.ErrNotFound) {
+				return index.ErrNotOwner
+			}
+			if err != nil {
+				return fmt.Errorf("couchdb: read claim %s: %w", key, err)
+			}
+			if cur.State != index.Running || cur.Token != token {
+				return index.ErrNotOwner
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("couchdb: read claim %s: %w", key, err)
-		}
-		if cur.State != index.Running || cur.Token != token {
-			return index.ErrNotOwner
-		}
-		if change(&cur.Record) {
+		var rev string
+		var err error
+		keep := change(&cur.Record)
+		if keep {
 			cur.Updated = time.Now().UTC()
-			_, err = d.db.Put(ctx, cur.ID, cur)
+			rev, err = d.db.Put(ctx, cur.ID, cur)
 		} else {
 			_, err = d.db.Delete(ctx, cur.ID, cur.Rev)
 		}
-		if kivik.HTTPStatus(err) == http.StatusConflict {
-			continue // changed under us: re-read and re-check the token
+		if err != nil || !keep || cur.State != index.Running {
+			d.held.drop(key)
+		}
+		if st := kivik.HTTPStatus(err); st == http.StatusConflict || st == http.StatusNotFound {
+			continue // changed or deleted under us: re-read and re-check the token
 		}
 		if err != nil {
 			return fmt.Errorf("couchdb: update claim %s: %w", key, err)
+		}
+		if keep && cur.State == index.Running {
+			d.held.put(key, cur, rev)
 		}
 		return nil
 	}
@@ -504,6 +521,7 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 func (d *DB) Delete(ctx context.Context, key string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
+	d.held.drop(key)
 	return d.deleteDoc(ctx, claimPrefix+key)
 }
 

@@ -1,6 +1,7 @@
 package couchdb
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -160,5 +161,61 @@ func TestWaitFeedShared(t *testing.T) {
 	}
 	if reads > 3*n {
 		t.Fatalf("%d waiters read their claims %d times", n, reads)
+	}
+}
+
+// TestHeldClaimWrites: the owner's renewal, external id and completion
+// are one request each (a write with the _rev it last wrote), and a stale
+// _rev still fences: an owner whose claim another replica took over gets
+// ErrNotOwner and leaves the new owner's claim alone.
+func TestHeldClaimWrites(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	a, reqs, _ := openCounted(t, srv, "held")
+	b, _, _ := openCounted(t, srv, "held")
+	ctx := t.Context()
+
+	c, err := a.Claim(ctx, "k", index.Parts{}, "a", time.Minute)
+	if err != nil || c.Outcome != index.Miss {
+		t.Fatalf("claim = %v, %v", c.Outcome, err)
+	}
+	reqs.take()
+	for name, write := range map[string]func() error{
+		"renew":       func() error { return a.Renew(ctx, "k", c.Record.Token, time.Minute) },
+		"external id": func() error { return a.SetExternalID(ctx, "k", c.Record.Token, "x") },
+	} {
+		if err := write(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := reqs.take(); len(got) != 1 {
+			t.Errorf("%s: %d requests %v, want 1 (a write with the remembered _rev)", name, len(got), got)
+		}
+	}
+	if err := a.Complete(ctx, "k", c.Record.Token, index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); len(got) != 1 {
+		t.Errorf("complete: %d requests %v, want 1", len(got), got)
+	}
+
+	// Taken over: a holds k with a short lease that b takes over once it
+	// has expired; a's completion must not land on b's claim.
+	c, err = a.Claim(ctx, "k2", index.Parts{}, "a", 50*time.Millisecond)
+	if err != nil || c.Outcome != index.Miss {
+		t.Fatalf("claim k2 = %v, %v", c.Outcome, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cb, err := b.Claim(ctx, "k2", index.Parts{}, "b", time.Minute)
+	if err != nil || cb.Outcome != index.Miss {
+		t.Fatalf("takeover = %v, %v", cb.Outcome, err)
+	}
+	if err := a.Complete(ctx, "k2", c.Record.Token, index.Completion{Output: &index.Output{Key: "stale"}}); !errors.Is(err, index.ErrNotOwner) {
+		t.Fatalf("stale owner's complete = %v, want ErrNotOwner", err)
+	}
+	got, err := b.Get(ctx, "k2")
+	if err != nil || got.State != index.Running || got.Token != cb.Record.Token || got.Output != nil {
+		t.Fatalf("after the stale complete, k2 = %+v, %v: want b's running claim untouched", got, err)
+	}
+	if err := b.Complete(ctx, "k2", cb.Record.Token, index.Completion{Output: &index.Output{Key: "o2"}}); err != nil {
+		t.Fatalf("new owner's complete: %v", err)
 	}
 }
