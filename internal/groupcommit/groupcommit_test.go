@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -91,4 +92,74 @@ func TestUpdate_Concurrent(t *testing.T) {
 		t.Errorf("%d writers took %d commits: no group commit", n, commits)
 	}
 	t.Logf("%d writers, %d commits", n, commits)
+}
+
+// A Group gives each item its own result, batches items that arrive
+// while a commit runs, and turns a panicking or miscounting commit into
+// an error for that batch's callers, not a crash.
+func TestGroup(t *testing.T) {
+	var mu sync.Mutex
+	var batches [][]int
+	inCommit := make(chan struct{})
+	release := make(chan struct{})
+	g := groupcommit.NewGroup(func(batch []int) []error {
+		mu.Lock()
+		batches = append(batches, append([]int(nil), batch...))
+		first := len(batches) == 1
+		mu.Unlock()
+		if first {
+			close(inCommit)
+			<-release // hold the first commit while the others queue
+		}
+		errs := make([]error, len(batch))
+		for i, v := range batch {
+			switch v {
+			case 13:
+				errs[i] = fmt.Errorf("item %d refused", v)
+			case 99:
+				panic("boom")
+			case 98:
+				return errs[:0]
+			}
+		}
+		return errs
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	wg.Go(func() { errs[0] = g.Do(0) })
+	<-inCommit
+	for i := 1; i < 20; i++ {
+		wg.Go(func() { errs[i] = g.Do(i) })
+	}
+	// Let the 19 queue up behind the first commit, then release it.
+	for {
+		mu.Lock()
+		n := len(batches)
+		mu.Unlock()
+		if n != 1 {
+			t.Fatalf("a second commit started while the first was running")
+		}
+		if groupcommit.Waiting(g) == 19 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if want := i == 13; (err != nil) != want {
+			t.Errorf("item %d: err %v", i, err)
+		}
+	}
+	if len(batches) != 2 || len(batches[1]) != 19 {
+		t.Errorf("batches %v: want the lone first item, then the 19 that queued in one batch", batches)
+	}
+	for _, v := range []int{99, 98} {
+		if err := g.Do(v); err == nil || !strings.Contains(err.Error(), "groupcommit") {
+			t.Errorf("Do(%d) = %v, want the commit's failure as an error", v, err)
+		}
+	}
+	if err := g.Do(1); err != nil {
+		t.Errorf("after failed commits, Do(1) = %v", err)
+	}
 }

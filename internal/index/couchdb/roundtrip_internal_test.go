@@ -12,6 +12,7 @@ import (
 	kivik "github.com/go-kivik/kivik/v4"
 	"github.com/go-kivik/kivik/v4/couchdb"
 
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
@@ -217,5 +218,47 @@ func TestHeldClaimWrites(t *testing.T) {
 	}
 	if err := b.Complete(ctx, "k2", cb.Record.Token, index.Completion{Output: &index.Output{Key: "o2"}}); err != nil {
 		t.Fatalf("new owner's complete: %v", err)
+	}
+}
+
+// TestAddActivationBatched: activations recorded at the same time share
+// _bulk_docs requests, each is stored, and recording one twice (a
+// redelivered event) is not an error.
+func TestAddActivationBatched(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	d, reqs, _ := openCounted(t, srv, "acts")
+	ctx := t.Context()
+	const n = 64
+	start := time.Now().UTC()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = d.AddActivation(ctx, activation.Record{ID: fmt.Sprintf("a%02d", i), Tenant: "t", Function: "f", Start: start})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("activation %d: %v", i, err)
+		}
+	}
+	got := reqs.take()
+	t.Logf("%d activations in %d requests", n, len(got))
+	if len(got) >= n {
+		t.Errorf("%d concurrent activations took %d requests, want fewer (batched)", n, len(got))
+	}
+	for _, r := range got {
+		if r != "POST /acts/_bulk_docs" {
+			t.Errorf("request %q, want only bulk writes", r)
+		}
+	}
+	for i := range n {
+		if _, err := d.GetActivation(ctx, fmt.Sprintf("a%02d", i)); err != nil {
+			t.Errorf("activation %d: %v", i, err)
+		}
+	}
+	if err := d.AddActivation(ctx, activation.Record{ID: "a00", Tenant: "t", Function: "f", Start: start}); err != nil {
+		t.Errorf("recording a00 again: %v, want nil", err)
 	}
 }
