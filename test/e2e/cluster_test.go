@@ -193,6 +193,11 @@ func clusterKillTest(t *testing.T, c *cluster) {
 			return false
 		})
 		victim.kill()
+		// A claim the victim sent just before it died may still land in
+		// the index (the server finishes a statement whose client is
+		// gone): look once it has, well within the 8 s lease, before
+		// which nothing can be taken over.
+		time.Sleep(time.Second)
 		interrupted = map[string]bool{}
 		for _, r := range c.records() {
 			if r.State == index.Running && r.Owner == "r2" {

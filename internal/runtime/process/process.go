@@ -78,6 +78,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
@@ -308,6 +309,10 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 // sent to it (killed, or out of memory while idle).
 var errDiedIdle = errors.New("exited while idle")
 
+// pipeBuf is PIPE_BUF on Linux: a write of at most this many bytes to a
+// pipe is atomic, written whole or not at all.
+const pipeBuf = 4096
+
 // start starts and acks one process, tracking it for Close.
 func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, error) {
 	p, err := startProc(path, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
@@ -380,9 +385,18 @@ func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation
 		return runtime.Result{}, true, runtime.Errorf(runtime.ClassPlatform, "process: encode activation: %w", err)
 	}
 	_ = p.stdin.SetWriteDeadline(deadline)
-	if _, err := p.stdin.Write(append(msg, '\n')); err != nil {
+	msg = append(msg, '\n')
+	if _, err := p.stdin.Write(msg); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return r.failed(p, runtime.ClassTimeout, start, maxLog, fmt.Errorf("process: action did not read its input within %s", timeout))
+		}
+		if errors.Is(err, syscall.EPIPE) && len(msg) <= pipeBuf {
+			// A pipe write this small is all or nothing: refused, it
+			// reached no one, so the process was gone before this
+			// activation (killed while idle, and not yet reaped when
+			// dead() looked), and another process may take it.
+			r.discard(p)
+			return runtime.Result{}, false, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: pid %d %w (it refused the activation: %v)", p.pid, errDiedIdle, err)}
 		}
 		return r.died(p, start, maxLog, fmt.Errorf("process: write activation to pid %d: %w", p.pid, err))
 	}
