@@ -732,9 +732,10 @@ type actDoc struct {
 const sortTime = "2006-01-02T15:04:05.000000000Z"
 
 // AddActivation implements index.Index: a create, so a second add of the
-// same id is a 409 and changes nothing.
-// Concurrent calls share one _bulk_docs request (d.acts): under load a
-// server takes one request for many activations instead of one each.
+// same id is a 409 and changes nothing. Concurrent calls share one
+// _bulk_docs request (d.acts): under load the server takes one request
+// for many activations instead of one each. That request is bounded by
+// the index's timeout, not by ctx, since it carries other callers' too.
 func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	if r.ID == "" {
 		return errors.New("couchdb: activation without id")
