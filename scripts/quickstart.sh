@@ -11,7 +11,14 @@ export DEDUPFN_SECRET_KEY=${DEDUPFN_SECRET_KEY:-dedupfn-secret}
 "$BIN" serve --data ./data --s3-addr 127.0.0.1:9000 --api-addr 127.0.0.1:8080 \
   --create-bucket images --create-bucket thumbnails &
 pid=$!
-trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+# Stopping: serve drains what is in flight and exits. Ctrl-C reaches
+# serve itself (same process group), so the script only waits for it: a
+# second SIGINT would abort the drain. A kill aimed at a serve that is
+# already gone is no failure.
+stop() { kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap stop EXIT
+trap 'wait "$pid" 2>/dev/null || true; trap - EXIT; exit 0' INT
+trap 'stop; trap - EXIT; exit 0' TERM
 
 for _ in $(seq 1 100); do
   curl -fsS "$API/healthz" >/dev/null 2>&1 && break
