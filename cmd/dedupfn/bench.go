@@ -84,18 +84,18 @@ type benchReport struct {
 	Distinct          int     `json:"distinct"`
 
 	// FunctionAloneS is the wall time of one run per distinct content in
-	// the bench process, nothing else running; CeilingRatio is the ratio
-	// no pipeline could beat here: raw time / (raw time + function alone).
+	// the bench process, nothing else running. CeilingRatio is raw time /
+	// (raw time + FunctionAloneS): the ratio of a pipeline that added
+	// nothing to the PUTs but the runs, and could not overlap the two.
 	FunctionAloneS float64 `json:"function_alone_s"`
 	CeilingRatio   float64 `json:"ceiling_ratio"`
-	// CPUCeilingRatio is the looser bound: the ratio if the e2e phase
-	// used every core fully and spent no CPU beyond the raw phase's and
-	// the alone phase's (0 where CPU is not measured).
+	// CPUCeilingRatio is the ratio of an e2e phase that kept every core
+	// busy and spent no CPU beyond the raw and alone phases' (0 where CPU
+	// is not measured): the bound no pipeline can beat on this machine.
 	CPUCeilingRatio float64 `json:"cpu_ceiling_ratio"`
 	// CPUBusy is, per phase, the share of the machine's cores that serve
-	// and bench kept busy (Linux; 0 elsewhere). CeilingRatio is a
-	// strict bound only when the raw and alone phases are near 1 (no idle
-	// core left for the runs to fill); CPUCeilingRatio is strict anyway.
+	// and bench kept busy (Linux; 0 elsewhere). Below 1, the runs could
+	// use idle cores, so CeilingRatio is not a bound but CPUCeilingRatio is.
 	CPUBusy struct {
 		Raw   float64 `json:"raw"`
 		Alone float64 `json:"alone"`
@@ -125,8 +125,8 @@ type benchReport struct {
 	// hit figures.
 	WaitP50MS float64 `json:"wait_p50_ms"`
 	WaitP99MS float64 `json:"wait_p99_ms"`
-	// Stage p50s of misses; MissRestP50MS is what no stage accounts
-	// for (completing the claim, recording the activation, scheduling).
+	// Stage p50s of misses (lookup: the claim; store: the output and the
+	// completion). MissRestP50MS is what no stage accounts for.
 	MissInvokeP50MS float64 `json:"miss_invoke_p50_ms"`
 	MissLookupP50MS float64 `json:"miss_lookup_p50_ms"`
 	MissStoreP50MS  float64 `json:"miss_store_p50_ms"`
