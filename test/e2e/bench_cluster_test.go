@@ -40,10 +40,13 @@ const (
 // same cluster:
 //
 //  1. raw: N PUTs of 4 KiB to an untriggered bucket, 16 uploaders;
-//  2. e2e: N PUTs of 4 KiB to the triggered bucket photos (N/2 distinct
+//  2. store alone: the e2e uploads to an untriggered bucket, each uploader
+//     also doing the store work the pipeline must make MinIO do for it
+//     (storeAlone): the ceiling of the next phase on this machine;
+//  3. e2e: N PUTs of 4 KiB to the triggered bucket photos (N/2 distinct
 //     contents, each uploaded twice, shuffled), 16 uploaders, timed from
 //     the first upload until the stats count N events;
-//  3. from the activations: p50/p99 of timings.total_ms of hits and waits.
+//  4. from the activations: p50/p99 of timings.total_ms of hits and waits.
 //
 // N is DEDUPFN_BENCH_OBJECTS (default 1000). The work is done once per
 // sub-benchmark whatever b.N is (run it with -benchtime 1x).
