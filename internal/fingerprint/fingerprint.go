@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -18,36 +19,46 @@ import (
 // of different algorithms never compare equal.
 const Algorithm = "sha256"
 
-// buffers are the copy buffers of Sum and Spool: io.Copy would allocate
-// 32 KiB per call, which costs more than hashing a small object.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// hashers holds what one Sum or Spool needs besides the bytes: a SHA-256
+// state, a copy buffer (io.Copy would allocate 32 KiB per call) and room
+// for the digest. Pooled, because for a small object allocating them
+// costs as much as hashing it.
+var hashers = sync.Pool{New: func() any {
+	return &hasher{h: sha256.New(), buf: make([]byte, 32<<10)}
+}}
 
-// copyHashed copies r to w through a pooled buffer.
-func copyHashed(w io.Writer, r io.Reader) (int64, error) {
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
-	return io.CopyBuffer(w, r, *buf)
+type hasher struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
-// Sum streams r once and returns its fingerprint and length.
-func Sum(r io.Reader) (string, int64, error) {
-	h := sha256.New()
-	n, err := copyHashed(h, r)
+// hashCopy streams r through a pooled hasher into w (nil: hash only) and
+// returns the fingerprint and the length.
+func hashCopy(w io.Writer, r io.Reader) (string, int64, error) {
+	hs := hashers.Get().(*hasher)
+	defer hashers.Put(hs)
+	hs.h.Reset()
+	dst := io.Writer(hs.h)
+	if w != nil {
+		dst = io.MultiWriter(hs.h, w)
+	}
+	n, err := io.CopyBuffer(dst, r, hs.buf)
 	if err != nil {
 		return "", n, fmt.Errorf("fingerprint: read: %w", err)
 	}
-	return format(h.Sum(nil)), n, nil
+	return format(hs.h.Sum(hs.sum[:0])), n, nil
 }
+
+// Sum streams r once and returns its fingerprint and length.
+func Sum(r io.Reader) (string, int64, error) { return hashCopy(nil, r) }
 
 // Spool streams r once into a spool while hashing it, so the bytes that
 // were fingerprinted can be handed to the function without reading the
 // object again. The caller closes the spool.
 func Spool(r io.Reader, sp *spool.Spool) (string, error) {
-	h := sha256.New()
-	if _, err := copyHashed(io.MultiWriter(h, sp), r); err != nil {
-		return "", fmt.Errorf("fingerprint: read: %w", err)
-	}
-	return format(h.Sum(nil)), nil
+	fp, _, err := hashCopy(sp, r)
+	return fp, err
 }
 
 // Hex returns the bare hex digest of a fingerprint.
@@ -75,4 +86,9 @@ func FromSHA256Hex(hexSum string) (string, error) {
 // of a crypto/sha256 hash that saw all of the object's bytes).
 func Format(sum []byte) string { return format(sum) }
 
-func format(sum []byte) string { return Algorithm + ":" + hex.EncodeToString(sum) }
+func format(sum []byte) string {
+	var b [len(Algorithm) + 1 + 2*sha256.Size]byte
+	n := copy(b[:], Algorithm+":")
+	hex.Encode(b[n:], sum)
+	return string(b[:n+hex.EncodedLen(len(sum))])
+}
