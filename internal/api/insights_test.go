@@ -185,11 +185,22 @@ func checkSeries(t *testing.T, s api.Series, recs []activation.Record, minutes i
 			t.Fatalf("minute %d starts at %s, want %s (oldest first, a minute apart)", i, s.Minutes[i].T, want[i].T)
 		}
 	}
+	// Each record counts in the entry of the UTC minute it started in
+	// (one started after the last minute, in the last), found by its
+	// start time rather than by the handler's arithmetic.
+	byMinute := map[time.Time]*api.SeriesPoint{}
+	for i := range want {
+		byMinute[want[i].T] = &want[i]
+	}
 	for _, r := range recs {
-		if r.Start.Before(first) {
-			continue
+		p, ok := byMinute[r.Start.UTC().Truncate(time.Minute)]
+		switch {
+		case ok:
+		case r.Start.After(last):
+			p = &want[minutes-1]
+		default:
+			continue // before the window
 		}
-		p := &want[min(int(r.Start.Sub(first)/time.Minute), minutes-1)]
 		switch r.Decision {
 		case activation.Miss:
 			p.Runs++
