@@ -234,6 +234,21 @@ func (e *env) wait(m *backfill.Manager, id string) backfill.Job {
 	return j
 }
 
+// startOneAtATime starts a backfill of every object, one at a time, and
+// returns it once it has done at least n objects.
+func (e *env) startOneAtATime(m *backfill.Manager, n int64) backfill.Job {
+	e.t.Helper()
+	job, err := m.Start(e.t.Context(), backfill.Request{Function: "upper", Concurrency: 1})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	testutil.Eventually(e.t, 30*time.Second, "some progress", func() bool {
+		j, err := m.Get(e.t.Context(), "", job.ID)
+		return err == nil && j.Objects >= n
+	})
+	return job
+}
+
 func (e *env) activations() []activation.Record {
 	e.t.Helper()
 	recs, err := e.idx.Activations(e.t.Context(), activation.Filter{Function: "upper", Limit: 10000})
@@ -420,14 +435,7 @@ func TestBackfill_Cancel(t *testing.T) {
 	e.rt.delay.Store(int64(50 * time.Millisecond))
 	m := e.manager("replica-1", nil)
 	e.run(m)
-	job, err := m.Start(t.Context(), backfill.Request{Function: "upper", Concurrency: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "some progress", func() bool {
-		j, err := m.Get(t.Context(), "", job.ID)
-		return err == nil && j.Objects >= 2
-	})
+	job := e.startOneAtATime(m, 2)
 	if _, err := m.Cancel(t.Context(), "", job.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -482,14 +490,7 @@ func TestBackfill_RedeployFailsJob(t *testing.T) {
 	e.rt.delay.Store(int64(50 * time.Millisecond))
 	m := e.manager("replica-1", nil)
 	e.run(m)
-	job, err := m.Start(t.Context(), backfill.Request{Function: "upper", Concurrency: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "some progress", func() bool {
-		j, err := m.Get(t.Context(), "", job.ID)
-		return err == nil && j.Objects >= 1
-	})
+	job := e.startOneAtATime(m, 1)
 	e.deploy(func(f *registry.Function) { f.Params = map[string]string{"size": "2"} })
 	end := e.wait(m, job.ID)
 	if end.State != backfill.Failed || !strings.Contains(end.Error, "redeployed") || end.Objects >= 10 {
