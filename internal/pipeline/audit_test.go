@@ -24,7 +24,6 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
-	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -100,24 +99,13 @@ func newAuditEnv(t *testing.T, more map[string]runtime.Runtime) *auditEnv {
 // newAuditEnvWith is newAuditEnv whose pipeline uses objs.
 func newAuditEnvWith(t *testing.T, more map[string]runtime.Runtime, objs objects.Store) *auditEnv {
 	t.Helper()
-	ctx := t.Context()
-	idx, err := index.Open(ctx, "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
-	a := &auditEnv{env: &env{t: t, idx: idx, reg: registry.New(idx, nil)}, art: &auditRuntime{}, prom: prometheus.NewRegistry()}
-	n := bucketSeq.Add(1)
-	a.in, a.out = fmt.Sprintf("ain-%d-%d", time.Now().UnixNano()%1e6, n), fmt.Sprintf("aout-%d-%d", time.Now().UnixNano()%1e6, n)
-	for _, b := range []string{a.in, a.out} {
-		if err := store.MakeBucket(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	idx, in, out := newIndexAndBuckets(t, "a")
+	a := &auditEnv{env: &env{t: t, idx: idx, reg: registry.New(idx, nil), in: in, out: out}, art: &auditRuntime{}, prom: prometheus.NewRegistry()}
 	rts := map[string]runtime.Runtime{"audit": a.art}
 	for name, rt := range more {
 		rts[name] = rt
 	}
+	var err error
 	a.pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: objs, Registry: a.reg, Runtimes: rts, Metrics: a.prom,
 		Owner: "test-replica", SpoolDir: t.TempDir(), RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,

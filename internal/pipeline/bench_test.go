@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -33,18 +32,7 @@ type hitBench struct {
 func newHitBench(b *testing.B, keys int) *hitBench {
 	b.Helper()
 	ctx := b.Context()
-	idx, err := index.Open(ctx, "bolt:"+filepath.Join(b.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { idx.Close() })
-	n := bucketSeq.Add(1)
-	in, out := fmt.Sprintf("bench-in-%d-%d", time.Now().UnixNano()%1e6, n), fmt.Sprintf("bench-out-%d-%d", time.Now().UnixNano()%1e6, n)
-	for _, bk := range []string{in, out} {
-		if err := store.MakeBucket(ctx, bk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	idx, in, out := newIndexAndBuckets(b, "bench-")
 	reg := registry.New(idx, nil)
 	if _, err := reg.Deploy(ctx, registry.Function{Name: "upper", Runtime: "test",
 		Trigger: registry.Trigger{Bucket: in}, Output: registry.Output{Bucket: out}}, []byte("code of upper")); err != nil {

@@ -119,22 +119,31 @@ type env struct {
 
 var bucketSeq atomic.Int64
 
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	ctx := t.Context()
-	idx, err := index.Open(ctx, "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
+// newIndexAndBuckets opens a bolt index of tb's own, closed when it ends,
+// and makes an input and an output bucket named after prefix in the
+// shared store.
+func newIndexAndBuckets(tb testing.TB, prefix string) (idx index.Index, in, out string) {
+	tb.Helper()
+	idx, err := index.Open(tb.Context(), "bolt:"+filepath.Join(tb.TempDir(), "index.db"), index.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { idx.Close() })
-	e := &env{t: t, idx: idx, reg: registry.New(idx, nil), rt: &testRuntime{}}
+	tb.Cleanup(func() { idx.Close() })
 	n := bucketSeq.Add(1)
-	e.in, e.out = fmt.Sprintf("in-%d-%d", time.Now().UnixNano()%1e6, n), fmt.Sprintf("out-%d-%d", time.Now().UnixNano()%1e6, n)
-	for _, b := range []string{e.in, e.out} {
-		if err := store.MakeBucket(ctx, b); err != nil {
-			t.Fatal(err)
+	in, out = fmt.Sprintf("%sin-%d-%d", prefix, time.Now().UnixNano()%1e6, n), fmt.Sprintf("%sout-%d-%d", prefix, time.Now().UnixNano()%1e6, n)
+	for _, b := range []string{in, out} {
+		if err := store.MakeBucket(tb.Context(), b); err != nil {
+			tb.Fatal(err)
 		}
 	}
+	return idx, in, out
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	idx, in, out := newIndexAndBuckets(t, "")
+	e := &env{t: t, idx: idx, reg: registry.New(idx, nil), rt: &testRuntime{}, in: in, out: out}
+	var err error
 	e.pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"test": e.rt},
 		Owner: "test-replica", SpoolDir: t.TempDir(), RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
