@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,11 +39,7 @@ const (
 
 func newServer(t *testing.T) (*httptest.Server, index.Index) {
 	t.Helper()
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "i.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg, Runtimes: map[string]runtime.Runtime{"test": nopRuntime{}}})
 	if err != nil {

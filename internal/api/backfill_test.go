@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,10 +11,10 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/backfill"
-	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 // newBackfillEnv is an API server with a backfill manager that is not
@@ -23,11 +22,7 @@ import (
 // look at (internal/backfill runs them).
 func newBackfillEnv(t *testing.T, withManager bool) *env {
 	t.Helper()
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "i.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg, Runtimes: map[string]runtime.Runtime{"test": nopRuntime{}}})
 	if err != nil {

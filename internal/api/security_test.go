@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 // env is one API server under attack.
@@ -43,11 +43,7 @@ type setup struct {
 
 func newEnv(t *testing.T, s setup) *env {
 	t.Helper()
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "i.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	rts := s.runtimes
 	if rts == nil {
@@ -234,11 +230,7 @@ func TestOpenWhiskSSRF(t *testing.T) {
 // Issue 9 item 4: tenant tokens without an admin token made every caller
 // admin ("Bearer garbage" listed and deleted tenants' functions).
 func TestTenantTokensRequireAdmin(t *testing.T) {
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "i.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg, Runtimes: map[string]runtime.Runtime{"test": nopRuntime{}}})
 	if err != nil {

@@ -111,11 +111,7 @@ var bucketSeq atomic.Int64
 // (keys "in/...txt") writing to the second.
 func newEnv(t *testing.T, mutate func(*registry.Function)) *env {
 	t.Helper()
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	n := bucketSeq.Add(1)
 	e := &env{t: t, idx: idx, reg: registry.New(idx, nil), rt: &sideFileRuntime{path: filepath.Join(t.TempDir(), "executions")},
 		in: fmt.Sprintf("bf-in-%d-%d", time.Now().UnixNano()%1e6, n), out: fmt.Sprintf("bf-out-%d-%d", time.Now().UnixNano()%1e6, n)}

@@ -2,7 +2,6 @@ package backfill
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
-	"github.com/dedupfn/dedupfn/internal/index"
 	_ "github.com/dedupfn/dedupfn/internal/index/bolt"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -82,11 +80,7 @@ func (s *recordingSender) sent() []string {
 // A job whose replica died (no release, heartbeat left behind) is left
 // alone while its heartbeat is fresh, then resumed after its watermark.
 func TestAdopt_StaleOwner(t *testing.T) {
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	fn, err := reg.Deploy(t.Context(), registry.Function{Name: "f", Runtime: "test",
 		Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"}}, []byte("code"))
@@ -146,11 +140,7 @@ func (s *panicSender) Backfill(ctx context.Context, fn registry.Function, o obje
 // A panic on one object fails the job, with the watermark before it; the
 // manager (and the server) go on.
 func TestRun_PanicFailsJob(t *testing.T) {
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	if _, err := reg.Deploy(t.Context(), registry.Function{Name: "f", Runtime: "test",
 		Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"}}, []byte("code")); err != nil {

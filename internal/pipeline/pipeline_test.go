@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,16 +118,12 @@ type env struct {
 
 var bucketSeq atomic.Int64
 
-// newIndexAndBuckets opens a bolt index of tb's own, closed when it ends,
+// newIndexAndBuckets opens a bolt index of tb's own (testutil.BoltIndex)
 // and makes an input and an output bucket named after prefix in the
 // shared store.
 func newIndexAndBuckets(tb testing.TB, prefix string) (idx index.Index, in, out string) {
 	tb.Helper()
-	idx, err := index.Open(tb.Context(), "bolt:"+filepath.Join(tb.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { idx.Close() })
+	idx = testutil.BoltIndex(tb)
 	n := bucketSeq.Add(1)
 	in, out = fmt.Sprintf("%sin-%d-%d", prefix, time.Now().UnixNano()%1e6, n), fmt.Sprintf("%sout-%d-%d", prefix, time.Now().UnixNano()%1e6, n)
 	for _, b := range []string{in, out} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -115,11 +114,7 @@ func TestFunctionJSON_AuditAndMark(t *testing.T) {
 
 func newRegistry(t *testing.T) (*registry.Registry, index.Index) {
 	t.Helper()
-	idx, err := index.Open(t.Context(), "bolt:"+filepath.Join(t.TempDir(), "index.db"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	idx := testutil.BoltIndex(t)
 	return registry.New(idx, nil), idx
 }
 
