@@ -1,9 +1,8 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
@@ -241,7 +241,7 @@ func (p *Pipeline) auditDigests(ctx context.Context, a *auditJob) (recorded, got
 // outputDigest is the SHA-256 of the object storeOutput would store for
 // this invocation's output, decided the same way.
 func (p *Pipeline) outputDigest(ctx context.Context, j *job, out *spool.Spool, res runtime.Result) (string, error) {
-	if res.OutputWritten || (out.Size() > 0 && res.Result == nil) {
+	if outputIsStream(out, res) {
 		return readerDigest(out.Reader())
 	}
 	staged, err := p.stagedOutput(ctx, j)
@@ -251,12 +251,7 @@ func (p *Pipeline) outputDigest(ctx context.Context, j *job, out *spool.Spool, r
 	if staged != nil {
 		return p.objectDigest(ctx, staged.Bucket, staged.Key, staged.ETag)
 	}
-	result := res.Result
-	if len(result) == 0 {
-		result = []byte("null")
-	}
-	sum := sha256.Sum256(result)
-	return hex.EncodeToString(sum[:]), nil
+	return readerDigest(bytes.NewReader(resultObject(res)))
 }
 
 // objectDigest streams an object (the version with etag, when given) and
@@ -270,10 +265,9 @@ func (p *Pipeline) objectDigest(ctx context.Context, bucket, key, etag string) (
 	return readerDigest(rc)
 }
 
+// readerDigest is the hex SHA-256 of what r yields: the bare digest of
+// its fingerprint.
 func readerDigest(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	fp, _, err := fingerprint.Sum(r)
+	return fingerprint.Hex(fp), err
 }

@@ -1,10 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -76,6 +76,22 @@ func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) 
 	return nil
 }
 
+// outputIsStream reports whether an invocation's output object is what
+// the function wrote to its output stream (rather than its JSON result,
+// or an object it PUT through the presigned URL).
+func outputIsStream(out *spool.Spool, res runtime.Result) bool {
+	return res.OutputWritten || (out.Size() > 0 && res.Result == nil)
+}
+
+// resultObject is the body of the KEY.json object that holds a function's
+// JSON result: "null" when it returned none.
+func resultObject(res runtime.Result) []byte {
+	if len(res.Result) == 0 {
+		return []byte("null")
+	}
+	return res.Result
+}
+
 // storeOutput writes the function's output to its output location, marked
 // so that it never triggers a function itself. A function that produced
 // only a JSON result gets the result stored as KEY.json; one that PUT its
@@ -89,7 +105,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 	opts := objects.PutOptions{Metadata: outputMeta(j)}
 	var info objects.Info
 	switch {
-	case res.OutputWritten || (out.Size() > 0 && res.Result == nil):
+	case outputIsStream(out, res):
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
@@ -115,12 +131,9 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
-		result := res.Result
-		if len(result) == 0 {
-			result = json.RawMessage("null")
-		}
+		result := resultObject(res)
 		opts.ContentType = "application/json"
-		info, err = p.cfg.Objects.Put(ctx, bucket, key, strings.NewReader(string(result)), int64(len(result)), opts)
+		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
 	}
 	if err != nil {
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
