@@ -161,6 +161,7 @@ type securityOptions struct {
 	apiHosts       []string
 	maxCodeMiB     int64
 	maxMemoryMB    int
+	maxParamsKiB   int
 }
 
 func (o *securityOptions) register(fl *pflag.FlagSet) {
@@ -170,12 +171,13 @@ func (o *securityOptions) register(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&o.apiHosts, "api-host", nil, "extra Host names the API answers to on loopback, besides localhost, 127.0.0.1, [::1] and --api-addr's host")
 	fl.Int64Var(&o.maxCodeMiB, "max-code", api.DefaultMaxCodeBytes>>20, "largest function code a deploy may upload, in MiB (413 above it)")
 	fl.IntVar(&o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, "largest --memory a function may ask for, in MiB")
+	fl.IntVar(&o.maxParamsKiB, "max-params", registry.DefaultMaxParamsBytes>>10, "largest params of a function (and, apart, its config) as JSON, in KiB (413 above it)")
 }
 
 // openWhiskOptions returns the OpenWhisk runtime's host settings.
 func (o *securityOptions) openWhiskOptions() (openwhisk.Options, error) {
-	if o.maxCodeMiB <= 0 || o.maxMemoryMB <= 0 {
-		return openwhisk.Options{}, fmt.Errorf("--max-code and --max-memory must be > 0, got %d and %d", o.maxCodeMiB, o.maxMemoryMB)
+	if o.maxCodeMiB <= 0 || o.maxMemoryMB <= 0 || o.maxParamsKiB <= 0 {
+		return openwhisk.Options{}, fmt.Errorf("--max-code, --max-memory and --max-params must be > 0, got %d, %d and %d", o.maxCodeMiB, o.maxMemoryMB, o.maxParamsKiB)
 	}
 	return openwhisk.Options{API: o.openwhiskAPI, Allow: o.openwhiskAllow}, nil
 }
@@ -189,5 +191,6 @@ func (o *securityOptions) apiConfig(cfg api.Config) api.Config {
 	cfg.ExtraHosts = o.apiHosts
 	cfg.MaxCodeBytes = o.maxCodeMiB << 20
 	cfg.MaxMemoryMB = o.maxMemoryMB
+	cfg.MaxParamsBytes = o.maxParamsKiB << 10
 	return cfg
 }

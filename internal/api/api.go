@@ -93,6 +93,9 @@ type Config struct {
 	MaxCodeBytes int64
 	MaxDeploys   int
 	MaxMemoryMB  int
+	// MaxParamsBytes bounds a function's params, and apart its config, as
+	// JSON (default registry.DefaultMaxParamsBytes; 413 above it).
+	MaxParamsBytes int
 	// ListenAddr is the API's listen address. On a loopback address only
 	// requests whose Host is localhost, 127.0.0.1, ::1, the listen host or
 	// one of ExtraHosts are served, which defeats DNS rebinding.
@@ -164,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxMemoryMB <= 0 {
 		cfg.MaxMemoryMB = DefaultMaxMemoryMB
+	}
+	if cfg.MaxParamsBytes <= 0 {
+		cfg.MaxParamsBytes = registry.DefaultMaxParamsBytes
 	}
 	for _, a := range cfg.OpenWhiskAllow {
 		if err := openwhisk.CheckAPI(nil, a); err != nil && !errors.Is(err, openwhisk.ErrNotAllowed) {
@@ -345,6 +351,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	if int64(len(req.Code)) > s.cfg.MaxCodeBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	if err := req.Function.CheckParams(s.cfg.MaxParamsBytes); err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, err)
 		return
 	}
 	if c.tenant != "" {

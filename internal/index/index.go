@@ -221,6 +221,14 @@ type DocWatcher interface {
 	WatchDocs(ctx context.Context, kind string, fn func()) error
 }
 
+// DocRevisions is implemented by backends that can say cheaply whether
+// documents changed, where they cannot push changes (bolt): DocsRevision
+// returns a number that changes whenever a document of kind is put or
+// deleted, so that a reader polls it instead of re-reading every document.
+type DocRevisions interface {
+	DocsRevision(ctx context.Context, kind string) (uint64, error)
+}
+
 // Options are passed to every backend constructor.
 type Options struct {
 	Logger *slog.Logger

@@ -99,11 +99,21 @@ func (c *Changes) Watched() int {
 // the end of cur (a renewal, a change feed catching up on older changes)
 // does not return. get returns ErrNotFound for an absent record.
 func WaitChange(ctx context.Context, c *Changes, cur Record, backstop time.Duration, get func(context.Context, string) (Record, error)) error {
-	deadline := time.Now().Add(backstop)
+	return WaitChangeClock(ctx, c, cur, backstop, get, time.Now)
+}
+
+// WaitChangeClock is WaitChange for a backend whose leases are set and
+// checked on a clock other than this process's (a database server's):
+// now reads that clock, so cur.LeaseUntil is compared with the time it was
+// set on. Measured on this process's clock, a replica running ahead would
+// wake before the lease ends and claim again in a loop until it did.
+func WaitChangeClock(ctx context.Context, c *Changes, cur Record, backstop time.Duration, get func(context.Context, string) (Record, error), now func() time.Time) error {
+	start := now()
+	deadline := start.Add(backstop)
 	if !cur.LeaseUntil.IsZero() && cur.LeaseUntil.Before(deadline) {
 		deadline = cur.LeaseUntil
 	}
-	timer := time.NewTimer(time.Until(deadline))
+	timer := time.NewTimer(deadline.Sub(start))
 	defer timer.Stop()
 	for {
 		changed, cancel := c.Subscribe(cur.Key)

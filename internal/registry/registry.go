@@ -37,7 +37,17 @@ const (
 	// memory; the least recently used versions are evicted and read back
 	// from the index when needed again.
 	DefaultCodeCacheBytes = 256 << 20
-	docKind               = "function"
+	// DefaultMaxParamsBytes bounds a function's params, and apart its
+	// config, as canonical JSON (serve --max-params): they are read on
+	// every refresh and passed to every run.
+	DefaultMaxParamsBytes = 64 << 10
+	// inlineParams is the longest params (with config) a dedup record's
+	// key parts hold as they are; longer ones are named by their digest
+	// and stored once, as a blob (see Function.Key), so a record does not
+	// grow with them. Short ones stay inline, which keeps the keys that
+	// releases before the digest made.
+	inlineParams = 64
+	docKind      = "function"
 	// markKind holds the Nondeterministic marks, one document per
 	// function version (id tenant/name/version), apart from the function
 	// definitions: a mark belongs to a version, not to a deploy.
@@ -55,6 +65,9 @@ const (
 
 // ErrNotFound is returned for an unknown function.
 var ErrNotFound = errors.New("function not found")
+
+// ErrParamsTooLarge is returned by CheckParams.
+var ErrParamsTooLarge = errors.New("params too large")
 
 // Trigger selects the objects a function runs on.
 type Trigger struct {
@@ -220,6 +233,62 @@ func canonical(m map[string]string) string {
 	return string(b)
 }
 
+// CheckParams refuses params, or a config, longer than maxBytes as
+// canonical JSON, with an error naming the limit (ErrParamsTooLarge).
+func (f *Function) CheckParams(maxBytes int) error {
+	for _, p := range []struct {
+		what string
+		m    map[string]string
+	}{{"params", f.Params}, {"config", f.Config}} {
+		if n := len(canonical(p.m)); n > maxBytes {
+			return fmt.Errorf("%w: function %s: %s are %d bytes as JSON, over the limit of %s (serve --max-params)",
+				ErrParamsTooLarge, f.Name, p.what, n, sizeString(maxBytes))
+		}
+	}
+	return nil
+}
+
+// sizeString is n bytes in the largest binary unit that divides it.
+func sizeString(n int) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// paramsPart is the Params of f's key parts and, when they name a
+// digest, the canonical params (with config) stored under it.
+func (f *Function) paramsPart() (part string, stored []byte) {
+	s := canonical(f.Params) + canonical(f.Config)
+	if len(s) <= inlineParams {
+		return s, nil
+	}
+	return paramsDigestPrefix + Digest([]byte(s)), []byte(s)
+}
+
+// paramsDigestPrefix marks key parts' Params that name a blob (canonical
+// JSON starts with "{", so the two forms never meet).
+const paramsDigestPrefix = "sha256:"
+
+// ParamsOf returns the canonical params (with config) that key parts p
+// were derived from: p.Params itself, or the blob it names.
+func ParamsOf(ctx context.Context, idx interface {
+	GetBlob(ctx context.Context, digest string) ([]byte, error)
+}, p index.Parts) (string, error) {
+	digest, ok := strings.CutPrefix(p.Params, paramsDigestPrefix)
+	if !ok {
+		return p.Params, nil
+	}
+	b, err := idx.GetBlob(ctx, digest)
+	if err != nil {
+		return "", fmt.Errorf("registry: params %s: %w", digest, err)
+	}
+	return string(b), nil
+}
+
 // Matches reports whether an object triggers f.
 func (f *Function) Matches(bucket, key string) bool {
 	if bucket != f.Trigger.Bucket || !strings.HasPrefix(key, f.Trigger.Prefix) {
@@ -291,11 +360,12 @@ func (f *Function) Key(codeDigest, runtimeVersion, fp string) (string, index.Par
 	if f.Shared {
 		tenant = "*shared*"
 	}
+	params, _ := f.paramsPart()
 	p := index.Parts{
 		Tenant:         tenant,
 		Function:       f.Name,
 		CodeDigest:     codeDigest,
-		Params:         canonical(f.Params) + canonical(f.Config),
+		Params:         params,
 		RuntimeVersion: runtimeVersion,
 		Fingerprint:    fp,
 	}
@@ -323,6 +393,10 @@ type Registry struct {
 	cache     []Function // with their versions' marks attached
 	marks     map[string]Nondeterministic
 	onRemoved []func(Function)
+	// revs are the index's revisions of definitions and marks that cache
+	// was read at (index.DocRevisions); revsOK is false without them.
+	revs   [2]uint64
+	revsOK bool
 
 	code codeCache
 }
@@ -418,6 +492,12 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 	}
 	if err := f.Validate(); err != nil {
 		return f, err
+	}
+	// Once per version, not in every record: see inlineParams.
+	if digest, stored := f.paramsPart(); stored != nil {
+		if err := r.idx.PutBlob(ctx, strings.TrimPrefix(digest, paramsDigestPrefix), stored); err != nil {
+			return f, fmt.Errorf("registry: store params of %s: %w", f.Name, err)
+		}
 	}
 	f.Nondeterministic = nil // the registry's to say, never the deployer's
 	now := time.Now().UTC()
@@ -613,8 +693,37 @@ func (r *Registry) Code(ctx context.Context, digest string) ([]byte, error) {
 	return c, nil
 }
 
+// revisions reads the index's revisions of definitions and marks; ok is
+// false where it keeps none or they cannot be read (then refresh).
+func (r *Registry) revisions(ctx context.Context) (revs [2]uint64, ok bool) {
+	dr, ok := r.idx.(index.DocRevisions)
+	if !ok {
+		return revs, false
+	}
+	for i, kind := range []string{docKind, markKind} {
+		rev, err := dr.DocsRevision(ctx, kind)
+		if err != nil {
+			return revs, false
+		}
+		revs[i] = rev
+	}
+	return revs, true
+}
+
+// unchanged reports whether the index says no definition or mark changed
+// since the cache was read.
+func (r *Registry) unchanged(ctx context.Context) bool {
+	revs, ok := r.revisions(ctx)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return ok && r.revsOK && revs == r.revs
+}
+
 // Refresh reloads the cache from the index.
 func (r *Registry) Refresh(ctx context.Context) error {
+	// Read before the documents: a change after this read is seen by the
+	// next poll even if the documents read below include it already.
+	revs, revsOK := r.revisions(ctx)
 	var fns []Function
 	err := r.idx.Docs(ctx, docKind, func(id string, doc []byte) error {
 		var f Function
@@ -656,6 +765,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 		fns[i] = r.attach(f)
 	}
 	r.cache = fns
+	r.revs, r.revsOK = revs, revsOK
 	r.mu.Unlock()
 	for _, f := range removed(old, fns) {
 		for _, h := range hooks {
@@ -691,6 +801,8 @@ func removed(before, after []Function) []Function {
 // Run keeps the cache fresh until ctx ends: on every change the index
 // pushes (backends that implement index.DocWatcher), and by polling every
 // interval, which is all other backends have and a backstop for pushes.
+// A poll of an index that keeps revisions (index.DocRevisions) reads
+// them only, and the documents when they changed.
 func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultRefresh
@@ -728,7 +840,9 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 		case <-pushed:
 			refresh()
 		case <-t.C:
-			refresh()
+			if !r.unchanged(ctx) {
+				refresh()
+			}
 		}
 	}
 }

@@ -55,7 +55,10 @@ var (
 	// function's activation.Stats. Files written before it existed get
 	// it on open, counted from the activations they still keep.
 	bucketFnStats = []byte("function_stats")
-	allBuckets    = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats}
+	// bucketDocRevs counts the writes of each kind of document: kind →
+	// 8 bytes, big-endian (see DocsRevision).
+	bucketDocRevs = []byte("doc_revisions")
+	allBuckets    = [][]byte{bucketClaims, bucketDocs, bucketBlobs, bucketActs, bucketActIDs, bucketSeen, bucketStats, bucketDocRevs}
 	allTenantsKey = []byte("*")
 )
 
@@ -73,8 +76,9 @@ type DB struct {
 }
 
 var (
-	_ index.Index  = (*DB)(nil)
-	_ index.Waiter = (*DB)(nil)
+	_ index.Index        = (*DB)(nil)
+	_ index.Waiter       = (*DB)(nil)
+	_ index.DocRevisions = (*DB)(nil)
 )
 
 // Open opens bolt:PATH (absolute or relative), creating the file.
@@ -388,7 +392,36 @@ func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
 
 // PutDoc implements index.Index.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
-	return wrap(d.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDocs).Put(docKey(kind, id), doc) }), "put doc", kind+"/"+id)
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketDocs).Put(docKey(kind, id), doc); err != nil {
+			return err
+		}
+		return bumpDocRev(tx, kind)
+	}), "put doc", kind+"/"+id)
+}
+
+// bumpDocRev counts a write of a document of kind, in the write's own
+// transaction, so a revision read never runs ahead of the documents.
+func bumpDocRev(tx *bbolt.Tx, kind string) error {
+	b := tx.Bucket(bucketDocRevs)
+	var rev uint64
+	if v := b.Get([]byte(kind)); len(v) == 8 {
+		rev = binary.BigEndian.Uint64(v)
+	}
+	return b.Put([]byte(kind), binary.BigEndian.AppendUint64(nil, rev+1))
+}
+
+// DocsRevision implements index.DocRevisions: how many times documents of
+// kind were put or deleted in this file.
+func (d *DB) DocsRevision(ctx context.Context, kind string) (uint64, error) {
+	var rev uint64
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketDocRevs).Get([]byte(kind)); len(v) == 8 {
+			rev = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return rev, wrap(err, "docs revision", kind)
 }
 
 // GetDoc implements index.Index.
@@ -412,7 +445,10 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 		if b.Get(docKey(kind, id)) == nil {
 			return index.ErrNotFound
 		}
-		return b.Delete(docKey(kind, id))
+		if err := b.Delete(docKey(kind, id)); err != nil {
+			return err
+		}
+		return bumpDocRev(tx, kind)
 	}), "delete doc", kind+"/"+id)
 }
 

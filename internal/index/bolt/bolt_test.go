@@ -106,3 +106,15 @@ func TestZeroLeaseIsLocked(t *testing.T) {
 	}
 	_ = c
 }
+
+// TestDocRevisions: bolt counts document writes per kind, so the
+// registry polls a number instead of re-reading every definition
+// (issue 17 item 12).
+func TestDocRevisions(t *testing.T) {
+	db, err := bolt.OpenFile(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	indextest.DocRevisions(t, db)
+}

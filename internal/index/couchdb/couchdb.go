@@ -410,7 +410,7 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 		if err != nil {
 			return index.Claimed{}, fmt.Errorf("couchdb: write claim %s: %w", key, err)
 		}
-		d.held.put(key, cur, rev)
+		d.held.add(key, cur, rev)
 		return index.Claimed{Outcome: index.Miss, Record: cur.Record}, nil
 	}
 	return index.Claimed{}, fmt.Errorf("couchdb: claim %s: too many conflicts", key)
@@ -460,7 +460,7 @@ func (d *DB) cas(ctx context.Context, key, token string, change func(*index.Reco
 			return fmt.Errorf("couchdb: update claim %s: %w", key, err)
 		}
 		if keep && cur.State == index.Running {
-			d.held.put(key, cur, rev)
+			d.held.update(key, cur, rev)
 		}
 		return nil
 	}

@@ -204,7 +204,8 @@ func (d *DB) WaitChange(ctx context.Context, cur index.Record) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(conn, cancel)()
-	err = index.WaitChange(wctx, &d.ln.changes, cur, WaitBackstop, d.Get)
+	// cur's lease is on the server's clock: time it on that clock.
+	err = index.WaitChangeClock(wctx, &d.ln.changes, cur, WaitBackstop, d.Get, d.dbNow)
 	switch {
 	case err == nil:
 		return nil

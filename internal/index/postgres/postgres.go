@@ -28,6 +28,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,24 @@ type DB struct {
 	log       *slog.Logger
 	ln        *listener // LISTEN connection for WaitChange and WatchDocs
 	closeOnce sync.Once
+	clock     func() time.Time // this replica's clock: time.Now, skewed by tests
+	// ahead is how far the server's clock runs ahead of clock (negative:
+	// behind), as last read with a claim; see dbNow.
+	ahead atomic.Int64
+}
+
+// observe records the server's now() read by a statement that has just
+// returned. now() is its transaction's start, so the estimate errs by up
+// to one round trip towards the server's clock being behind: a waiter
+// timed with it wakes that much after a lease ends, never before.
+func (d *DB) observe(server time.Time) {
+	d.ahead.Store(int64(server.Sub(d.clock())))
+}
+
+// dbNow estimates the server's clock, on which leases are set and
+// checked, from this replica's clock and the offset last observed.
+func (d *DB) dbNow() time.Time {
+	return d.clock().Add(time.Duration(d.ahead.Load()))
 }
 
 var (
@@ -121,7 +140,7 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config, log *slog.Logger) (*DB
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect %s: %w", cfg.ConnConfig.Host, err)
 	}
-	d := &DB{pool: pool, log: log}
+	d := &DB{pool: pool, log: log, clock: time.Now}
 	d.ln = newListener(cfg.ConnConfig, log)
 	cctx, cancel := d.call(ctx)
 	defer cancel()
@@ -213,13 +232,13 @@ WITH ins AS (
 	WHERE key = $1 AND state = 'running' AND lease_until <= now() AND NOT EXISTS (SELECT FROM ins)
 	RETURNING ` + claimCols + `
 )
-SELECT 'miss', ` + claimCols + ` FROM ins
+SELECT 'miss', now(), ` + claimCols + ` FROM ins
 UNION ALL
-SELECT 'miss', ` + claimCols + ` FROM took
+SELECT 'miss', now(), ` + claimCols + ` FROM took
 UNION ALL
 SELECT CASE WHEN state <> 'running' THEN 'hit'
 	WHEN lease_until IS NULL OR lease_until > now() THEN 'wait'
-	ELSE 'lost' END, ` + claimCols + `
+	ELSE 'lost' END, now(), ` + claimCols + `
 FROM dedupfn_claims
 WHERE key = $1 AND NOT EXISTS (SELECT FROM ins) AND NOT EXISTS (SELECT FROM took)`
 
@@ -233,14 +252,18 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	for range maxClaimTries {
-		var outcome string
-		r, err := scanRecord(d.pool.QueryRow(ctx, claimSQL, key, parts, owner, newToken(), micros(lease)), &outcome)
+		var (
+			outcome string
+			now     time.Time
+		)
+		r, err := scanRecord(d.pool.QueryRow(ctx, claimSQL, key, parts, owner, newToken(), micros(lease)), &outcome, &now)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			continue // raced an uncommitted insert or a delete: look again
 		case err != nil:
 			return index.Claimed{}, fmt.Errorf("postgres: claim %s: %w", key, err)
 		}
+		d.observe(now)
 		switch outcome {
 		case "miss":
 			return index.Claimed{Outcome: index.Miss, Record: r}, nil
@@ -321,13 +344,15 @@ func (d *DB) Release(ctx context.Context, key, token string) error {
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	r, err := scanRecord(d.pool.QueryRow(ctx, `SELECT `+claimCols+` FROM dedupfn_claims WHERE key = $1`, key))
+	var now time.Time
+	r, err := scanRecord(d.pool.QueryRow(ctx, `SELECT now(), `+claimCols+` FROM dedupfn_claims WHERE key = $1`, key), &now)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return r, index.ErrNotFound
 	case err != nil:
 		return r, fmt.Errorf("postgres: get claim %s: %w", key, err)
 	}
+	d.observe(now)
 	return r, nil
 }
 

@@ -314,3 +314,51 @@ func TestPruneActivations_RacingReplicas(t *testing.T) {
 	raw := newDB(t, pg)
 	indextest.PruneRacing(t, open(t, raw), open(t, raw), 2500)
 }
+
+// TestWaitChange_ClockSkewNoSpin (issue 17 item 7): leases are set and
+// checked on the database's clock, so a waiter on a replica whose clock is
+// off still sleeps until the lease really ends, claims once more and takes
+// it over: ahead, it must not wake early and claim in a loop (on f13dda0,
+// thousands of Claims a second); behind, it must not sleep past the end.
+func TestWaitChange_ClockSkewNoSpin(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	const lease = 2 * time.Second
+	for _, skew := range []time.Duration{time.Second, -time.Second} {
+		t.Run(fmt.Sprintf("skew%s", skew), func(t *testing.T) {
+			owner, w := open(t, raw), open(t, raw)
+			postgres.SkewClockForTest(w, skew)
+			ctx := t.Context()
+			key := "skew" + skew.String()
+			if c, err := owner.Claim(ctx, key, index.Parts{}, "owner", lease); err != nil || c.Outcome != index.Miss {
+				t.Fatalf("owner's claim = %v, %v", c.Outcome, err)
+			}
+			start := time.Now()
+			claims := 0
+			for {
+				c, err := w.Claim(ctx, key, index.Parts{}, "waiter", lease)
+				claims++
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Outcome == index.Miss {
+					break
+				}
+				if c.Outcome != index.Wait || claims > 1e6 {
+					t.Fatalf("claim %d = %v, want wait until the lease ends, then miss", claims, c.Outcome)
+				}
+				if err := w.WaitChange(ctx, c.Record); err != nil {
+					t.Fatal(err)
+				}
+			}
+			took := time.Since(start)
+			t.Logf("skew %s: took the lease over after %s with %d claims", skew, took, claims)
+			if claims > 3 {
+				t.Errorf("the waiter made %d claims during one lease of %s, want at most 3 (no spinning)", claims, lease)
+			}
+			if took > lease+700*time.Millisecond {
+				t.Errorf("the waiter took the lease over after %s, want about %s (the lease)", took, lease)
+			}
+		})
+	}
+}
