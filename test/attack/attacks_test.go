@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -426,4 +425,3 @@ func firstLine(err error) string {
 	}
 	return l
 }
-
