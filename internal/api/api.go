@@ -202,7 +202,14 @@ func New(cfg Config) (*Server, error) {
 	})
 	if cfg.Gatherer != nil {
 		h := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
-		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, _ caller) { h.ServeHTTP(w, r) })
+		// Metrics name every tenant's functions: they are the admin's.
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, c caller) {
+			if !c.admin {
+				writeError(w, http.StatusForbidden, fmt.Errorf("%w: /metrics is the admin's: it covers every tenant", errForbidden))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	s.handle("POST /v1/functions", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
@@ -672,7 +679,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errForbidden), errors.Is(err, pipeline.ErrNotOwned):
+	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return http.StatusNotFound

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -55,7 +57,7 @@ func newEnv(t *testing.T, s setup) *env {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := api.Config{Pipeline: pipe, Registry: reg, Index: idx, ListenAddr: ts.Listener.Addr().String(),
-		OpenWhiskAllow: s.owAllow, TenantRuntimes: []string{"test", "wasm", "openwhisk"}}
+		OpenWhiskAllow: s.owAllow, TenantRuntimes: []string{"test", "wasm", "openwhisk"}, Gatherer: prometheus.NewRegistry()}
 	if !s.noTokens {
 		cfg.AdminToken = adminToken
 		cfg.Tenants = []api.Tenant{
@@ -292,9 +294,10 @@ func TestPurgeShared(t *testing.T) {
 	if _, err := e.idx.Get(ctx, "k-shared"); err != nil {
 		t.Fatalf("globex's purge deleted acme's shared result: %v", err)
 	}
+	// Not globex's: answered as an absent key (TestPurge_NotYoursLikeAbsent).
 	code, body = e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: "k-shared"})
-	if code == http.StatusOK {
-		t.Fatalf("globex purges the shared key: %d %s", code, body)
+	if code != http.StatusOK || !strings.Contains(body, `"purged": 0`) {
+		t.Fatalf("globex purges the shared key: %d %s, want purged 0", code, body)
 	}
 	code, body = e.do(t, "POST", "/v1/purge", acmeToken, api.PurgeRequest{Function: "thumb"})
 	if code != http.StatusForbidden || !strings.Contains(body, "admin") {
@@ -530,4 +533,72 @@ func TestDeployConcurrencyLimit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the third deploy did not get the freed slot")
 	}
+}
+
+// Issue 17 item 17: /metrics showed every tenant's functions to a tenant
+// token. Metrics are the admin's.
+func TestMetrics_AdminOnly(t *testing.T) {
+	e := newEnv(t, setup{})
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"NoToken", "", http.StatusUnauthorized},
+		{"WrongToken", "nope", http.StatusUnauthorized},
+		{"Tenant", acmeToken, http.StatusForbidden},
+		{"OtherTenant", otherToken, http.StatusForbidden},
+		{"Admin", adminToken, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := e.do(t, "GET", "/metrics", tc.token, nil); code != tc.want {
+				t.Fatalf("GET /metrics: %d %s, want %d", code, body, tc.want)
+			}
+		})
+	}
+	if code, body := e.do(t, "GET", "/metrics", acmeToken, nil, api.TenantHeader, "default"); code != http.StatusForbidden {
+		t.Fatalf("GET /metrics as a tenant naming another tenant: %d %s, want 403", code, body)
+	}
+	// Without tokens (loopback quickstart) every caller is the admin.
+	if code, body := newEnv(t, setup{noTokens: true}).do(t, "GET", "/metrics", "", nil); code != http.StatusOK {
+		t.Fatalf("GET /metrics without tokens configured: %d %s, want 200", code, body)
+	}
+}
+
+// Issue 17 item 18: purging another tenant's dedup key answered "record
+// belongs to another tenant", an absent key {"purged": 0}: a probe for
+// whether another tenant processed some content. Both answer the same.
+func TestPurge_NotYoursLikeAbsent(t *testing.T) {
+	e := newEnv(t, setup{})
+	ctx := t.Context()
+	for _, token := range []string{acmeToken, otherToken} {
+		if code, body := e.do(t, "POST", "/v1/functions", token, deployReq(fnDef("thumb", "wasm", tenantBucket(token, "in"), tenantBucket(token, "out")), "x")); code != http.StatusOK {
+			t.Fatalf("deploy thumb: %d %s", code, body)
+		}
+	}
+	for key, tenant := range map[string]string{"k-acme": "acme", "k-shared": "*shared*"} {
+		if _, err := e.idx.Claim(ctx, key, index.Parts{Tenant: tenant, Function: "thumb"}, "test", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	absentCode, absent := e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: "k-absent"})
+	if absentCode != http.StatusOK || !strings.Contains(absent, `"purged": 0`) {
+		t.Fatalf("globex purges an absent key: %d %s, want 200 purged 0", absentCode, absent)
+	}
+	for _, key := range []string{"k-acme", "k-shared"} {
+		code, body := e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: key})
+		if code != absentCode || body != absent {
+			t.Errorf("globex purges %s: %d %s; want the absent key's answer %d %s", key, code, body, absentCode, absent)
+		}
+		if _, err := e.idx.Get(ctx, key); err != nil {
+			t.Errorf("globex's purge deleted %s: %v", key, err)
+		}
+	}
+}
+
+// tenantBucket is the bucket "in" or "out" of the tenant of token.
+func tenantBucket(token, which string) string {
+	if token == otherToken {
+		return "globex-" + which
+	}
+	return "acme-" + which
 }
