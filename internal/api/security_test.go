@@ -9,9 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -601,4 +606,60 @@ func tenantBucket(token, which string) string {
 		return "globex-" + which
 	}
 	return "acme-" + which
+}
+
+// Issue 17 item 21: docs/security.md said the dashboard never reads
+// location.hash, which it does to route to an activation. The document
+// must name every part of its URL the page reads, and the page must use
+// the hash only as an activation id.
+func TestDashboard_URLReadsDocumented(t *testing.T) {
+	code, page := newEnv(t, setup{}).do(t, "GET", "/", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /: %d", code)
+	}
+	// The embedded store changes the working directory: find the document
+	// from this file.
+	_, self, _, _ := goruntime.Caller(0)
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(self), "../../docs/security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{}
+	for _, m := range regexp.MustCompile(`location\.(\w+)(\s*=[^=])?`).FindAllStringSubmatch(page, -1) {
+		if m[2] == "" { // an assignment (location.hash = ...) writes, it does not read
+			read[m[1]] = true
+		}
+	}
+	if len(read) == 0 {
+		t.Fatal("found no location reads in the dashboard: the test's pattern is stale")
+	}
+	const marker = "The page reads only these parts of its URL:"
+	_, section, ok := strings.Cut(string(doc), marker)
+	if !ok {
+		t.Fatalf("docs/security.md lacks %q followed by the location properties the page reads (%v)", marker, read)
+	}
+	section, _, _ = strings.Cut(section, "\n\n")
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`location\\.(\\w+)`").FindAllStringSubmatch(section, -1) {
+		listed[m[1]] = true
+	}
+	if !maps.Equal(read, listed) {
+		t.Errorf("the dashboard reads location.%v; docs/security.md lists location.%v", slices.Sorted(maps.Keys(read)), slices.Sorted(maps.Keys(listed)))
+	}
+	for _, bad := range []string{"does not read `location.hash`", "never reads `location.hash`"} {
+		if strings.Contains(string(doc), bad) {
+			t.Errorf("docs/security.md still says the page %s", bad)
+		}
+	}
+	// The hash is only ever parsed as #/activation/ID, and the id only
+	// escaped into the activation's API path.
+	for _, line := range strings.Split(page, "\n") {
+		if strings.Contains(line, "location.hash") && !strings.Contains(line, "location.hash =") &&
+			!strings.Contains(line, `/^#\/activation\/(.+)$/.exec(location.hash)`) {
+			t.Errorf("the dashboard reads location.hash other than as #/activation/ID: %s", strings.TrimSpace(line))
+		}
+	}
+	if !strings.Contains(page, `api("/v1/activations/" + encodeURIComponent(id))`) {
+		t.Error("the activation id from the hash is not escaped into /v1/activations/{id}")
+	}
 }
