@@ -448,6 +448,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
 	if c.tenant != "" {
 		req.Tenant = c.tenant
 	}
+	req.ReplaceShared = c.admin // only the admin replaces results other tenants reuse
 	if err := s.checkRun(r.Context(), c, req.Function, req.Bucket); err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -641,7 +642,7 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"))
+	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"), c.admin)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

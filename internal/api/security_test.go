@@ -5,6 +5,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +20,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -662,4 +665,238 @@ func TestDashboard_URLReadsDocumented(t *testing.T) {
 	if !strings.Contains(page, `api("/v1/activations/" + encodeURIComponent(id))`) {
 		t.Error("the activation id from the hash is not escaped into /v1/activations/{id}")
 	}
+}
+
+// countRuntime upper-cases its input and counts its runs; an input
+// starting with "fail:" is a deterministic function error naming the
+// object, as real functions' errors often do.
+type countRuntime struct{ runs atomic.Int64 }
+
+func (*countRuntime) Name() string                { return "wasm" }
+func (*countRuntime) Version() string             { return "count/1" }
+func (*countRuntime) Close(context.Context) error { return nil }
+func (c *countRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	c.runs.Add(1)
+	b, err := io.ReadAll(inv.Input)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	if bytes.HasPrefix(b, []byte("fail:")) {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("cannot parse %s/%s", inv.Object.Bucket, inv.Object.Key)}
+	}
+	_, err = inv.Output.Write(bytes.ToUpper(b))
+	return runtime.Result{OutputWritten: true}, err
+}
+
+// sharedEnv is an env where acme and globex have each deployed the same
+// --shared function "sh" (so they share its results) on a countRuntime.
+func sharedEnv(t *testing.T, mod func(*registry.Function)) (*env, *countRuntime) {
+	t.Helper()
+	rt := &countRuntime{}
+	e := newEnv(t, setup{runtimes: map[string]runtime.Runtime{"wasm": rt}})
+	for _, b := range []string{"acme-in", "acme-out", "globex-in", "globex-out"} {
+		if err := store.MakeBucket(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, token := range []string{acmeToken, otherToken} {
+		fn := fnDef("sh", "wasm", tenantBucket(token, "in"), tenantBucket(token, "out"))
+		fn.Shared, fn.CacheFailures = true, true
+		if mod != nil {
+			mod(&fn)
+		}
+		if code, body := e.do(t, "POST", "/v1/functions", token, deployReq(fn, "x")); code != http.StatusOK {
+			t.Fatalf("deploy shared sh: %d %s", code, body)
+		}
+	}
+	return e, rt
+}
+
+// put uploads body as bucket/key in the test's store.
+func put(t *testing.T, bucket, key, body string) {
+	t.Helper()
+	if _, err := store.Put(t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invokeAs invokes sh on bucket/key as token and decodes the activation.
+func (e *env) invokeAs(t *testing.T, token, bucket, key string, force bool, hdr ...string) (activation.Record, string) {
+	t.Helper()
+	code, body := e.do(t, "POST", "/v1/invoke", token, pipeline.InvokeRequest{Function: "sh", Bucket: bucket, Key: key, Force: force}, hdr...)
+	var rec activation.Record
+	if err := json.Unmarshal([]byte(body), &rec); code != http.StatusOK || err != nil {
+		t.Fatalf("invoke sh on %s/%s: %d %s", bucket, key, code, body)
+	}
+	return rec, body
+}
+
+// Issue 17 item 14: globex deployed acme's shared function, uploaded
+// guessed content and called explain: the answer named acme's output
+// (acme-out/hr/...), the replica that ran it and its reason text. Explain
+// and every hit tell a tenant only whether it would hit, and its own
+// output location.
+func TestExplain_SharedShowsOnlyCallersOwn(t *testing.T) {
+	e, rt := sharedEnv(t, nil)
+	ctx := t.Context()
+	secret := "hr/layoffs-2027-confidential-" + t.Name() + ".txt"
+	put(t, "acme-in", secret, "layoffs")
+	put(t, "acme-in", "hr/fail-"+t.Name()+".txt", "fail:layoffs")
+	put(t, "globex-in", "guess.txt", "layoffs")
+	put(t, "globex-in", "guess-fail.txt", "fail:layoffs")
+	done, _ := e.invokeAs(t, acmeToken, "acme-in", secret, false)
+	failed, _ := e.invokeAs(t, acmeToken, "acme-in", "hr/fail-"+t.Name()+".txt", false)
+	if done.Decision != activation.Miss || failed.Decision != activation.Error || rt.runs.Load() != 2 {
+		t.Fatalf("acme's runs: %s, %s, %d runs; want a miss and a cached error", done.Decision, failed.Decision, rt.runs.Load())
+	}
+	rec, err := e.idx.Get(ctx, done.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What globex must never see: acme's buckets and keys, the replica
+	// that ran it, the run's error text.
+	leaks := []string{"acme", "layoffs-2027", "hr/", "cannot parse"}
+	if rec.Owner != "" {
+		leaks = append(leaks, rec.Owner)
+	}
+	noLeak := func(t *testing.T, what, body string) {
+		t.Helper()
+		for _, l := range leaks {
+			if strings.Contains(body, l) {
+				t.Errorf("%s shows globex %q:\n%s", what, l, body)
+			}
+		}
+	}
+	for _, tc := range []struct{ name, key, wantOut string }{
+		{"Done", "guess.txt", "globex-out"},
+		{"CachedFailure", "guess-fail.txt", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key="+tc.key, otherToken, nil)
+			var x struct {
+				WouldRun bool `json:"would_run"`
+				Output   *struct {
+					Bucket string `json:"bucket"`
+					Key    string `json:"key"`
+				} `json:"output"`
+			}
+			if err := json.Unmarshal([]byte(body), &x); code != http.StatusOK || err != nil {
+				t.Fatalf("explain as globex: %d %s", code, body)
+			}
+			if x.WouldRun {
+				t.Errorf("explain says globex's %s would run; it would reuse the shared result", tc.key)
+			}
+			if x.Output == nil || x.Output.Bucket != "globex-out" || x.Output.Key != tc.key {
+				t.Errorf("explain's output location %+v, want globex-out/%s (the caller's own)", x.Output, tc.key)
+			}
+			noLeak(t, "explain", body)
+			hit, body := e.invokeAs(t, otherToken, "globex-in", tc.key, false)
+			if tc.wantOut != "" && (hit.Decision != activation.Hit || hit.Output == nil || hit.Output.Bucket != tc.wantOut) {
+				t.Errorf("globex's hit: %s, output %+v; want a hit delivered to %s", hit.Decision, hit.Output, tc.wantOut)
+			}
+			noLeak(t, "the hit's activation", body)
+		})
+	}
+	if n := rt.runs.Load(); n != 2 {
+		t.Fatalf("%d runs, want 2: globex's uploads reuse acme's shared results", n)
+	}
+	// The admin still sees the whole record.
+	code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key=guess.txt", adminToken, nil, api.TenantHeader, "globex")
+	if code != http.StatusOK || !strings.Contains(body, `"bucket": "acme-out"`) || !strings.Contains(body, secret) {
+		t.Fatalf("explain as the admin: %d %s, want the record naming its output", code, body)
+	}
+}
+
+// Issue 17 item 15: globex's POST /v1/invoke {"force": true} on a shared
+// function deleted the shared record and replaced it with one whose
+// output lives in globex-out; a retention globex set would do the same.
+// Only the admin replaces or expires shared results: a tenant's force, or
+// its own retention, re-runs for that tenant alone.
+func TestForce_TenantDoesNotReplaceShared(t *testing.T) {
+	e, rt := sharedEnv(t, nil)
+	ctx := t.Context()
+	put(t, "acme-in", "a.txt", "shared content")
+	put(t, "globex-in", "b.txt", "shared content")
+	first, _ := e.invokeAs(t, acmeToken, "acme-in", "a.txt", false)
+	before, err := e.idx.Get(ctx, first.Key)
+	if err != nil || rt.runs.Load() != 1 || before.Output == nil || before.Output.Bucket != "acme-out" {
+		t.Fatalf("acme's run: %v, %d runs, record %+v", err, rt.runs.Load(), before)
+	}
+	unchanged := func(t *testing.T, after string) {
+		t.Helper()
+		rec, err := e.idx.Get(ctx, first.Key)
+		if err != nil || rec.State != index.Done || *rec.Output != *before.Output || !rec.Updated.Equal(before.Updated) {
+			t.Fatalf("after %s the shared record is %+v (%v); want it unchanged, output %+v", after, rec, err, *before.Output)
+		}
+	}
+	forced, _ := e.invokeAs(t, otherToken, "globex-in", "b.txt", true)
+	if n := rt.runs.Load(); n != 2 || forced.Decision != activation.Miss || forced.Output == nil || forced.Output.Bucket != "globex-out" {
+		t.Fatalf("globex's force: %s, output %+v, %d runs; want a run of its own delivered to globex-out (2 runs)", forced.Decision, forced.Output, n)
+	}
+	unchanged(t, "globex's force")
+	if got := objectText(t, "globex-out", "b.txt"); got != "SHARED CONTENT" {
+		t.Fatalf("globex's forced output %q", got)
+	}
+	// Both tenants still reuse the shared result.
+	for _, tc := range []struct{ token, bucket, key string }{{acmeToken, "acme-in", "a.txt"}, {otherToken, "globex-in", "b.txt"}} {
+		if rec, _ := e.invokeAs(t, tc.token, tc.bucket, tc.key, false); rec.Decision != activation.Hit {
+			t.Fatalf("invoke on %s after globex's force: %s, want a hit", tc.bucket, rec.Decision)
+		}
+	}
+	if n := rt.runs.Load(); n != 2 {
+		t.Fatalf("%d runs after two hits, want 2", n)
+	}
+	unchanged(t, "the hits")
+
+	// globex's own retention: results older than it are not reused by
+	// globex's sh, and not deleted for acme either.
+	fn := fnDef("sh", "wasm", "globex-in", "globex-out")
+	fn.Shared, fn.CacheFailures, fn.Limits.Retention = true, true, time.Nanosecond
+	if code, body := e.do(t, "POST", "/v1/functions", otherToken, deployReq(fn, "x")); code != http.StatusOK {
+		t.Fatalf("globex redeploys sh with retention 1ns: %d %s", code, body)
+	}
+	if rec, _ := e.invokeAs(t, otherToken, "globex-in", "b.txt", false); rec.Decision != activation.Miss || rt.runs.Load() != 3 {
+		t.Fatalf("globex's invoke past its retention: %s, %d runs; want a run of its own (3 runs)", rec.Decision, rt.runs.Load())
+	}
+	unchanged(t, "globex's retention")
+	if rec, _ := e.invokeAs(t, acmeToken, "acme-in", "a.txt", false); rec.Decision != activation.Hit || rt.runs.Load() != 3 {
+		t.Fatalf("acme's invoke after globex's retention: %s, %d runs; want a hit (3 runs)", rec.Decision, rt.runs.Load())
+	}
+
+	// The admin's force replaces the shared result.
+	if rec, _ := e.invokeAs(t, adminToken, "acme-in", "a.txt", true, api.TenantHeader, "acme"); rec.Decision != activation.Miss || rt.runs.Load() != 4 {
+		t.Fatalf("the admin's force: %s, %d runs; want a run (4 runs)", rec.Decision, rt.runs.Load())
+	}
+	forcedByAdmin, err := e.idx.Get(ctx, first.Key)
+	if err != nil || forcedByAdmin.Updated.Equal(before.Updated) {
+		t.Fatalf("after the admin's force the shared record is %+v (%v); want a new one", forcedByAdmin, err)
+	}
+	// The admin's own shared function (tenant default) expires it.
+	fn = fnDef("sh", "wasm", "acme-in", "acme-out")
+	fn.Shared, fn.CacheFailures, fn.Limits.Retention = true, true, time.Nanosecond
+	if code, body := e.do(t, "POST", "/v1/functions", adminToken, deployReq(fn, "x")); code != http.StatusOK {
+		t.Fatalf("the admin deploys sh with retention 1ns: %d %s", code, body)
+	}
+	put(t, "acme-in", "admin.txt", "shared content")
+	if rec, _ := e.invokeAs(t, adminToken, "acme-in", "admin.txt", false); rec.Decision != activation.Miss || rt.runs.Load() != 5 {
+		t.Fatalf("the admin's invoke past its retention: %s, %d runs; want a run (5 runs)", rec.Decision, rt.runs.Load())
+	}
+	if rec, err := e.idx.Get(ctx, first.Key); err != nil || rec.Updated.Equal(forcedByAdmin.Updated) || rec.Output.Key != "admin.txt" {
+		t.Fatalf("after the admin's retention the shared record is %+v (%v); want a fresh one", rec, err)
+	}
+}
+
+// objectText reads bucket/key from the test's store.
+func objectText(t *testing.T, bucket, key string) string {
+	t.Helper()
+	rc, _, err := store.Get(t.Context(), bucket, key, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
