@@ -64,6 +64,10 @@ type Tenant struct {
 	// Buckets are the only buckets the tenant's functions may trigger on
 	// or write to, and its invoke and explain calls may read.
 	Buckets []string
+	// OpenWhisk is the tenant's own OpenWhisk namespace and key; its
+	// OpenWhisk functions' actions must be in that namespace. Zero: the
+	// tenant deploys no OpenWhisk function.
+	OpenWhisk openwhisk.Tenant
 }
 
 // Config wires the API.
@@ -113,6 +117,7 @@ type Server struct {
 	mux     *http.ServeMux
 	logger  *slog.Logger
 	tenants map[string]caller // by token
+	owNS    map[string]string // tenants' OpenWhisk namespaces, by tenant name
 	hosts   map[string]bool   // allowed Host names; nil = any
 	deploys chan struct{}     // deploy slots
 	csrf    *http.CrossOriginProtection
@@ -125,8 +130,11 @@ type caller struct {
 	buckets map[string]bool // a tenant's buckets
 }
 
-// errForbidden marks errors answered with 403.
-var errForbidden = errors.New("forbidden")
+// errForbidden marks errors answered with 403, errInvalid with 400.
+var (
+	errForbidden = errors.New("forbidden")
+	errInvalid   = errors.New("invalid")
+)
 
 // checkBucket refuses a tenant a bucket that is not its own.
 func (c caller) checkBucket(what, bucket string) error {
@@ -171,7 +179,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, mux: cfg.Mux, logger: cfg.Logger.With("component", "api"),
-		tenants: map[string]caller{}, deploys: make(chan struct{}, cfg.MaxDeploys), csrf: http.NewCrossOriginProtection()}
+		tenants: map[string]caller{}, owNS: map[string]string{}, deploys: make(chan struct{}, cfg.MaxDeploys), csrf: http.NewCrossOriginProtection()}
 	for _, t := range cfg.Tenants {
 		if t.Name == "" || len(t.Token) == 0 {
 			return nil, errors.New("api: a tenant must have a name and a token")
@@ -184,6 +192,9 @@ func New(cfg Config) (*Server, error) {
 			c.buckets[b] = true
 		}
 		s.tenants[t.Token] = c
+		if t.OpenWhisk.Namespace != "" {
+			s.owNS[t.Name] = t.OpenWhisk.Namespace
+		}
 	}
 	if host, _, err := net.SplitHostPort(cfg.ListenAddr); err == nil && isLoopbackHost(host) {
 		s.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, strings.ToLower(host): true}
@@ -399,6 +410,17 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 		if api := fn.Config[openwhisk.ConfigAPI]; api != "" {
 			if err := openwhisk.CheckAPI(s.cfg.OpenWhiskAllow, api); err != nil {
 				return fmt.Errorf("%w: %w", errForbidden, err)
+			}
+		}
+		a, err := openwhisk.ParseAction(fn.Config[openwhisk.ConfigAction])
+		if err != nil {
+			return fmt.Errorf("%w: function %s: %w", errInvalid, fn.Name, err)
+		}
+		// The runtime checks this again at every call (defence in depth);
+		// here a deploy that could never run is refused.
+		if tenant := orDefault(fn.Tenant); tenant != registry.DefaultTenant {
+			if err := openwhisk.CheckNamespace(s.owNS[tenant], a); err != nil {
+				return fmt.Errorf("%w: tenant %s: %w", errForbidden, tenant, err)
 			}
 		}
 	}
@@ -682,6 +704,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, errInvalid):
+		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, pipeline.ErrNotRetryable):

@@ -6,6 +6,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -49,6 +51,8 @@ type setup struct {
 	noTokens bool                       // loopback quickstart: no admin, no tenants
 	runtimes map[string]runtime.Runtime // default: test, wasm, process, openwhisk (no-ops)
 	owAllow  []string
+	// ow are tenants' OpenWhisk identities (api.Tenant.OpenWhisk).
+	ow map[string]openwhisk.Tenant
 }
 
 func newEnv(t *testing.T, s setup) *env {
@@ -71,6 +75,9 @@ func newEnv(t *testing.T, s setup) *env {
 		cfg.Tenants = []api.Tenant{
 			{Name: "acme", Token: acmeToken, Buckets: []string{"acme-in", "acme-out"}},
 			{Name: "globex", Token: otherToken, Buckets: []string{"globex-in", "globex-out"}},
+		}
+		for i := range cfg.Tenants {
+			cfg.Tenants[i].OpenWhisk = s.ow[cfg.Tenants[i].Name]
 		}
 	}
 	srv, err := api.New(cfg)
@@ -899,4 +906,101 @@ func objectText(t *testing.T, bucket, key string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Issue 17 item 16: globex deployed --openwhisk-action acme-enrich, which
+// ran with the operator's key. A tenant without an OpenWhisk namespace of
+// its own deploys no OpenWhisk function.
+func TestOpenWhisk_TenantWithoutNamespaceRefused(t *testing.T) {
+	e := newEnv(t, setup{})
+	fn := fnDef("enrich", "openwhisk", "globex-in", "globex-out")
+	fn.Config = map[string]string{openwhisk.ConfigAction: "acme-enrich"}
+	code, body := e.do(t, "POST", "/v1/functions", otherToken, deployReq(fn, ""))
+	if code != http.StatusForbidden || !strings.Contains(body, "namespace") {
+		t.Fatalf("globex deploys an OpenWhisk action without a namespace of its own: %d %s, want 403 naming the namespace", code, body)
+	}
+	if _, err := e.reg.Get(t.Context(), "globex", "enrich"); err == nil {
+		t.Fatal("the refused deploy was stored")
+	}
+}
+
+// Issue 17 item 16: tenants' OpenWhisk actions are confined to their own
+// namespaces, at deploy (403) and at every call, which uses the tenant's
+// key: globex's "acme-enrich" is globex's own action.
+func TestOpenWhisk_TenantNamespace(t *testing.T) {
+	const globexAuth = "globex-uuid:globex-key"
+	tenants := map[string]openwhisk.Tenant{
+		"acme":   {Namespace: "acme-ns", Auth: "acme-uuid:acme-key"},
+		"globex": {Namespace: "globex-ns", Auth: globexAuth},
+	}
+	ow := owtest.New()
+	ow.Auth, ow.Namespace = globexAuth, "globex-ns"
+	ow.Register("acme-enrich", func(context.Context, map[string]any, func(string, ...any)) (map[string]any, error) {
+		return map[string]any{"body": base64.StdEncoding.EncodeToString([]byte("globex's own"))}, nil
+	})
+	log := &authRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.mu.Lock()
+		log.auths = append(log.auths, r.Method+" "+r.URL.EscapedPath()+" auth="+r.Header.Get("Authorization"))
+		log.mu.Unlock()
+		ow.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { srv.Close(); ow.Close() })
+	rt, err := openwhisk.New(openwhisk.Options{API: srv.URL, Auth: owtest.DefaultAuth, Tenants: tenants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, setup{runtimes: map[string]runtime.Runtime{"openwhisk": rt}, ow: tenants})
+	deploy := func(token, action string, hdr ...string) (int, string) {
+		fn := fnDef("enrich", "openwhisk", "globex-in", "globex-out")
+		fn.Config = map[string]string{openwhisk.ConfigAction: action}
+		return e.do(t, "POST", "/v1/functions", token, deployReq(fn, ""), hdr...)
+	}
+	for _, tc := range []struct {
+		name, token, action string
+		hdr                 []string
+		want                int
+		inMsg               string
+	}{
+		{"OtherNamespace", otherToken, "/acme-ns/acme-enrich", nil, 403, "not in namespace globex-ns"},
+		{"OperatorNamespace", otherToken, "/guest/x", nil, 403, "not in namespace globex-ns"},
+		{"Traversal", otherToken, "/_/../..", nil, 400, "OpenWhisk name"},
+		{"ExtraSegments", otherToken, "/globex-ns/pkg/a/b", nil, 400, "expected"},
+		{"AdminForGlobex", adminToken, "/acme-ns/acme-enrich", []string{api.TenantHeader, "globex"}, 403, "not in namespace globex-ns"},
+		{"Own", otherToken, "/globex-ns/acme-enrich", nil, 200, ""},
+		{"OwnDefault", otherToken, "acme-enrich", nil, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := deploy(tc.token, tc.action, tc.hdr...)
+			if code != tc.want || !strings.Contains(body, tc.inMsg) {
+				t.Fatalf("deploy %s: %d %s, want %d mentioning %q", tc.action, code, body, tc.want, tc.inMsg)
+			}
+		})
+	}
+	if err := store.MakeBucket(t.Context(), "globex-in"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MakeBucket(t.Context(), "globex-out"); err != nil {
+		t.Fatal(err)
+	}
+	put(t, "globex-in", "ow-"+t.Name()+".txt", "data")
+	code, body := e.do(t, "POST", "/v1/invoke", otherToken, pipeline.InvokeRequest{Function: "enrich", Bucket: "globex-in", Key: "ow-" + t.Name() + ".txt"})
+	if code != http.StatusOK || !strings.Contains(body, `"decision": "miss"`) {
+		t.Fatalf("globex invokes its enrich: %d %s", code, body)
+	}
+	if got := objectText(t, "globex-out", "ow-"+t.Name()+".txt"); got != "globex's own" {
+		t.Fatalf("globex's output %q", got)
+	}
+	reqs := log.seen()
+	u, p, _ := strings.Cut(globexAuth, ":")
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(u, p)
+	for _, req := range reqs {
+		if !strings.Contains(req, "/api/v1/namespaces/globex-ns/actions/acme-enrich") || !strings.HasSuffix(req, "auth="+r.Header.Get("Authorization")) {
+			t.Errorf("globex's function sent %q; want globex's namespace and key only", req)
+		}
+	}
+	if len(reqs) == 0 || ow.Invokes("acme-enrich") != 1 {
+		t.Fatalf("requests %q, %d invokes; want globex's action run once", reqs, ow.Invokes("acme-enrich"))
+	}
 }
