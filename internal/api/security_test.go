@@ -862,6 +862,9 @@ func TestForce_TenantDoesNotReplaceShared(t *testing.T) {
 	if code, body := e.do(t, "POST", "/v1/functions", otherToken, deployReq(fn, "x")); code != http.StatusOK {
 		t.Fatalf("globex redeploys sh with retention 1ns: %d %s", code, body)
 	}
+	if code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key=b.txt", otherToken, nil); code != http.StatusOK || !strings.Contains(body, `"would_run": true`) {
+		t.Fatalf("globex's explain past its retention: %d %s, want would_run true", code, body)
+	}
 	if rec, _ := e.invokeAs(t, otherToken, "globex-in", "b.txt", false); rec.Decision != activation.Miss || rt.runs.Load() != 3 {
 		t.Fatalf("globex's invoke past its retention: %s, %d runs; want a run of its own (3 runs)", rec.Decision, rt.runs.Load())
 	}

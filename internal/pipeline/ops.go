@@ -193,6 +193,9 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 		switch rec.State {
 		case index.Done:
 			x.Reason = "done: a new event would reuse the recorded output, copied to its own output location"
+			if r := fn.Limits.Retention; r > 0 && time.Since(rec.Updated) > r {
+				x.WouldRun, x.Reason = true, "done, but longer ago than the function's retention: a new event would run it again"
+			}
 		case index.Failed:
 			x.Reason = "failed and cached: a new event would record the cached error"
 		default:
