@@ -383,6 +383,9 @@ func newExplainCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintf(tw, "function\t%s@%s\nobject\t%s/%s\nfingerprint\t%s\ndedup key\t%s\n", x.Function, x.Version, x.Bucket, x.Key, x.Fingerprint, x.DedupKey)
 			fmt.Fprintf(tw, "  tenant\t%s\n  code digest\t%s\n  params\t%s\n  runtime\t%s\n", x.Parts.Tenant, x.Parts.CodeDigest, x.Parts.Params, x.Parts.RuntimeVersion)
+			if x.Output != nil {
+				fmt.Fprintf(tw, "output\t%s/%s\n", x.Output.Bucket, x.Output.Key)
+			}
 			fmt.Fprintf(tw, "would run\t%v\nwhy\t%s\n", x.WouldRun, x.Reason)
 			return tw.Flush()
 		},

@@ -23,7 +23,7 @@ func TestMaxParamsFlag(t *testing.T) {
 		if err := fl.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := o.openWhiskOptions(); err != nil {
+		if _, err := o.openWhiskOptions(nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := o.apiConfig(api.Config{}).MaxParamsBytes; got != tc.want {
@@ -34,7 +34,7 @@ func TestMaxParamsFlag(t *testing.T) {
 	fl := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	o.register(fl)
 	fl.Parse([]string{"--max-params", "0"})
-	if _, err := o.openWhiskOptions(); err == nil || !strings.Contains(err.Error(), "--max-params") {
+	if _, err := o.openWhiskOptions(nil); err == nil || !strings.Contains(err.Error(), "--max-params") {
 		t.Fatalf("--max-params 0: %v, want it refused", err)
 	}
 }

@@ -207,7 +207,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	owOpts, err := o.sec.openWhiskOptions()
+	owOpts, err := o.sec.openWhiskOptions(tenants)
 	if err != nil {
 		return err
 	}

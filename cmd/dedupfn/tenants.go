@@ -72,10 +72,15 @@ func parseTenantTokens(s string) ([]api.Tenant, error) {
 type tenantFileEntry struct {
 	Token   string   `yaml:"token"`
 	Buckets []string `yaml:"buckets"`
+	// OpenWhiskNamespace and OpenWhiskAuth are the tenant's own
+	// OpenWhisk namespace and "UUID:KEY" (openwhisk.Tenant). The
+	// environment form has no room for them: a key holds ':'.
+	OpenWhiskNamespace string `yaml:"openwhisk_namespace"`
+	OpenWhiskAuth      string `yaml:"openwhisk_auth"`
 }
 
 // parseTenantsFile parses a --tenants YAML file: a map tenant → {token,
-// buckets}.
+// buckets, openwhisk_namespace, openwhisk_auth}.
 func parseTenantsFile(name string, b []byte) ([]api.Tenant, error) {
 	var m map[string]tenantFileEntry
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -85,7 +90,8 @@ func parseTenantsFile(name string, b []byte) ([]api.Tenant, error) {
 	}
 	var out []api.Tenant
 	for tenant, e := range m {
-		t := api.Tenant{Name: tenant, Token: e.Token, Buckets: e.Buckets}
+		t := api.Tenant{Name: tenant, Token: e.Token, Buckets: e.Buckets,
+			OpenWhisk: openwhisk.Tenant{Namespace: e.OpenWhiskNamespace, Auth: e.OpenWhiskAuth}}
 		if !tenantNameRE.MatchString(tenant) {
 			return nil, fmt.Errorf("tenants file %s: tenant name must match %s, got %q", name, tenantNameRE, tenant)
 		}
@@ -112,6 +118,15 @@ func checkTenant(t api.Tenant) error {
 	for _, b := range t.Buckets {
 		if !bucketNameRE.MatchString(b) {
 			return fmt.Errorf("tenant %s: bucket name must match %s, got %q", t.Name, bucketNameRE, b)
+		}
+	}
+	switch ow := t.OpenWhisk; {
+	case ow == openwhisk.Tenant{}:
+	case ow.Namespace == "" || ow.Auth == "":
+		return fmt.Errorf("tenant %s: openwhisk_namespace and openwhisk_auth go together: set both or neither", t.Name)
+	default:
+		if err := ow.Check(); err != nil {
+			return fmt.Errorf("tenant %s: %w", t.Name, err)
 		}
 	}
 	return nil
@@ -165,21 +180,31 @@ type securityOptions struct {
 }
 
 func (o *securityOptions) register(fl *pflag.FlagSet) {
-	fl.StringVar(&o.tenantsFile, "tenants", "", "YAML file of tenants: a map tenant: {token: T, buckets: [B, ...]} (adds to DEDUPFN_TENANT_TOKENS; needs DEDUPFN_API_TOKEN)")
+	fl.StringVar(&o.tenantsFile, "tenants", "", "YAML file of tenants: a map tenant: {token: T, buckets: [B, ...], openwhisk_namespace: NS, openwhisk_auth: UUID:KEY} (adds to DEDUPFN_TENANT_TOKENS; needs DEDUPFN_API_TOKEN)")
 	fl.StringVar(&o.openwhiskAPI, "openwhisk-api", os.Getenv("DEDUPFN_OPENWHISK_API"), "default OpenWhisk API host URL of remote actions; always allowed (env DEDUPFN_OPENWHISK_API)")
-	fl.StringSliceVar(&o.openwhiskAllow, "openwhisk-allow", nil, "further OpenWhisk API URLs functions may name with --openwhisk-api; they receive DEDUPFN_OPENWHISK_AUTH")
+	fl.StringSliceVar(&o.openwhiskAllow, "openwhisk-allow", nil, "further OpenWhisk API URLs functions may name with --openwhisk-api; they receive DEDUPFN_OPENWHISK_AUTH (the admin's functions) and tenants' openwhisk_auth")
 	fl.StringSliceVar(&o.apiHosts, "api-host", nil, "extra Host names the API answers to on loopback, besides localhost, 127.0.0.1, [::1] and --api-addr's host")
 	fl.Int64Var(&o.maxCodeMiB, "max-code", api.DefaultMaxCodeBytes>>20, "largest function code a deploy may upload, in MiB (413 above it)")
 	fl.IntVar(&o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, "largest --memory a function may ask for, in MiB")
 	fl.IntVar(&o.maxParamsKiB, "max-params", registry.DefaultMaxParamsBytes>>10, "largest params of a function (and, apart, its config) as JSON, in KiB (413 above it)")
 }
 
-// openWhiskOptions returns the OpenWhisk runtime's host settings.
-func (o *securityOptions) openWhiskOptions() (openwhisk.Options, error) {
+// openWhiskOptions returns the OpenWhisk runtime's host settings and
+// the tenants' own namespaces and keys.
+func (o *securityOptions) openWhiskOptions(tenants []api.Tenant) (openwhisk.Options, error) {
 	if o.maxCodeMiB <= 0 || o.maxMemoryMB <= 0 || o.maxParamsKiB <= 0 {
 		return openwhisk.Options{}, fmt.Errorf("--max-code, --max-memory and --max-params must be > 0, got %d, %d and %d", o.maxCodeMiB, o.maxMemoryMB, o.maxParamsKiB)
 	}
-	return openwhisk.Options{API: o.openwhiskAPI, Allow: o.openwhiskAllow}, nil
+	opts := openwhisk.Options{API: o.openwhiskAPI, Allow: o.openwhiskAllow}
+	for _, t := range tenants {
+		if t.OpenWhisk.Namespace != "" {
+			if opts.Tenants == nil {
+				opts.Tenants = map[string]openwhisk.Tenant{}
+			}
+			opts.Tenants[t.Name] = t.OpenWhisk
+		}
+	}
+	return opts, nil
 }
 
 // apiConfig adds the security settings to an API config.

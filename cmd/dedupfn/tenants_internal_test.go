@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -125,6 +126,7 @@ func FuzzParseTenantTokens(f *testing.F) {
 		"acme=" + tokA + ":acme-in,acme-out;globex=" + tokB + ":globex-in",
 		"acme=" + tokA + ",globex=" + tokB,
 		"acme=" + tokA + ":", ";;", "=:,", "acme=" + tokA + ":a;acme=" + tokB + ":b",
+		"acme:\n  token: " + tokA + "\n  buckets: [a]\n  openwhisk_namespace: ns\n  openwhisk_auth: u:k\n",
 	} {
 		f.Add(s)
 	}
@@ -147,4 +149,39 @@ func FuzzParseTenantTokens(f *testing.F) {
 			return
 		}
 	})
+}
+
+// Issue 17 item 16: tenants map to their own OpenWhisk namespaces, in the
+// tenants file (openwhisk_namespace, openwhisk_auth). The environment
+// form has no room for them: a key holds ':', its separator.
+func TestParseTenantsFile_OpenWhisk(t *testing.T) {
+	const auth = "acme-uuid:acme-secret-key"
+	got, err := parseTenantsFile("t.yaml", []byte("acme:\n  token: "+tokA+"\n  buckets: [acme-in]\n  openwhisk_namespace: acme-ns\n  openwhisk_auth: "+auth+"\n"))
+	want := []api.Tenant{{Name: "acme", Token: tokA, Buckets: []string{"acme-in"}, OpenWhisk: openwhisk.Tenant{Namespace: "acme-ns", Auth: auth}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("parse = %+v, %v; want %+v", got, err, want)
+	}
+	for _, tc := range []struct{ name, extra, want string }{
+		{"NamespaceWithoutAuth", "  openwhisk_namespace: acme-ns\n", "openwhisk_namespace and openwhisk_auth go together"},
+		{"AuthWithoutNamespace", "  openwhisk_auth: " + auth + "\n", "openwhisk_namespace and openwhisk_auth go together"},
+		{"BadNamespace", "  openwhisk_namespace: ../guest\n  openwhisk_auth: " + auth + "\n", "openwhisk namespace must be"},
+		{"NamespaceWithSlash", "  openwhisk_namespace: a/b\n  openwhisk_auth: " + auth + "\n", "openwhisk namespace must be"},
+		{"AuthWithoutColon", "  openwhisk_namespace: acme-ns\n  openwhisk_auth: acme-secret-key\n", "UUID:KEY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseTenantsFile("t.yaml", []byte("acme:\n  token: "+tokA+"\n  buckets: [acme-in]\n"+tc.extra))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parse: %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "acme-secret-key") || strings.Contains(err.Error(), tokA) {
+				t.Fatalf("error %q reveals a secret", err)
+			}
+		})
+	}
+	// serve hands the namespaces and keys to the OpenWhisk runtime.
+	o := securityOptions{maxCodeMiB: 1, maxMemoryMB: 1}
+	opts, err := o.openWhiskOptions(got)
+	if err != nil || !reflect.DeepEqual(opts.Tenants, map[string]openwhisk.Tenant{"acme": {Namespace: "acme-ns", Auth: auth}}) {
+		t.Fatalf("openWhiskOptions = %+v, %v", opts.Tenants, err)
+	}
 }

@@ -64,6 +64,10 @@ type Tenant struct {
 	// Buckets are the only buckets the tenant's functions may trigger on
 	// or write to, and its invoke and explain calls may read.
 	Buckets []string
+	// OpenWhisk is the tenant's own OpenWhisk namespace and key; its
+	// OpenWhisk functions' actions must be in that namespace. Zero: the
+	// tenant deploys no OpenWhisk function.
+	OpenWhisk openwhisk.Tenant
 }
 
 // Config wires the API.
@@ -116,6 +120,7 @@ type Server struct {
 	mux     *http.ServeMux
 	logger  *slog.Logger
 	tenants map[string]caller // by token
+	owNS    map[string]string // tenants' OpenWhisk namespaces, by tenant name
 	hosts   map[string]bool   // allowed Host names; nil = any
 	deploys chan struct{}     // deploy slots
 	csrf    *http.CrossOriginProtection
@@ -128,8 +133,11 @@ type caller struct {
 	buckets map[string]bool // a tenant's buckets
 }
 
-// errForbidden marks errors answered with 403.
-var errForbidden = errors.New("forbidden")
+// errForbidden marks errors answered with 403, errInvalid with 400.
+var (
+	errForbidden = errors.New("forbidden")
+	errInvalid   = errors.New("invalid")
+)
 
 // checkBucket refuses a tenant a bucket that is not its own.
 func (c caller) checkBucket(what, bucket string) error {
@@ -177,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, mux: cfg.Mux, logger: cfg.Logger.With("component", "api"),
-		tenants: map[string]caller{}, deploys: make(chan struct{}, cfg.MaxDeploys), csrf: http.NewCrossOriginProtection()}
+		tenants: map[string]caller{}, owNS: map[string]string{}, deploys: make(chan struct{}, cfg.MaxDeploys), csrf: http.NewCrossOriginProtection()}
 	for _, t := range cfg.Tenants {
 		if t.Name == "" || len(t.Token) == 0 {
 			return nil, errors.New("api: a tenant must have a name and a token")
@@ -190,6 +198,9 @@ func New(cfg Config) (*Server, error) {
 			c.buckets[b] = true
 		}
 		s.tenants[t.Token] = c
+		if t.OpenWhisk.Namespace != "" {
+			s.owNS[t.Name] = t.OpenWhisk.Namespace
+		}
 	}
 	if host, _, err := net.SplitHostPort(cfg.ListenAddr); err == nil && isLoopbackHost(host) {
 		s.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, strings.ToLower(host): true}
@@ -208,7 +219,14 @@ func New(cfg Config) (*Server, error) {
 	})
 	if cfg.Gatherer != nil {
 		h := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
-		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, _ caller) { h.ServeHTTP(w, r) })
+		// Metrics name every tenant's functions: they are the admin's.
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, c caller) {
+			if !c.admin {
+				writeError(w, http.StatusForbidden, fmt.Errorf("%w: /metrics is the admin's: it covers every tenant", errForbidden))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	s.handle("POST /v1/functions", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
@@ -404,6 +422,17 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 				return fmt.Errorf("%w: %w", errForbidden, err)
 			}
 		}
+		a, err := openwhisk.ParseAction(fn.Config[openwhisk.ConfigAction])
+		if err != nil {
+			return fmt.Errorf("%w: function %s: %w", errInvalid, fn.Name, err)
+		}
+		// The runtime checks this again at every call (defence in depth);
+		// here a deploy that could never run is refused.
+		if tenant := orDefault(fn.Tenant); tenant != registry.DefaultTenant {
+			if err := openwhisk.CheckNamespace(s.owNS[tenant], a); err != nil {
+				return fmt.Errorf("%w: tenant %s: %w", errForbidden, tenant, err)
+			}
+		}
 	}
 	if fn.Limits.MemoryMB > s.cfg.MaxMemoryMB {
 		return fmt.Errorf("function %s: memory must be at most %d MB (--max-memory), got %d", fn.Name, s.cfg.MaxMemoryMB, fn.Limits.MemoryMB)
@@ -451,6 +480,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
 	if c.tenant != "" {
 		req.Tenant = c.tenant
 	}
+	req.ReplaceShared = c.admin // only the admin replaces results other tenants reuse
 	if err := s.checkRun(r.Context(), c, req.Function, req.Bucket); err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -644,7 +674,7 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"))
+	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"), c.admin)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -682,8 +712,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errForbidden), errors.Is(err, pipeline.ErrNotOwned):
+	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, errInvalid):
+		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, pipeline.ErrNotRetryable):

@@ -5,18 +5,29 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -24,6 +35,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -39,6 +51,8 @@ type setup struct {
 	noTokens bool                       // loopback quickstart: no admin, no tenants
 	runtimes map[string]runtime.Runtime // default: test, wasm, process, openwhisk (no-ops)
 	owAllow  []string
+	// ow are tenants' OpenWhisk identities (api.Tenant.OpenWhisk).
+	ow map[string]openwhisk.Tenant
 }
 
 func newEnv(t *testing.T, s setup) *env {
@@ -55,12 +69,15 @@ func newEnv(t *testing.T, s setup) *env {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := api.Config{Pipeline: pipe, Registry: reg, Index: idx, ListenAddr: ts.Listener.Addr().String(),
-		OpenWhiskAllow: s.owAllow, TenantRuntimes: []string{"test", "wasm", "openwhisk"}}
+		OpenWhiskAllow: s.owAllow, TenantRuntimes: []string{"test", "wasm", "openwhisk"}, Gatherer: prometheus.NewRegistry()}
 	if !s.noTokens {
 		cfg.AdminToken = adminToken
 		cfg.Tenants = []api.Tenant{
 			{Name: "acme", Token: acmeToken, Buckets: []string{"acme-in", "acme-out"}},
 			{Name: "globex", Token: otherToken, Buckets: []string{"globex-in", "globex-out"}},
+		}
+		for i := range cfg.Tenants {
+			cfg.Tenants[i].OpenWhisk = s.ow[cfg.Tenants[i].Name]
 		}
 	}
 	srv, err := api.New(cfg)
@@ -292,9 +309,10 @@ func TestPurgeShared(t *testing.T) {
 	if _, err := e.idx.Get(ctx, "k-shared"); err != nil {
 		t.Fatalf("globex's purge deleted acme's shared result: %v", err)
 	}
+	// Not globex's: answered as an absent key (TestPurge_NotYoursLikeAbsent).
 	code, body = e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: "k-shared"})
-	if code == http.StatusOK {
-		t.Fatalf("globex purges the shared key: %d %s", code, body)
+	if code != http.StatusOK || !strings.Contains(body, `"purged": 0`) {
+		t.Fatalf("globex purges the shared key: %d %s, want purged 0", code, body)
 	}
 	code, body = e.do(t, "POST", "/v1/purge", acmeToken, api.PurgeRequest{Function: "thumb"})
 	if code != http.StatusForbidden || !strings.Contains(body, "admin") {
@@ -529,5 +547,463 @@ func TestDeployConcurrencyLimit(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the third deploy did not get the freed slot")
+	}
+}
+
+// Issue 17 item 17: /metrics showed every tenant's functions to a tenant
+// token. Metrics are the admin's.
+func TestMetrics_AdminOnly(t *testing.T) {
+	e := newEnv(t, setup{})
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"NoToken", "", http.StatusUnauthorized},
+		{"WrongToken", "nope", http.StatusUnauthorized},
+		{"Tenant", acmeToken, http.StatusForbidden},
+		{"OtherTenant", otherToken, http.StatusForbidden},
+		{"Admin", adminToken, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := e.do(t, "GET", "/metrics", tc.token, nil); code != tc.want {
+				t.Fatalf("GET /metrics: %d %s, want %d", code, body, tc.want)
+			}
+		})
+	}
+	if code, body := e.do(t, "GET", "/metrics", acmeToken, nil, api.TenantHeader, "default"); code != http.StatusForbidden {
+		t.Fatalf("GET /metrics as a tenant naming another tenant: %d %s, want 403", code, body)
+	}
+	// Without tokens (loopback quickstart) every caller is the admin.
+	if code, body := newEnv(t, setup{noTokens: true}).do(t, "GET", "/metrics", "", nil); code != http.StatusOK {
+		t.Fatalf("GET /metrics without tokens configured: %d %s, want 200", code, body)
+	}
+}
+
+// Issue 17 item 18: purging another tenant's dedup key answered "record
+// belongs to another tenant", an absent key {"purged": 0}: a probe for
+// whether another tenant processed some content. Both answer the same.
+func TestPurge_NotYoursLikeAbsent(t *testing.T) {
+	e := newEnv(t, setup{})
+	ctx := t.Context()
+	for _, token := range []string{acmeToken, otherToken} {
+		if code, body := e.do(t, "POST", "/v1/functions", token, deployReq(fnDef("thumb", "wasm", tenantBucket(token, "in"), tenantBucket(token, "out")), "x")); code != http.StatusOK {
+			t.Fatalf("deploy thumb: %d %s", code, body)
+		}
+	}
+	for key, tenant := range map[string]string{"k-acme": "acme", "k-shared": "*shared*"} {
+		if _, err := e.idx.Claim(ctx, key, index.Parts{Tenant: tenant, Function: "thumb"}, "test", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	absentCode, absent := e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: "k-absent"})
+	if absentCode != http.StatusOK || !strings.Contains(absent, `"purged": 0`) {
+		t.Fatalf("globex purges an absent key: %d %s, want 200 purged 0", absentCode, absent)
+	}
+	for _, key := range []string{"k-acme", "k-shared"} {
+		code, body := e.do(t, "POST", "/v1/purge", otherToken, api.PurgeRequest{Function: "thumb", Key: key})
+		if code != absentCode || body != absent {
+			t.Errorf("globex purges %s: %d %s; want the absent key's answer %d %s", key, code, body, absentCode, absent)
+		}
+		if _, err := e.idx.Get(ctx, key); err != nil {
+			t.Errorf("globex's purge deleted %s: %v", key, err)
+		}
+	}
+}
+
+// tenantBucket is the bucket "in" or "out" of the tenant of token.
+func tenantBucket(token, which string) string {
+	if token == otherToken {
+		return "globex-" + which
+	}
+	return "acme-" + which
+}
+
+// Issue 17 item 21: docs/security.md said the dashboard never reads
+// location.hash, which it does to route to an activation. The document
+// must name every part of its URL the page reads, and the page must use
+// the hash only as an activation id.
+func TestDashboard_URLReadsDocumented(t *testing.T) {
+	code, page := newEnv(t, setup{}).do(t, "GET", "/", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /: %d", code)
+	}
+	// The embedded store changes the working directory: find the document
+	// from this file.
+	_, self, _, _ := goruntime.Caller(0)
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(self), "../../docs/security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{}
+	for _, m := range regexp.MustCompile(`location\.(\w+)(\s*=[^=])?`).FindAllStringSubmatch(page, -1) {
+		if m[2] == "" { // an assignment (location.hash = ...) writes, it does not read
+			read[m[1]] = true
+		}
+	}
+	if len(read) == 0 {
+		t.Fatal("found no location reads in the dashboard: the test's pattern is stale")
+	}
+	const marker = "The page reads only these parts of its URL:"
+	_, section, ok := strings.Cut(string(doc), marker)
+	if !ok {
+		t.Fatalf("docs/security.md lacks %q followed by the location properties the page reads (%v)", marker, read)
+	}
+	section, _, _ = strings.Cut(section, "\n\n")
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`location\\.(\\w+)`").FindAllStringSubmatch(section, -1) {
+		listed[m[1]] = true
+	}
+	if !maps.Equal(read, listed) {
+		t.Errorf("the dashboard reads location.%v; docs/security.md lists location.%v", slices.Sorted(maps.Keys(read)), slices.Sorted(maps.Keys(listed)))
+	}
+	for _, bad := range []string{"does not read `location.hash`", "never reads `location.hash`"} {
+		if strings.Contains(string(doc), bad) {
+			t.Errorf("docs/security.md still says the page %s", bad)
+		}
+	}
+	// The hash is only ever parsed as #/activation/ID, and the id only
+	// escaped into the activation's API path.
+	for _, line := range strings.Split(page, "\n") {
+		if strings.Contains(line, "location.hash") && !strings.Contains(line, "location.hash =") &&
+			!strings.Contains(line, `/^#\/activation\/(.+)$/.exec(location.hash)`) {
+			t.Errorf("the dashboard reads location.hash other than as #/activation/ID: %s", strings.TrimSpace(line))
+		}
+	}
+	if !strings.Contains(page, `api("/v1/activations/" + encodeURIComponent(id))`) {
+		t.Error("the activation id from the hash is not escaped into /v1/activations/{id}")
+	}
+}
+
+// countRuntime upper-cases its input and counts its runs; an input
+// starting with "fail:" is a deterministic function error naming the
+// object, as real functions' errors often do.
+type countRuntime struct{ runs atomic.Int64 }
+
+func (*countRuntime) Name() string                { return "wasm" }
+func (*countRuntime) Version() string             { return "count/1" }
+func (*countRuntime) Close(context.Context) error { return nil }
+func (c *countRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	c.runs.Add(1)
+	b, err := io.ReadAll(inv.Input)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	if bytes.HasPrefix(b, []byte("fail:")) {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("cannot parse %s/%s", inv.Object.Bucket, inv.Object.Key)}
+	}
+	_, err = inv.Output.Write(bytes.ToUpper(b))
+	return runtime.Result{OutputWritten: true}, err
+}
+
+// sharedEnv is an env where acme and globex have each deployed the same
+// --shared function "sh" (so they share its results) on a countRuntime.
+func sharedEnv(t *testing.T, mod func(*registry.Function)) (*env, *countRuntime) {
+	t.Helper()
+	rt := &countRuntime{}
+	e := newEnv(t, setup{runtimes: map[string]runtime.Runtime{"wasm": rt}})
+	for _, b := range []string{"acme-in", "acme-out", "globex-in", "globex-out"} {
+		if err := store.MakeBucket(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, token := range []string{acmeToken, otherToken} {
+		fn := fnDef("sh", "wasm", tenantBucket(token, "in"), tenantBucket(token, "out"))
+		fn.Shared, fn.CacheFailures = true, true
+		if mod != nil {
+			mod(&fn)
+		}
+		if code, body := e.do(t, "POST", "/v1/functions", token, deployReq(fn, "x")); code != http.StatusOK {
+			t.Fatalf("deploy shared sh: %d %s", code, body)
+		}
+	}
+	return e, rt
+}
+
+// put uploads body as bucket/key in the test's store.
+func put(t *testing.T, bucket, key, body string) {
+	t.Helper()
+	if _, err := store.Put(t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invokeAs invokes sh on bucket/key as token and decodes the activation.
+func (e *env) invokeAs(t *testing.T, token, bucket, key string, force bool, hdr ...string) (activation.Record, string) {
+	t.Helper()
+	code, body := e.do(t, "POST", "/v1/invoke", token, pipeline.InvokeRequest{Function: "sh", Bucket: bucket, Key: key, Force: force}, hdr...)
+	var rec activation.Record
+	if err := json.Unmarshal([]byte(body), &rec); code != http.StatusOK || err != nil {
+		t.Fatalf("invoke sh on %s/%s: %d %s", bucket, key, code, body)
+	}
+	return rec, body
+}
+
+// Issue 17 item 14: globex deployed acme's shared function, uploaded
+// guessed content and called explain: the answer named acme's output
+// (acme-out/hr/...), the replica that ran it and its reason text. Explain
+// and every hit tell a tenant only whether it would hit, and its own
+// output location.
+func TestExplain_SharedShowsOnlyCallersOwn(t *testing.T) {
+	e, rt := sharedEnv(t, nil)
+	ctx := t.Context()
+	secret := "hr/layoffs-2027-confidential-" + t.Name() + ".txt"
+	put(t, "acme-in", secret, "layoffs")
+	put(t, "acme-in", "hr/fail-"+t.Name()+".txt", "fail:layoffs")
+	put(t, "globex-in", "guess.txt", "layoffs")
+	put(t, "globex-in", "guess-fail.txt", "fail:layoffs")
+	done, _ := e.invokeAs(t, acmeToken, "acme-in", secret, false)
+	failed, _ := e.invokeAs(t, acmeToken, "acme-in", "hr/fail-"+t.Name()+".txt", false)
+	if done.Decision != activation.Miss || failed.Decision != activation.Error || rt.runs.Load() != 2 {
+		t.Fatalf("acme's runs: %s, %s, %d runs; want a miss and a cached error", done.Decision, failed.Decision, rt.runs.Load())
+	}
+	rec, err := e.idx.Get(ctx, done.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What globex must never see: acme's buckets and keys, the replica
+	// that ran it, the run's error text.
+	leaks := []string{"acme", "layoffs-2027", "hr/", "cannot parse"}
+	if rec.Owner != "" {
+		leaks = append(leaks, rec.Owner)
+	}
+	noLeak := func(t *testing.T, what, body string) {
+		t.Helper()
+		for _, l := range leaks {
+			if strings.Contains(body, l) {
+				t.Errorf("%s shows globex %q:\n%s", what, l, body)
+			}
+		}
+	}
+	for _, tc := range []struct{ name, key, wantOut string }{
+		{"Done", "guess.txt", "globex-out"},
+		{"CachedFailure", "guess-fail.txt", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key="+tc.key, otherToken, nil)
+			var x struct {
+				WouldRun bool `json:"would_run"`
+				Output   *struct {
+					Bucket string `json:"bucket"`
+					Key    string `json:"key"`
+				} `json:"output"`
+			}
+			if err := json.Unmarshal([]byte(body), &x); code != http.StatusOK || err != nil {
+				t.Fatalf("explain as globex: %d %s", code, body)
+			}
+			if x.WouldRun {
+				t.Errorf("explain says globex's %s would run; it would reuse the shared result", tc.key)
+			}
+			if x.Output == nil || x.Output.Bucket != "globex-out" || x.Output.Key != tc.key {
+				t.Errorf("explain's output location %+v, want globex-out/%s (the caller's own)", x.Output, tc.key)
+			}
+			noLeak(t, "explain", body)
+			hit, body := e.invokeAs(t, otherToken, "globex-in", tc.key, false)
+			if tc.wantOut != "" && (hit.Decision != activation.Hit || hit.Output == nil || hit.Output.Bucket != tc.wantOut) {
+				t.Errorf("globex's hit: %s, output %+v; want a hit delivered to %s", hit.Decision, hit.Output, tc.wantOut)
+			}
+			noLeak(t, "the hit's activation", body)
+		})
+	}
+	if n := rt.runs.Load(); n != 2 {
+		t.Fatalf("%d runs, want 2: globex's uploads reuse acme's shared results", n)
+	}
+	// The admin still sees the whole record.
+	code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key=guess.txt", adminToken, nil, api.TenantHeader, "globex")
+	if code != http.StatusOK || !strings.Contains(body, `"bucket": "acme-out"`) || !strings.Contains(body, secret) {
+		t.Fatalf("explain as the admin: %d %s, want the record naming its output", code, body)
+	}
+}
+
+// Issue 17 item 15: globex's POST /v1/invoke {"force": true} on a shared
+// function deleted the shared record and replaced it with one whose
+// output lives in globex-out; a retention globex set would do the same.
+// Only the admin replaces or expires shared results: a tenant's force, or
+// its own retention, re-runs for that tenant alone.
+func TestForce_TenantDoesNotReplaceShared(t *testing.T) {
+	e, rt := sharedEnv(t, nil)
+	ctx := t.Context()
+	put(t, "acme-in", "a.txt", "shared content")
+	put(t, "globex-in", "b.txt", "shared content")
+	first, _ := e.invokeAs(t, acmeToken, "acme-in", "a.txt", false)
+	before, err := e.idx.Get(ctx, first.Key)
+	if err != nil || rt.runs.Load() != 1 || before.Output == nil || before.Output.Bucket != "acme-out" {
+		t.Fatalf("acme's run: %v, %d runs, record %+v", err, rt.runs.Load(), before)
+	}
+	unchanged := func(t *testing.T, after string) {
+		t.Helper()
+		rec, err := e.idx.Get(ctx, first.Key)
+		if err != nil || rec.State != index.Done || *rec.Output != *before.Output || !rec.Updated.Equal(before.Updated) {
+			t.Fatalf("after %s the shared record is %+v (%v); want it unchanged, output %+v", after, rec, err, *before.Output)
+		}
+	}
+	forced, _ := e.invokeAs(t, otherToken, "globex-in", "b.txt", true)
+	if n := rt.runs.Load(); n != 2 || forced.Decision != activation.Miss || forced.Output == nil || forced.Output.Bucket != "globex-out" {
+		t.Fatalf("globex's force: %s, output %+v, %d runs; want a run of its own delivered to globex-out (2 runs)", forced.Decision, forced.Output, n)
+	}
+	unchanged(t, "globex's force")
+	if got := objectText(t, "globex-out", "b.txt"); got != "SHARED CONTENT" {
+		t.Fatalf("globex's forced output %q", got)
+	}
+	// Both tenants still reuse the shared result.
+	for _, tc := range []struct{ token, bucket, key string }{{acmeToken, "acme-in", "a.txt"}, {otherToken, "globex-in", "b.txt"}} {
+		if rec, _ := e.invokeAs(t, tc.token, tc.bucket, tc.key, false); rec.Decision != activation.Hit {
+			t.Fatalf("invoke on %s after globex's force: %s, want a hit", tc.bucket, rec.Decision)
+		}
+	}
+	if n := rt.runs.Load(); n != 2 {
+		t.Fatalf("%d runs after two hits, want 2", n)
+	}
+	unchanged(t, "the hits")
+
+	// globex's own retention: results older than it are not reused by
+	// globex's sh, and not deleted for acme either.
+	fn := fnDef("sh", "wasm", "globex-in", "globex-out")
+	fn.Shared, fn.CacheFailures, fn.Limits.Retention = true, true, time.Nanosecond
+	if code, body := e.do(t, "POST", "/v1/functions", otherToken, deployReq(fn, "x")); code != http.StatusOK {
+		t.Fatalf("globex redeploys sh with retention 1ns: %d %s", code, body)
+	}
+	if code, body := e.do(t, "GET", "/v1/explain?fn=sh&bucket=globex-in&key=b.txt", otherToken, nil); code != http.StatusOK || !strings.Contains(body, `"would_run": true`) {
+		t.Fatalf("globex's explain past its retention: %d %s, want would_run true", code, body)
+	}
+	if rec, _ := e.invokeAs(t, otherToken, "globex-in", "b.txt", false); rec.Decision != activation.Miss || rt.runs.Load() != 3 {
+		t.Fatalf("globex's invoke past its retention: %s, %d runs; want a run of its own (3 runs)", rec.Decision, rt.runs.Load())
+	}
+	unchanged(t, "globex's retention")
+	if rec, _ := e.invokeAs(t, acmeToken, "acme-in", "a.txt", false); rec.Decision != activation.Hit || rt.runs.Load() != 3 {
+		t.Fatalf("acme's invoke after globex's retention: %s, %d runs; want a hit (3 runs)", rec.Decision, rt.runs.Load())
+	}
+
+	// The admin's force replaces the shared result.
+	if rec, _ := e.invokeAs(t, adminToken, "acme-in", "a.txt", true, api.TenantHeader, "acme"); rec.Decision != activation.Miss || rt.runs.Load() != 4 {
+		t.Fatalf("the admin's force: %s, %d runs; want a run (4 runs)", rec.Decision, rt.runs.Load())
+	}
+	forcedByAdmin, err := e.idx.Get(ctx, first.Key)
+	if err != nil || forcedByAdmin.Updated.Equal(before.Updated) {
+		t.Fatalf("after the admin's force the shared record is %+v (%v); want a new one", forcedByAdmin, err)
+	}
+	// The admin's own shared function (tenant default) expires it.
+	fn = fnDef("sh", "wasm", "acme-in", "acme-out")
+	fn.Shared, fn.CacheFailures, fn.Limits.Retention = true, true, time.Nanosecond
+	if code, body := e.do(t, "POST", "/v1/functions", adminToken, deployReq(fn, "x")); code != http.StatusOK {
+		t.Fatalf("the admin deploys sh with retention 1ns: %d %s", code, body)
+	}
+	put(t, "acme-in", "admin.txt", "shared content")
+	if rec, _ := e.invokeAs(t, adminToken, "acme-in", "admin.txt", false); rec.Decision != activation.Miss || rt.runs.Load() != 5 {
+		t.Fatalf("the admin's invoke past its retention: %s, %d runs; want a run (5 runs)", rec.Decision, rt.runs.Load())
+	}
+	if rec, err := e.idx.Get(ctx, first.Key); err != nil || rec.Updated.Equal(forcedByAdmin.Updated) || rec.Output.Key != "admin.txt" {
+		t.Fatalf("after the admin's retention the shared record is %+v (%v); want a fresh one", rec, err)
+	}
+}
+
+// objectText reads bucket/key from the test's store.
+func objectText(t *testing.T, bucket, key string) string {
+	t.Helper()
+	rc, _, err := store.Get(t.Context(), bucket, key, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Issue 17 item 16: globex deployed --openwhisk-action acme-enrich, which
+// ran with the operator's key. A tenant without an OpenWhisk namespace of
+// its own deploys no OpenWhisk function.
+func TestOpenWhisk_TenantWithoutNamespaceRefused(t *testing.T) {
+	e := newEnv(t, setup{})
+	fn := fnDef("enrich", "openwhisk", "globex-in", "globex-out")
+	fn.Config = map[string]string{openwhisk.ConfigAction: "acme-enrich"}
+	code, body := e.do(t, "POST", "/v1/functions", otherToken, deployReq(fn, ""))
+	if code != http.StatusForbidden || !strings.Contains(body, "namespace") {
+		t.Fatalf("globex deploys an OpenWhisk action without a namespace of its own: %d %s, want 403 naming the namespace", code, body)
+	}
+	if _, err := e.reg.Get(t.Context(), "globex", "enrich"); err == nil {
+		t.Fatal("the refused deploy was stored")
+	}
+}
+
+// Issue 17 item 16: tenants' OpenWhisk actions are confined to their own
+// namespaces, at deploy (403) and at every call, which uses the tenant's
+// key: globex's "acme-enrich" is globex's own action.
+func TestOpenWhisk_TenantNamespace(t *testing.T) {
+	const globexAuth = "globex-uuid:globex-key"
+	tenants := map[string]openwhisk.Tenant{
+		"acme":   {Namespace: "acme-ns", Auth: "acme-uuid:acme-key"},
+		"globex": {Namespace: "globex-ns", Auth: globexAuth},
+	}
+	ow := owtest.New()
+	ow.Auth, ow.Namespace = globexAuth, "globex-ns"
+	ow.Register("acme-enrich", func(context.Context, map[string]any, func(string, ...any)) (map[string]any, error) {
+		return map[string]any{"body": base64.StdEncoding.EncodeToString([]byte("globex's own"))}, nil
+	})
+	log := &authRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.mu.Lock()
+		log.auths = append(log.auths, r.Method+" "+r.URL.EscapedPath()+" auth="+r.Header.Get("Authorization"))
+		log.mu.Unlock()
+		ow.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { srv.Close(); ow.Close() })
+	rt, err := openwhisk.New(openwhisk.Options{API: srv.URL, Auth: owtest.DefaultAuth, Tenants: tenants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, setup{runtimes: map[string]runtime.Runtime{"openwhisk": rt}, ow: tenants})
+	deploy := func(token, action string, hdr ...string) (int, string) {
+		fn := fnDef("enrich", "openwhisk", "globex-in", "globex-out")
+		fn.Config = map[string]string{openwhisk.ConfigAction: action}
+		return e.do(t, "POST", "/v1/functions", token, deployReq(fn, ""), hdr...)
+	}
+	for _, tc := range []struct {
+		name, token, action string
+		hdr                 []string
+		want                int
+		inMsg               string
+	}{
+		{"OtherNamespace", otherToken, "/acme-ns/acme-enrich", nil, 403, "not in namespace globex-ns"},
+		{"OperatorNamespace", otherToken, "/guest/x", nil, 403, "not in namespace globex-ns"},
+		{"Traversal", otherToken, "/_/../..", nil, 400, "OpenWhisk name"},
+		{"ExtraSegments", otherToken, "/globex-ns/pkg/a/b", nil, 400, "expected"},
+		{"AdminForGlobex", adminToken, "/acme-ns/acme-enrich", []string{api.TenantHeader, "globex"}, 403, "not in namespace globex-ns"},
+		{"Own", otherToken, "/globex-ns/acme-enrich", nil, 200, ""},
+		{"OwnDefault", otherToken, "acme-enrich", nil, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := deploy(tc.token, tc.action, tc.hdr...)
+			if code != tc.want || !strings.Contains(body, tc.inMsg) {
+				t.Fatalf("deploy %s: %d %s, want %d mentioning %q", tc.action, code, body, tc.want, tc.inMsg)
+			}
+		})
+	}
+	if err := store.MakeBucket(t.Context(), "globex-in"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MakeBucket(t.Context(), "globex-out"); err != nil {
+		t.Fatal(err)
+	}
+	put(t, "globex-in", "ow-"+t.Name()+".txt", "data")
+	code, body := e.do(t, "POST", "/v1/invoke", otherToken, pipeline.InvokeRequest{Function: "enrich", Bucket: "globex-in", Key: "ow-" + t.Name() + ".txt"})
+	if code != http.StatusOK || !strings.Contains(body, `"decision": "miss"`) {
+		t.Fatalf("globex invokes its enrich: %d %s", code, body)
+	}
+	if got := objectText(t, "globex-out", "ow-"+t.Name()+".txt"); got != "globex's own" {
+		t.Fatalf("globex's output %q", got)
+	}
+	reqs := log.seen()
+	u, p, _ := strings.Cut(globexAuth, ":")
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(u, p)
+	for _, req := range reqs {
+		if !strings.Contains(req, "/api/v1/namespaces/globex-ns/actions/acme-enrich") || !strings.HasSuffix(req, "auth="+r.Header.Get("Authorization")) {
+			t.Errorf("globex's function sent %q; want globex's namespace and key only", req)
+		}
+	}
+	if len(reqs) == 0 || ow.Invokes("acme-enrich") != 1 {
+		t.Fatalf("requests %q, %d invokes; want globex's action run once", reqs, ow.Invokes("acme-enrich"))
 	}
 }

@@ -21,8 +21,14 @@ type InvokeRequest struct {
 	Function string `json:"function"`
 	Bucket   string `json:"bucket"`
 	Key      string `json:"key"`
-	// Force runs again and replaces a recorded result.
+	// Force runs again and replaces a recorded result; see ReplaceShared.
 	Force bool `json:"force,omitempty"`
+	// ReplaceShared lets Force replace a --shared function's result,
+	// which other tenants reuse: the admin's right only (never read from
+	// a request body). Without it a forced shared function runs for this
+	// invocation alone, as if deployed --no-dedup: no result is read,
+	// replaced or recorded.
+	ReplaceShared bool `json:"-"`
 }
 
 // Invoke runs a function on an object through the same dedup as events,
@@ -31,6 +37,9 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 	fn, err := p.cfg.Registry.Get(ctx, tenantOr(req.Tenant), req.Function)
 	if err != nil {
 		return activation.Record{}, err
+	}
+	if req.Force && fn.Shared && !req.ReplaceShared {
+		fn.NoDedup, req.Force = true, false
 	}
 	ev, err := event.Normalize(event.Event{
 		Source: "invoke", Name: "s3:ObjectCreated:Invoke", Bucket: req.Bucket, Key: req.Key,
@@ -120,20 +129,30 @@ func (p *Pipeline) Prepare(ctx context.Context, fn registry.Function, code []byt
 
 // Explanation shows how an object's dedup key is made and what would happen.
 type Explanation struct {
-	Function    string        `json:"function"`
-	Version     string        `json:"version"`
-	Bucket      string        `json:"bucket"`
-	Key         string        `json:"key"`
-	Fingerprint string        `json:"fingerprint"`
-	DedupKey    string        `json:"dedup_key"`
-	Parts       index.Parts   `json:"parts"`
-	Record      *index.Record `json:"record,omitempty"`
-	WouldRun    bool          `json:"would_run"`
-	Reason      string        `json:"reason"`
+	Function    string      `json:"function"`
+	Version     string      `json:"version"`
+	Bucket      string      `json:"bucket"`
+	Key         string      `json:"key"`
+	Fingerprint string      `json:"fingerprint"`
+	DedupKey    string      `json:"dedup_key"`
+	Parts       index.Parts `json:"parts"`
+	// State is the record's state under DedupKey ("" = none).
+	State index.State `json:"state,omitempty"`
+	// Output is where this object's output goes for the caller, run or
+	// reused (a JSON result is stored beside it as KEY.json).
+	Output *activation.Object `json:"output,omitempty"`
+	// Record is the whole record, for the admin only: a shared function's
+	// record names another tenant's output, replica and error.
+	Record   *index.Record `json:"record,omitempty"`
+	WouldRun bool          `json:"would_run"`
+	Reason   string        `json:"reason"`
 }
 
 // Explain fingerprints an object and looks up its key without claiming.
-func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key string) (Explanation, error) {
+// It says only what belongs to the caller (whether it would run, hit or
+// wait, and its own output location) unless withRecord (the admin) asks
+// for the record itself.
+func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key string, withRecord bool) (Explanation, error) {
 	fn, err := p.cfg.Registry.Get(ctx, tenantOr(tenant), function)
 	if err != nil {
 		return Explanation{}, err
@@ -153,6 +172,9 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 	}
 	k, parts := fn.Key(digest, rt.Version(), in.fp)
 	x := Explanation{Function: fn.Name, Version: fn.Version, Bucket: bucket, Key: key, Fingerprint: in.fp, DedupKey: k, Parts: parts}
+	if out, err := fn.OutputKey(key); err == nil {
+		x.Output = &activation.Object{Bucket: fn.Output.Bucket, Key: out}
+	}
 	rec, err := p.cfg.Index.Get(ctx, k)
 	switch {
 	case fn.NoDedup:
@@ -164,10 +186,16 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 	case err != nil:
 		return x, err
 	default:
-		x.Record = &rec
+		x.State = rec.State
+		if withRecord {
+			x.Record = &rec
+		}
 		switch rec.State {
 		case index.Done:
-			x.Reason = "done: a new event would reuse the recorded output " + rec.Output.Bucket + "/" + rec.Output.Key
+			x.Reason = "done: a new event would reuse the recorded output, copied to its own output location"
+			if r := fn.Limits.Retention; r > 0 && time.Since(rec.Updated) > r {
+				x.WouldRun, x.Reason = true, "done, but longer ago than the function's retention: a new event would run it again"
+			}
 		case index.Failed:
 			x.Reason = "failed and cached: a new event would record the cached error"
 		default:
@@ -180,30 +208,26 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 	return x, nil
 }
 
-// ErrNotOwned is returned when an operation names a record of another
-// tenant or function.
-var ErrNotOwned = errors.New("record belongs to another tenant or function")
-
 // Purge deletes the dedup records of a function (all of them, or the one
 // dedup key given), so its next events run again. With shared, records
 // of --shared functions (tenant "*shared*") count as the tenant's too:
 // only the admin purges those. It returns how many records were deleted.
+// A key that is another tenant's or function's counts as absent (0, nil):
+// an answer of its own would tell the caller that someone else holds a
+// result for that key.
 func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string, shared bool) (int, error) {
 	tenant = tenantOr(tenant)
 	own := func(r index.Record) bool {
-		return r.Parts.Function == function && (r.Parts.Tenant == tenant || (shared && r.Parts.Tenant == "*shared*"))
+		return r.Parts.Function == function && (r.Parts.Tenant == tenant || (shared && r.Parts.Tenant == registry.SharedTenant))
 	}
 	var keys []string
 	if key != "" {
 		rec, err := p.cfg.Index.Get(ctx, key)
-		if errors.Is(err, index.ErrNotFound) {
+		if errors.Is(err, index.ErrNotFound) || (err == nil && !own(rec)) {
 			return 0, nil
 		}
 		if err != nil {
 			return 0, fmt.Errorf("purge: get %s: %w", key, err)
-		}
-		if !own(rec) {
-			return 0, fmt.Errorf("%w: key %s is not a result of tenant %s's function %s", ErrNotOwned, key, tenant, function)
 		}
 		keys = []string{key}
 	} else {

@@ -218,6 +218,10 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if rec.State == index.Failed {
 		j.rec.Decision = activation.Error
 		j.rec.Error = "cached failure: " + rec.Error
+		if rec.Parts.Tenant == registry.SharedTenant {
+			// The error of a run on another tenant's object may name it.
+			j.rec.Error = "cached failure: a run of this shared function on the same content failed; its error is not shown across tenants"
+		}
 		j.rec.ErrorClass = rec.ErrorClass
 		return true, nil
 	}
@@ -226,6 +230,9 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		p.log(ctx).Error("dedup record does not match its key; running again", "dedup_key", key, "parts", rec.Parts)
 	}
 	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
+		if rec.Parts.Tenant == registry.SharedTenant && j.fn.Tenant != registry.DefaultTenant {
+			return false, errRunUnshared // a tenant's retention expires no one else's result
+		}
 		usable = false // past retention: run again and record a fresh result
 	}
 	if !usable {
@@ -289,6 +296,12 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	j.rec.FunctionMS = rec.FunctionMS
 	return true, nil
 }
+
+// errRunUnshared is deliver's answer for a shared result past a tenant
+// function's retention: only the admin's functions (DefaultTenant)
+// expire shared results, so the caller runs the function for this event
+// alone and the record stays.
+var errRunUnshared = errors.New("shared result past the function's retention: run for this event only")
 
 // dropMissingOutput deletes the record under key whose output object is
 // gone or changed, so that the caller runs the function again.

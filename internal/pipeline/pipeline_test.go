@@ -446,7 +446,7 @@ func TestHandle_ExpiredLeaseTakenOver(t *testing.T) {
 	e := newEnv(t)
 	f := e.deploy("upper", nil)
 	ev := e.put("a.txt", "data")
-	x, err := e.pipe.Explain(t.Context(), "", f.Name, e.in, "a.txt")
+	x, err := e.pipe.Explain(t.Context(), "", f.Name, e.in, "a.txt", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,12 +492,12 @@ func TestInvoke_ForceReruns(t *testing.T) {
 func TestExplainAndPurge(t *testing.T) {
 	e := newEnv(t)
 	e.deploy("upper", nil)
-	x, err := e.pipe.Explain(t.Context(), "", "upper", e.in, e.put("a.txt", "data").Key)
+	x, err := e.pipe.Explain(t.Context(), "", "upper", e.in, e.put("a.txt", "data").Key, true)
 	if err != nil || !x.WouldRun {
 		t.Fatalf("explain before run: %v %+v", err, x)
 	}
 	e.handle(e.put("b.txt", "data"))
-	x, _ = e.pipe.Explain(t.Context(), "", "upper", e.in, "a.txt")
+	x, _ = e.pipe.Explain(t.Context(), "", "upper", e.in, "a.txt", true)
 	if x.WouldRun || x.Record == nil || x.Parts.Fingerprint != x.Fingerprint {
 		t.Fatalf("explain after run: %+v, want a hit with matching parts", x)
 	}
@@ -505,7 +505,7 @@ func TestExplainAndPurge(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("purge: %d %v, want 1", n, err)
 	}
-	x, _ = e.pipe.Explain(t.Context(), "", "upper", e.in, "a.txt")
+	x, _ = e.pipe.Explain(t.Context(), "", "upper", e.in, "a.txt", true)
 	if !x.WouldRun {
 		t.Fatal("after purge the key still hits")
 	}

@@ -71,6 +71,9 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			}
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
 			delivered, err := p.deliver(ctx, j, key, parts, c.Record)
+			if errors.Is(err, errRunUnshared) {
+				return p.runUndeduplicated(ctx, j, in, rt)
+			}
 			if err != nil {
 				return err
 			}

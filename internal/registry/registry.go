@@ -352,13 +352,17 @@ func (f *Function) checkOutputTemplate() error {
 	return nil
 }
 
+// SharedTenant is the tenant part of the dedup keys of --shared
+// functions: their results are reused across tenants.
+const SharedTenant = "*shared*"
+
 // Key derives the dedup key of running f (whose code digest, for remote
 // functions, the caller may override with the remote digest) on content
 // with fingerprint fp.
 func (f *Function) Key(codeDigest, runtimeVersion, fp string) (string, index.Parts) {
 	tenant := f.Tenant
 	if f.Shared {
-		tenant = "*shared*"
+		tenant = SharedTenant
 	}
 	params, _ := f.paramsPart()
 	p := index.Parts{

@@ -22,7 +22,10 @@
 // Auth is Options.Auth or $DEDUPFN_OPENWHISK_AUTH ("UUID:KEY", HTTP Basic).
 // That key is the operator's: it is only ever sent to Options.API and the
 // hosts of Options.Allow (see CheckAPI), never to a host a function names
-// otherwise, and redirects are not followed.
+// otherwise, and redirects are not followed. It is used for the admin's
+// own functions (tenant registry.DefaultTenant) only: a tenant's function
+// runs in the tenant's namespace with the tenant's key (Options.Tenants),
+// and a tenant without one makes no request.
 //
 // The output follows the process runtime's convention: a result object
 // with a base64 string "body" is the output object (written to
@@ -47,10 +50,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/backoff"
+	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
 )
@@ -101,6 +106,10 @@ type Options struct {
 	// a function naming any other host fails with ErrNotAllowed before a
 	// request is made.
 	Allow []string
+	// Tenants are the OpenWhisk identities of dedupfn tenants, by tenant
+	// name. A tenant's functions run only in its Namespace, with its Auth;
+	// a tenant not listed here has no OpenWhisk functions.
+	Tenants map[string]Tenant
 	// Client makes the HTTP calls; default a client without timeout
 	// (every call is bounded by its context).
 	Client *http.Client
@@ -113,6 +122,42 @@ type Options struct {
 	ThrottleRetries int
 	ThrottleBackoff time.Duration
 	Logger          *slog.Logger
+}
+
+// Tenant is a dedupfn tenant's own OpenWhisk identity.
+type Tenant struct {
+	// Namespace is the only namespace the tenant's actions may be in;
+	// an action in the default namespace "_" is taken to be in it.
+	Namespace string
+	// Auth is the tenant's "UUID:KEY" for that namespace.
+	Auth string
+}
+
+// Check validates t, without quoting its key.
+func (t Tenant) Check() error {
+	switch {
+	case !entityRE.MatchString(t.Namespace) || strings.Contains(t.Namespace, ".."):
+		return fmt.Errorf("openwhisk namespace must be an OpenWhisk name (%s, no \"..\"), got %q", entityRE, t.Namespace)
+	case !strings.Contains(t.Auth, ":"):
+		return errors.New("openwhisk auth must be UUID:KEY")
+	}
+	return nil
+}
+
+// ErrNamespace is returned for an action outside its tenant's namespace,
+// or of a tenant with none.
+var ErrNamespace = errors.New("openwhisk: action is outside the tenant's OpenWhisk namespace")
+
+// CheckNamespace returns an ErrNamespace error unless action a may run
+// for a tenant whose namespace is ns ("" = it has none).
+func CheckNamespace(ns string, a Action) error {
+	switch {
+	case ns == "":
+		return fmt.Errorf("%w: the tenant has no OpenWhisk namespace (openwhisk_namespace and openwhisk_auth in the tenants file)", ErrNamespace)
+	case a.Namespace != "_" && a.Namespace != ns:
+		return fmt.Errorf("%w: action %s is not in namespace %s", ErrNamespace, a, ns)
+	}
+	return nil
 }
 
 // Runtime invokes remote OpenWhisk actions. Safe for concurrent use.
@@ -143,6 +188,11 @@ func New(opts Options) (*Runtime, error) {
 	for _, a := range opts.Allow {
 		if _, err := parseAPI(a); err != nil {
 			return nil, fmt.Errorf("openwhisk: allow-list: %w", err)
+		}
+	}
+	for name, t := range opts.Tenants {
+		if err := t.Check(); err != nil {
+			return nil, fmt.Errorf("openwhisk: tenant %s: %w", name, err)
 		}
 	}
 	if opts.PollInterval < 0 || opts.MaxPollInterval < 0 || opts.ThrottleRetries < 0 || opts.ThrottleBackoff < 0 {
@@ -198,7 +248,14 @@ func escapeName(name string) string {
 	return strings.Join(parts, "/")
 }
 
-// ParseAction parses "[/NS/][PKG/]ACTION".
+// entityRE is OpenWhisk's entity name (namespace, package, action):
+// a word character, then word characters, "@", " ", "." and "-", not
+// ending in a space, at most 256 characters.
+var entityRE = regexp.MustCompile(`^\w([\w@ .-]{0,254}[\w@.-])?$`)
+
+// ParseAction parses "[/NS/][PKG/]ACTION". Each part must be an OpenWhisk
+// entity name (entityRE) without "..": the name goes into a URL path, and
+// must name one resource whatever the controller's path cleaning does.
 func ParseAction(s string) (Action, error) {
 	a := Action{Namespace: "_"}
 	rest := s
@@ -213,9 +270,12 @@ func ParseAction(s string) (Action, error) {
 	if len(parts) > 2 || a.Namespace == "" {
 		return Action{}, fmt.Errorf("openwhisk: action %q: expected [/NS/][PKG/]ACTION", s)
 	}
-	for _, p := range parts {
-		if p == "" {
+	for _, p := range append(parts, a.Namespace) {
+		switch {
+		case p == "":
 			return Action{}, fmt.Errorf("openwhisk: action %q: empty name part, expected [/NS/][PKG/]ACTION", s)
+		case !entityRE.MatchString(p) || strings.Contains(p, ".."):
+			return Action{}, fmt.Errorf("openwhisk: action %q: each part must be an OpenWhisk name (%s, no \"..\"), got %q", s, entityRE, p)
 		}
 	}
 	a.Name = rest
@@ -291,10 +351,29 @@ func (r *Runtime) target(fn runtime.Function) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	if r.opts.Auth == "" {
-		return target{}, fmt.Errorf("openwhisk: no auth: set %s to UUID:KEY", EnvAuth)
+	auth, err := r.scope(fn, &a)
+	if err != nil {
+		return target{}, err
 	}
-	return target{api: u, action: a, auth: r.opts.Auth}, nil
+	return target{api: u, action: a, auth: auth}, nil
+}
+
+// scope returns the key fn's action is called with. The operator's key
+// is for the admin's own functions; a tenant's action must be in the
+// tenant's namespace (made explicit in a) and is called with its key.
+func (r *Runtime) scope(fn runtime.Function, a *Action) (string, error) {
+	if fn.Tenant == "" || fn.Tenant == registry.DefaultTenant {
+		if r.opts.Auth == "" {
+			return "", fmt.Errorf("openwhisk: no auth: set %s to UUID:KEY", EnvAuth)
+		}
+		return r.opts.Auth, nil
+	}
+	t := r.opts.Tenants[fn.Tenant]
+	if err := CheckNamespace(t.Namespace, *a); err != nil {
+		return "", fmt.Errorf("function %s of tenant %s: %w", fn.Name, fn.Tenant, err)
+	}
+	a.Namespace = t.Namespace
+	return t.Auth, nil
 }
 
 // Activation is the part of an OpenWhisk activation record dedupfn uses.

@@ -75,7 +75,7 @@ func newRuntime(tb testing.TB, opts openwhisk.Options) *openwhisk.Runtime {
 }
 
 func function(api, action string) runtime.Function {
-	return runtime.Function{Tenant: "t1", Name: "fn-" + action, Version: "v1",
+	return runtime.Function{Tenant: "default", Name: "fn-" + action, Version: "v1",
 		Config: map[string]string{openwhisk.ConfigAction: action, openwhisk.ConfigAPI: api}}
 }
 
@@ -457,5 +457,135 @@ func TestCheckAPI(t *testing.T) {
 	}
 	if err := openwhisk.CheckAPI(allow, "ftp://x"); err == nil || errors.Is(err, openwhisk.ErrNotAllowed) {
 		t.Errorf("CheckAPI(ftp://x) = %v, want a parse error", err)
+	}
+}
+
+// Issue 17 item 16: "/_/../.." was sent verbatim, so the controller's
+// path cleaning decided which resource it named. Action names are
+// OpenWhisk entity names: no "..", no extra segments, OpenWhisk's charset.
+func TestParseAction_RejectsTraversalAndBadNames(t *testing.T) {
+	for _, in := range []string{
+		"/_/../..", "../x", "/ns/..", "pkg/..", "/../x", "/ns/a..b", "./x", "/./x",
+		"a/b/c", "/ns/a/b/c", "x%2f..", "a?b=c", "a#b", "a\\b", "a b ", " a", "-a", "a\x00", "é",
+		"/" + strings.Repeat("n", 257) + "/a", strings.Repeat("a", 257),
+	} {
+		if a, err := openwhisk.ParseAction(in); err == nil {
+			t.Errorf("ParseAction(%q) = %+v, want an error", in, a)
+		}
+	}
+	for _, in := range []string{"hello", "/guest/pkg/hello_world", "/ns@x/a.b-c", "a b", "_x", "/_/x"} {
+		if _, err := openwhisk.ParseAction(in); err != nil {
+			t.Errorf("ParseAction(%q): %v, want it accepted", in, err)
+		}
+	}
+}
+
+// authLog wraps a controller, recording each request's path and auth.
+type authLog struct {
+	next http.Handler
+	mu   sync.Mutex
+	seen []string
+}
+
+func (l *authLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.Lock()
+	l.seen = append(l.seen, r.Method+" "+r.URL.EscapedPath()+" auth="+r.Header.Get("Authorization"))
+	l.mu.Unlock()
+	l.next.ServeHTTP(w, r)
+}
+
+func (l *authLog) requests() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.seen...)
+}
+
+// basic is the Authorization header of auth "UUID:KEY".
+func basic(auth string) string {
+	u, p, _ := strings.Cut(auth, ":")
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(u, p)
+	return r.Header.Get("Authorization")
+}
+
+// Issue 17 item 16: globex deployed --openwhisk-action acme-enrich and
+// dedupfn invoked it with the operator's key. A tenant's function never
+// gets the operator's key: without an OpenWhisk identity of its own it
+// makes no request at all.
+func TestInvoke_TenantFunctionNeverGetsOperatorKey(t *testing.T) {
+	ow := owtest.New()
+	ow.Register("acme-enrich", func(context.Context, map[string]any, func(string, ...any)) (map[string]any, error) {
+		return map[string]any{"secret": "acme's"}, nil
+	})
+	log := &authLog{next: ow}
+	srv := httptest.NewServer(log)
+	t.Cleanup(func() { srv.Close(); ow.Close() })
+	r := newRuntime(t, openwhisk.Options{API: srv.URL, Auth: owtest.DefaultAuth})
+	f := function(srv.URL, "acme-enrich")
+	f.Tenant = "globex"
+	_, _, err := invoke(t, r, f)
+	wantClass(t, err, runtime.ClassInit, "namespace")
+	_, _, err = invoke(t, r, f, func(inv *runtime.Invocation) { inv.ExternalID = "0123" })
+	wantClass(t, err, runtime.ClassInit, "namespace")
+	_, err = r.Describe(t.Context(), f)
+	wantClass(t, err, runtime.ClassInit, "namespace")
+	if got := log.requests(); len(got) != 0 {
+		t.Fatalf("a tenant's function without an OpenWhisk namespace sent %q", got)
+	}
+	if ow.Invokes("acme-enrich") != 0 {
+		t.Fatal("acme's action ran for globex")
+	}
+}
+
+// Issue 17 item 16: a tenant's function runs in the tenant's own
+// namespace with the tenant's own key, whatever namespace its action
+// names; one naming another namespace makes no request.
+func TestInvoke_TenantScopedToOwnNamespace(t *testing.T) {
+	const acmeAuth = "acme-uuid:acme-key"
+	ow := owtest.New()
+	ow.Auth, ow.Namespace = acmeAuth, "acme-ns"
+	ow.Register("enrich", func(_ context.Context, p map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		return map[string]any{"body": base64.StdEncoding.EncodeToString([]byte("enriched"))}, nil
+	})
+	log := &authLog{next: ow}
+	srv := httptest.NewServer(log)
+	t.Cleanup(func() { srv.Close(); ow.Close() })
+	r := newRuntime(t, openwhisk.Options{API: srv.URL, Auth: owtest.DefaultAuth,
+		Tenants: map[string]openwhisk.Tenant{"acme": {Namespace: "acme-ns", Auth: acmeAuth}}})
+	for _, action := range []string{"enrich", "/_/enrich", "/acme-ns/enrich"} {
+		f := function(srv.URL, action)
+		f.Tenant = "acme"
+		if _, out, err := invoke(t, r, f); err != nil || out != "enriched" {
+			t.Fatalf("acme invokes %s: %q, %v", action, out, err)
+		}
+		if _, err := r.Describe(t.Context(), f); err != nil {
+			t.Fatalf("describe acme's %s: %v", action, err)
+		}
+	}
+	reqs := log.requests()
+	for _, req := range reqs {
+		if !strings.Contains(req, "/api/v1/namespaces/acme-ns/") || !strings.HasSuffix(req, " auth="+basic(acmeAuth)) {
+			t.Errorf("acme's function sent %q; want acme's namespace and key only", req)
+		}
+	}
+	if len(reqs) != 6 {
+		t.Errorf("%d requests, want 3 invokes and 3 describes: %q", len(reqs), reqs)
+	}
+	for _, action := range []string{"/guest/enrich", "/globex-ns/enrich", "/acme-ns2/enrich"} {
+		f := function(srv.URL, action)
+		f.Tenant = "acme"
+		_, _, err := invoke(t, r, f)
+		wantClass(t, err, runtime.ClassInit, "not in namespace acme-ns")
+	}
+	if n := len(log.requests()); n != len(reqs) {
+		t.Fatalf("actions outside acme's namespace sent %q", log.requests()[len(reqs):])
+	}
+	if _, err := openwhisk.New(openwhisk.Options{Tenants: map[string]openwhisk.Tenant{"acme": {Namespace: "../x", Auth: acmeAuth}}}); err == nil ||
+		!strings.Contains(err.Error(), "namespace must be") {
+		t.Fatalf("New with a bad tenant namespace: %v", err)
+	}
+	if _, err := openwhisk.New(openwhisk.Options{Tenants: map[string]openwhisk.Tenant{"acme": {Namespace: "acme-ns", Auth: "nocolon-secret"}}}); err == nil ||
+		strings.Contains(err.Error(), "nocolon-secret") {
+		t.Fatalf("New with a bad tenant auth: %v, want an error not quoting it", err)
 	}
 }
