@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -50,6 +52,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("IdleConnectionFlood", attackIdleFlood)
 	t.Run("SlowBodyDeploys", attackSlowBodies)
 	t.Run("HugeParams", attackHugeParams)
+	t.Run("OpenWhiskOtherNamespace", attackOpenWhiskNamespace)
 }
 
 // A then its MD5 twin B under one key: B must run, and the output hold B.
@@ -412,6 +415,38 @@ func attackHugeParams(t *testing.T) {
 	report(t, "refused", fmt.Sprintf("err %v", firstLine(err)))
 	if err == nil {
 		t.Errorf("deploy with 25 MiB params accepted")
+	}
+}
+
+// globex names acme's OpenWhisk action, and a path that climbs out of
+// the namespace: both refused, and the controller never called.
+func attackOpenWhiskNamespace(t *testing.T) {
+	ow := owtest.New()
+	ow.Register("acme-enrich", func(context.Context, map[string]any, func(string, ...any)) (map[string]any, error) {
+		return map[string]any{"ok": true}, nil
+	})
+	hs := httptest.NewServer(ow)
+	defer hs.Close()
+	defer ow.Close()
+	s := startServerEnv(t, []string{"DEDUPFN_OPENWHISK_AUTH=" + owtest.DefaultAuth}, "--openwhisk-api", hs.URL)
+	var errs []string
+	for _, action := range []string{"acme-enrich", "/guest/acme-enrich", "/_/../../guest/acme-enrich"} {
+		req := api.DeployRequest{Function: registry.Function{
+			Name: "enrich", Runtime: "openwhisk", Config: map[string]string{"openwhisk.action": action},
+			Trigger: registry.Trigger{Bucket: "globex-in"}, Output: registry.Output{Bucket: "globex-out"},
+		}}
+		_, err := deploy(t, s.client(globexToken), req)
+		if err == nil {
+			t.Errorf("globex deployed OpenWhisk action %q of another namespace", action)
+		}
+		errs = append(errs, firstLine(err))
+	}
+	s.put("globex-in", "x.txt", []byte("x"), nil)
+	time.Sleep(2 * time.Second)
+	n := ow.Invokes("acme-enrich")
+	report(t, "deploys refused, 0 invokes", fmt.Sprintf("%d invokes; %s", n, strings.Join(errs, " | ")))
+	if n != 0 {
+		t.Errorf("acme's action was invoked %d times for globex", n)
 	}
 }
 

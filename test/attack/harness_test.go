@@ -137,6 +137,12 @@ var buckets = []string{"acme-in", "acme-out", "globex-in", "globex-out", "ow-in"
 
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
+	return startServerEnv(t, nil, extra...)
+}
+
+// startServerEnv is startServer with extra environment.
+func startServerEnv(t *testing.T, env []string, extra ...string) *server {
+	t.Helper()
 	s := &server{t: t, s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t)}
 	args := []string{"serve", "--data", t.TempDir(), "--s3-addr", s.s3, "--api-addr", s.api}
 	for _, b := range buckets {
@@ -147,6 +153,7 @@ func startServer(t *testing.T, extra ...string) *server {
 		"DEDUPFN_ACCESS_KEY="+accessKey, "DEDUPFN_SECRET_KEY="+secretKey,
 		"DEDUPFN_API_TOKEN="+adminToken,
 		"DEDUPFN_TENANT_TOKENS=acme="+acmeToken+":acme-in,acme-out;globex="+globexToken+":globex-in,globex-out")
+	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
