@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 )
@@ -45,4 +47,27 @@ func urlLife(timeout time.Duration) time.Duration {
 		timeout = registry.DefaultTimeout
 	}
 	return timeout + DefaultURLMargin
+}
+
+// remoteRuntime is implemented by runtimes whose functions run on
+// another host (openwhisk): RemoteHost names it.
+type remoteRuntime interface {
+	RemoteHost(fn runtime.Function) (string, error)
+}
+
+// checkReach refuses a function that runs on another host while get_url
+// names an address only this machine reaches (Config.Inputs on loopback):
+// each of its runs would fail to read its input. A platform on loopback
+// itself reaches it.
+func (p *Pipeline) checkReach(rt runtime.Runtime, fn registry.Function) error {
+	r, ok := rt.(remoteRuntime)
+	if !ok || p.cfg.Inputs == nil || !p.cfg.Inputs.Local() {
+		return nil
+	}
+	host, err := r.RemoteHost(runtime.Function{Tenant: fn.Tenant, Name: fn.Name, Config: fn.Config})
+	if err != nil || inputurl.LocalHost(host) {
+		return nil // no host: the runtime refuses it when invoked, as before
+	}
+	return fmt.Errorf("function %s runs on %s, which cannot fetch its input from %s (an address only this machine reaches): start serve with --public-url set to an address %s can reach",
+		fn.Name, host, p.cfg.Inputs.Base(), host)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 	"github.com/dedupfn/dedupfn/internal/runtime/process"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
@@ -141,7 +142,18 @@ func TestGetURL_ReadsTheFingerprintedBytes(t *testing.T) {
 	}
 	n, _ := os.ReadFile(runs)
 	if got := strings.Count(string(n), "\n"); got != 1 {
-		t.Errorf("the action ran %d times, want 1", got)
+		t.Fatalf("the action ran %d times, want 1", got)
+	}
+	if r.Decision != activation.Miss {
+		return
+	}
+	// A later upload of A is a hit that delivers A's output, not B.
+	e.handle(e.put("second.bin", a))
+	if d := e.decisions(); d["second.bin"] != activation.Hit {
+		t.Fatalf("decisions %v, want second.bin a hit", d)
+	}
+	if got := e.output("second.bin"); got != a {
+		t.Errorf("the hit on A delivered %d bytes starting %.8q: want A's", len(got), got)
 	}
 }
 
@@ -213,5 +225,49 @@ func TestPresignedURLs_ExpireWithTheActivation(t *testing.T) {
 	}
 	if got, max := time.Duration(secs)*time.Second, timeout+pipeline.DefaultURLMargin; got > max {
 		t.Errorf("put_url valid for %s, want at most the timeout and margin, %s", got, max)
+	}
+}
+
+// TestDeploy_RemoteActionNeedsAReachablePublicURL: a function on a remote
+// OpenWhisk is refused at deploy while get_url names loopback; one on a
+// loopback OpenWhisk, or with a public URL others reach, is accepted.
+func TestDeploy_RemoteActionNeedsAReachablePublicURL(t *testing.T) {
+	ow, err := openwhisk.New(openwhisk.Options{API: "https://ow.example", Allow: []string{"http://127.0.0.1:3233"}, Auth: "u:k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := testutil.BoltIndex(t)
+	fn := func(api string) registry.Function {
+		f := registry.Function{Name: "enrich", Runtime: "openwhisk", Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"},
+			Config: map[string]string{openwhisk.ConfigAction: "enrich"}}
+		if api != "" {
+			f.Config[openwhisk.ConfigAPI] = api
+		}
+		return f
+	}
+	for _, c := range []struct {
+		public, api string
+		refused     bool
+	}{
+		{"http://127.0.0.1:8080", "", true}, // the runtime's default host, remote
+		{"http://127.0.0.1:8080", "http://127.0.0.1:3233", false},
+		{"https://dedupfn.example:8080", "", false},
+	} {
+		inputs, err := inputurl.New(c.public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: registry.New(idx, nil),
+			Runtimes: map[string]runtime.Runtime{"openwhisk": ow}, Inputs: inputs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Prepare(t.Context(), fn(c.api), nil)
+		if c.refused && (err == nil || !strings.Contains(err.Error(), "--public-url") || !strings.Contains(err.Error(), "ow.example")) {
+			t.Errorf("public %s, api %q: %v, want a refusal naming ow.example and --public-url", c.public, c.api, err)
+		}
+		if !c.refused && err != nil {
+			t.Errorf("public %s, api %q: %v, want it accepted", c.public, c.api, err)
+		}
 	}
 }
