@@ -191,7 +191,7 @@ func openInputs(o serveOptions, owAPI string, logger *slog.Logger) (*inputurl.Se
 		return nil, fmt.Errorf("--public-url: %w", err)
 	}
 	if u, err := url.Parse(owAPI); err == nil && owAPI != "" && inputs.Local() && !inputurl.LocalHost(u.Hostname()) {
-		logger.Warn("actions get their input at "+inputs.Base()+", which a remote OpenWhisk cannot reach: set --public-url; until then OpenWhisk functions on "+u.Hostname()+" are refused at deploy",
+		logger.Warn("a remote OpenWhisk cannot fetch inputs from a loopback --public-url: its functions are refused at deploy until --public-url is set",
 			"public_url", inputs.Base(), "openwhisk_api", owAPI)
 	}
 	return inputs, nil
