@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -25,6 +26,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/plugin"
@@ -43,6 +45,7 @@ const (
 
 type serveOptions struct {
 	dataDir, s3Addr, apiAddr, configFile string
+	publicURL                            string
 	objectsURL, eventsURL, indexURL      string
 	replicaID, logLevel, logFormat       string
 	concurrency, runs                    int
@@ -82,6 +85,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.StringVar(&o.dataDir, "data", "./data", "directory for embedded data (objects, queue, index, caches)")
 	fl.StringVar(&o.s3Addr, "s3-addr", "127.0.0.1:9000", "listen address of the built-in S3 endpoint")
 	fl.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8080", "listen address of the API, dashboard and /metrics")
+	fl.StringVar(&o.publicURL, "public-url", "", "base URL at which --exec and OpenWhisk actions reach this API for their input (get_url); a remote OpenWhisk needs one it can reach (default http://--api-addr)")
 	fl.StringVar(&o.configFile, "config", "", "YAML file whose keys are these flags' names; flags given on the command line win")
 	fl.StringVar(&o.objectsURL, "objects", "embedded:", "object store: embedded: | s3://KEY:SECRET@host:9000?tls=false")
 	fl.StringVar(&o.eventsURL, "events", "embedded:", "event source: embedded: | kafka://host:9092/topic?group=dedupfn | webhook:")
@@ -164,6 +168,39 @@ func checkSecret(name, secret, addr string) error {
 	}
 	return fmt.Errorf("%s must be at least %d characters to serve on %s, got %d: use a random value such as `openssl rand -hex 16`",
 		name, minSecretLen, addr, len(secret))
+}
+
+// openInputs returns the server of the activations' inputs (get_url) at
+// --public-url, by default the API's own address. It warns when that is
+// an address only this machine reaches while remote OpenWhisk actions
+// are configured: their deploys are refused (Pipeline.Prepare).
+func openInputs(o serveOptions, owAPI string, logger *slog.Logger) (*inputurl.Server, error) {
+	public := o.publicURL
+	if public == "" {
+		host, port, err := net.SplitHostPort(o.apiAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--api-addr %q: %w", o.apiAddr, err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1" // listening everywhere: this machine's actions use loopback
+		}
+		public = "http://" + net.JoinHostPort(host, port)
+	}
+	inputs, err := inputurl.New(public)
+	if err != nil {
+		return nil, fmt.Errorf("--public-url: %w", err)
+	}
+	if u, err := url.Parse(owAPI); err == nil && owAPI != "" && inputs.Local() && !inputurl.LocalHost(u.Hostname()) {
+		logger.Warn("a remote OpenWhisk cannot fetch inputs from a loopback --public-url: its functions are refused at deploy until --public-url is set",
+			"public_url", inputs.Base(), "openwhisk_api", owAPI)
+	}
+	return inputs, nil
+}
+
+// publicHost is the host name of the inputs' public URL.
+func publicHost(inputs *inputurl.Server) string {
+	u, _ := url.Parse(inputs.Base()) // parsed already by inputurl.New
+	return u.Hostname()
 }
 
 func serve(ctx context.Context, o serveOptions) error {
@@ -275,6 +312,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	closers = append(closers, closeRuntimes)
 
+	inputs, err := openInputs(o, owOpts.API, logger)
+	if err != nil {
+		return err
+	}
+	mux.Handle(inputurl.Route, inputs) // the URL is the capability: no API token
+
 	reg := registry.New(idx, logger)
 	if err := reg.Refresh(ctx); err != nil {
 		return err
@@ -283,6 +326,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
 		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg, DescribeTTL: o.describeTTL,
 		SpoolBudget: spool.NewBudget(o.spoolBudget), ActivationRetention: o.activationRetention, MaxRuns: o.runs,
+		Inputs: inputs,
 	})
 	if err != nil {
 		return err
@@ -295,10 +339,14 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.New(o.sec.apiConfig(api.Config{
+	apiCfg := o.sec.apiConfig(api.Config{
 		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, Tenants: tenants,
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
-	}))
+	})
+	// Actions fetch get_url by the public URL's name: the operator's, as
+	// an --api-host is.
+	apiCfg.ExtraHosts = append(apiCfg.ExtraHosts, publicHost(inputs))
+	apiSrv, err := api.New(apiCfg)
 	if err != nil {
 		return err
 	}

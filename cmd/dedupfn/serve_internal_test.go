@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,5 +41,25 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(addr); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestOpenInputs_PublicURL: get_url's base is --public-url, else the API
+// address (loopback when it listens everywhere); a malformed one is refused.
+func TestOpenInputs_PublicURL(t *testing.T) {
+	for _, c := range []struct{ api, public, want string }{
+		{"127.0.0.1:8080", "", "http://127.0.0.1:8080"},
+		{"0.0.0.0:8080", "", "http://127.0.0.1:8080"},
+		{":8080", "", "http://127.0.0.1:8080"},
+		{"[::1]:8080", "", "http://[::1]:8080"},
+		{"127.0.0.1:8080", "https://dedupfn.example/", "https://dedupfn.example"},
+	} {
+		in, err := openInputs(serveOptions{apiAddr: c.api, publicURL: c.public}, "", slog.New(slog.DiscardHandler))
+		if err != nil || in.Base() != c.want {
+			t.Errorf("api %s, public %q: %v %v, want %s", c.api, c.public, in, err, c.want)
+		}
+	}
+	if _, err := openInputs(serveOptions{apiAddr: "127.0.0.1:8080", publicURL: "dedupfn.example:8080"}, "", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--public-url") {
+		t.Errorf("a public URL without scheme: %v, want a --public-url error", err)
 	}
 }

@@ -107,7 +107,8 @@ func CheckRetry(rec activation.Record) error {
 }
 
 // Prepare checks that fn can run on this replica before it is deployed:
-// its runtime is enabled, and runtimes that can (wasm) compile its code.
+// its runtime is enabled, a remote one can reach its get_url, and
+// runtimes that can (wasm) compile its code.
 func (p *Pipeline) Prepare(ctx context.Context, fn registry.Function, code []byte) error {
 	if err := fn.Validate(); err != nil {
 		return err
@@ -115,6 +116,9 @@ func (p *Pipeline) Prepare(ctx context.Context, fn registry.Function, code []byt
 	rt, ok := p.cfg.Runtimes[fn.Runtime]
 	if !ok {
 		return fmt.Errorf("function %s: runtime %q is not enabled on this replica", fn.Name, fn.Runtime)
+	}
+	if err := p.checkReach(rt, fn); err != nil {
+		return err
 	}
 	pr, ok := rt.(runtime.Preparer)
 	if !ok || code == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
@@ -35,7 +36,10 @@ const (
 	DefaultWaitPollMax    = 500 * time.Millisecond // how often a waiter re-claims, at most
 	DefaultMaxOutputBytes = 1 << 30                // output a function may write
 	DefaultMaxLogBytes    = 64 << 10               // logs kept per activation
-	DefaultPresignExpiry  = time.Hour
+	// DefaultURLMargin is how long a function's get_url and put_url stay
+	// valid beyond its timeout: room for a cold start's ack and for clock
+	// skew between dedupfn and the store that checks a presigned URL.
+	DefaultURLMargin = 30 * time.Second
 	// DefaultCallTimeout bounds one index or store call (not a whole
 	// output upload): a hung peer becomes an error that is retried.
 	DefaultCallTimeout = 30 * time.Second
@@ -82,6 +86,11 @@ type Config struct {
 	// apart from events in flight (the source's concurrency): hits are
 	// I/O-light and must not queue behind runs. Default GOMAXPROCS.
 	MaxRuns int
+	// Inputs serves each running activation's input (its spooled,
+	// fingerprinted bytes) as the get_url of functions outside the
+	// sandbox. nil: they get no get_url, only inputs small enough to
+	// pass inline.
+	Inputs *inputurl.Server
 	// ActivationRetention is how long activation records are kept (0 =
 	// forever). The reconciler leaves older objects alone: their records,
 	// which say they were processed, may have been pruned.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/backoff"
-	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -312,18 +311,6 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		SHA256: fingerprint.Hex(in.fp), ContentType: in.info.ContentType,
 		OutputBucket: j.fn.Output.Bucket, OutputKey: outKey,
 	}
-	if rt.Name() != "wasm" { // only functions outside the sandbox fetch by URL
-		if ref.GetURL, err = p.cfg.Objects.PresignGet(ctx, j.ev.Bucket, j.ev.Key, DefaultPresignExpiry); err != nil {
-			return nil, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "presign input: %v", err)
-		}
-		// The function uploads to a staging key, never to the output key
-		// itself: an upload there would carry no output marker and could
-		// trigger the function on its own output. storeOutput moves it.
-		j.staging = event.StagingPrefix + j.rec.ID + "/" + newID()
-		if ref.PutURL, err = p.cfg.Objects.PresignPut(ctx, j.fn.Output.Bucket, j.staging, DefaultPresignExpiry); err != nil {
-			return nil, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "presign output: %v", err)
-		}
-	}
 	out := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
 		Function: runtime.Function{
@@ -356,8 +343,17 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
+	// The URLs are made once the run can start: they expire with it.
+	revoke := func() {}
+	if rt.Name() != "wasm" { // only functions outside the sandbox fetch by URL
+		if revoke, err = p.objectURLs(ctx, j, in, &inv.Object); err != nil {
+			p.runs.release()
+			return out, runtime.Result{}, err
+		}
+	}
 	invokeStart := time.Now()
 	res, err := rt.Invoke(ctx, inv)
+	revoke()
 	p.runs.release()
 	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
 	if res.Duration == 0 {

@@ -2,7 +2,7 @@
 // OpenWhisk, through the controller's REST API (/api/v1):
 //
 //   - Invoke: POST /namespaces/{ns}/actions/{name}?blocking=true with the
-//     parameters (runtime.ObjectRef fields with presigned get_url/put_url,
+//     parameters (runtime.ObjectRef fields with get_url and put_url,
 //     the deploy-time params, and the input inline as base64 "body" when
 //     at most Options.InlineLimit bytes). 200 carries the activation
 //     record; 202 (the blocking wait timed out) carries only the
