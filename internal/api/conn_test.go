@@ -11,7 +11,27 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/dedupfn/dedupfn/internal/httpserve"
 )
+
+// serveLimited serves h as serve does, behind httpserve with short limits
+// (bodies must move 1000 bytes a second, measured over 2 s), and
+// returns its URL.
+func serveLimited(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv, err := httpserve.NewServer(h, httpserve.Limits{MinRate: 1000, RateWindow: 2 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
 
 // slowDeploy starts a deploy on a raw connection to base whose body
 // (declared 4 KiB) arrives one byte every 5 s; its channel gets the
@@ -50,17 +70,20 @@ func slowDeploy(t *testing.T, base, name string) <-chan int {
 
 // TestConnections_SlowDeployBodiesDoNotBlockAdmin: two deploys whose
 // bodies arrive one byte every 5 s do not hold the deploy slots: the
-// admin's deploy completes promptly, and the slow ones are cut.
+// admin's deploy completes within 1 s, and the slow ones are cut (on
+// f13dda0 they held both slots and the admin's deploy waited for ever).
 func TestConnections_SlowDeployBodiesDoNotBlockAdmin(t *testing.T) {
 	e := newEnv(t, setup{})
-	base := e.ts.URL
+	base := serveLimited(t, e.ts.Config.Handler)
 	slow := []<-chan int{slowDeploy(t, base, "slow0"), slowDeploy(t, base, "slow1")}
 	time.Sleep(300 * time.Millisecond) // both are reading their bodies
 	j, _ := json.Marshal(deployReq(fnDef("quick", "wasm", "in", "out"), "x"))
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/functions", bytes.NewReader(j))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	client := &http.Client{Timeout: 2 * time.Second}
+	// Within a second: sooner than the slow bodies are cut, so they
+	// must not have held the slots.
+	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,11 +92,14 @@ func TestConnections_S3Deadlines(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
 	for i, c := range conns {
-		c.SetReadDeadline(deadline)
-		if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("connection %d still open 3 s later", i)
-		}
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("connection %d still open 3 s later", i)
+			}
+		})
 	}
+	wg.Wait()
 }
