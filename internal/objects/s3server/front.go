@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"strings"
+	"sync"
 )
 
 // Why a front? versitygw serves through fiber/fasthttp on a listener it
@@ -22,8 +23,21 @@ import (
 // with the front and never reach the gateway; the gateway still verifies
 // SigV4 on every request, which the front passes on byte for byte.
 
-// gatewaySocket is the name of the gateway's socket in its directory.
-const gatewaySocket = "gw.sock"
+const (
+	// gatewaySocket is the name of the gateway's socket in its directory.
+	gatewaySocket = "gw.sock"
+	// copyBufferSize is the size of the front's buffers to and from the
+	// gateway.
+	copyBufferSize = 256 << 10
+)
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { return make([]byte, copyBufferSize) }}
+
+func (bufferPool) Get() []byte  { return copyBuffers.Get().([]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(b) } //nolint:staticcheck // a slice header, as httputil's own pool
 
 // newFront returns the handler that forwards requests to the gateway on
 // the unix socket sock, over at most maxConnections connections (more
@@ -40,6 +54,9 @@ func newFront(sock string, logger *slog.Logger) http.Handler {
 		// The client's Accept-Encoding, or none: never one of ours, and
 		// bodies pass through as the gateway sent them.
 		DisableCompression: true,
+		// Large buffers: every byte of a GET or PUT crosses the front.
+		ReadBufferSize:  copyBufferSize,
+		WriteBufferSize: copyBufferSize,
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -54,7 +71,8 @@ func newFront(sock string, logger *slog.Logger) http.Handler {
 				pr.Out.URL.Opaque = path
 			}
 		},
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				// The client's body fell below the minimum rate.

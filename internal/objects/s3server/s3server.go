@@ -7,7 +7,9 @@
 // Objects are stored 0600 in 0700 directories whatever the umask; a bucket
 // or key with a NUL byte or invalid UTF-8 gets 400 InvalidObjectName; and
 // Start fails ("address already in use") when another process holds the
-// address rather than taking that process for the gateway.
+// address rather than taking that process for the gateway. The address is
+// served by a front with httpserve's connection deadlines, which forwards
+// to the gateway on a private unix socket (see front.go).
 //
 // Limits inherited from versitygw: only one Server may run per process at a
 // time, and starting one changes the process's working directory to its
@@ -193,18 +195,19 @@ func (s *Server) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("s3server: gateway socket dir: %w", err)
 	}
-	sock := filepath.Join(sockDir, gatewaySocket)
-	front, err := httpserve.NewServer(newFront(sock, s.logger), s.cfg.Limits, s.logger)
-	if err != nil {
-		ln.Close()
-		os.RemoveAll(sockDir)
-		return fmt.Errorf("s3server: %w", err)
-	}
-	be, err := s.newBackend()
-	if err != nil {
+	fail := func(err error) error {
 		ln.Close()
 		os.RemoveAll(sockDir)
 		return err
+	}
+	sock := filepath.Join(sockDir, gatewaySocket)
+	front, err := httpserve.NewServer(newFront(sock, s.logger), s.cfg.Limits, s.logger)
+	if err != nil {
+		return fail(fmt.Errorf("s3server: %w", err))
+	}
+	be, err := s.newBackend()
+	if err != nil {
+		return fail(err)
 	}
 	s.started = true
 	s.be.Store(be)
@@ -244,9 +247,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.waitReady(ctx, ready); err != nil {
 		cancel()
 		<-s.done
-		ln.Close()
-		os.RemoveAll(sockDir)
-		return err
+		return fail(err)
 	}
 	s.front, s.frontDone, s.sockDir = front, make(chan struct{}), sockDir
 	go func() {
