@@ -25,6 +25,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/httpserve"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -57,6 +58,7 @@ type serveOptions struct {
 	buckets                              []string
 	sec                                  securityOptions // tenants.go
 	proc                                 processFlags    // runtimes.go
+	conn                                 connFlags       // conn.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -104,6 +106,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
 	o.sec.register(fl)
 	o.proc.register(fl)
+	o.conn.register(fl)
 	return cmd
 }
 
@@ -282,6 +285,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	closers = append(closers, func() { src.Close() })
 
 	objOpts := objects.Options{Logger: logger, DataDir: dataDir, Addr: o.s3Addr}
+	objOpts.Limits = o.conn.limits
 	if embeddedS3 {
 		// The built-in endpoint's own credentials; an external S3 takes
 		// its credentials from its URL or DEDUPFN_S3_ACCESS_KEY/SECRET_KEY.
@@ -350,11 +354,14 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	httpSrv, err := httpserve.NewServer(apiSrv.Handler(), o.conn.limits, logger.With("component", "api.http"))
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.apiAddr)
 	if err != nil {
 		return fmt.Errorf("listen API: %w", err)
 	}
-	httpSrv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 
 	// runCtx stops intake; workCtx, cancelled only after the drain timeout,
 	// lets in-flight events finish and be recorded.

@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,21 +345,35 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 		return
 	}
-	select {
-	case s.deploys <- struct{}{}:
-		defer func() { <-s.deploys }()
-	case <-r.Context().Done():
-		return
-	}
-	// One buffer sized up front, decoded in place: about 1.75 times the
-	// body at most, and at most MaxDeploys of them.
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+bytes.MinRead))
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
-			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+	// The first maxJSONBytes are read before taking a slot, as any JSON
+	// body is: a body that trickles in (and is cut by the listener's
+	// minimum rate) never holds one. The rest is read holding a slot, into
+	// one buffer sized up front and decoded in place: about 1.75 times
+	// the body at most, and at most MaxDeploys of them.
+	body := http.MaxBytesReader(w, r.Body, limit)
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxJSONBytes)+bytes.MinRead))
+	n, readErr := buf.ReadFrom(io.LimitReader(body, maxJSONBytes))
+	if readErr == nil {
+		select {
+		case s.deploys <- struct{}{}:
+			defer func() { <-s.deploys }()
+		case <-r.Context().Done():
 			return
 		}
-		writeError(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
+		if n == maxJSONBytes {
+			buf.Grow(int(max(min(r.ContentLength, limit)-n, 0)) + bytes.MinRead)
+			_, readErr = buf.ReadFrom(body)
+		}
+	}
+	if readErr != nil {
+		switch {
+		case errors.As(readErr, new(*http.MaxBytesError)):
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		case errors.Is(readErr, os.ErrDeadlineExceeded):
+			writeError(w, http.StatusRequestTimeout, fmt.Errorf("read request body: too slow: %w", readErr))
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", readErr))
+		}
 		return
 	}
 	var req DeployRequest

@@ -513,14 +513,15 @@ func TestDeployConcurrencyLimit(t *testing.T) {
 		}()
 		return done
 	}
-	// Two slow uploads hold both slots.
+	// Two uploads that stall after their first MiB (read before a slot
+	// is taken) hold both slots.
 	var pipes []*io.PipeWriter
 	var slow []<-chan int
 	for i := range 2 {
 		pr, pw := io.Pipe()
 		pipes = append(pipes, pw)
 		slow = append(slow, send(pr, fmt.Sprint("slow", i)))
-		go pw.Write([]byte(`{"function":{"name":"slow` + fmt.Sprint(i) + `","runtime":"wasm","trigger":{"bucket":"in"},"output":{"bucket":"out"}},"code":"AAAA`))
+		go pw.Write([]byte(`{"function":{"name":"slow` + fmt.Sprint(i) + `","runtime":"wasm","trigger":{"bucket":"in"},"output":{"bucket":"out"}},"code":"` + strings.Repeat("A", 1<<20)))
 	}
 	t.Cleanup(func() {
 		for _, pw := range pipes {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/httpserve"
 	"github.com/dedupfn/dedupfn/internal/plugin"
 )
 
@@ -98,6 +99,9 @@ type Options struct {
 	DataDir string
 	// Addr is the listen address of the built-in endpoint (embedded: only).
 	Addr string
+	// Limits are the deadlines of the built-in endpoint's connections
+	// (embedded: only); zero fields take httpserve's defaults.
+	Limits httpserve.Limits
 	// AccessKey and SecretKey are the credentials when the URL has none.
 	AccessKey, SecretKey string
 	// Publish, when set, receives an event for every object created through

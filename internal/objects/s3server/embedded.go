@@ -66,6 +66,7 @@ func Open(ctx context.Context, _ *url.URL, opts objects.Options) (objects.Store,
 		SecretKey: secret,
 		Publish:   opts.Publish,
 		Logger:    opts.Logger,
+		Limits:    opts.Limits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)

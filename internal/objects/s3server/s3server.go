@@ -7,7 +7,9 @@
 // Objects are stored 0600 in 0700 directories whatever the umask; a bucket
 // or key with a NUL byte or invalid UTF-8 gets 400 InvalidObjectName; and
 // Start fails ("address already in use") when another process holds the
-// address rather than taking that process for the gateway.
+// address rather than taking that process for the gateway. The address is
+// served by a front with httpserve's connection deadlines, which forwards
+// to the gateway on a private unix socket (see front.go).
 //
 // Limits inherited from versitygw: only one Server may run per process at a
 // time, and starting one changes the process's working directory to its
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +40,7 @@ import (
 	"github.com/versity/versitygw/s3response"
 
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/httpserve"
 )
 
 // Defaults.
@@ -51,6 +55,11 @@ const (
 	// maxConnections and maxRequests bound the gateway's concurrency.
 	maxConnections = 1000
 	maxRequests    = 500
+	// gatewayIdleTimeout closes the front's unused connections to the
+	// gateway (see front.go).
+	gatewayIdleTimeout = 90 * time.Second
+	// closeGrace is how long Close lets requests in flight finish.
+	closeGrace = 5 * time.Second
 	// multipartMaxParts is the S3 maximum.
 	multipartMaxParts = 10000
 	// defaultContentType is what the store sets on a write without one,
@@ -90,6 +99,9 @@ type Config struct {
 	Publish func(context.Context, event.Event) error
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Limits are the deadlines of the endpoint's connections (see
+	// httpserve); zero fields take httpserve's defaults.
+	Limits httpserve.Limits
 }
 
 // Server is the built-in S3 endpoint. New validates; Start runs it.
@@ -105,6 +117,11 @@ type Server struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the gateway has returned
 	runErr error         // set before done is closed
+	// front serves Addr and forwards to the gateway's socket in sockDir
+	// (see front.go); frontDone is closed when it has returned.
+	front     *http.Server
+	frontDone chan struct{}
+	sockDir   string
 	// workDir is the process's working directory before the backend
 	// moved it (see newBackend); Close moves it back.
 	workDir string
@@ -135,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Limits, err = cfg.Limits.WithDefaults(); err != nil {
+		return nil, fmt.Errorf("s3server: %w", err)
+	}
 	return &Server{cfg: cfg, logger: cfg.Logger.With("component", "objects.s3server", "addr", cfg.Addr)}, nil
 }
 
@@ -162,16 +182,32 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Bind first: a port held by another process (even one answering
 	// HTTP) is an error here, never mistaken for our own gateway. The
-	// gateway binds again itself; readiness then comes from its own
-	// listen hook, not from dialing the address.
+	// listener is the front's (see front.go); the gateway binds a unix
+	// socket in a directory of ours, and readiness comes from its own
+	// listen hook, not from dialing.
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("s3server: listen %s: %w", s.cfg.Addr, err)
 	}
-	ln.Close()
+	// Short (unix socket paths are limited to about 100 bytes) and 0700.
+	sockDir, err := os.MkdirTemp("", "dedupfn-s3-")
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("s3server: gateway socket dir: %w", err)
+	}
+	fail := func(err error) error {
+		ln.Close()
+		os.RemoveAll(sockDir)
+		return err
+	}
+	sock := filepath.Join(sockDir, gatewaySocket)
+	front, err := httpserve.NewServer(newFront(sock, s.logger), s.cfg.Limits, s.logger)
+	if err != nil {
+		return fail(fmt.Errorf("s3server: %w", err))
+	}
 	be, err := s.newBackend()
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	s.started = true
 	s.be.Store(be)
@@ -184,7 +220,7 @@ func (s *Server) Start(ctx context.Context) error {
 		RootUserAccess:    s.cfg.AccessKey,
 		RootUserSecret:    s.cfg.SecretKey,
 		Region:            s.cfg.Region,
-		Ports:             []string{s.cfg.Addr},
+		Ports:             []string{sock},
 		MaxConnections:    maxConnections,
 		MaxRequests:       maxRequests,
 		MultipartMaxParts: multipartMaxParts,
@@ -211,8 +247,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.waitReady(ctx, ready); err != nil {
 		cancel()
 		<-s.done
-		return err
+		return fail(err)
 	}
+	s.front, s.frontDone, s.sockDir = front, make(chan struct{}), sockDir
+	go func() {
+		defer close(s.frontDone)
+		if err := front.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("built-in S3 endpoint stopped serving", "err", err)
+		}
+	}()
 	s.logger.Info("built-in S3 endpoint listening", "data_dir", s.cfg.DataDir)
 	return nil
 }
@@ -309,8 +352,21 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.be.Store(nil)
+	if s.front != nil {
+		// Requests in flight get a moment to finish, then are cut.
+		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		if s.front.Shutdown(ctx) != nil {
+			s.front.Close()
+		}
+		cancel()
+		<-s.frontDone
+		s.front = nil
+	}
 	s.cancel()
 	<-s.done
+	if s.sockDir != "" {
+		os.RemoveAll(s.sockDir)
+	}
 	if s.workDir != "" {
 		if err := os.Chdir(s.workDir); err != nil {
 			s.logger.Warn("restore the working directory", "dir", s.workDir, "err", err)
