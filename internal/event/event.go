@@ -52,14 +52,18 @@ var ErrNotCreated = errors.New("not an object-created event")
 // output key. Objects under it never trigger a function.
 const StagingPrefix = ".dedupfn/staging/"
 
-// ID identifies one object version, whichever path saw it: a redelivered
-// event, the same upload found by the reconciler, and a backfill all have
-// the same ID; a new upload of the key has a different version id or etag.
-// The sequencer is left out on purpose: the reconciler cannot know it, and
-// an ID that depended on it would give one upload two activations.
+// ID identifies one object content at one key: (bucket, key, version,
+// SHA-256 of the content), so the pipeline takes it after the fingerprint,
+// with SHA256 set to the bytes' own. A redelivered event, the same upload
+// found by the reconciler, and a backfill all have the same ID; a new
+// content under the key has a different one even where the store gives no
+// versions and its ETag (an MD5, cheap to make collide) is the old one's.
+// The ETag is left out: it never decides identity. The sequencer is left
+// out too: the reconciler cannot know it, and an ID that depended on it
+// would give one upload two activations.
 func (e Event) ID() string {
 	h := sha256.New()
-	for _, s := range []string{e.Bucket, e.Key, e.VersionID, strings.Trim(e.ETag, `"`), e.Nonce} {
+	for _, s := range []string{e.Bucket, e.Key, e.VersionID, e.SHA256, e.Nonce} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

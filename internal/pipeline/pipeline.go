@@ -214,32 +214,25 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 // non-empty retryOf is the dead letter whose event this is again.
 func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.Function, force bool, retryOf string) ([]activation.Record, error) {
 	start := time.Now()
-	var pending []*job
-	for _, fn := range fns {
-		j := newJob(ev, fn, start)
-		j.rec.RetryOf = retryOf
-		actx, cancel := p.callCtx(ctx)
-		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
-		cancel()
-		if err == nil {
-			continue // a redelivered event: its activation is already recorded
-		} else if !errors.Is(err, index.ErrNotFound) {
-			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
-		}
-		pending = append(pending, j)
-	}
-	if len(pending) == 0 {
-		return nil, nil
-	}
-
+	// The content is known first: the event's identity (event.ID) is its
+	// SHA-256, never its ETag. A trusted fingerprint (the built-in
+	// endpoint's event, a store checksum) costs no read.
 	in, err := p.open(ctx, ev)
 	if errors.Is(err, errSelfWritten) {
 		p.metrics.selfSkipped.Inc()
 		return nil, nil
 	}
 	defer in.close()
+	if err == nil {
+		ev.SHA256 = fingerprint.Hex(in.fp)
+	}
+	pending, err2 := p.unrecorded(ctx, ev, fns, start)
+	if err2 != nil {
+		return nil, err2
+	}
 	var recs []activation.Record
 	for _, j := range pending {
+		j.rec.RetryOf = retryOf
 		jctx := p.withJob(ctx, j)
 		jerr := err
 		if jerr == nil {
@@ -256,6 +249,26 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 		recs = append(recs, j.rec)
 	}
 	return recs, nil
+}
+
+// unrecorded returns a job for each of fns that has no activation for ev
+// yet: a redelivered event (same bucket, key, version and SHA-256) maps to
+// the activations already recorded and gets none.
+func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registry.Function, start time.Time) ([]*job, error) {
+	var pending []*job
+	for _, fn := range fns {
+		j := newJob(ev, fn, start)
+		actx, cancel := p.callCtx(ctx)
+		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
+		cancel()
+		if err == nil {
+			continue
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
+		}
+		pending = append(pending, j)
+	}
+	return pending, nil
 }
 
 // inputFailed records on j an input that cannot be had, and reports

@@ -1,0 +1,83 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+)
+
+// putBytes uploads body under key in the input bucket and returns the
+// event the source would deliver; embedded is whether it is the built-in
+// endpoint's own event (with the SHA-256 it computed).
+func (e *env) putBytes(key string, body []byte, embedded bool) event.Event {
+	e.t.Helper()
+	info, err := store.Put(e.t.Context(), e.in, key, bytes.NewReader(body), int64(len(body)), objects.PutOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ev := event.Event{Source: "test", Name: "s3:ObjectCreated:Put", Bucket: e.in, Key: key, ETag: info.ETag, Size: info.Size}
+	if embedded {
+		sum := sha256.Sum256(body)
+		ev.Source, ev.SHA256 = "embedded", hex.EncodeToString(sum[:])
+	}
+	return ev
+}
+
+// Item 2: B uploaded over A where MD5(A) == MD5(B) (so the built-in store,
+// without versions, gives both the same ETag) is new content: it runs, and
+// the output holds f(B). A redelivery of B's event still runs nothing.
+func TestEventIdentity_MD5CollisionIsNewContent(t *testing.T) {
+	a, b := testutil.MD5CollisionPair()
+	for _, embedded := range []bool{false, true} {
+		name := map[bool]string{false: "ReadAndHashed", true: "TrustedSHA256"}[embedded]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.deploy("upper", nil)
+			evA := e.putBytes("k/doc.bin", a, embedded)
+			e.handle(evA)
+			evB := e.putBytes("k/doc.bin", b, embedded)
+			if evA.ETag != evB.ETag {
+				t.Fatalf("ETags %s and %s differ: the test needs the store's ETag to be the MD5", evA.ETag, evB.ETag)
+			}
+			e.handle(evB)
+			if got := e.rt.calls.Load(); got != 2 {
+				t.Fatalf("function ran %d times for two different contents, want 2", got)
+			}
+			if got := e.output("k/doc.bin"); got != string(bytes.ToUpper(b)) {
+				t.Fatalf("output holds f(A) (or other bytes) while the input is B")
+			}
+			e.handle(evB) // redelivered
+			if got, n := e.rt.calls.Load(), len(e.activations()); got != 2 || n != 2 {
+				t.Fatalf("after a redelivery of B: %d runs, %d activations; want 2, 2", got, n)
+			}
+		})
+	}
+}
+
+// Item 2: the reconciler finds B, uploaded over an MD5-colliding A whose
+// event was handled, when B's own event was dropped.
+func TestReconcile_MD5CollisionIsNewContent(t *testing.T) {
+	a, b := testutil.MD5CollisionPair()
+	e := newEnv(t)
+	e.deploy("upper", nil)
+	e.handle(e.putBytes("k/doc.bin", a, false))
+	e.putBytes("k/doc.bin", b, false) // its event is lost
+	n, err := e.pipe.Reconcile(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rt.calls.Load(); n != 1 || got != 2 {
+		t.Fatalf("Reconcile found %d missed, function ran %d times; want 1 and 2", n, got)
+	}
+	if got := e.output("k/doc.bin"); got != string(bytes.ToUpper(b)) {
+		t.Fatal("output holds f(A) while the input is B")
+	}
+	if n, err := e.pipe.Reconcile(t.Context(), 0); err != nil || n != 0 {
+		t.Fatalf("second Reconcile = %d, %v; want 0 (B is processed)", n, err)
+	}
+}
