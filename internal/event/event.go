@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 )
@@ -76,7 +77,8 @@ func IsCreated(name string) bool {
 	return name == "" || strings.HasPrefix(n, "ObjectCreated")
 }
 
-// Normalize checks the event and cleans it: trims the etag quotes and
+// Normalize checks the event and cleans it: resolves the key's "." and
+// ".." segments as the store does (CleanKey), trims the etag quotes and
 // lower-cases metadata keys. Keys must already be URL-decoded by the parser.
 func Normalize(e Event) (Event, error) {
 	if e.Bucket == "" {
@@ -91,6 +93,11 @@ func Normalize(e Event) (Event, error) {
 	if strings.HasSuffix(e.Key, "/") {
 		return e, fmt.Errorf("%w: %s is a folder marker", ErrNotCreated, e.Key)
 	}
+	key, err := CleanKey(e.Key)
+	if err != nil {
+		return e, err
+	}
+	e.Key = key
 	if strings.HasPrefix(e.Key, StagingPrefix) {
 		return e, fmt.Errorf("%w: %s is a staged function output", ErrNotCreated, e.Key)
 	}
@@ -108,6 +115,24 @@ func Normalize(e Event) (Event, error) {
 		e.Time = time.Now().UTC()
 	}
 	return e, nil
+}
+
+// CleanKey returns the key under which the store keeps an object uploaded
+// as key: the built-in endpoint (versitygw's posix backend) resolves "."
+// and ".." segments and drops empty ones and leading slashes, as a file
+// path is joined (t/x/../b.txt is stored as t/b.txt, and
+// .dedupfn/staging/../../t/c.txt as t/c.txt, no staged output at all).
+// Every decision about an event (trigger, staging area, output key) is
+// taken on that key. MinIO refuses such keys, so their events never come.
+// A key that resolves outside its bucket is malformed: no store keeps it.
+func CleanKey(key string) (string, error) {
+	// As versitygw's utils.IsObjectNameValid and the posix backend's
+	// filepath.Join: relative to the bucket.
+	clean := path.Clean("./" + key)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return key, fmt.Errorf("%w: object key %q resolves outside its bucket", ErrMalformed, key)
+	}
+	return clean, nil
 }
 
 // MetaOutputOf is the user-metadata key dedupfn sets on every object it

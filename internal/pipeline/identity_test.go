@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -79,5 +82,36 @@ func TestReconcile_MD5CollisionIsNewContent(t *testing.T) {
 	}
 	if n, err := e.pipe.Reconcile(t.Context(), 0); err != nil || n != 0 {
 		t.Fatalf("second Reconcile = %d, %v; want 0 (B is processed)", n, err)
+	}
+}
+
+// Item 4: the store resolves "." and ".." segments of a key; the event's
+// key is cleaned the same way before any decision, so the object stored
+// as t/c.txt triggers like t/c.txt whatever key the upload named.
+func TestEventKey_CleanedLikeTheStore(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", func(f *registry.Function) { f.Trigger.Prefix = "t/" })
+	for raw, stored := range map[string]string{
+		".dedupfn/staging/../../t/c.txt": "t/c.txt",
+		"t/x/../b.txt":                   "t/b.txt",
+		"t/./y//d.txt":                   "t/y/d.txt",
+	} {
+		body := "data of " + stored
+		ev := e.putBytes(raw, []byte(body), true) // the built-in endpoint's event names the key as sent
+		if _, err := store.Stat(t.Context(), e.in, stored); err != nil {
+			t.Fatalf("%s: the store did not keep it as %s: %v", raw, stored, err)
+		}
+		e.handle(ev)
+		if got := e.output(stored); got != strings.ToUpper(body) {
+			t.Errorf("%s: output %s = %q, want %q", raw, stored, got, strings.ToUpper(body))
+		}
+	}
+	if got := e.rt.calls.Load(); got != 3 {
+		t.Fatalf("function ran %d times, want 3", got)
+	}
+	for _, r := range e.activations() {
+		if r.Decision != activation.Miss {
+			t.Errorf("%s: decision %s (%s), want miss", r.Event.Key, r.Decision, r.Error)
+		}
 	}
 }
