@@ -57,6 +57,10 @@ type Output struct {
 	ETag        string `json:"etag"`
 	Size        int64  `json:"size"`
 	ContentType string `json:"content_type,omitempty"`
+	// ResultObject is whether the object is the function's JSON result
+	// (stored as KEY.json), not an object the function wrote: a hit
+	// delivers it under the same rule.
+	ResultObject bool `json:"result_object,omitempty"`
 }
 
 // Record is the index entry under one dedup key.

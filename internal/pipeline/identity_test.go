@@ -115,3 +115,24 @@ func TestEventKey_CleanedLikeTheStore(t *testing.T) {
 		}
 	}
 }
+
+// Item 10: a function's JSON result is stored under one rule, KEY.json,
+// whether the event is a miss or a hit, also when KEY ends in .json.
+func TestJSONResult_SameOutputKeyOnHitAndMiss(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("count", func(f *registry.Function) { f.Params = map[string]string{"mode": "json"} })
+	e.handle(e.put("a/b.json", `{"x":1}`))
+	e.handle(e.put("c/b.json", `{"x":1}`))
+	e.handle(e.put("d/b.txt", `{"x":1}`))
+	if got := e.rt.calls.Load(); got != 1 {
+		t.Fatalf("function ran %d times, want 1", got)
+	}
+	for _, key := range []string{"a/b.json.json", "c/b.json.json", "d/b.txt.json"} {
+		if _, err := store.Stat(t.Context(), e.out, key); err != nil {
+			t.Errorf("result of %s not at %s: %v", strings.TrimSuffix(key, ".json"), key, err)
+		}
+	}
+	if d := e.decisions(); d["a/b.json"] != activation.Miss || d["c/b.json"] != activation.Hit || d["d/b.txt"] != activation.Hit {
+		t.Fatalf("decisions %v, want miss, hit, hit", d)
+	}
+}

@@ -94,7 +94,7 @@ func resultObject(res runtime.Result) []byte {
 
 // storeOutput writes the function's output to its output location, marked
 // so that it never triggers a function itself. A function that produced
-// only a JSON result gets the result stored as KEY.json; one that PUT its
+// only a JSON result gets the result stored as KEY.json (resultKey); one that PUT its
 // output through the presigned URL has it moved from its staging key.
 func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, res runtime.Result) (*index.Output, error) {
 	bucket := j.fn.Output.Bucket
@@ -104,6 +104,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 	}
 	opts := objects.PutOptions{Metadata: outputMeta(j)}
 	var info objects.Info
+	isResult := false
 	switch {
 	case outputIsStream(out, res):
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
@@ -127,7 +128,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			}
 			break
 		}
-		key += ".json"
+		key, isResult = resultKey(key), true
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
@@ -139,8 +140,13 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
 	}
 	p.noteOutput(ctx, info)
-	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType}, nil
+	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType, ResultObject: isResult}, nil
 }
+
+// resultKey is where a function's JSON result is stored for the output
+// key key, on a miss and on a hit alike: KEY.json, also when KEY ends in
+// .json (b.json's result is b.json.json), so one input's result has one key.
+func resultKey(key string) string { return key + ".json" }
 
 // stagedOutput returns the object the function PUT through its presigned
 // URL, or nil if it wrote none.
@@ -240,8 +246,8 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if err != nil {
 		return true, p.fail(j, err, 1, true)
 	}
-	if strings.HasSuffix(rec.Output.Key, ".json") && !strings.HasSuffix(dstKey, ".json") && rec.Output.ContentType == "application/json" {
-		dstKey += ".json"
+	if rec.Output.ResultObject {
+		dstKey = resultKey(dstKey)
 	}
 	src := objects.Info{Bucket: rec.Output.Bucket, Key: rec.Output.Key, ETag: rec.Output.ETag, Size: rec.Output.Size, ContentType: rec.Output.ContentType}
 	copyNeeded := src.Bucket != j.fn.Output.Bucket || src.Key != dstKey
