@@ -2,16 +2,24 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	_ "github.com/dedupfn/dedupfn/internal/objects/s3" // registers s3:
+	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
 // putBytes uploads body under key in the input bucket and returns the
@@ -134,5 +142,101 @@ func TestJSONResult_SameOutputKeyOnHitAndMiss(t *testing.T) {
 	}
 	if d := e.decisions(); d["a/b.json"] != activation.Miss || d["c/b.json"] != activation.Hit || d["d/b.txt"] != activation.Hit {
 		t.Fatalf("decisions %v, want miss, hit, hit", d)
+	}
+}
+
+// copyRuntime writes its input as its output and counts executions.
+type copyRuntime struct{ calls atomic.Int64 }
+
+func (r *copyRuntime) Name() string                { return "test" }
+func (r *copyRuntime) Version() string             { return "copy/1" }
+func (r *copyRuntime) Close(context.Context) error { return nil }
+func (r *copyRuntime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	r.calls.Add(1)
+	if _, err := io.Copy(inv.Output, inv.Input); err != nil {
+		return runtime.Result{}, err
+	}
+	return runtime.Result{OutputWritten: true}, nil
+}
+
+// Item 3: a hit delivers bytes whose SHA-256 is the recorded output's.
+// The recorded output A is overwritten with an MD5-colliding B (same ETag);
+// a later upload of A must not receive B: it runs again.
+func TestHit_DeliversRecordedSHA256(t *testing.T) {
+	t.Run("Embedded", func(t *testing.T) { testHitDeliversRecordedSHA256(t, store) })
+	t.Run("MinIO", func(t *testing.T) {
+		m := peers.StartMinIO(t, peers.MinIOOptions{})
+		st, err := objects.Open(t.Context(), m.URL(), objects.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		testHitDeliversRecordedSHA256(t, st)
+	})
+}
+
+func testHitDeliversRecordedSHA256(t *testing.T, objs objects.Store) {
+	a, b := testutil.MD5CollisionPair()
+	idx := testutil.BoltIndex(t)
+	in, out := fmt.Sprintf("hit-in-%d", bucketSeq.Add(1)), fmt.Sprintf("hit-out-%d", bucketSeq.Add(1))
+	for _, bkt := range []string{in, out} {
+		if err := objs.MakeBucket(t.Context(), bkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := registry.New(idx, nil)
+	if _, err := reg.Deploy(t.Context(), registry.Function{Name: "copy", Runtime: "test",
+		Trigger: registry.Trigger{Bucket: in}, Output: registry.Output{Bucket: out}}, []byte("code of copy")); err != nil {
+		t.Fatal(err)
+	}
+	rt := &copyRuntime{}
+	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: objs, Registry: reg,
+		Runtimes: map[string]runtime.Runtime{"test": rt}, Owner: "r", SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(bucket, key string, body []byte) objects.Info {
+		t.Helper()
+		info, err := objs.Put(t.Context(), bucket, key, bytes.NewReader(body), int64(len(body)), objects.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	handle := func(key string, body []byte) {
+		t.Helper()
+		info := put(in, key, body)
+		ev := event.Event{Source: "test", Name: "s3:ObjectCreated:Put", Bucket: in, Key: key, ETag: info.ETag, Size: info.Size}
+		if err := pipe.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(key string) []byte {
+		t.Helper()
+		rc, _, err := objs.Get(t.Context(), out, key, "", "")
+		if err != nil {
+			t.Fatalf("output %s: %v", key, err)
+		}
+		defer rc.Close()
+		got, _ := io.ReadAll(rc)
+		return got
+	}
+
+	handle("sh/a.bin", a)
+	recorded := put(out, "sh/a.bin", b) // the output's owner swaps it for B, same MD5
+	if ra, _ := objs.Stat(t.Context(), out, "sh/a.bin"); ra.ETag != recorded.ETag {
+		t.Fatal("stat after swap")
+	}
+	handle("other/a.bin", a)
+	if got := read("other/a.bin"); !bytes.Equal(got, a) {
+		t.Fatalf("a hit on A delivered other bytes (SHA-256 %x), not A (%x)", sha256.Sum256(got), sha256.Sum256(a))
+	}
+	if got := rt.calls.Load(); got != 2 {
+		t.Fatalf("function ran %d times, want 2 (the swapped record is a miss)", got)
+	}
+	// A hit on a record whose output is intact still runs nothing.
+	handle("third/a.bin", a)
+	if got := read("third/a.bin"); !bytes.Equal(got, a) || rt.calls.Load() != 2 {
+		t.Fatalf("hit on an intact record: %d runs, output A = %v", rt.calls.Load(), bytes.Equal(got, a))
 	}
 }

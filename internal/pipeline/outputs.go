@@ -14,6 +14,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -103,13 +104,21 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		return nil, err
 	}
 	opts := objects.PutOptions{Metadata: outputMeta(j)}
-	var info objects.Info
-	isResult := false
+	var (
+		info     objects.Info
+		sum      string // the output's SHA-256, recorded for hits to check
+		isResult bool
+	)
 	switch {
 	case outputIsStream(out, res):
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
+		fp, _, err := fingerprint.Sum(out.Reader())
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
+		}
+		sum = fingerprint.Hex(fp)
 		opts.ContentType = sniff(out)
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
 	default:
@@ -125,6 +134,10 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			info, err = p.cfg.Objects.Copy(ctx, *staged, bucket, key, opts)
 			if err == nil {
 				p.dropStaged(ctx, j)
+				// The output is what the store delivered.
+				if sum, err = p.deliveredSHA256(ctx, info); err != nil {
+					return nil, runtime.Errorf(runtime.ClassPlatform, "hash output %s/%s: %v", bucket, key, err)
+				}
 			}
 			break
 		}
@@ -133,14 +146,39 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, err
 		}
 		result := resultObject(res)
+		h := sha256.Sum256(result)
+		sum = hex.EncodeToString(h[:])
 		opts.ContentType = "application/json"
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
 	}
 	if err != nil {
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
 	}
+	if info.SHA256 != "" && info.SHA256 != sum {
+		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the store holds other bytes (SHA-256 %s) than were written (%s)", bucket, key, info.SHA256, sum)
+	}
 	p.noteOutput(ctx, info)
-	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType, ResultObject: isResult}, nil
+	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType,
+		SHA256: sum, ResultObject: isResult}, nil
+}
+
+// deliveredSHA256 is the SHA-256 of the object a Put or Copy wrote: the
+// store's own (the built-in endpoint hashes every write; MinIO/S3 a copy
+// made with a SHA-256 checksum requested), else read back and hashed.
+func (p *Pipeline) deliveredSHA256(ctx context.Context, o objects.Info) (string, error) {
+	if o.SHA256 != "" {
+		return o.SHA256, nil
+	}
+	rc, _, err := p.cfg.Objects.Get(ctx, o.Bucket, o.Key, o.VersionID, o.ETag)
+	if err != nil {
+		return "", fmt.Errorf("read back %s/%s: %w", o.Bucket, o.Key, err)
+	}
+	defer rc.Close()
+	fp, _, err := fingerprint.Sum(rc)
+	if err != nil {
+		return "", fmt.Errorf("read back %s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return fingerprint.Hex(fp), nil
 }
 
 // resultKey is where a function's JSON result is stored for the output
@@ -215,11 +253,12 @@ func sniff(sp *spool.Spool) string {
 	return http.DetectContentType(buf[:n])
 }
 
-// deliver serves a hit: it re-checks the record's key parts, checks the
-// recorded output still exists unchanged, and copies it server-side to
-// this event's output location. It reports false when the record cannot
-// be used (output gone or changed, parts differ): the record is deleted
-// and the caller runs the function again — never an empty delivery.
+// deliver serves a hit: it re-checks the record's key parts, copies the
+// recorded output server-side to this event's output location, and checks
+// that what it delivered has the recorded output's SHA-256. It reports
+// false when the record cannot be used (output gone or changed, parts
+// differ): the record is deleted and the caller runs the function again —
+// never an empty or a wrong delivery.
 func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.Parts, rec index.Record) (bool, error) {
 	if rec.State == index.Failed {
 		j.rec.Decision = activation.Error
@@ -230,6 +269,9 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	usable := rec.Parts == parts && registry.PartsKey(rec.Parts) == key && rec.Output != nil
 	if !usable {
 		p.log(ctx).Error("dedup record does not match its key; running again", "dedup_key", key, "parts", rec.Parts)
+	}
+	if usable && rec.Output.SHA256 == "" {
+		usable = false // recorded before outputs' SHA-256s were: what a hit delivers cannot be checked
 	}
 	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
 		usable = false // past retention: run again and record a fresh result
@@ -251,30 +293,35 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	}
 	src := objects.Info{Bucket: rec.Output.Bucket, Key: rec.Output.Key, ETag: rec.Output.ETag, Size: rec.Output.Size, ContentType: rec.Output.ContentType}
 	copyNeeded := src.Bucket != j.fn.Output.Bucket || src.Key != dstKey
-	if !copyNeeded || src.ContentType == "" {
-		// Nothing to copy (the recorded output is where this event's goes),
-		// or a record from before content types were kept: check the
-		// output is still there, unchanged. Otherwise the copy checks it:
-		// it copies only the recorded ETag.
+	out := *rec.Output
+	if !copyNeeded {
+		// Nothing to copy: the recorded output is where this event's goes.
+		// Check it still holds the recorded bytes.
 		sctx, cancel := p.callCtx(ctx)
 		st, err := p.cfg.Objects.Stat(sctx, src.Bucket, src.Key)
 		cancel()
+		var sum string
+		if err == nil {
+			sum, err = p.deliveredSHA256(ctx, st)
+		}
 		switch {
-		case errors.Is(err, objects.ErrNotFound) || (err == nil && st.ETag != src.ETag):
+		case errors.Is(err, objects.ErrNotFound) || (err == nil && sum != rec.Output.SHA256):
 			return false, p.dropMissingOutput(ctx, key, rec)
 		case err != nil:
-			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
+			return false, fmt.Errorf("pipeline: check recorded output: %w", err)
 		}
-		src.ContentType = st.ContentType
-	}
-	out := *rec.Output
-	if copyNeeded {
+	} else {
 		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
 			if runtime.ClassOf(err) == runtime.ClassConfig {
 				return true, p.fail(j, err, 1, true)
 			}
 			return false, err
 		}
+		if src.ContentType == "" {
+			src.ContentType = "application/octet-stream"
+		}
+		// If-Match on the ETag only narrows the race; the SHA-256 of what
+		// was delivered decides (an MD5-colliding overwrite keeps the ETag).
 		info, err := p.cfg.Objects.Copy(ctx, src, j.fn.Output.Bucket, dstKey, objects.PutOptions{
 			ContentType: src.ContentType,
 			Metadata:    outputMeta(j),
@@ -285,6 +332,15 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		if err != nil {
 			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
 		}
+		sum, err := p.deliveredSHA256(ctx, info)
+		if err != nil {
+			return false, fmt.Errorf("pipeline: check delivered output: %w", err)
+		}
+		if sum != rec.Output.SHA256 {
+			// Other bytes than the recorded output's: take them back, and run.
+			p.dropDelivered(ctx, info)
+			return false, p.dropMissingOutput(ctx, key, rec)
+		}
 		p.noteOutput(ctx, info)
 		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
 	}
@@ -294,6 +350,17 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	j.rec.SavedMS = rec.FunctionMS
 	j.rec.FunctionMS = rec.FunctionMS
 	return true, nil
+}
+
+// dropDelivered deletes a hit's copy that turned out to hold other bytes
+// than the recorded output's, so that nobody reads it as this event's
+// output; the run that follows writes the right one.
+func (p *Pipeline) dropDelivered(ctx context.Context, o objects.Info) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Objects.Delete(ctx, o.Bucket, o.Key); err != nil {
+		p.log(ctx).Warn("delete a delivered output that does not match its record", "output_bucket", o.Bucket, "output_key", o.Key, "err", err)
+	}
 }
 
 // dropMissingOutput deletes the record under key whose output object is
