@@ -135,6 +135,12 @@ func CleanKey(key string) (string, error) {
 	return clean, nil
 }
 
+// MetaPrefix begins every user-metadata key dedupfn sets on what it
+// writes. The built-in endpoint drops client-set keys with it; on other
+// stores any uploader can set them, so the pipeline never decides from
+// them whether an object is dedupfn's output (it asks the index).
+const MetaPrefix = "dedupfn-"
+
 // MetaOutputOf is the user-metadata key dedupfn sets on every object it
 // writes; an event for such an object never triggers a function, which
 // breaks self-trigger loops even when output bucket == input bucket.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	_ "github.com/dedupfn/dedupfn/internal/objects/s3" // registers s3:
 	"github.com/dedupfn/dedupfn/internal/pipeline"
@@ -159,11 +160,20 @@ func (r *copyRuntime) Invoke(ctx context.Context, inv *runtime.Invocation) (runt
 	return runtime.Result{OutputWritten: true}, nil
 }
 
-// Item 3: a hit delivers bytes whose SHA-256 is the recorded output's.
-// The recorded output A is overwritten with an MD5-colliding B (same ETag);
-// a later upload of A must not receive B: it runs again.
-func TestHit_DeliversRecordedSHA256(t *testing.T) {
-	t.Run("Embedded", func(t *testing.T) { testHitDeliversRecordedSHA256(t, store) })
+// storeEnv is a pipeline on a store of the test's choosing (the built-in
+// endpoint, or MinIO) running copy (copyRuntime) on uploads to in.
+type storeEnv struct {
+	t       *testing.T
+	objs    objects.Store
+	idx     index.Index
+	pipe    *pipeline.Pipeline
+	rt      *copyRuntime
+	in, out string
+}
+
+// eachStore runs test on the built-in endpoint and on a real MinIO.
+func eachStore(t *testing.T, test func(t *testing.T, objs objects.Store)) {
+	t.Run("Embedded", func(t *testing.T) { test(t, store) })
 	t.Run("MinIO", func(t *testing.T) {
 		m := peers.StartMinIO(t, peers.MinIOOptions{})
 		st, err := objects.Open(t.Context(), m.URL(), objects.Options{})
@@ -171,72 +181,134 @@ func TestHit_DeliversRecordedSHA256(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		testHitDeliversRecordedSHA256(t, st)
+		test(t, st)
 	})
 }
 
-func testHitDeliversRecordedSHA256(t *testing.T, objs objects.Store) {
-	a, b := testutil.MD5CollisionPair()
-	idx := testutil.BoltIndex(t)
-	in, out := fmt.Sprintf("hit-in-%d", bucketSeq.Add(1)), fmt.Sprintf("hit-out-%d", bucketSeq.Add(1))
-	for _, bkt := range []string{in, out} {
+func newStoreEnv(t *testing.T, objs objects.Store, mutate func(*registry.Function)) *storeEnv {
+	t.Helper()
+	e := &storeEnv{t: t, objs: objs, idx: testutil.BoltIndex(t), rt: &copyRuntime{},
+		in: fmt.Sprintf("id-in-%d", bucketSeq.Add(1)), out: fmt.Sprintf("id-out-%d", bucketSeq.Add(1))}
+	for _, bkt := range []string{e.in, e.out} {
 		if err := objs.MakeBucket(t.Context(), bkt); err != nil {
 			t.Fatal(err)
 		}
 	}
-	reg := registry.New(idx, nil)
-	if _, err := reg.Deploy(t.Context(), registry.Function{Name: "copy", Runtime: "test",
-		Trigger: registry.Trigger{Bucket: in}, Output: registry.Output{Bucket: out}}, []byte("code of copy")); err != nil {
+	reg := registry.New(e.idx, nil)
+	fn := registry.Function{Name: "copy", Runtime: "test", Trigger: registry.Trigger{Bucket: e.in}, Output: registry.Output{Bucket: e.out}}
+	if mutate != nil {
+		mutate(&fn)
+	}
+	if _, err := reg.Deploy(t.Context(), fn, []byte("code of copy")); err != nil {
 		t.Fatal(err)
 	}
-	rt := &copyRuntime{}
-	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: objs, Registry: reg,
-		Runtimes: map[string]runtime.Runtime{"test": rt}, Owner: "r", SpoolDir: t.TempDir()})
+	var err error
+	e.pipe, err = pipeline.New(pipeline.Config{Index: e.idx, Objects: objs, Registry: reg,
+		Runtimes: map[string]runtime.Runtime{"test": e.rt}, Owner: "r", SpoolDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(bucket, key string, body []byte) objects.Info {
-		t.Helper()
-		info, err := objs.Put(t.Context(), bucket, key, bytes.NewReader(body), int64(len(body)), objects.PutOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info
-	}
-	handle := func(key string, body []byte) {
-		t.Helper()
-		info := put(in, key, body)
-		ev := event.Event{Source: "test", Name: "s3:ObjectCreated:Put", Bucket: in, Key: key, ETag: info.ETag, Size: info.Size}
-		if err := pipe.Handle(t.Context(), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(key string) []byte {
-		t.Helper()
-		rc, _, err := objs.Get(t.Context(), out, key, "", "")
-		if err != nil {
-			t.Fatalf("output %s: %v", key, err)
-		}
-		defer rc.Close()
-		got, _ := io.ReadAll(rc)
-		return got
-	}
+	return e
+}
 
-	handle("sh/a.bin", a)
-	recorded := put(out, "sh/a.bin", b) // the output's owner swaps it for B, same MD5
-	if ra, _ := objs.Stat(t.Context(), out, "sh/a.bin"); ra.ETag != recorded.ETag {
-		t.Fatal("stat after swap")
+func (e *storeEnv) put(bucket, key string, body []byte, meta map[string]string) objects.Info {
+	e.t.Helper()
+	info, err := e.objs.Put(e.t.Context(), bucket, key, bytes.NewReader(body), int64(len(body)), objects.PutOptions{Metadata: meta})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	handle("other/a.bin", a)
-	if got := read("other/a.bin"); !bytes.Equal(got, a) {
-		t.Fatalf("a hit on A delivered other bytes (SHA-256 %x), not A (%x)", sha256.Sum256(got), sha256.Sum256(a))
+	return info
+}
+
+// handle uploads body to the input bucket and handles its event, as a
+// source without metadata or checksums delivers it.
+func (e *storeEnv) handle(key string, body []byte, meta map[string]string) {
+	e.t.Helper()
+	info := e.put(e.in, key, body, meta)
+	ev := event.Event{Source: "test", Name: "s3:ObjectCreated:Put", Bucket: e.in, Key: key, ETag: info.ETag, Size: info.Size}
+	if err := e.pipe.Handle(e.t.Context(), ev); err != nil {
+		e.t.Fatal(err)
 	}
-	if got := rt.calls.Load(); got != 2 {
-		t.Fatalf("function ran %d times, want 2 (the swapped record is a miss)", got)
+}
+
+func (e *storeEnv) read(bucket, key string) []byte {
+	e.t.Helper()
+	rc, _, err := e.objs.Get(e.t.Context(), bucket, key, "", "")
+	if err != nil {
+		e.t.Fatalf("read %s/%s: %v", bucket, key, err)
 	}
-	// A hit on a record whose output is intact still runs nothing.
-	handle("third/a.bin", a)
-	if got := read("third/a.bin"); !bytes.Equal(got, a) || rt.calls.Load() != 2 {
-		t.Fatalf("hit on an intact record: %d runs, output A = %v", rt.calls.Load(), bytes.Equal(got, a))
-	}
+	defer rc.Close()
+	got, _ := io.ReadAll(rc)
+	return got
+}
+
+// Item 3: a hit delivers bytes whose SHA-256 is the recorded output's.
+// The recorded output A is overwritten with an MD5-colliding B (same ETag);
+// a later upload of A must not receive B: it runs again.
+func TestHit_DeliversRecordedSHA256(t *testing.T) {
+	eachStore(t, func(t *testing.T, objs objects.Store) {
+		a, b := testutil.MD5CollisionPair()
+		e := newStoreEnv(t, objs, nil)
+		e.handle("sh/a.bin", a, nil)
+		swapped := e.put(e.out, "sh/a.bin", b, nil) // the output's owner swaps it for B, same MD5
+		if st, err := objs.Stat(t.Context(), e.out, "sh/a.bin"); err != nil || st.ETag != swapped.ETag {
+			t.Fatalf("stat after the swap: %v", err)
+		}
+		e.handle("other/a.bin", a, nil)
+		if got := e.read(e.out, "other/a.bin"); !bytes.Equal(got, a) {
+			t.Fatalf("a hit on A delivered other bytes (SHA-256 %x), not A (%x)", sha256.Sum256(got), sha256.Sum256(a))
+		}
+		if got := e.rt.calls.Load(); got != 2 {
+			t.Fatalf("function ran %d times, want 2 (the swapped record is a miss)", got)
+		}
+		// A hit on a record whose output is intact still runs nothing.
+		e.handle("third/a.bin", a, nil)
+		if got := e.read(e.out, "third/a.bin"); !bytes.Equal(got, a) || e.rt.calls.Load() != 2 {
+			t.Fatalf("hit on an intact record: %d runs, output A = %v", e.rt.calls.Load(), bytes.Equal(got, a))
+		}
+	})
+}
+
+// Item 20: metadata never decides that an object is dedupfn's output: an
+// uploader (any, on MinIO) who sets x-amz-meta-dedupfn-output-of on its
+// upload still triggers its function, on the event path and in the
+// reconciler; dedupfn's real outputs (noted in the index) still trigger
+// nothing, also in the input bucket.
+func TestSelfWritten_DecidedByIndexNotMetadata(t *testing.T) {
+	eachStore(t, func(t *testing.T, objs objects.Store) {
+		marks := map[string]string{event.MetaOutputOf: "copy@v1", event.MetaInput: "x"}
+		e := newStoreEnv(t, objs, func(f *registry.Function) { f.Output.KeyTemplate = "out/{key}" })
+		// objs.Put keeps metadata, as MinIO does for any uploader (the
+		// built-in endpoint drops it for its clients: s3server's
+		// TestClientCannotSetDedupfnMetadata).
+		e.handle("marked.txt", []byte("an upload that claims to be an output"), marks)
+		if got := e.rt.calls.Load(); got != 1 {
+			t.Fatalf("function ran %d times on an upload marked as an output, want 1", got)
+		}
+		e.put(e.in, "lost.txt", []byte("its event is lost"), marks)
+		if n, err := e.pipe.Reconcile(t.Context(), 0); err != nil || n != 1 || e.rt.calls.Load() != 2 {
+			t.Fatalf("Reconcile = %d, %v with %d runs; want the marked upload found and run", n, err, e.rt.calls.Load())
+		}
+
+		// Real outputs in a triggered bucket: the function writes into
+		// its own input bucket.
+		self := newStoreEnv(t, objs, func(f *registry.Function) {
+			f.Output = registry.Output{Bucket: f.Trigger.Bucket, KeyTemplate: "out/{key}"}
+		})
+		self.handle("x.txt", []byte("data"), nil)
+		out, err := objs.Stat(t.Context(), self.in, "out/x.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := event.Event{Source: "test", Name: "s3:ObjectCreated:Put", Bucket: self.in, Key: "out/x.txt", ETag: out.ETag, Size: out.Size}
+		if err := self.pipe.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := self.pipe.Reconcile(t.Context(), 0); err != nil || n != 0 {
+			t.Fatalf("Reconcile = %d, %v; want 0 (the only other object is our output)", n, err)
+		}
+		if got := self.rt.calls.Load(); got != 1 {
+			t.Fatalf("function ran %d times: it triggered on its own output", got)
+		}
+	})
 }

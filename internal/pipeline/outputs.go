@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +24,9 @@ import (
 	"github.com/dedupfn/dedupfn/internal/spool"
 )
 
-// outputDocKind names the index documents that mark objects dedupfn wrote
-// into triggered buckets, so the reconciler skips them without reading them.
+// outputDocKind names the index documents that note the outputs dedupfn
+// writes into triggered buckets (outputNote): what decides that an object
+// is dedupfn's own output, which triggers nothing.
 const outputDocKind = "output"
 
 // outputKey renders the job's output key and refuses one that is the
@@ -64,7 +67,9 @@ func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) 
 		return nil
 	case err != nil:
 		return runtime.Errorf(runtime.ClassPlatform, "stat output %s/%s: %v", bucket, key, err)
-	case !isSelfWritten(st.Metadata):
+	case st.Metadata[event.MetaOutputOf] == "":
+		// Metadata suffices here: it only lets dedupfn replace an object
+		// whose writer says it is this function's output for this input.
 		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds an object dedupfn did not write: refusing to overwrite it", bucket, key)
 	}
 	if fn, _, _ := strings.Cut(st.Metadata[event.MetaOutputOf], "@"); fn != j.fn.Name {
@@ -119,8 +124,14 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
 		}
 		sum = fingerprint.Hex(fp)
+		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+			return nil, err
+		}
 		opts.ContentType = sniff(out)
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+		}
 	default:
 		staged, serr := p.stagedOutput(ctx, j)
 		if serr != nil {
@@ -130,14 +141,21 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 				return nil, err
 			}
+			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
+			}
+			if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+				return nil, err
+			}
 			opts.ContentType = staged.ContentType
 			info, err = p.cfg.Objects.Copy(ctx, *staged, bucket, key, opts)
-			if err == nil {
-				p.dropStaged(ctx, j)
-				// The output is what the store delivered.
-				if sum, err = p.deliveredSHA256(ctx, info); err != nil {
-					return nil, runtime.Errorf(runtime.ClassPlatform, "hash output %s/%s: %v", bucket, key, err)
-				}
+			if err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+			}
+			p.dropStaged(ctx, j)
+			// The staged object may have been replaced since it was hashed.
+			if info.SHA256, err = p.deliveredSHA256(ctx, info); err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "hash output %s/%s: %v", bucket, key, err)
 			}
 			break
 		}
@@ -148,16 +166,18 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		result := resultObject(res)
 		h := sha256.Sum256(result)
 		sum = hex.EncodeToString(h[:])
+		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+			return nil, err
+		}
 		opts.ContentType = "application/json"
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
-	}
-	if err != nil {
-		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+		}
 	}
 	if info.SHA256 != "" && info.SHA256 != sum {
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the store holds other bytes (SHA-256 %s) than were written (%s)", bucket, key, info.SHA256, sum)
 	}
-	p.noteOutput(ctx, info)
 	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType,
 		SHA256: sum, ResultObject: isResult}, nil
 }
@@ -217,29 +237,58 @@ func (p *Pipeline) dropStaged(ctx context.Context, j *job) {
 	}
 }
 
-// noteOutput records an output written into a bucket that triggers a
-// function, so the reconciler knows it without reading it. Outputs in
-// untriggered buckets need no note.
-func (p *Pipeline) noteOutput(ctx context.Context, o objects.Info) {
-	if len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
-		return
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key), []byte(`"`+o.ETag+`"`)); err != nil {
-		p.log(ctx).Warn("note output for the reconciler", "output_bucket", o.Bucket, "output_key", o.Key, "err", err)
-	}
+// outputNote is the index document (outputDocKind, outputDocID) noting
+// the output dedupfn writes at a key of a triggered bucket: the SHA-256 of
+// its bytes. Only dedupfn writes the index, so a note, unlike an object's
+// metadata (which any uploader to MinIO/S3 can set), says that the object
+// at that key with those bytes is dedupfn's own output.
+type outputNote struct {
+	SHA256 string `json:"sha256"`
 }
 
-// isNotedOutput reports whether the object version was noted by noteOutput.
-func (p *Pipeline) isNotedOutput(ctx context.Context, o objects.Info) (bool, error) {
+// noteOutput notes the output with SHA-256 sum before dedupfn writes it
+// at bucket/key, so that neither its event (which may arrive before the
+// write returns) nor the reconciler runs a function on it. A note whose
+// write then fails names bytes that are not there and matches nothing.
+// Outputs in untriggered buckets need no note.
+func (p *Pipeline) noteOutput(ctx context.Context, bucket, key, sum string) error {
+	if len(p.cfg.Registry.Match(bucket, key)) == 0 {
+		return nil
+	}
+	doc, err := json.Marshal(outputNote{SHA256: sum})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
-	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key))
-	if errors.Is(err, index.ErrNotFound) {
+	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(bucket, key), doc); err != nil {
+		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
+	}
+	return nil
+}
+
+// isOwnOutput reports whether the object at bucket/key whose bytes have
+// SHA-256 sum is an output dedupfn wrote (noteOutput): the index decides,
+// never the object's metadata. Only a bucket some function writes into
+// can hold one, so no other costs an index read.
+func (p *Pipeline) isOwnOutput(ctx context.Context, bucket, key, sum string) (bool, error) {
+	if sum == "" || !slices.ContainsFunc(p.cfg.Registry.List(""), func(f registry.Function) bool { return f.Output.Bucket == bucket }) {
 		return false, nil
 	}
-	return err == nil && string(doc) == `"`+o.ETag+`"`, err
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(bucket, key))
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("pipeline: look up output note: %w", err)
+	}
+	var note outputNote
+	if json.Unmarshal(doc, &note) != nil {
+		return false, nil // a note of an older format (by ETag): it decides nothing
+	}
+	return note.SHA256 == sum, nil
 }
 
 func outputDocID(bucket, key string) string {
@@ -320,6 +369,9 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		if src.ContentType == "" {
 			src.ContentType = "application/octet-stream"
 		}
+		if err := p.noteOutput(ctx, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
+			return false, err
+		}
 		// If-Match on the ETag only narrows the race; the SHA-256 of what
 		// was delivered decides (an MD5-colliding overwrite keeps the ETag).
 		info, err := p.cfg.Objects.Copy(ctx, src, j.fn.Output.Bucket, dstKey, objects.PutOptions{
@@ -341,7 +393,6 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			p.dropDelivered(ctx, info)
 			return false, p.dropMissingOutput(ctx, key, rec)
 		}
-		p.noteOutput(ctx, info)
 		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))

@@ -198,10 +198,6 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 	if err != nil {
 		return 1, p.recordMalformed(ctx, ev, err)
 	}
-	if isSelfWritten(ev.Metadata) {
-		p.metrics.selfSkipped.Inc()
-		return 0, nil
-	}
 	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
 	if len(fns) == 0 {
 		return 0, nil
@@ -218,13 +214,15 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	// SHA-256, never its ETag. A trusted fingerprint (the built-in
 	// endpoint's event, a store checksum) costs no read.
 	in, err := p.open(ctx, ev)
-	if errors.Is(err, errSelfWritten) {
-		p.metrics.selfSkipped.Inc()
-		return nil, nil
-	}
 	defer in.close()
 	if err == nil {
 		ev.SHA256 = fingerprint.Hex(in.fp)
+		if own, err := p.isOwnOutput(ctx, ev.Bucket, ev.Key, ev.SHA256); err != nil || own {
+			if own {
+				p.metrics.selfSkipped.Inc()
+			}
+			return nil, err
+		}
 	}
 	pending, err2 := p.unrecorded(ctx, ev, fns, start)
 	if err2 != nil {
@@ -277,12 +275,9 @@ func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registr
 // retrying cannot help. Other errors are for the source to retry.
 func (p *Pipeline) inputFailed(j *job, err error) bool {
 	switch {
-	case errors.Is(err, objects.ErrNotFound), errors.Is(err, errSelfWritten):
+	case errors.Is(err, objects.ErrNotFound):
 		j.rec.Decision = activation.Skipped
 		j.rec.Error = "object not found: deleted or overwritten since the event"
-		if errors.Is(err, errSelfWritten) {
-			j.rec.Error = "object was written by dedupfn: functions do not run on their own outputs"
-		}
 	case errors.Is(err, objects.ErrPermanent):
 		p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, max(j.rec.Attempts, 1), true)
 		j.rec.ErrorClass = "store"
@@ -450,9 +445,6 @@ func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
 		st, err := p.cfg.Objects.Stat(sctx, ev.Bucket, ev.Key)
 		cancel()
 		if err == nil && st.SHA256 != "" && (ev.ETag == "" || st.ETag == ev.ETag) {
-			if isSelfWritten(st.Metadata) {
-				return nil, errSelfWritten
-			}
 			if fp, err := fingerprint.FromSHA256Hex(st.SHA256); err == nil {
 				return &input{fp: fp, info: st, fetch: time.Since(start)}, nil
 			}
@@ -481,10 +473,6 @@ func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatc
 	return mismatch, nil
 }
 
-var errSelfWritten = errors.New("object written by dedupfn")
-
-func isSelfWritten(meta map[string]string) bool { return meta[event.MetaOutputOf] != "" }
-
 // fetch reads the object at the event's version once, hashing it into a
 // spool so the function later runs on exactly the fingerprinted bytes.
 func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
@@ -494,11 +482,6 @@ func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
 		return nil, fmt.Errorf("pipeline: get %s/%s: %w", ev.Bucket, ev.Key, err)
 	}
 	defer rc.Close()
-	// Sources that do not carry metadata (plain S3 events, the reconciler)
-	// are checked here.
-	if isSelfWritten(info.Metadata) {
-		return nil, errSelfWritten
-	}
 	sp := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, 0)
 	fp, err := fingerprint.Spool(rc, sp)
 	if err != nil {

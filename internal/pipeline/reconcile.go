@@ -57,13 +57,9 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 			if err != nil {
 				return missed, err
 			}
-			if n == 0 {
-				// Written by dedupfn before outputs were noted (or
-				// otherwise not an input): note it so it is never read again.
-				p.noteOutput(ctx, o)
-				continue
+			if n > 0 {
+				missed++
 			}
-			missed++
 		}
 	}
 	return missed, nil
@@ -74,9 +70,6 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 // It reports false when the store holds no SHA-256 of o: only its bytes
 // then tell its content, which the event path reads.
 func (p *Pipeline) processed(ctx context.Context, o objects.Info, fns []registry.Function) (bool, error) {
-	if noted, err := p.isNotedOutput(ctx, o); err != nil || noted {
-		return noted, err
-	}
 	sum := o.SHA256
 	if sum == "" {
 		sctx, cancel := p.callCtx(ctx)
@@ -94,6 +87,9 @@ func (p *Pipeline) processed(ctx context.Context, o objects.Info, fns []registry
 	}
 	if sum == "" {
 		return false, nil
+	}
+	if own, err := p.isOwnOutput(ctx, o.Bucket, o.Key, sum); err != nil || own {
+		return own, err
 	}
 	pending, err := p.unrecorded(ctx, event.Event{Bucket: o.Bucket, Key: o.Key, VersionID: o.VersionID, SHA256: sum}, fns, time.Now())
 	return len(pending) == 0, err

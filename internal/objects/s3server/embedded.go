@@ -187,7 +187,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 		Metadata:      lowerKeys(opts.Metadata),
 		Body:          &exactReader{r: r, left: size},
 	}
-	out, err := be.PutObject(ctx, in)
+	out, err := be.putObject(ctx, in)
 	if err != nil {
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(err))
 	}
@@ -255,7 +255,7 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 	if etag := strings.Trim(src.ETag, `"`); etag != "" {
 		in.CopySourceIfMatch = &etag
 	}
-	if _, err = be.CopyObject(ctx, in); err != nil {
+	if _, err = be.copyObject(ctx, in, false); err != nil {
 		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(err))
 	}
 	info, err := s.Stat(ctx, dstBucket, dstKey)
