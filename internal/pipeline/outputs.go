@@ -366,9 +366,6 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			}
 			return false, err
 		}
-		if src.ContentType == "" {
-			src.ContentType = "application/octet-stream"
-		}
 		if err := p.noteOutput(ctx, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
 			return false, err
 		}

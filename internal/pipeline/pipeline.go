@@ -213,9 +213,9 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	// The content is known first: the event's identity (event.ID) is its
 	// SHA-256, never its ETag. A trusted fingerprint (the built-in
 	// endpoint's event, a store checksum) costs no read.
-	in, err := p.open(ctx, ev)
+	in, openErr := p.open(ctx, ev)
 	defer in.close()
-	if err == nil {
+	if openErr == nil {
 		ev.SHA256 = fingerprint.Hex(in.fp)
 		if own, err := p.isOwnOutput(ctx, ev.Bucket, ev.Key, ev.SHA256); err != nil || own {
 			if own {
@@ -224,15 +224,15 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 			return nil, err
 		}
 	}
-	pending, err2 := p.unrecorded(ctx, ev, fns, start)
-	if err2 != nil {
-		return nil, err2
+	pending, err := p.unrecorded(ctx, ev, fns, start)
+	if err != nil {
+		return nil, err
 	}
 	var recs []activation.Record
 	for _, j := range pending {
 		j.rec.RetryOf = retryOf
 		jctx := p.withJob(ctx, j)
-		jerr := err
+		jerr := openErr
 		if jerr == nil {
 			j.rec.Fingerprint = in.fp
 			jerr = p.runRecovered(jctx, j, in, force)

@@ -163,7 +163,8 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objects.Info, err
 // Put writes an object, streaming r; size may be -1. The write is hashed
 // and published as an upload through the endpoint would be. The backend
 // needs the size up front: a write of unknown size goes through the
-// endpoint's listener instead (a multipart upload, hashed on completion).
+// endpoint's listener instead (a multipart upload, hashed on completion),
+// where, as for any client, dedupfn-* metadata is dropped.
 func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts objects.PutOptions) (objects.Info, error) {
 	be, err := s.prepare("put", bucket, key)
 	if err != nil {
