@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 )
@@ -52,14 +53,18 @@ var ErrNotCreated = errors.New("not an object-created event")
 // output key. Objects under it never trigger a function.
 const StagingPrefix = ".dedupfn/staging/"
 
-// ID identifies one object version, whichever path saw it: a redelivered
-// event, the same upload found by the reconciler, and a backfill all have
-// the same ID; a new upload of the key has a different version id or etag.
-// The sequencer is left out on purpose: the reconciler cannot know it, and
-// an ID that depended on it would give one upload two activations.
+// ID identifies one object content at one key: (bucket, key, version,
+// SHA-256 of the content), so the pipeline takes it after the fingerprint,
+// with SHA256 set to the bytes' own. A redelivered event, the same upload
+// found by the reconciler, and a backfill all have the same ID; a new
+// content under the key has a different one even where the store gives no
+// versions and its ETag (an MD5, cheap to make collide) is the old one's.
+// The ETag is left out: it never decides identity. The sequencer is left
+// out too: the reconciler cannot know it, and an ID that depended on it
+// would give one upload two activations.
 func (e Event) ID() string {
 	h := sha256.New()
-	for _, s := range []string{e.Bucket, e.Key, e.VersionID, strings.Trim(e.ETag, `"`), e.Nonce} {
+	for _, s := range []string{e.Bucket, e.Key, e.VersionID, e.SHA256, e.Nonce} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -72,7 +77,8 @@ func IsCreated(name string) bool {
 	return name == "" || strings.HasPrefix(n, "ObjectCreated")
 }
 
-// Normalize checks the event and cleans it: trims the etag quotes and
+// Normalize checks the event and cleans it: resolves the key's "." and
+// ".." segments as the store does (CleanKey), trims the etag quotes and
 // lower-cases metadata keys. Keys must already be URL-decoded by the parser.
 func Normalize(e Event) (Event, error) {
 	if e.Bucket == "" {
@@ -87,6 +93,11 @@ func Normalize(e Event) (Event, error) {
 	if strings.HasSuffix(e.Key, "/") {
 		return e, fmt.Errorf("%w: %s is a folder marker", ErrNotCreated, e.Key)
 	}
+	key, err := CleanKey(e.Key)
+	if err != nil {
+		return e, err
+	}
+	e.Key = key
 	if strings.HasPrefix(e.Key, StagingPrefix) {
 		return e, fmt.Errorf("%w: %s is a staged function output", ErrNotCreated, e.Key)
 	}
@@ -105,6 +116,30 @@ func Normalize(e Event) (Event, error) {
 	}
 	return e, nil
 }
+
+// CleanKey returns the key under which the store keeps an object uploaded
+// as key: the built-in endpoint (versitygw's posix backend) resolves "."
+// and ".." segments and drops empty ones and leading slashes, as a file
+// path is joined (t/x/../b.txt is stored as t/b.txt, and
+// .dedupfn/staging/../../t/c.txt as t/c.txt, no staged output at all).
+// Every decision about an event (trigger, staging area, output key) is
+// taken on that key. MinIO refuses such keys, so their events never come.
+// A key that resolves outside its bucket is malformed: no store keeps it.
+func CleanKey(key string) (string, error) {
+	// As versitygw's utils.IsObjectNameValid and the posix backend's
+	// filepath.Join: relative to the bucket.
+	clean := path.Clean("./" + key)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return key, fmt.Errorf("%w: object key %q resolves outside its bucket", ErrMalformed, key)
+	}
+	return clean, nil
+}
+
+// MetaPrefix begins every user-metadata key dedupfn sets on what it
+// writes. The built-in endpoint drops client-set keys with it; on other
+// stores any uploader can set them, so the pipeline never decides from
+// them whether an object is dedupfn's output (it asks the index).
+const MetaPrefix = "dedupfn-"
 
 // MetaOutputOf is the user-metadata key dedupfn sets on every object it
 // writes; an event for such an object never triggers a function, which

@@ -145,3 +145,29 @@ func TestParse_KeyDecoding(t *testing.T) {
 		})
 	}
 }
+
+// Item 4 of issue 17: keys are cleaned as the store cleans them.
+func TestCleanKey(t *testing.T) {
+	for _, tc := range []struct{ key, want, err string }{
+		{key: "t/c.txt", want: "t/c.txt"},
+		{key: ".dedupfn/staging/../../t/c.txt", want: "t/c.txt"},
+		{key: "t/x/../b.txt", want: "t/b.txt"},
+		{key: "./a//b", want: "a/b"},
+		{key: "/lead", want: "lead"},
+		{key: "..x/y", want: "..x/y"},
+		{key: "a/../../etc", err: "outside its bucket"},
+		{key: "..", err: "outside its bucket"},
+		{key: "a/..", err: "outside its bucket"},
+	} {
+		got, err := event.CleanKey(tc.key)
+		if tc.err != "" {
+			if !errors.Is(err, event.ErrMalformed) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("CleanKey(%q) = %q, %v; want an error %q", tc.key, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("CleanKey(%q) = %q, %v; want %q", tc.key, got, err, tc.want)
+		}
+	}
+}

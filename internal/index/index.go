@@ -57,6 +57,14 @@ type Output struct {
 	ETag        string `json:"etag"`
 	Size        int64  `json:"size"`
 	ContentType string `json:"content_type,omitempty"`
+	// SHA256 is the hex SHA-256 of the output's bytes, taken when it was
+	// written: a hit delivers the output only if what it delivered has
+	// this SHA-256 (an ETag, an MD5, can be made to collide).
+	SHA256 string `json:"sha256,omitempty"`
+	// ResultObject is whether the object is the function's JSON result
+	// (stored as KEY.json), not an object the function wrote: a hit
+	// delivers it under the same rule.
+	ResultObject bool `json:"result_object,omitempty"`
 }
 
 // Record is the index entry under one dedup key.

@@ -72,8 +72,11 @@ type Store interface {
 	// metadata with opts. ErrNotFound if the source is missing. A non-empty
 	// src.ETag copies only that version of the source (If-Match; ErrNotFound
 	// if it changed); a remote store then makes the Info returned from src
-	// (its Size) and the copy's answer instead of reading it back: one
-	// round trip.
+	// (its Size) and the copy's answer instead of reading it back. The
+	// Info's SHA256 is the store's own SHA-256 of the bytes it delivered
+	// to the destination where it computes one on copy (the built-in
+	// endpoint; MinIO/S3, asked for a SHA-256 checksum), else empty: it is
+	// what a hit checks, never the source's ETag.
 	Copy(ctx context.Context, src Info, dstBucket, dstKey string, opts PutOptions) (Info, error)
 	// Delete removes an object; a missing object is not an error.
 	Delete(ctx context.Context, bucket, key string) error

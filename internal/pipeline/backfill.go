@@ -2,12 +2,9 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
-	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
@@ -26,7 +23,8 @@ const backfillSource = "backfill"
 // It returns the activation recorded, or nil when there was nothing to
 // do: the object already has its activation, or is no input of fn
 // (another trigger, a folder marker, a staged output, or dedupfn's own
-// output, skipped without a read once noted). An error means nothing
+// output). Where the store holds the object's SHA-256 both are known
+// without reading it (see processed). An error means nothing
 // final was recorded: send the object again later.
 func (p *Pipeline) Backfill(ctx context.Context, fn registry.Function, o objects.Info) (*activation.Record, error) {
 	if !fn.Matches(o.Bucket, o.Key) {
@@ -39,29 +37,12 @@ func (p *Pipeline) Backfill(ctx context.Context, fn registry.Function, o objects
 	if err != nil {
 		return nil, nil // not an input (folder marker, staging key); List never lists keyless objects
 	}
-	if noted, err := p.isNotedOutput(ctx, o); err != nil || noted {
+	if done, err := p.processed(ctx, o, []registry.Function{fn}); err != nil || done {
 		return nil, err
 	}
 	recs, err := p.process(ctx, ev, []registry.Function{fn}, false, "")
-	switch {
-	case err != nil:
-		return nil, err
-	case len(recs) > 0:
-		return &recs[0], nil
+	if err != nil || len(recs) == 0 {
+		return nil, err // nothing recorded: the activation was there already, or the object is dedupfn's output
 	}
-	// process recorded nothing: the activation was there already, or the
-	// object is dedupfn's own output. Only the latter is noted (an input
-	// noted as an output would never be backfilled again), so that the
-	// next backfill or reconcile skips it without reading it.
-	actx, cancel := p.callCtx(ctx)
-	_, err = p.cfg.Index.GetActivation(actx, activationID(ev, fn))
-	cancel()
-	switch {
-	case err == nil:
-		return nil, nil
-	case !errors.Is(err, index.ErrNotFound):
-		return nil, fmt.Errorf("pipeline: backfill: look up activation: %w", err)
-	}
-	p.noteOutput(ctx, o)
-	return nil, nil
+	return &recs[0], nil
 }

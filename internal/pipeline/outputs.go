@@ -5,15 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -21,8 +24,9 @@ import (
 	"github.com/dedupfn/dedupfn/internal/spool"
 )
 
-// outputDocKind names the index documents that mark objects dedupfn wrote
-// into triggered buckets, so the reconciler skips them without reading them.
+// outputDocKind names the index documents that note the outputs dedupfn
+// writes into triggered buckets (outputNote): what decides that an object
+// is dedupfn's own output, which triggers nothing.
 const outputDocKind = "output"
 
 // outputKey renders the job's output key and refuses one that is the
@@ -63,7 +67,9 @@ func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) 
 		return nil
 	case err != nil:
 		return runtime.Errorf(runtime.ClassPlatform, "stat output %s/%s: %v", bucket, key, err)
-	case !isSelfWritten(st.Metadata):
+	case st.Metadata[event.MetaOutputOf] == "":
+		// Metadata suffices here: it only lets dedupfn replace an object
+		// whose writer says it is this function's output for this input.
 		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds an object dedupfn did not write: refusing to overwrite it", bucket, key)
 	}
 	if fn, _, _ := strings.Cut(st.Metadata[event.MetaOutputOf], "@"); fn != j.fn.Name {
@@ -94,7 +100,7 @@ func resultObject(res runtime.Result) []byte {
 
 // storeOutput writes the function's output to its output location, marked
 // so that it never triggers a function itself. A function that produced
-// only a JSON result gets the result stored as KEY.json; one that PUT its
+// only a JSON result gets the result stored as KEY.json (resultKey); one that PUT its
 // output through the presigned URL has it moved from its staging key.
 func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, res runtime.Result) (*index.Output, error) {
 	bucket := j.fn.Output.Bucket
@@ -103,14 +109,29 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		return nil, err
 	}
 	opts := objects.PutOptions{Metadata: outputMeta(j)}
-	var info objects.Info
+	var (
+		info     objects.Info
+		sum      string // the output's SHA-256, recorded for hits to check
+		isResult bool
+	)
 	switch {
 	case outputIsStream(out, res):
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
+		fp, _, err := fingerprint.Sum(out.Reader())
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
+		}
+		sum = fingerprint.Hex(fp)
+		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+			return nil, err
+		}
 		opts.ContentType = sniff(out)
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+		}
 	default:
 		staged, serr := p.stagedOutput(ctx, j)
 		if serr != nil {
@@ -120,27 +141,70 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 				return nil, err
 			}
+			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
+			}
+			if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+				return nil, err
+			}
 			opts.ContentType = staged.ContentType
 			info, err = p.cfg.Objects.Copy(ctx, *staged, bucket, key, opts)
-			if err == nil {
-				p.dropStaged(ctx, j)
+			if err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+			}
+			p.dropStaged(ctx, j)
+			// The staged object may have been replaced since it was hashed.
+			if info.SHA256, err = p.deliveredSHA256(ctx, info); err != nil {
+				return nil, runtime.Errorf(runtime.ClassPlatform, "hash output %s/%s: %v", bucket, key, err)
 			}
 			break
 		}
-		key += ".json"
+		key, isResult = resultKey(key), true
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return nil, err
 		}
 		result := resultObject(res)
+		h := sha256.Sum256(result)
+		sum = hex.EncodeToString(h[:])
+		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+			return nil, err
+		}
 		opts.ContentType = "application/json"
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
+		if err != nil {
+			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+		}
 	}
-	if err != nil {
-		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+	if info.SHA256 != "" && info.SHA256 != sum {
+		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the store holds other bytes (SHA-256 %s) than were written (%s)", bucket, key, info.SHA256, sum)
 	}
-	p.noteOutput(ctx, info)
-	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType}, nil
+	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType,
+		SHA256: sum, ResultObject: isResult}, nil
 }
+
+// deliveredSHA256 is the SHA-256 of the object a Put or Copy wrote: the
+// store's own (the built-in endpoint hashes every write; MinIO/S3 a copy
+// made with a SHA-256 checksum requested), else read back and hashed.
+func (p *Pipeline) deliveredSHA256(ctx context.Context, o objects.Info) (string, error) {
+	if o.SHA256 != "" {
+		return o.SHA256, nil
+	}
+	rc, _, err := p.cfg.Objects.Get(ctx, o.Bucket, o.Key, o.VersionID, o.ETag)
+	if err != nil {
+		return "", fmt.Errorf("read back %s/%s: %w", o.Bucket, o.Key, err)
+	}
+	defer rc.Close()
+	fp, _, err := fingerprint.Sum(rc)
+	if err != nil {
+		return "", fmt.Errorf("read back %s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return fingerprint.Hex(fp), nil
+}
+
+// resultKey is where a function's JSON result is stored for the output
+// key key, on a miss and on a hit alike: KEY.json, also when KEY ends in
+// .json (b.json's result is b.json.json), so one input's result has one key.
+func resultKey(key string) string { return key + ".json" }
 
 // stagedOutput returns the object the function PUT through its presigned
 // URL, or nil if it wrote none.
@@ -173,29 +237,58 @@ func (p *Pipeline) dropStaged(ctx context.Context, j *job) {
 	}
 }
 
-// noteOutput records an output written into a bucket that triggers a
-// function, so the reconciler knows it without reading it. Outputs in
-// untriggered buckets need no note.
-func (p *Pipeline) noteOutput(ctx context.Context, o objects.Info) {
-	if len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
-		return
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key), []byte(`"`+o.ETag+`"`)); err != nil {
-		p.log(ctx).Warn("note output for the reconciler", "output_bucket", o.Bucket, "output_key", o.Key, "err", err)
-	}
+// outputNote is the index document (outputDocKind, outputDocID) noting
+// the output dedupfn writes at a key of a triggered bucket: the SHA-256 of
+// its bytes. Only dedupfn writes the index, so a note, unlike an object's
+// metadata (which any uploader to MinIO/S3 can set), says that the object
+// at that key with those bytes is dedupfn's own output.
+type outputNote struct {
+	SHA256 string `json:"sha256"`
 }
 
-// isNotedOutput reports whether the object version was noted by noteOutput.
-func (p *Pipeline) isNotedOutput(ctx context.Context, o objects.Info) (bool, error) {
+// noteOutput notes the output with SHA-256 sum before dedupfn writes it
+// at bucket/key, so that neither its event (which may arrive before the
+// write returns) nor the reconciler runs a function on it. A note whose
+// write then fails names bytes that are not there and matches nothing.
+// Outputs in untriggered buckets need no note.
+func (p *Pipeline) noteOutput(ctx context.Context, bucket, key, sum string) error {
+	if len(p.cfg.Registry.Match(bucket, key)) == 0 {
+		return nil
+	}
+	doc, err := json.Marshal(outputNote{SHA256: sum})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
-	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(o.Bucket, o.Key))
-	if errors.Is(err, index.ErrNotFound) {
+	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(bucket, key), doc); err != nil {
+		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
+	}
+	return nil
+}
+
+// isOwnOutput reports whether the object at bucket/key whose bytes have
+// SHA-256 sum is an output dedupfn wrote (noteOutput): the index decides,
+// never the object's metadata. Only a bucket some function writes into
+// can hold one, so no other costs an index read.
+func (p *Pipeline) isOwnOutput(ctx context.Context, bucket, key, sum string) (bool, error) {
+	if sum == "" || !slices.ContainsFunc(p.cfg.Registry.List(""), func(f registry.Function) bool { return f.Output.Bucket == bucket }) {
 		return false, nil
 	}
-	return err == nil && string(doc) == `"`+o.ETag+`"`, err
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(bucket, key))
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("pipeline: look up output note: %w", err)
+	}
+	var note outputNote
+	if json.Unmarshal(doc, &note) != nil {
+		return false, nil // a note of an older format (by ETag): it decides nothing
+	}
+	return note.SHA256 == sum, nil
 }
 
 func outputDocID(bucket, key string) string {
@@ -209,11 +302,12 @@ func sniff(sp *spool.Spool) string {
 	return http.DetectContentType(buf[:n])
 }
 
-// deliver serves a hit: it re-checks the record's key parts, checks the
-// recorded output still exists unchanged, and copies it server-side to
-// this event's output location. It reports false when the record cannot
-// be used (output gone or changed, parts differ): the record is deleted
-// and the caller runs the function again — never an empty delivery.
+// deliver serves a hit: it re-checks the record's key parts, copies the
+// recorded output server-side to this event's output location, and checks
+// that what it delivered has the recorded output's SHA-256. It reports
+// false when the record cannot be used (output gone or changed, parts
+// differ): the record is deleted and the caller runs the function again —
+// never an empty or a wrong delivery.
 func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.Parts, rec index.Record) (bool, error) {
 	if rec.State == index.Failed {
 		j.rec.Decision = activation.Error
@@ -228,6 +322,9 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	usable := rec.Parts == parts && registry.PartsKey(rec.Parts) == key && rec.Output != nil
 	if !usable {
 		p.log(ctx).Error("dedup record does not match its key; running again", "dedup_key", key, "parts", rec.Parts)
+	}
+	if usable && rec.Output.SHA256 == "" {
+		usable = false // recorded before outputs' SHA-256s were: what a hit delivers cannot be checked
 	}
 	if r := j.fn.Limits.Retention; usable && r > 0 && time.Since(rec.Updated) > r {
 		if rec.Parts.Tenant == registry.SharedTenant && j.fn.Tenant != registry.DefaultTenant {
@@ -247,35 +344,40 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	if err != nil {
 		return true, p.fail(j, err, 1, true)
 	}
-	if strings.HasSuffix(rec.Output.Key, ".json") && !strings.HasSuffix(dstKey, ".json") && rec.Output.ContentType == "application/json" {
-		dstKey += ".json"
+	if rec.Output.ResultObject {
+		dstKey = resultKey(dstKey)
 	}
 	src := objects.Info{Bucket: rec.Output.Bucket, Key: rec.Output.Key, ETag: rec.Output.ETag, Size: rec.Output.Size, ContentType: rec.Output.ContentType}
 	copyNeeded := src.Bucket != j.fn.Output.Bucket || src.Key != dstKey
-	if !copyNeeded || src.ContentType == "" {
-		// Nothing to copy (the recorded output is where this event's goes),
-		// or a record from before content types were kept: check the
-		// output is still there, unchanged. Otherwise the copy checks it:
-		// it copies only the recorded ETag.
+	out := *rec.Output
+	if !copyNeeded {
+		// Nothing to copy: the recorded output is where this event's goes.
+		// Check it still holds the recorded bytes.
 		sctx, cancel := p.callCtx(ctx)
 		st, err := p.cfg.Objects.Stat(sctx, src.Bucket, src.Key)
 		cancel()
+		var sum string
+		if err == nil {
+			sum, err = p.deliveredSHA256(ctx, st)
+		}
 		switch {
-		case errors.Is(err, objects.ErrNotFound) || (err == nil && st.ETag != src.ETag):
+		case errors.Is(err, objects.ErrNotFound) || (err == nil && sum != rec.Output.SHA256):
 			return false, p.dropMissingOutput(ctx, key, rec)
 		case err != nil:
-			return false, fmt.Errorf("pipeline: stat recorded output: %w", err)
+			return false, fmt.Errorf("pipeline: check recorded output: %w", err)
 		}
-		src.ContentType = st.ContentType
-	}
-	out := *rec.Output
-	if copyNeeded {
+	} else {
 		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
 			if runtime.ClassOf(err) == runtime.ClassConfig {
 				return true, p.fail(j, err, 1, true)
 			}
 			return false, err
 		}
+		if err := p.noteOutput(ctx, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
+			return false, err
+		}
+		// If-Match on the ETag only narrows the race; the SHA-256 of what
+		// was delivered decides (an MD5-colliding overwrite keeps the ETag).
 		info, err := p.cfg.Objects.Copy(ctx, src, j.fn.Output.Bucket, dstKey, objects.PutOptions{
 			ContentType: src.ContentType,
 			Metadata:    outputMeta(j),
@@ -286,7 +388,15 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		if err != nil {
 			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
 		}
-		p.noteOutput(ctx, info)
+		sum, err := p.deliveredSHA256(ctx, info)
+		if err != nil {
+			return false, fmt.Errorf("pipeline: check delivered output: %w", err)
+		}
+		if sum != rec.Output.SHA256 {
+			// Other bytes than the recorded output's: take them back, and run.
+			p.dropDelivered(ctx, info)
+			return false, p.dropMissingOutput(ctx, key, rec)
+		}
 		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
@@ -302,6 +412,17 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 // expire shared results, so the caller runs the function for this event
 // alone and the record stays.
 var errRunUnshared = errors.New("shared result past the function's retention: run for this event only")
+
+// dropDelivered deletes a hit's copy that turned out to hold other bytes
+// than the recorded output's, so that nobody reads it as this event's
+// output; the run that follows writes the right one.
+func (p *Pipeline) dropDelivered(ctx context.Context, o objects.Info) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Objects.Delete(ctx, o.Bucket, o.Key); err != nil {
+		p.log(ctx).Warn("delete a delivered output that does not match its record", "output_bucket", o.Bucket, "output_key", o.Key, "err", err)
+	}
+}
 
 // dropMissingOutput deletes the record under key whose output object is
 // gone or changed, so that the caller runs the function again.

@@ -207,10 +207,6 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 	if err != nil {
 		return 1, p.recordMalformed(ctx, ev, err)
 	}
-	if isSelfWritten(ev.Metadata) {
-		p.metrics.selfSkipped.Inc()
-		return 0, nil
-	}
 	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
 	if len(fns) == 0 {
 		return 0, nil
@@ -223,34 +219,29 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 // non-empty retryOf is the dead letter whose event this is again.
 func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.Function, force bool, retryOf string) ([]activation.Record, error) {
 	start := time.Now()
-	var pending []*job
-	for _, fn := range fns {
-		j := newJob(ev, fn, start)
-		j.rec.RetryOf = retryOf
-		actx, cancel := p.callCtx(ctx)
-		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
-		cancel()
-		if err == nil {
-			continue // a redelivered event: its activation is already recorded
-		} else if !errors.Is(err, index.ErrNotFound) {
-			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
-		}
-		pending = append(pending, j)
-	}
-	if len(pending) == 0 {
-		return nil, nil
-	}
-
-	in, err := p.open(ctx, ev)
-	if errors.Is(err, errSelfWritten) {
-		p.metrics.selfSkipped.Inc()
-		return nil, nil
-	}
+	// The content is known first: the event's identity (event.ID) is its
+	// SHA-256, never its ETag. A trusted fingerprint (the built-in
+	// endpoint's event, a store checksum) costs no read.
+	in, openErr := p.open(ctx, ev)
 	defer in.close()
+	if openErr == nil {
+		ev.SHA256 = fingerprint.Hex(in.fp)
+		if own, err := p.isOwnOutput(ctx, ev.Bucket, ev.Key, ev.SHA256); err != nil || own {
+			if own {
+				p.metrics.selfSkipped.Inc()
+			}
+			return nil, err
+		}
+	}
+	pending, err := p.unrecorded(ctx, ev, fns, start)
+	if err != nil {
+		return nil, err
+	}
 	var recs []activation.Record
 	for _, j := range pending {
+		j.rec.RetryOf = retryOf
 		jctx := p.withJob(ctx, j)
-		jerr := err
+		jerr := openErr
 		if jerr == nil {
 			j.rec.Fingerprint = in.fp
 			jerr = p.runRecovered(jctx, j, in, force)
@@ -267,18 +258,35 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	return recs, nil
 }
 
+// unrecorded returns a job for each of fns that has no activation for ev
+// yet: a redelivered event (same bucket, key, version and SHA-256) maps to
+// the activations already recorded and gets none.
+func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registry.Function, start time.Time) ([]*job, error) {
+	var pending []*job
+	for _, fn := range fns {
+		j := newJob(ev, fn, start)
+		actx, cancel := p.callCtx(ctx)
+		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
+		cancel()
+		if err == nil {
+			continue
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
+		}
+		pending = append(pending, j)
+	}
+	return pending, nil
+}
+
 // inputFailed records on j an input that cannot be had, and reports
 // whether it did: a deleted object is skipped; a permanent store error
 // (access denied, invalid key, archived object) is a dead letter, since
 // retrying cannot help. Other errors are for the source to retry.
 func (p *Pipeline) inputFailed(j *job, err error) bool {
 	switch {
-	case errors.Is(err, objects.ErrNotFound), errors.Is(err, errSelfWritten):
+	case errors.Is(err, objects.ErrNotFound):
 		j.rec.Decision = activation.Skipped
 		j.rec.Error = "object not found: deleted or overwritten since the event"
-		if errors.Is(err, errSelfWritten) {
-			j.rec.Error = "object was written by dedupfn: functions do not run on their own outputs"
-		}
 	case errors.Is(err, objects.ErrPermanent):
 		p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, max(j.rec.Attempts, 1), true)
 		j.rec.ErrorClass = "store"
@@ -446,9 +454,6 @@ func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
 		st, err := p.cfg.Objects.Stat(sctx, ev.Bucket, ev.Key)
 		cancel()
 		if err == nil && st.SHA256 != "" && (ev.ETag == "" || st.ETag == ev.ETag) {
-			if isSelfWritten(st.Metadata) {
-				return nil, errSelfWritten
-			}
 			if fp, err := fingerprint.FromSHA256Hex(st.SHA256); err == nil {
 				return &input{fp: fp, info: st, fetch: time.Since(start)}, nil
 			}
@@ -477,10 +482,6 @@ func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatc
 	return mismatch, nil
 }
 
-var errSelfWritten = errors.New("object written by dedupfn")
-
-func isSelfWritten(meta map[string]string) bool { return meta[event.MetaOutputOf] != "" }
-
 // fetch reads the object at the event's version once, hashing it into a
 // spool so the function later runs on exactly the fingerprinted bytes.
 func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
@@ -490,11 +491,6 @@ func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
 		return nil, fmt.Errorf("pipeline: get %s/%s: %w", ev.Bucket, ev.Key, err)
 	}
 	defer rc.Close()
-	// Sources that do not carry metadata (plain S3 events, the reconciler)
-	// are checked here.
-	if isSelfWritten(info.Metadata) {
-		return nil, errSelfWritten
-	}
 	sp := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, 0)
 	fp, err := fingerprint.Spool(rc, sp)
 	if err != nil {

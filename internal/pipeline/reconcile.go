@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
 // Reconcile lists every triggered bucket once and sends each object that
@@ -14,8 +17,11 @@ import (
 // many it found. Objects modified within the grace period are left to
 // their events. An event that arrives later still maps to the activation
 // the reconciler recorded (event.ID names the object version, not the
-// path that saw it), so it runs nothing twice. dedupfn's own outputs are
-// skipped without being read: they are noted in the index when written.
+// path that saw it), so it runs nothing twice. Where the store holds the
+// object's SHA-256 (the built-in endpoint; MinIO/S3 with a full-object
+// checksum) a processed object and dedupfn's own outputs (noted in the
+// index when written) are skipped without being read; elsewhere the
+// object is read, since only its bytes tell its content (an ETag does not).
 func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, error) {
 	missed := 0
 	cutoff := time.Now().Add(-grace)
@@ -26,14 +32,14 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 	for _, bucket := range p.cfg.Registry.Buckets() {
 		var todo []objects.Info
 		err := p.cfg.Objects.List(ctx, bucket, "", "", func(o objects.Info) error {
-			if o.Modified.After(cutoff) || o.Modified.Before(pruned) || len(p.cfg.Registry.Match(o.Bucket, o.Key)) == 0 {
+			if o.Modified.After(cutoff) || o.Modified.Before(pruned) {
 				return nil
 			}
-			seen, err := p.cfg.Index.ObjectSeen(ctx, o.Bucket, o.Key, o.ETag)
-			if err != nil || seen {
-				return err
+			fns := p.cfg.Registry.Match(o.Bucket, o.Key)
+			if len(fns) == 0 {
+				return nil
 			}
-			if noted, err := p.isNotedOutput(ctx, o); err != nil || noted {
+			if done, err := p.processed(ctx, o, fns); err != nil || done {
 				return err
 			}
 			todo = append(todo, o)
@@ -51,16 +57,42 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 			if err != nil {
 				return missed, err
 			}
-			if n == 0 {
-				// Written by dedupfn before outputs were noted (or
-				// otherwise not an input): note it so it is never read again.
-				p.noteOutput(ctx, o)
-				continue
+			if n > 0 {
+				missed++
 			}
-			missed++
 		}
 	}
 	return missed, nil
+}
+
+// processed reports, without reading o, whether it needs nothing: it is
+// dedupfn's own output, or each of fns has an activation for o's content.
+// It reports false when the store holds no SHA-256 of o: only its bytes
+// then tell its content, which the event path reads.
+func (p *Pipeline) processed(ctx context.Context, o objects.Info, fns []registry.Function) (bool, error) {
+	sum := o.SHA256
+	if sum == "" {
+		sctx, cancel := p.callCtx(ctx)
+		st, err := p.cfg.Objects.Stat(sctx, o.Bucket, o.Key)
+		cancel()
+		switch {
+		case errors.Is(err, objects.ErrNotFound):
+			return true, nil // deleted since the listing
+		case err != nil:
+			return false, fmt.Errorf("pipeline: stat %s/%s: %w", o.Bucket, o.Key, err)
+		case st.VersionID != o.VersionID:
+			return false, nil // overwritten since the listing: let the event path see it
+		}
+		sum = st.SHA256
+	}
+	if sum == "" {
+		return false, nil
+	}
+	if own, err := p.isOwnOutput(ctx, o.Bucket, o.Key, sum); err != nil || own {
+		return own, err
+	}
+	pending, err := p.unrecorded(ctx, event.Event{Bucket: o.Bucket, Key: o.Key, VersionID: o.VersionID, SHA256: sum}, fns, time.Now())
+	return len(pending) == 0, err
 }
 
 // RunReconciler reconciles every interval until ctx ends.

@@ -109,7 +109,7 @@ func testSecondClaimWaits(t *testing.T, idx index.Index) {
 
 func testCompleteThenHit(t *testing.T, idx index.Index) {
 	r := mustMiss(t, idx, "k", "a", lease)
-	out := &index.Output{Bucket: "b", Key: "o", ETag: "e", Size: 3, ContentType: "image/jpeg"}
+	out := &index.Output{Bucket: "b", Key: "o", ETag: "e", Size: 3, ContentType: "image/jpeg", SHA256: "abababababababababababababababababababababababababababababababab", ResultObject: true}
 	if err := idx.Complete(t.Context(), "k", r.Token, index.Completion{Output: out, Result: json.RawMessage(`{"ok":true}`), FunctionMS: 12.5}); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"Copy", testCopy},
 		{"CopyMissingSource", testCopyMissing},
 		{"CopyIfMatch", testCopyIfMatch},
+		{"CopyReportsDeliveredSHA256", testCopySHA256},
 		{"ListPrefix", testList},
 		{"ListStartAfter", testListStartAfter},
 		{"MakeBucketIdempotent", testMakeBucket},
@@ -207,6 +208,23 @@ func testCopy(t *testing.T, s objects.Store, b string) {
 		t.Fatalf("stat source: %v", err)
 	}
 	wantMeta(t, "source", si.Metadata, map[string]string{"old": "1"})
+}
+
+// testCopySHA256: a copy's Info.SHA256 is the SHA-256 of the bytes the
+// store delivered to the destination (issue 17 item 3: a hit checks what
+// it delivered, not the source's ETag), with and without If-Match.
+func testCopySHA256(t *testing.T, s objects.Store, b string) {
+	src := put(t, s, b, "src", "deliver me", objects.PutOptions{})
+	want := sha256.Sum256([]byte("deliver me"))
+	for _, etag := range []string{"", src.ETag} {
+		info, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "src", ETag: etag, Size: src.Size}, b, "dst", objects.PutOptions{})
+		if err != nil {
+			t.Fatalf("copy (If-Match %q): %v", etag, err)
+		}
+		if info.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("copy (If-Match %q): SHA256 = %q, want %x", etag, info.SHA256, want)
+		}
+	}
 }
 
 func testCopyMissing(t *testing.T, s objects.Store, b string) {

@@ -180,7 +180,10 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	}, nil
 }
 
-// Copy copies an object server-side, replacing its metadata with opts.
+// Copy copies an object server-side, replacing its metadata with opts. It
+// asks the store for a SHA-256 checksum of the copy, so Info.SHA256 is
+// the hash of the bytes delivered where the store computes one (MinIO,
+// AWS S3; a store that ignores the request leaves it empty).
 func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
 	meta := opts.Metadata
 	if meta == nil {
@@ -196,6 +199,9 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 			ReplaceMetadata: true,
 			UserMetadata:    meta,
 			ContentType:     opts.ContentType,
+			// The store hashes the bytes it copies: the copy's SHA-256
+			// (Info.SHA256) tells what was delivered, whatever the source's ETag.
+			ChecksumType: minio.ChecksumSHA256,
 		},
 		minio.CopySrcOptions{Bucket: src.Bucket, Object: src.Key, MatchETag: etag})
 	if err != nil {
@@ -207,10 +213,19 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		return objects.Info{
+		info := objects.Info{
 			Bucket: dstBucket, Key: dstKey, VersionID: ui.VersionID, ETag: strings.Trim(ui.ETag, `"`),
 			Size: src.Size, ContentType: ct, Modified: ui.LastModified, Metadata: lowerKeys(meta),
-		}, nil
+			SHA256: trustedSHA256(minio.ObjectInfo{ChecksumSHA256: ui.ChecksumSHA256, ChecksumMode: ui.ChecksumMode}),
+		}
+		if info.SHA256 == "" {
+			// MinIO stores the SHA-256 it computed while copying but does
+			// not return it in the copy's answer: one HEAD reads it.
+			if st, err := c.Stat(ctx, dstBucket, dstKey); err == nil && st.ETag == info.ETag {
+				info.SHA256 = st.SHA256
+			}
+		}
+		return info, nil
 	}
 	// The copy response carries no size or metadata: read them back.
 	info, err := c.Stat(ctx, dstBucket, dstKey)

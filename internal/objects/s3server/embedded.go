@@ -164,7 +164,8 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objects.Info, err
 // Put writes an object, streaming r; size may be -1. The write is hashed
 // and published as an upload through the endpoint would be. The backend
 // needs the size up front: a write of unknown size goes through the
-// endpoint's listener instead (a multipart upload, hashed on completion).
+// endpoint's listener instead (a multipart upload, hashed on completion),
+// where, as for any client, dedupfn-* metadata is dropped.
 func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts objects.PutOptions) (objects.Info, error) {
 	be, err := s.prepare("put", bucket, key)
 	if err != nil {
@@ -188,7 +189,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 		Metadata:      lowerKeys(opts.Metadata),
 		Body:          &exactReader{r: r, left: size},
 	}
-	out, err := be.PutObject(ctx, in)
+	out, err := be.putObject(ctx, in)
 	if err != nil {
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(err))
 	}
@@ -256,7 +257,7 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 	if etag := strings.Trim(src.ETag, `"`); etag != "" {
 		in.CopySourceIfMatch = &etag
 	}
-	if _, err = be.CopyObject(ctx, in); err != nil {
+	if _, err = be.copyObject(ctx, in, false); err != nil {
 		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(err))
 	}
 	info, err := s.Stat(ctx, dstBucket, dstKey)

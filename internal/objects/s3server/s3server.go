@@ -23,13 +23,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/versity/versitygw/auth"
 	"github.com/versity/versitygw/backend"
 	"github.com/versity/versitygw/backend/meta"
@@ -392,10 +395,18 @@ type publishing struct {
 
 var _ backend.Backend = (*publishing)(nil)
 
-// PutObject writes an object, hashing its bytes as they stream to disk,
-// stores their SHA-256 on the staged file before it becomes the object,
-// and publishes s3:ObjectCreated:Put.
+// PutObject is a client's upload through the gateway: dedupfn's own
+// metadata is not a client's to set (withoutMarks).
 func (p *publishing) PutObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
+	in.Metadata = withoutMarks(in.Metadata)
+	return p.putObject(ctx, in)
+}
+
+// putObject writes an object, hashing its bytes as they stream to disk,
+// stores their SHA-256 on the staged file before it becomes the object,
+// and publishes s3:ObjectCreated:Put. Store.Put calls it in process,
+// with dedupfn's marks on its outputs.
+func (p *publishing) putObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
 	var (
 		out s3response.PutObjectOutput
 		err error
@@ -422,6 +433,13 @@ func (p *publishing) PutObject(ctx context.Context, in s3response.PutObjectInput
 	return out, nil
 }
 
+// CreateMultipartUpload starts a client's multipart upload, without any
+// dedupfn marks in its metadata (withoutMarks).
+func (p *publishing) CreateMultipartUpload(ctx context.Context, in s3response.CreateMultipartUploadInput) (s3response.InitiateMultipartUploadResult, error) {
+	in.Metadata = withoutMarks(in.Metadata)
+	return p.Backend.CreateMultipartUpload(ctx, in)
+}
+
 // CompleteMultipartUpload assembles an object and publishes
 // s3:ObjectCreated:CompleteMultipartUpload.
 func (p *publishing) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput) (s3response.CompleteMultipartUploadResult, string, error) {
@@ -439,12 +457,27 @@ func (p *publishing) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 	return res, version, nil
 }
 
-// CopyObject copies an object server-side and publishes
-// s3:ObjectCreated:Copy for the destination.
+// CopyObject is a client's copy through the gateway: it carries no
+// dedupfn marks, neither its own nor, with metadata directive COPY, its
+// source's (a client copying dedupfn's output makes an object of its own).
 func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInput) (s3response.CopyObjectOutput, error) {
+	in.Metadata = withoutMarks(in.Metadata)
+	return p.copyObject(ctx, in, true)
+}
+
+// copyObject copies an object server-side and publishes
+// s3:ObjectCreated:Copy for the destination. Store.Copy calls it in
+// process (client false), with dedupfn's marks on its outputs.
+func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInput, client bool) (s3response.CopyObjectOutput, error) {
 	out, err := p.Backend.CopyObject(ctx, in)
 	if err != nil {
 		return out, err
+	}
+	if client && in.MetadataDirective != types.MetadataDirectiveReplace {
+		if err := p.dropCopiedMarks(ctx, deref(in.Bucket), deref(in.Key)); err != nil {
+			p.logger.Error("drop dedupfn metadata a copy carried over", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
+			return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
+		}
 	}
 	if _, err := p.hashStored(deref(in.Bucket), deref(in.Key)); err != nil {
 		p.logger.Error("hash copied object", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
@@ -456,6 +489,56 @@ func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInp
 	return out, nil
 }
 
+// dropCopiedMarks removes the dedupfn marks a copy with metadata
+// directive COPY took from its source, by copying the object onto itself
+// with the rest of its metadata and its content headers.
+func (p *publishing) dropCopiedMarks(ctx context.Context, bucket, key string) error {
+	head, err := p.Backend.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return fmt.Errorf("head %s/%s: %w", bucket, key, err)
+	}
+	meta := withoutMarks(head.Metadata)
+	if len(meta) == len(head.Metadata) {
+		return nil
+	}
+	source := url.QueryEscape(bucket) + "/" + url.QueryEscape(key)
+	owner := ""
+	_, err = p.Backend.CopyObject(ctx, s3response.CopyObjectInput{
+		Bucket: &bucket, Key: &key, CopySource: &source, ExpectedBucketOwner: &owner,
+		Metadata: meta, MetadataDirective: types.MetadataDirectiveReplace, TaggingDirective: types.TaggingDirectiveCopy,
+		ContentType: head.ContentType, ContentEncoding: head.ContentEncoding, ContentDisposition: head.ContentDisposition,
+		ContentLanguage: head.ContentLanguage, CacheControl: head.CacheControl, Expires: head.ExpiresString,
+	})
+	if err != nil {
+		return fmt.Errorf("rewrite metadata of %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// withoutMarks returns m without dedupfn's own keys (event.MetaPrefix,
+// any case, with or without x-amz-meta-): m itself when it has none.
+func withoutMarks(m map[string]string) map[string]string {
+	isMark := func(k string) bool {
+		return strings.HasPrefix(strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-"), event.MetaPrefix)
+	}
+	var out map[string]string
+	for k := range m {
+		if isMark(k) {
+			out = make(map[string]string, len(m))
+			break
+		}
+	}
+	if out == nil {
+		return m
+	}
+	for k, v := range m {
+		if !isMark(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // emit reads the written object back (size, etag, content type, the
 // effective metadata and stored SHA-256, all from the one file it opens)
 // and publishes its event. Any failure is returned to the client as a 500:
@@ -464,6 +547,9 @@ func (p *publishing) emit(ctx context.Context, name, bucket, key, version string
 	if p.publish == nil {
 		return nil
 	}
+	// The gateway's request strings may share buffers it reuses (fiber):
+	// the event outlives the request.
+	bucket, key, version = strings.Clone(bucket), strings.Clone(key), strings.Clone(version)
 	body, info, err := p.open(ctx, bucket, key, version, "")
 	if err != nil {
 		p.logger.Error("read back written object", "bucket", bucket, "key", key, "err", err)
@@ -471,8 +557,9 @@ func (p *publishing) emit(ctx context.Context, name, bucket, key, version string
 	}
 	body.Close()
 	if info.Metadata[event.MetaOutputOf] != "" {
-		// dedupfn's own output: it never triggers a function, so its event
-		// would cost a durable queue write and an ack for nothing.
+		// dedupfn's own output (no client can set the mark: withoutMarks):
+		// it never triggers a function, so its event would cost a durable
+		// queue write and an ack for nothing.
 		return nil
 	}
 	ev := event.Event{
