@@ -54,6 +54,7 @@ type serveOptions struct {
 	buckets                              []string
 	sec                                  securityOptions // tenants.go
 	proc                                 processFlags    // runtimes.go
+	wasm                                 wasmFlags       // runtimes.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -100,6 +101,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
 	o.sec.register(fl)
 	o.proc.register(fl)
+	o.wasm.register(fl)
 	return cmd
 }
 
@@ -269,7 +271,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 
-	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, logger)
+	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, o.wasm, logger)
 	if err != nil {
 		return err
 	}
@@ -307,6 +309,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("listen API: %w", err)
 	}
 	httpSrv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests end when the server stops: a deploy's compile is
+	// cancelled rather than hold the shutdown.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	httpSrv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+	httpSrv.RegisterOnShutdown(cancelReqs)
 
 	// runCtx stops intake; workCtx, cancelled only after the drain timeout,
 	// lets in-flight events finish and be recorded.
