@@ -31,3 +31,18 @@ func TestWasmCompileLimits_ScanBody(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckFunctions: the scanner reads a tenant's module; it must never
+// panic and always measure each body it visits by its length.
+func FuzzCheckFunctions(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x07\x01\x05\x00\x02\x40\x0b\x0b"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01\x03\x00\x0e\xff"))
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		_ = checkFunctions(bin, func(_ int, s funcStats) error {
+			if s.bytes > len(bin) || s.branches < 0 || s.nesting < 0 {
+				t.Fatalf("stats %+v of a %d-byte module", s, len(bin))
+			}
+			return nil
+		})
+	})
+}
