@@ -56,6 +56,19 @@ func TestWasmCompileLimits_EachLimit(t *testing.T) {
 			}
 		})
 	}
+	// Parameters are locals to the compiler: 5,000 of them with 2,000
+	// branches compiled for 33 s and 750 MB.
+	r := newRuntime(t, wasm.Options{})
+	err := r.Prepare(t.Context(), wasmtest.Function("params", paramsBomb(5000, 2000)))
+	const want = "function 0 has 10005000 branches × locals, over the limit of 500000 (--wasm-max-function-branch-locals)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Prepare(5,000 params, 2,000 branches): %v, want %q", err, want)
+	}
+	r = newRuntime(t, wasm.Options{CodeLimits: wasm.CodeLimits{Locals: 99}})
+	err = r.Prepare(t.Context(), wasmtest.Function("params", paramsBomb(100, 1)))
+	if want := "function 0 has 100 locals (parameters included), over the limit of 99 (--wasm-max-function-locals)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Prepare(100 params) with Locals 99: %v, want %q", err, want)
+	}
 	if _, err := wasm.New(wasm.Options{CodeLimits: wasm.CodeLimits{Nesting: -1}}); err == nil || !strings.Contains(err.Error(), "max nesting must be >= 0, got -1") {
 		t.Errorf("New with Nesting -1: error %v", err)
 	}
@@ -78,6 +91,31 @@ func TestWasmCompileLimits_GoModulesWellWithin(t *testing.T) {
 			t.Errorf("Prepare(%s): %v", dir, err)
 		}
 	}
+}
+
+// paramsBomb is a module of one function of params i32 parameters whose
+// body is a loop of branches br_if back to it.
+func paramsBomb(params, branches int) []byte {
+	uleb := func(b []byte, v int) []byte {
+		for ; v >= 0x80; v >>= 7 {
+			b = append(b, byte(v)|0x80)
+		}
+		return append(b, byte(v))
+	}
+	section := func(m []byte, id byte, c []byte) []byte { return append(uleb(append(m, id), len(c)), c...) }
+	typ := uleb([]byte{1, 0x60}, params)
+	for range params {
+		typ = append(typ, 0x7f)
+	}
+	typ = append(typ, 0)          // no results
+	body := []byte{0, 0x03, 0x40} // no locals; loop
+	for range branches {
+		body = append(body, 0x41, 0x00, 0x0d, 0x00) // i32.const 0; br_if 0
+	}
+	body = append(body, 0x0b, 0x0b)
+	m := section([]byte("\x00asm\x01\x00\x00\x00"), 1, typ)
+	m = section(m, 3, []byte{1, 0})
+	return section(m, 10, append(uleb([]byte{1}, len(body)), body...))
 }
 
 // slowModule compiles for many seconds in all, a fraction of a second per

@@ -10,7 +10,8 @@ import (
 //
 // wazero's optimizing compiler takes time quadratic in the basic blocks of
 // one function: a function of 40,000 blocks compiles for about half a
-// minute, one of 100,000 br_table targets for 8 seconds and 240 MB. It
+// minute, one of 100,000 br_table targets for 8 seconds and 240 MB, one
+// of 5,000 parameters and 2,000 branches for 33 s and 750 MB. It
 // checks its context only between functions, so one such function can be
 // neither cancelled nor bounded in memory once its compile has started; a
 // function declaring 2^32 locals makes its decoder allocate 4 GiB first.
@@ -31,7 +32,7 @@ type CodeLimits struct {
 	Branches int
 	// Nesting bounds how deep block, loop and if nest in one function.
 	Nesting int
-	// Locals bounds the locals one function declares.
+	// Locals bounds one function's parameters and declared locals.
 	Locals int
 	// BranchLocals bounds Branches times Locals of one function: the
 	// compiler's SSA construction does work for each local at each
@@ -89,20 +90,24 @@ func (s funcStats) check(i int, lim CodeLimits) error {
 	case s.nesting > lim.Nesting:
 		return over("levels of nested blocks", uint64(s.nesting), lim.Nesting, "wasm-max-function-nesting")
 	case s.locals > uint64(lim.Locals):
-		return over("locals", s.locals, lim.Locals, "wasm-max-function-locals")
+		return over("locals (parameters included)", s.locals, lim.Locals, "wasm-max-function-locals")
 	case uint64(s.branches)*s.locals > uint64(lim.BranchLocals):
 		return over("branches × locals", uint64(s.branches)*s.locals, lim.BranchLocals, "wasm-max-function-branch-locals")
 	}
 	return nil
 }
 
-// checkFunctions measures every function body of bin's code section and
-// returns visit's first error. A module whose sections or bodies cannot
-// be read is left to wazero, which refuses it without compiling.
+// checkFunctions measures every function body of bin's code section, its
+// parameters counted as locals (they are, to the compiler), and returns
+// visit's first error. A module whose sections cannot be delimited is
+// left to wazero, which refuses it without compiling; one whose types or
+// functions cannot be read is refused, so that no parameter goes
+// uncounted.
 func checkFunctions(bin []byte, visit func(i int, s funcStats) error) error {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
 		return nil
 	}
+	var params, funcTypes []uint64 // per type; per function of the code section
 	for i := 8; i < len(bin); {
 		id := bin[i]
 		size, n := binary.Uvarint(bin[i+1:])
@@ -110,15 +115,73 @@ func checkFunctions(bin []byte, visit func(i int, s funcStats) error) error {
 			return nil
 		}
 		start := i + 1 + n
-		if id == sectionCode {
-			return scanCode(bin[start:start+int(size)], visit)
+		sec := bin[start : start+int(size)]
+		var ok bool
+		switch id {
+		case sectionType:
+			if params, ok = readParams(sec); !ok {
+				return fmt.Errorf("%w: its type section cannot be read", errUnreadable)
+			}
+		case sectionFunction:
+			if funcTypes, ok = readIndices(sec); !ok {
+				return fmt.Errorf("%w: its function section cannot be read", errUnreadable)
+			}
+		case sectionCode:
+			return scanCode(sec, func(i int, s funcStats) error {
+				if i < len(funcTypes) && funcTypes[i] < uint64(len(params)) {
+					s.locals += params[funcTypes[i]]
+				}
+				return visit(i, s)
+			})
 		}
 		i = start + int(size)
 	}
 	return nil
 }
 
-const sectionCode = 10
+const (
+	sectionType     = 1
+	sectionFunction = 3
+	sectionCode     = 10
+)
+
+var errUnreadable = errors.New("module cannot be read")
+
+// readParams returns the parameter count of each function type of a type
+// section; false if it holds anything else (wazero, with the core 2.0
+// features dedupfn enables, accepts nothing else either).
+func readParams(sec []byte) ([]uint64, bool) {
+	r := reader{b: sec}
+	n := r.u32()
+	if n > uint64(len(sec)) { // each type takes at least 3 bytes
+		return nil, false
+	}
+	params := make([]uint64, 0, n)
+	for range n {
+		if r.byte() != 0x60 {
+			return nil, false
+		}
+		np := r.valtypes()
+		r.valtypes() // results
+		params = append(params, np)
+	}
+	return params, !r.bad && r.i == len(sec)
+}
+
+// readIndices reads a vector of u32 (the function section: a type index
+// per function).
+func readIndices(sec []byte) ([]uint64, bool) {
+	r := reader{b: sec}
+	n := r.u32()
+	if n > uint64(len(sec)) {
+		return nil, false
+	}
+	idx := make([]uint64, 0, n)
+	for range n {
+		idx = append(idx, r.u32())
+	}
+	return idx, !r.bad && r.i == len(sec)
+}
 
 func scanCode(sec []byte, visit func(i int, s funcStats) error) error {
 	r := reader{b: sec}
@@ -150,9 +213,7 @@ func scanBody(r *reader) funcStats {
 	groups := r.u32()
 	for g := uint64(0); g < groups && r.ok(); g++ {
 		s.locals += r.u32()
-		if t := r.byte(); t == 0x63 || t == 0x64 { // (ref null? ht)
-			r.s64()
-		}
+		r.valtype()
 	}
 	depth := 0
 	for r.ok() && r.i < len(r.b) {
@@ -296,6 +357,22 @@ func (r *reader) s64() {
 			return
 		}
 	}
+}
+
+// valtype skips a value type: one byte, or (ref null? heaptype).
+func (r *reader) valtype() {
+	if t := r.byte(); t == 0x63 || t == 0x64 {
+		r.s64()
+	}
+}
+
+// valtypes skips a vector of value types and returns its length.
+func (r *reader) valtypes() uint64 {
+	n := r.u32()
+	for k := uint64(0); k < n && r.ok(); k++ {
+		r.valtype()
+	}
+	return n
 }
 
 // memarg skips an alignment (whose bit 6 announces a memory index) and an

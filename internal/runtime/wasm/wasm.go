@@ -68,8 +68,8 @@ const (
 	// The default CodeLimits on one function of a module (limits.go),
 	// from measurements on wazero 1.12, amd64 (docs/security.md): the
 	// largest functions of real modules (Go 1.26, TinyGo, Rust, Zig) have
-	// 50,636 bytes, 2,783 blocks and branches, 549 levels of nesting, 811
-	// locals and 113,540 branches × locals; a function at the limits
+	// 50,636 bytes, 2,783 blocks and branches, 549 levels of nesting, 813
+	// locals and 113,820 branches × locals; a function at the limits
 	// compiles in at most about 4 s and 250 MB.
 	DefaultMaxFunctionBytes        = 512 << 10
 	DefaultMaxFunctionBranches     = 8192
