@@ -79,8 +79,8 @@ func (f *wasmFlags) register(fl *pflag.FlagSet) {
 		"deepest nesting of blocks, loops and ifs in one function of a wasm module")
 	fl.IntVar(&f.limits.Locals, "wasm-max-function-locals", wasm.DefaultMaxFunctionLocals,
 		"most locals one function of a wasm module may declare")
-	fl.IntVar(&f.limits.BranchLocals, "wasm-max-function-branch-locals", wasm.DefaultMaxFunctionBranchLocals,
-		"largest branches times locals of one function of a wasm module (compile time grows with it)")
+	fl.IntVar(&f.limits.BranchValues, "wasm-max-function-branch-values", wasm.DefaultMaxFunctionBranchValues,
+		"largest branches times values (locals, parameters, and the parameters and results of the largest block type) of one function of a wasm module (compile time grows with it)")
 }
 
 // createOpenWhiskAction creates or updates a native (blackbox) action on

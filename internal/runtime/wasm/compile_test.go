@@ -1,6 +1,7 @@
 package wasm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -60,9 +61,15 @@ func TestWasmCompileLimits_EachLimit(t *testing.T) {
 	// branches compiled for 33 s and 750 MB.
 	r := newRuntime(t, wasm.Options{})
 	err := r.Prepare(t.Context(), wasmtest.Function("params", paramsBomb(5000, 2000)))
-	const want = "function 0 has 10005000 branches × locals, over the limit of 500000 (--wasm-max-function-branch-locals)"
+	const want = "function 0 has 10005000 branches × values (locals and block parameters and results), over the limit of 500000 (--wasm-max-function-branch-values)"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Prepare(5,000 params, 2,000 branches): %v, want %q", err, want)
+	}
+	// So are a block's parameters and results: blocks of 3,000 of each
+	// with 4,000 branches compiled for 43 s and 620 MB.
+	err = r.Prepare(t.Context(), wasmtest.Function("blocks", blockValuesBomb(3000, 2000)))
+	if want := "function 0 has 24000000 branches × values"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Prepare(2,000 blocks of 3,000 parameters and results): %v, want %q", err, want)
 	}
 	r = newRuntime(t, wasm.Options{CodeLimits: wasm.CodeLimits{Locals: 99}})
 	err = r.Prepare(t.Context(), wasmtest.Function("params", paramsBomb(100, 1)))
@@ -78,13 +85,13 @@ func TestWasmCompileLimits_EachLimit(t *testing.T) {
 // has the largest functions of the languages measured (docs/security.md).
 func TestWasmCompileLimits_GoModulesWellWithin(t *testing.T) {
 	for _, dir := range []string{filepath.Join("testdata", "fixture"), filepath.Join("..", "..", "..", "examples", "thumbnail")} {
-		bytes, branches, nesting, locals, branchLocals := wasm.FunctionMaxima(wasmtest.Build(t, dir))
-		t.Logf("%s: largest function %d bytes, %d branches, %d nested, %d locals, %d branches × locals",
-			dir, bytes, branches, nesting, locals, branchLocals)
+		bytes, branches, nesting, locals, branchValues := wasm.FunctionMaxima(wasmtest.Build(t, dir))
+		t.Logf("%s: largest function %d bytes, %d branches, %d nested, %d locals, %d branches × values",
+			dir, bytes, branches, nesting, locals, branchValues)
 		// A margin of at least 2.5 on each (8,192 / 2,783 is the narrowest).
 		if 5*bytes > 2*wasm.DefaultMaxFunctionBytes || 5*branches > 2*wasm.DefaultMaxFunctionBranches ||
 			5*nesting > 2*wasm.DefaultMaxFunctionNesting || 5*locals > 2*wasm.DefaultMaxFunctionLocals ||
-			5*branchLocals > 2*wasm.DefaultMaxFunctionBranchLocals {
+			5*branchValues > 2*wasm.DefaultMaxFunctionBranchValues {
 			t.Errorf("%s is within less than 2.5 times of a default limit", dir)
 		}
 		if err := newRuntime(t, wasm.Options{}).Prepare(t.Context(), wasmtest.Function("real", wasmtest.Build(t, dir))); err != nil {
@@ -93,16 +100,41 @@ func TestWasmCompileLimits_GoModulesWellWithin(t *testing.T) {
 	}
 }
 
+// blockValuesBomb is a module of one function of blocks blocks, each of
+// values i32 parameters and as many results, and each with a br_if.
+func blockValuesBomb(values, blocks int) []byte {
+	i32s := bytes.Repeat([]byte{0x7f}, values)
+	typ := []byte{2, 0x60, 0, 0, 0x60} // type 0: () -> (); type 1: values -> values
+	typ = append(uleb(typ, values), i32s...)
+	typ = append(uleb(typ, values), i32s...)
+	body := []byte{0}
+	for range values {
+		body = append(body, 0x41, 0x00) // i32.const 0
+	}
+	for range blocks {
+		body = append(body, 0x02, 0x01, 0x41, 0x00, 0x0d, 0x00, 0x0b) // block (type 1) i32.const 0 br_if 0 end
+	}
+	for range values {
+		body = append(body, 0x1a) // drop
+	}
+	body = append(body, 0x0b)
+	m := section([]byte("\x00asm\x01\x00\x00\x00"), 1, typ)
+	m = section(m, 3, []byte{1, 0})
+	return section(m, 10, append(uleb([]byte{1}, len(body)), body...))
+}
+
+func uleb(b []byte, v int) []byte {
+	for ; v >= 0x80; v >>= 7 {
+		b = append(b, byte(v)|0x80)
+	}
+	return append(b, byte(v))
+}
+
+func section(m []byte, id byte, c []byte) []byte { return append(uleb(append(m, id), len(c)), c...) }
+
 // paramsBomb is a module of one function of params i32 parameters whose
 // body is a loop of branches br_if back to it.
 func paramsBomb(params, branches int) []byte {
-	uleb := func(b []byte, v int) []byte {
-		for ; v >= 0x80; v >>= 7 {
-			b = append(b, byte(v)|0x80)
-		}
-		return append(b, byte(v))
-	}
-	section := func(m []byte, id byte, c []byte) []byte { return append(uleb(append(m, id), len(c)), c...) }
 	typ := uleb([]byte{1, 0x60}, params)
 	for range params {
 		typ = append(typ, 0x7f)

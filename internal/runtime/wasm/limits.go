@@ -34,10 +34,12 @@ type CodeLimits struct {
 	Nesting int
 	// Locals bounds one function's parameters and declared locals.
 	Locals int
-	// BranchLocals bounds Branches times Locals of one function: the
-	// compiler's SSA construction does work for each local at each
-	// branch (50,000 locals with 2,000 branches took 88 s).
-	BranchLocals int
+	// BranchValues bounds Branches times the values of one function: its
+	// locals plus the parameters and results of its largest block type.
+	// The compiler's SSA construction does work for each such value at
+	// each branch (50,000 locals with 2,000 branches took 88 s; blocks of
+	// 3,000 parameters and results with 4,000 branches, 43 s).
+	BranchValues int
 }
 
 func (l CodeLimits) withDefaults() CodeLimits {
@@ -50,7 +52,7 @@ func (l CodeLimits) withDefaults() CodeLimits {
 	def(&l.Branches, DefaultMaxFunctionBranches)
 	def(&l.Nesting, DefaultMaxFunctionNesting)
 	def(&l.Locals, DefaultMaxFunctionLocals)
-	def(&l.BranchLocals, DefaultMaxFunctionBranchLocals)
+	def(&l.BranchValues, DefaultMaxFunctionBranchValues)
 	return l
 }
 
@@ -58,7 +60,7 @@ func (l CodeLimits) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"function bytes", l.FunctionBytes}, {"branches", l.Branches}, {"nesting", l.Nesting}, {"locals", l.Locals}, {"branches × locals", l.BranchLocals}} {
+	}{{"function bytes", l.FunctionBytes}, {"branches", l.Branches}, {"nesting", l.Nesting}, {"locals", l.Locals}, {"branches × values", l.BranchValues}} {
 		if f.v < 0 {
 			return fmt.Errorf("wasm: max %s must be >= 0, got %d", f.name, f.v)
 		}
@@ -72,8 +74,12 @@ var ErrOverLimit = errors.New("module over the runtime's limits")
 // funcStats is what checkFunctions measures of one function body.
 type funcStats struct {
 	bytes, branches, nesting int
-	locals                   uint64
+	locals                   uint64 // parameters included
+	blockValues              uint64 // parameters and results of its largest block type
 }
+
+// branchValues is the measure CodeLimits.BranchValues bounds.
+func (s funcStats) branchValues() uint64 { return uint64(s.branches) * (s.locals + s.blockValues) }
 
 // check returns an error naming the first limit of lim that function i is
 // over (flag names the serve flag that sets it).
@@ -91,8 +97,8 @@ func (s funcStats) check(i int, lim CodeLimits) error {
 		return over("levels of nested blocks", uint64(s.nesting), lim.Nesting, "wasm-max-function-nesting")
 	case s.locals > uint64(lim.Locals):
 		return over("locals (parameters included)", s.locals, lim.Locals, "wasm-max-function-locals")
-	case uint64(s.branches)*s.locals > uint64(lim.BranchLocals):
-		return over("branches × locals", uint64(s.branches)*s.locals, lim.BranchLocals, "wasm-max-function-branch-locals")
+	case s.branchValues() > uint64(lim.BranchValues):
+		return over("branches × values (locals and block parameters and results)", s.branchValues(), lim.BranchValues, "wasm-max-function-branch-values")
 	}
 	return nil
 }
@@ -107,7 +113,8 @@ func checkFunctions(bin []byte, visit func(i int, s funcStats) error) error {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
 		return nil
 	}
-	var params, funcTypes []uint64 // per type; per function of the code section
+	var types []funcType
+	var funcTypes []uint64 // per function of the code section
 	for i := 8; i < len(bin); {
 		id := bin[i]
 		size, n := binary.Uvarint(bin[i+1:])
@@ -119,7 +126,7 @@ func checkFunctions(bin []byte, visit func(i int, s funcStats) error) error {
 		var ok bool
 		switch id {
 		case sectionType:
-			if params, ok = readParams(sec); !ok {
+			if types, ok = readTypes(sec); !ok {
 				return fmt.Errorf("%w: its type section cannot be read", errUnreadable)
 			}
 		case sectionFunction:
@@ -127,9 +134,9 @@ func checkFunctions(bin []byte, visit func(i int, s funcStats) error) error {
 				return fmt.Errorf("%w: its function section cannot be read", errUnreadable)
 			}
 		case sectionCode:
-			return scanCode(sec, func(i int, s funcStats) error {
-				if i < len(funcTypes) && funcTypes[i] < uint64(len(params)) {
-					s.locals += params[funcTypes[i]]
+			return scanCode(sec, types, func(i int, s funcStats) error {
+				if i < len(funcTypes) && funcTypes[i] < uint64(len(types)) {
+					s.locals += types[funcTypes[i]].params
 				}
 				return visit(i, s)
 			})
@@ -147,25 +154,27 @@ const (
 
 var errUnreadable = errors.New("module cannot be read")
 
-// readParams returns the parameter count of each function type of a type
-// section; false if it holds anything else (wazero, with the core 2.0
-// features dedupfn enables, accepts nothing else either).
-func readParams(sec []byte) ([]uint64, bool) {
+// funcType is what the limits need of a function type.
+type funcType struct{ params, results uint64 }
+
+// readTypes reads the function types of a type section; false if it holds
+// anything else (wazero, with the core 2.0 features dedupfn enables,
+// accepts nothing else either).
+func readTypes(sec []byte) ([]funcType, bool) {
 	r := reader{b: sec}
 	n := r.u32()
 	if n > uint64(len(sec)) { // each type takes at least 3 bytes
 		return nil, false
 	}
-	params := make([]uint64, 0, n)
+	types := make([]funcType, 0, n)
 	for range n {
 		if r.byte() != 0x60 {
 			return nil, false
 		}
-		np := r.valtypes()
-		r.valtypes() // results
-		params = append(params, np)
+		params := r.valtypes()
+		types = append(types, funcType{params: params, results: r.valtypes()})
 	}
-	return params, !r.bad && r.i == len(sec)
+	return types, !r.bad && r.i == len(sec)
 }
 
 // readIndices reads a vector of u32 (the function section: a type index
@@ -183,7 +192,7 @@ func readIndices(sec []byte) ([]uint64, bool) {
 	return idx, !r.bad && r.i == len(sec)
 }
 
-func scanCode(sec []byte, visit func(i int, s funcStats) error) error {
+func scanCode(sec []byte, types []funcType, visit func(i int, s funcStats) error) error {
 	r := reader{b: sec}
 	count := r.u32()
 	for i := 0; uint64(i) < count && r.ok(); i++ {
@@ -193,7 +202,7 @@ func scanCode(sec []byte, visit func(i int, s funcStats) error) error {
 		}
 		body := reader{b: r.b[r.i : r.i+int(size)]}
 		r.i += int(size)
-		s := scanBody(&body)
+		s := scanBody(&body, types)
 		if err := visit(i, s); err != nil {
 			return err
 		}
@@ -208,7 +217,7 @@ func scanCode(sec []byte, visit func(i int, s funcStats) error) error {
 // the body is then counted as a branch and a level of nesting: an
 // overestimate, as every instruction takes at least one byte, so such a
 // function is refused only if it could be over.
-func scanBody(r *reader) funcStats {
+func scanBody(r *reader, types []funcType) funcStats {
 	s := funcStats{bytes: len(r.b)}
 	groups := r.u32()
 	for g := uint64(0); g < groups && r.ok(); g++ {
@@ -220,7 +229,13 @@ func scanBody(r *reader) funcStats {
 		op := r.byte()
 		switch {
 		case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if: blocktype
-			r.s64()
+			if t := r.s33(); t >= 0 { // a type index, else none or one value type
+				if t >= int64(len(types)) {
+					r.bad = true
+					break
+				}
+				s.blockValues = max(s.blockValues, types[t].params+types[t].results)
+			}
 			s.branches++
 			depth++
 			s.nesting = max(s.nesting, depth)
@@ -357,6 +372,26 @@ func (r *reader) s64() {
 			return
 		}
 	}
+}
+
+// s33 reads a signed LEB128 of at most 5 bytes (a block type).
+func (r *reader) s33() int64 {
+	var v int64
+	for n := 0; !r.bad; n++ {
+		if n == 5 {
+			r.bad = true
+			break
+		}
+		b := r.byte()
+		v |= int64(b&0x7f) << (7 * n)
+		if b&0x80 == 0 {
+			if b&0x40 != 0 { // negative: sign-extend
+				v |= -1 << (7 * (n + 1))
+			}
+			return v
+		}
+	}
+	return 0
 }
 
 // valtype skips a value type: one byte, or (ref null? heaptype).

@@ -23,7 +23,7 @@ func TestWasmCompileLimits_ScanBody(t *testing.T) {
 		{"Truncated", []byte{0, 0x41}, funcStats{branches: 2, nesting: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := scanBody(&reader{b: tc.body})
+			got := scanBody(&reader{b: tc.body}, nil)
 			tc.want.bytes = len(tc.body)
 			if got != tc.want {
 				t.Fatalf("scanBody = %+v, want %+v", got, tc.want)

@@ -69,13 +69,13 @@ const (
 	// from measurements on wazero 1.12, amd64 (docs/security.md): the
 	// largest functions of real modules (Go 1.26, TinyGo, Rust, Zig) have
 	// 50,636 bytes, 2,783 blocks and branches, 549 levels of nesting, 813
-	// locals and 113,820 branches × locals; a function at the limits
+	// locals and 113,820 branches × values; a function at the limits
 	// compiles in at most about 4 s and 250 MB.
 	DefaultMaxFunctionBytes        = 512 << 10
 	DefaultMaxFunctionBranches     = 8192
 	DefaultMaxFunctionNesting      = 4096
 	DefaultMaxFunctionLocals       = 50_000
-	DefaultMaxFunctionBranchLocals = 500_000
+	DefaultMaxFunctionBranchValues = 500_000
 )
 
 // Env names the module sees.
