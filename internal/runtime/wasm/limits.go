@@ -9,16 +9,18 @@ import (
 // Why check a module's functions before compiling it?
 //
 // wazero's optimizing compiler takes time quadratic in the basic blocks of
-// one function: a function of 40,000 blocks compiles for about half a
-// minute, one of 100,000 br_table targets for 8 seconds and 240 MB, one
-// of 5,000 parameters and 2,000 branches for 33 s and 750 MB. It
-// checks its context only between functions, so one such function can be
-// neither cancelled nor bounded in memory once its compile has started; a
-// function declaring 2^32 locals makes its decoder allocate 4 GiB first.
-// So each function body is read here, before wazero sees the module, and
-// a module with a function over CodeLimits is refused with the limit's name.
-// The defaults (wasm.go) admit the largest functions of real Go modules
-// several times over; docs/security.md has the measurements.
+// one function, and proportional to blocks times the values (locals,
+// parameters, block parameters and results) it carries across them: a
+// function of 40,000 blocks compiles for about half a minute, one of
+// 100,000 br_table targets for 8 seconds and 240 MB, one of 5,000
+// parameters and 2,000 branches for 33 s and 750 MB. It checks its
+// context only between functions, so one such function can be neither
+// cancelled nor bounded in memory once its compile has started; a function
+// declaring 2^32 locals makes its decoder allocate 4 GiB first. So each
+// function body is read here, before wazero sees the module, and a module
+// with a function over CodeLimits is refused with the limit's name. The
+// defaults (wasm.go) admit the largest functions of real modules several
+// times over; docs/security.md has the measurements.
 
 // CodeLimits bound each function of a module; a module with a function over
 // one of them is refused before it is compiled. Zero fields take the
