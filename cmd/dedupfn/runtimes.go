@@ -19,7 +19,7 @@ import (
 
 // openRuntimes starts every runtime this binary ships, keyed by name; ow
 // holds the OpenWhisk runtime's host settings (API, Allow).
-func openRuntimes(dataDir string, inlineLimit int64, ow openwhisk.Options, pf processFlags, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
+func openRuntimes(dataDir string, inlineLimit int64, ow openwhisk.Options, pf processFlags, wf wasmFlags, logger *slog.Logger) (map[string]runtime.Runtime, func(), error) {
 	rts := map[string]runtime.Runtime{}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -28,7 +28,7 @@ func openRuntimes(dataDir string, inlineLimit int64, ow openwhisk.Options, pf pr
 			rt.Close(ctx)
 		}
 	}
-	w, err := wasm.New(wasm.Options{CacheDir: filepath.Join(dataDir, "cache", "wasm"), Logger: logger})
+	w, err := wasm.New(wasm.Options{CacheDir: filepath.Join(dataDir, "cache", "wasm"), Logger: logger, CodeLimits: wf.limits})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -62,6 +62,25 @@ func (f *processFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.execUser, "exec-user", "", "run --exec actions as this user (name or uid; the server must run as root and --data must be searchable by it); "+
 		"without it actions run as the server's user and can read the server's environment, secrets included, through /proc")
 	fl.IntVar(&f.maxResult, "max-result", process.DefaultMaxResultBytes, "largest result, in bytes, an --exec action may write on fd 3; a larger one fails the activation")
+}
+
+// wasmFlags are serve's limits on the functions of a wasm module, checked
+// at deploy and before any compile (docs/security.md).
+type wasmFlags struct {
+	limits wasm.CodeLimits
+}
+
+func (f *wasmFlags) register(fl *pflag.FlagSet) {
+	fl.IntVar(&f.limits.FunctionBytes, "wasm-max-function-bytes", wasm.DefaultMaxFunctionBytes,
+		"largest function body, in bytes, a wasm module may have; a larger one is refused at deploy")
+	fl.IntVar(&f.limits.Branches, "wasm-max-function-branches", wasm.DefaultMaxFunctionBranches,
+		"most blocks, loops, ifs, elses, branches and br_table targets in one function of a wasm module (compile time grows with their square)")
+	fl.IntVar(&f.limits.Nesting, "wasm-max-function-nesting", wasm.DefaultMaxFunctionNesting,
+		"deepest nesting of blocks, loops and ifs in one function of a wasm module")
+	fl.IntVar(&f.limits.Locals, "wasm-max-function-locals", wasm.DefaultMaxFunctionLocals,
+		"most locals one function of a wasm module may declare")
+	fl.IntVar(&f.limits.BranchValues, "wasm-max-function-branch-values", wasm.DefaultMaxFunctionBranchValues,
+		"largest branches times values (locals, parameters, and the parameters and results of the largest block type) of one function of a wasm module (compile time grows with it)")
 }
 
 // createOpenWhiskAction creates or updates a native (blackbox) action on

@@ -59,6 +59,7 @@ type serveOptions struct {
 	sec                                  securityOptions // tenants.go
 	proc                                 processFlags    // runtimes.go
 	conn                                 connFlags       // conn.go
+	wasm                                 wasmFlags       // runtimes.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -107,6 +108,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	o.sec.register(fl)
 	o.proc.register(fl)
 	o.conn.register(fl)
+	o.wasm.register(fl)
 	return cmd
 }
 
@@ -310,7 +312,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 
-	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, logger)
+	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, o.wasm, logger)
 	if err != nil {
 		return err
 	}
@@ -362,6 +364,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen API: %w", err)
 	}
+	// Requests end when the server stops: a deploy's compile is
+	// cancelled rather than hold the shutdown.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	httpSrv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+	httpSrv.RegisterOnShutdown(cancelReqs)
 
 	// runCtx stops intake; workCtx, cancelled only after the drain timeout,
 	// lets in-flight events finish and be recorded.

@@ -338,6 +338,13 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 			}
 		}
 	}
+	if l, ok := rt.(runtime.Loader); ok { // compile outside the run slot
+		release, err := l.Load(ctx, inv.Function)
+		if err != nil {
+			return out, runtime.Result{}, err
+		}
+		defer release()
+	}
 	waitStart := time.Now()
 	if err := p.runs.acquire(ctx, j.background); err != nil {
 		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)

@@ -183,6 +183,15 @@ type Preparer interface {
 	Prepare(ctx context.Context, fn Function) error
 }
 
+// Loader is implemented by runtimes with a costly step before a run that
+// they cache (compiling a module). The pipeline calls Load before it
+// takes a run slot, so that step never holds one, and release once the
+// run is over; an Invoke of fn in between does not repeat it. Failures
+// are *Error, as Invoke's. release is safe to call twice.
+type Loader interface {
+	Load(ctx context.Context, fn Function) (release func(), err error)
+}
+
 // Forgetter is implemented by runtimes that keep state for a function
 // beyond an invocation (unpacked code on disk, warm processes): Forget
 // releases it when the function is deleted. It is idempotent, and a later

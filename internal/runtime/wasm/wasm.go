@@ -9,7 +9,8 @@
 // Each invocation instantiates a fresh module instance, so nothing is
 // shared between invocations; invocations may run concurrently. Compiled
 // modules are cached in memory by code digest and, with Options.CacheDir,
-// on disk across restarts.
+// on disk across restarts. A module with a function over CodeLimits is
+// refused before it is compiled (limits.go).
 package wasm
 
 import (
@@ -57,6 +58,24 @@ const (
 	// pages); it is the limit when Limits.MemoryBytes is 0.
 	maxMemoryBytes = 65536 * pageSize
 	pageSize       = 65536
+
+	// compileWorkers is how many functions of one module are compiled at
+	// once. Why not 1, wazero's default: only its parallel path checks
+	// the context (between functions), so with one worker a compile
+	// could not be cancelled at all.
+	compileWorkers = 2
+
+	// The default CodeLimits on one function of a module (limits.go),
+	// from measurements on wazero 1.12, amd64 (docs/security.md): the
+	// largest functions of real modules (Go 1.26, TinyGo, Rust, Zig) have
+	// 50,636 bytes, 2,783 blocks and branches, 549 levels of nesting, 813
+	// locals and 113,820 branches × values; a function at the limits
+	// compiles in at most about 4 s and 250 MB.
+	DefaultMaxFunctionBytes        = 512 << 10
+	DefaultMaxFunctionBranches     = 8192
+	DefaultMaxFunctionNesting      = 4096
+	DefaultMaxFunctionLocals       = 50_000
+	DefaultMaxFunctionBranchValues = 500_000
 )
 
 // Env names the module sees.
@@ -78,6 +97,9 @@ type Options struct {
 	// MaxCachedModules bounds the compiled modules kept in memory
 	// (least recently used are dropped); 0 means DefaultMaxCachedModules.
 	MaxCachedModules int
+	// CodeLimits bound each function of a module; a module over them is
+	// refused before it is compiled (limits.go).
+	CodeLimits CodeLimits
 }
 
 // Runtime runs WebAssembly functions. It is safe for concurrent use.
@@ -86,9 +108,12 @@ type Runtime struct {
 	wz        wazero.Runtime
 	cache     wazero.CompilationCache
 	maxCached int
+	limits    CodeLimits
 
-	// done is closed by Close: running invocations are stopped.
-	done chan struct{}
+	// closing ends when Close is called: running invocations and
+	// compiles are stopped.
+	closing context.Context
+	stop    context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool
@@ -97,7 +122,11 @@ type Runtime struct {
 	lru     *list.List               // front = most recently used
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime  = (*Runtime)(nil)
+	_ runtime.Preparer = (*Runtime)(nil)
+	_ runtime.Loader   = (*Runtime)(nil)
+)
 
 // compiled is one cache entry; ready is closed once mod or err is set.
 type compiled struct {
@@ -105,6 +134,11 @@ type compiled struct {
 	ready  chan struct{}
 	mod    wazero.CompiledModule
 	err    error
+	// cancelled: err is the compile's context ending, not the module's
+	// fault; a waiter whose own context is alive compiles again.
+	cancelled bool
+	// pins counts Loads not yet released: a pinned module is not evicted.
+	pins int
 }
 
 var (
@@ -117,6 +151,9 @@ var (
 func New(opts Options) (*Runtime, error) {
 	if opts.MaxCachedModules < 0 {
 		return nil, fmt.Errorf("wasm: max cached modules must be >= 0, got %d", opts.MaxCachedModules)
+	}
+	if err := opts.CodeLimits.validate(); err != nil {
+		return nil, err
 	}
 	maxCached := opts.MaxCachedModules
 	if maxCached == 0 {
@@ -147,12 +184,15 @@ func New(opts Options) (*Runtime, error) {
 		_ = cache.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate wasi: %w", err)
 	}
+	closing, stop := context.WithCancel(context.Background())
 	return &Runtime{
 		log:       log,
 		wz:        wz,
 		cache:     cache,
 		maxCached: maxCached,
-		done:      make(chan struct{}),
+		limits:    opts.CodeLimits.withDefaults(),
+		closing:   closing,
+		stop:      stop,
 		mods:      map[string]*list.Element{},
 		lru:       list.New(),
 	}, nil
@@ -175,7 +215,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
-	close(r.done)
+	r.stop()
 	r.mu.Unlock()
 
 	waited := make(chan struct{})
@@ -186,8 +226,9 @@ func (r *Runtime) Close(ctx context.Context) error {
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		// A compile cannot be interrupted, and closing wazero under it
-		// crashes the process: leave the runtime to the process's exit.
+		// A compile stops only between two functions, and closing wazero
+		// under it crashes the process: leave the runtime to the
+		// process's exit.
 		return fmt.Errorf("wasm: wait for running invocations: %w", ctx.Err())
 	}
 	var errs []error
@@ -216,14 +257,44 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	}
 	defer r.running.Done()
 
-	mod, err := r.compile(ctx, inv.Function)
+	c, err := r.module(ctx, inv.Function, true) // pinned: not closed before instantiation
 	if err != nil {
-		if ctx.Err() != nil {
-			return runtime.Result{}, &runtime.Error{Class: runtime.ClassOf(ctx.Err()), Err: fmt.Errorf("wasm: compile %s: %w", inv.Function.Name, ctx.Err())}
-		}
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+		return runtime.Result{}, err
 	}
-	return r.run(ctx, mod, inv)
+	defer r.unpin(c)
+	return r.run(ctx, c.mod, inv)
+}
+
+// Load compiles fn's module, or finds it compiled, and keeps it compiled
+// until release is called, so that an Invoke of fn in between does not
+// compile: the pipeline loads before it takes a run slot. Errors are
+// those of Invoke's compile. It implements runtime.Loader.
+func (r *Runtime) Load(ctx context.Context, fn runtime.Function) (release func(), err error) {
+	if err := r.enter(); err != nil {
+		return nil, err
+	}
+	defer r.running.Done()
+	c, err := r.module(ctx, fn, true)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { r.unpin(c) }) }, nil
+}
+
+// module is compile with its failures as *runtime.Error: the class of
+// ctx's end when ctx ended, else ClassInit.
+func (r *Runtime) module(ctx context.Context, fn runtime.Function, pin bool) (*compiled, error) {
+	c, err := r.compile(ctx, fn, pin)
+	switch {
+	case err == nil:
+		return c, nil
+	case ctx.Err() != nil:
+		return nil, &runtime.Error{Class: runtime.ClassOf(ctx.Err()), Err: fmt.Errorf("wasm: compile %s: %w", fn.Name, ctx.Err())}
+	case r.closing.Err() != nil:
+		return nil, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("wasm: %w", errClosed)}
+	}
+	return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
 }
 
 // enter counts a call that uses the wazero runtime, so Close waits for it;
@@ -268,7 +339,7 @@ func (r *Runtime) run(ctx context.Context, mod wazero.CompiledModule, inv *runti
 	go func() { // stops the run when the runtime closes; ends with the run
 		defer close(watched)
 		select {
-		case <-r.done:
+		case <-r.closing.Done():
 			cancel(errClosed)
 		case <-runCtx.Done():
 		}
@@ -375,11 +446,11 @@ func (r *Runtime) Prepare(ctx context.Context, fn runtime.Function) error {
 		return err
 	}
 	defer r.running.Done()
-	mod, err := r.compile(ctx, fn)
+	c, err := r.module(ctx, fn, false)
 	if err != nil {
-		return &runtime.Error{Class: runtime.ClassInit, Err: err}
+		return err
 	}
-	if _, ok := mod.ExportedFunctions()["_start"]; !ok {
+	if _, ok := c.mod.ExportedFunctions()["_start"]; !ok {
 		return runtime.Errorf(runtime.ClassInit, "wasm: module of %s exports no _start: build it as a WASI command (GOOS=wasip1 GOARCH=wasm)", fn.Name)
 	}
 	return nil
@@ -387,7 +458,8 @@ func (r *Runtime) Prepare(ctx context.Context, fn runtime.Function) error {
 
 // compile returns the compiled module for fn, from the in-memory cache or
 // by compiling it (once, however many invocations ask at the same time).
-func (r *Runtime) compile(ctx context.Context, fn runtime.Function) (wazero.CompiledModule, error) {
+// With pin, the module is pinned (see Load) unless an error is returned.
+func (r *Runtime) compile(ctx context.Context, fn runtime.Function, pin bool) (*compiled, error) {
 	if len(fn.Code) == 0 {
 		return nil, fmt.Errorf("wasm: function %s has no module", fn.Name)
 	}
@@ -396,54 +468,107 @@ func (r *Runtime) compile(ctx context.Context, fn runtime.Function) (wazero.Comp
 		sum := sha256.Sum256(fn.Code)
 		digest = hex.EncodeToString(sum[:])
 	}
-	r.mu.Lock()
-	if el, ok := r.mods[digest]; ok {
-		r.lru.MoveToFront(el)
-		c := el.Value.(*compiled)
+	for {
+		r.mu.Lock()
+		el, found := r.mods[digest]
+		var c *compiled
+		if found {
+			r.lru.MoveToFront(el)
+			c = el.Value.(*compiled)
+		} else {
+			c = &compiled{digest: digest, ready: make(chan struct{})}
+			r.mods[digest] = r.lru.PushFront(c)
+		}
+		if pin {
+			c.pins++
+		}
 		r.mu.Unlock()
+
+		if !found {
+			r.build(ctx, fn, c)
+		}
 		select {
 		case <-c.ready:
-			return c.mod, c.err
 		case <-ctx.Done():
+			r.unpinIf(c, pin)
 			return nil, ctx.Err()
 		}
+		if c.err == nil {
+			return c, nil
+		}
+		r.unpinIf(c, pin)
+		if !c.cancelled || ctx.Err() != nil || r.closing.Err() != nil {
+			return nil, c.err
+		}
+		// The compile was cancelled by the context of the caller that
+		// started it, not ours: compile it for ourselves.
 	}
-	c := &compiled{digest: digest, ready: make(chan struct{})}
-	r.mods[digest] = r.lru.PushFront(c)
-	r.mu.Unlock()
+}
 
+// build compiles fn's module into c and closes c.ready. A module over the
+// runtime's CodeLimits is refused before wazero sees it. The compile ends
+// with ctx or Close, at the next function boundary.
+func (r *Runtime) build(ctx context.Context, fn runtime.Function, c *compiled) {
 	start := time.Now()
-	// Others may wait on this compilation: it must not die with our ctx.
-	c.mod, c.err = r.wz.CompileModule(context.WithoutCancel(ctx), mergeDataSegments(fn.Code))
+	c.err = checkFunctions(fn.Code, func(i int, s funcStats) error { return s.check(i, r.limits) })
+	if c.err == nil {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(r.closing, cancel)()
+		c.mod, c.err = r.wz.CompileModule(experimental.WithCompilationWorkers(cctx, compileWorkers), mergeDataSegments(fn.Code))
+		c.cancelled = c.err != nil && cctx.Err() != nil
+	}
 	if c.err != nil {
-		c.err = fmt.Errorf("wasm: compile module of %s (%s): %w", fn.Name, short(digest), c.err)
+		c.err = fmt.Errorf("wasm: compile module of %s (%s): %w", fn.Name, short(c.digest), c.err)
 	}
 	close(c.ready)
-	r.log.Debug("compiled module", "function", fn.Name, "digest", short(digest),
+	r.log.Debug("compiled module", "function", fn.Name, "digest", short(c.digest),
 		"bytes", len(fn.Code), "took", time.Since(start), "err", c.err)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.err != nil {
 		// Do not keep failures: a later deploy of the same digest retries.
-		if el, ok := r.mods[digest]; ok && el.Value == c {
+		if el, ok := r.mods[c.digest]; ok && el.Value == c {
 			r.lru.Remove(el)
-			delete(r.mods, digest)
+			delete(r.mods, c.digest)
 		}
-		return nil, c.err
+		return
 	}
 	r.evictLocked()
-	return c.mod, nil
 }
 
-// evictLocked drops least recently used compiled modules beyond the cap.
-// Closing a compiled module is safe while its instances still run.
+// unpinIf releases a pin taken by compile (when pin is set).
+func (r *Runtime) unpinIf(c *compiled, pin bool) {
+	if pin {
+		r.unpin(c)
+	}
+}
+
+// unpin releases one Load of c; an unpinned module beyond the cap is
+// evicted now.
+func (r *Runtime) unpin(c *compiled) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.pins--
+	if !r.closed {
+		r.evictLocked()
+	}
+}
+
+// evictLocked drops least recently used compiled modules beyond the cap,
+// except the most recent (its caller is about to use it) and those still
+// compiling or pinned by Load or Invoke. Closing a compiled module is
+// safe while its instances still run.
 func (r *Runtime) evictLocked() {
-	for el := r.lru.Back(); el != nil && r.lru.Len() > r.maxCached; {
+	for el := r.lru.Back(); el != nil && el != r.lru.Front() && r.lru.Len() > r.maxCached; {
 		prev := el.Prev()
 		c := el.Value.(*compiled)
 		select {
 		case <-c.ready:
+			if c.pins > 0 { // a Load holds it for a run about to start
+				break
+			}
 			r.lru.Remove(el)
 			delete(r.mods, c.digest)
 			if c.mod != nil {

@@ -101,3 +101,48 @@ func NewRuntime(tb testing.TB) *wasm.Runtime {
 	tb.Cleanup(func() { _ = r.Close(context.Background()) })
 	return r
 }
+
+// CompileBomb returns a valid WASI command module whose one function,
+// _start, holds blocks empty blocks one after the other and does nothing.
+// wazero's compile time grows with the square of a function's blocks
+// (40,000 of them took 27 s), so it is the shape of a module that holds a
+// core while it compiles; the wasm runtime refuses it past its limits.
+func CompileBomb(blocks int) []byte { return ManyBlocks(1, blocks) }
+
+// ManyBlocks returns a valid WASI command module of functions functions
+// (the first is _start) of blocks sequential empty blocks each. With
+// blocks within the runtime's limits it is admitted, and compiles for
+// about functions times as long as one function takes: a compile to
+// cancel.
+func ManyBlocks(functions, blocks int) []byte {
+	body := []byte{0} // no locals
+	for range blocks {
+		body = append(body, 0x02, 0x40, 0x0b) // block (no result) end
+	}
+	body = append(body, 0x0b) // end of the function
+	funcs := appendULEB(nil, uint64(functions))
+	code := appendULEB(nil, uint64(functions))
+	for range functions {
+		funcs = append(funcs, 0) // type 0
+		code = appendULEB(code, uint64(len(body)))
+		code = append(code, body...)
+	}
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = appendSection(m, 1, []byte{1, 0x60, 0, 0})                                  // type 0: () -> ()
+	m = appendSection(m, 3, funcs)                                                  // functions
+	m = appendSection(m, 7, []byte{1, 6, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00}) // export "_start" = func 0
+	return appendSection(m, 10, code)
+}
+
+func appendSection(m []byte, id byte, contents []byte) []byte {
+	m = appendULEB(append(m, id), uint64(len(contents)))
+	return append(m, contents...)
+}
+
+func appendULEB(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
