@@ -11,16 +11,19 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
+	"github.com/dedupfn/dedupfn/internal/runtime/wasm/wasmtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
@@ -55,6 +58,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("SlowBodyDeploys", attackSlowBodies)
 	t.Run("HugeParams", attackHugeParams)
 	t.Run("OpenWhiskOtherNamespace", attackOpenWhiskNamespace)
+	t.Run("CompileBomb", attackCompileBomb)
 }
 
 // A then its MD5 twin B under one key: B must run, and the output hold B.
@@ -452,6 +456,62 @@ func attackOpenWhiskNamespace(t *testing.T) {
 	report(t, "deploys refused, 0 invokes", fmt.Sprintf("%d invokes; %s", n, strings.Join(errs, " | ")))
 	if n != 0 {
 		t.Errorf("acme's action was invoked %d times for globex", n)
+	}
+}
+
+// globex deploys compile bombs in a loop while acme's uploads keep
+// coming: every bomb is refused at once, and acme's events stay fast.
+func attackCompileBomb(t *testing.T) {
+	s := startServer(t)
+	mustDeploy(t, s.client(acmeToken), copyFn(t, "cp", "acme-in", "", "acme-out", false))
+	bomb := wasmtest.CompileBomb(40000)
+	ctx, cancel := context.WithCancel(t.Context())
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		deploys  int
+		accepted int
+		slowest  time.Duration
+	)
+	for range 2 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				start := time.Now()
+				_, err := s.client(globexToken).Deploy(ctx, api.DeployRequest{Code: bomb, Function: registry.Function{
+					Name: "bomb", Runtime: "wasm", Trigger: registry.Trigger{Bucket: "globex-in"}, Output: registry.Output{Bucket: "globex-out"},
+				}})
+				mu.Lock()
+				if ctx.Err() == nil {
+					deploys++
+					slowest = max(slowest, time.Since(start))
+					if err == nil {
+						accepted++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	const uploads = 30
+	for i := range uploads {
+		s.put("acme-in", fmt.Sprintf("u/%02d.txt", i), []byte(fmt.Sprintf("upload %d", i)), nil)
+		time.Sleep(50 * time.Millisecond)
+	}
+	recs := s.waitActivations(uploads, 2*time.Minute, func(r activation.Record) bool { return r.Tenant == "acme" })
+	cancel()
+	wg.Wait()
+	var lat []float64
+	for _, r := range recs {
+		lat = append(lat, r.Timings.QueueMS+r.Timings.TotalMS)
+	}
+	slices.Sort(lat)
+	p99 := lat[(len(lat)*99+99)/100-1]
+	report(t, "bombs refused < 2s; acme p99 < 1s", fmt.Sprintf("%d bomb deploys, %d accepted, slowest %s; acme p99 %.0f ms over %d events", deploys, accepted, slowest.Round(time.Millisecond), p99, len(lat)))
+	if accepted > 0 || slowest > 2*time.Second {
+		t.Errorf("compile bombs: %d of %d deploys accepted, slowest answer %s", accepted, deploys, slowest)
+	}
+	if p99 > 1000 {
+		t.Errorf("acme's events under globex's compile bombs: p99 %.0f ms", p99)
 	}
 }
 
