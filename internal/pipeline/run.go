@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -321,7 +322,11 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 			return nil, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "presign output: %v", err)
 		}
 	}
-	out := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, p.cfg.MaxOutputBytes)
+	// The output is one budget holder with its input (spool.Sibling); its
+	// waits for budget end with the function's timeout (below).
+	octx, endWaits := context.WithCancelCause(ctx)
+	defer endWaits(nil)
+	out := in.sp.Sibling(octx, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
 		Function: runtime.Function{
 			Tenant: j.fn.Tenant, Name: j.fn.Name, Version: j.fn.Version,
@@ -354,8 +359,16 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	invokeStart := time.Now()
+	// The function's timeout bounds the output's waits for disk budget
+	// too: a guest blocked writing its output (a wasm fd_write) cannot be
+	// interrupted, and the pipeline's ctx would let it wait forever.
+	timeout := time.AfterFunc(cmp.Or(j.fn.Limits.Timeout, registry.DefaultTimeout), func() { endWaits(context.DeadlineExceeded) })
+	defer timeout.Stop()
 	res, err := rt.Invoke(ctx, inv)
 	p.runs.release()
+	if refused := out.Refused(); refused != nil {
+		err = spoolRefused(refused) // whatever the function made of the failed write
+	}
 	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
 	if res.Duration == 0 {
 		res.Duration = time.Since(invokeStart)
@@ -367,6 +380,20 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		j.rec.ExternalID = res.ExternalID
 	}
 	return out, res, err
+}
+
+// spoolRefused is the run error of an output the disk budget refused: a
+// config error when the event's input and output can never fit (or every
+// holder of the budget waits, so none could), a timeout when the wait for
+// budget outlasted the function's timeout.
+func spoolRefused(err error) error {
+	if errors.Is(err, spool.ErrOverBudget) {
+		return runtime.Errorf(runtime.ClassConfig, "store output: %w (raise --spool-budget, or lower --concurrency)", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return runtime.Errorf(runtime.ClassTimeout, "store output: the function's timeout passed waiting for --spool-budget: %w", err)
+	}
+	return runtime.Errorf(runtime.ClassPlatform, "store output: %w", err)
 }
 
 // codeDigest is the function's code digest, or for runtimes whose code

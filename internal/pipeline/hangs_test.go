@@ -1,0 +1,134 @@
+package pipeline_test
+
+// Tests of issue 17's part B, "nothing hangs, nothing starves": each is
+// named after its item and failed (or hung, until its deadline) on
+// f13dda0. Executions are counted by the runtime, not by activations.
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
+	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/spool"
+)
+
+const mib = 1 << 20
+
+// sizedRuntime writes param "bytes" bytes of output in one Write, as a
+// guest's fd_write would: it does not watch its context, so a Write that
+// blocks blocks the run. It counts executions.
+type sizedRuntime struct{ calls atomic.Int64 }
+
+func (r *sizedRuntime) Name() string                { return "sized" }
+func (r *sizedRuntime) Version() string             { return "sized/1" }
+func (r *sizedRuntime) Close(context.Context) error { return nil }
+
+func (r *sizedRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	r.calls.Add(1)
+	n, _ := strconv.Atoi(inv.Params["bytes"])
+	if _, err := inv.Output.Write(bytes.Repeat([]byte("o"), n)); err != nil {
+		return runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "write output: %v", err)
+	}
+	return runtime.Result{OutputWritten: true}, nil
+}
+
+// budgetEnv is a pipeline with a disk budget and the sized runtime.
+func budgetEnv(t *testing.T, budget *spool.Budget) (*env, *sizedRuntime) {
+	t.Helper()
+	e := newEnv(t)
+	rt := &sizedRuntime{}
+	var err error
+	e.pipe, err = pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
+		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, rt
+}
+
+// handleWithin handles ev and fails the test if Handle has not returned
+// within d: an event that neither completes nor fails is the defect.
+func handleWithin(t *testing.T, d time.Duration, p *pipeline.Pipeline, ev event.Event) time.Duration {
+	t.Helper()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- p.Handle(t.Context(), ev) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Handle(%s): %v", ev.Key, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("Handle(%s) still running after %s: the event neither completed nor failed", ev.Key, d)
+	}
+	return time.Since(start)
+}
+
+// Issue 17 item 5: budget 12 MiB, an 8 MiB input held during the run, the
+// function writes 8 MiB. On f13dda0 the event never completed or failed
+// (the output spool held nothing yet, so its wait was never counted, and
+// it waited on the pipeline's context, past the function's timeout).
+func TestSpoolBudget_OutputThatCannotFitFailsNotWaits(t *testing.T) {
+	t.Run("InputPlusOutputOverBudget", func(t *testing.T) {
+		budget := spool.NewBudget(12 * mib)
+		e, rt := budgetEnv(t, budget)
+		e.deploy("big", func(f *registry.Function) {
+			f.Runtime = "sized"
+			f.Params = map[string]string{"bytes": strconv.Itoa(8 * mib)}
+		})
+		handleWithin(t, 10*time.Second, e.pipe, e.put("in.bin", strings.Repeat("i", 8*mib)))
+		recs := e.activations()
+		if len(recs) != 1 {
+			t.Fatalf("%d activations, want 1", len(recs))
+		}
+		r := recs[0]
+		if r.Decision != activation.Error || !r.DeadLetter || r.ErrorClass != string(runtime.ClassConfig) || !strings.Contains(r.Error, "--spool-budget") {
+			t.Fatalf("activation %s dead_letter=%v class=%q error=%q; want a config dead letter naming --spool-budget", r.Decision, r.DeadLetter, r.ErrorClass, r.Error)
+		}
+		if got := rt.calls.Load(); got != 1 {
+			t.Errorf("function ran %d times, want 1 (a budget that can never fit is not retried)", got)
+		}
+		if got := budget.Used(); got != 0 {
+			t.Errorf("budget Used = %d after the event ended, want 0", got)
+		}
+	})
+	t.Run("WaitEndsWithTheTimeout", func(t *testing.T) {
+		budget := spool.NewBudget(12 * mib)
+		e, rt := budgetEnv(t, budget)
+		// Another event's input holds 8 MiB and is not waiting: the output
+		// fits the budget alone, so it waits, but no longer than the timeout.
+		other := spool.NewBudgeted(t.Context(), budget, t.TempDir(), 1, 0)
+		defer other.Close()
+		if _, err := other.Write(make([]byte, 8*mib)); err != nil {
+			t.Fatal(err)
+		}
+		e.deploy("big", func(f *registry.Function) {
+			f.Runtime = "sized"
+			f.Params = map[string]string{"bytes": strconv.Itoa(6 * mib)}
+			f.Limits.Timeout = time.Second
+			f.MaxAttempts = 1
+		})
+		took := handleWithin(t, 10*time.Second, e.pipe, e.put("small.txt", "small"))
+		r := e.activations()[0]
+		if r.Decision != activation.Error || !r.DeadLetter || r.ErrorClass != string(runtime.ClassTimeout) || !strings.Contains(r.Error, "--spool-budget") {
+			t.Fatalf("activation %s dead_letter=%v class=%q error=%q; want a timeout dead letter naming --spool-budget", r.Decision, r.DeadLetter, r.ErrorClass, r.Error)
+		}
+		if took > 5*time.Second {
+			t.Errorf("the event took %s with a 1s timeout", took)
+		}
+		if got := rt.calls.Load(); got != 1 {
+			t.Errorf("function ran %d times, want 1", got)
+		}
+	})
+}
