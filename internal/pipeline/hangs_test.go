@@ -7,6 +7,9 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
@@ -131,4 +135,59 @@ func TestSpoolBudget_OutputThatCannotFitFailsNotWaits(t *testing.T) {
 			t.Errorf("function ran %d times, want 1", got)
 		}
 	})
+}
+
+// slowGetStore delays every read of an object, as a slow store or a
+// large object would.
+type slowGetStore struct {
+	objects.Store
+	delay time.Duration
+}
+
+func (s *slowGetStore) Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, objects.Info{}, ctx.Err()
+	}
+	return s.Store.Get(ctx, bucket, key, versionID, etag)
+}
+
+// trusted makes ev an event of the built-in endpoint, whose SHA-256 is
+// trusted: a miss then downloads the bytes after claiming.
+func trusted(ev event.Event, body string) event.Event {
+	sum := sha256.Sum256([]byte(body))
+	ev.SHA256, ev.Source = hex.EncodeToString(sum[:]), "embedded"
+	return ev
+}
+
+// Issue 17 item 8: on a miss with a trusted fingerprint the object is
+// downloaded after the claim; the lease must be renewed during that
+// download. Replica A's download (1.2 s) outlasts the lease (400 ms);
+// replica B's duplicate arrives after the lease would have passed. On
+// f13dda0 B took the claim over and ran the function itself ("two.txt:
+// miss, want wait"); A's download was wasted.
+func TestLease_RenewedDuringTrustedInputDownload(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", func(f *registry.Function) { f.Limits.Lease = 400 * time.Millisecond })
+	a := e.replica("a", e.idx, &slowGetStore{Store: store, delay: 1200 * time.Millisecond})
+	b := e.replica("b", e.idx, store)
+	evA, evB := trusted(e.put("one.txt", "same bytes"), "same bytes"), trusted(e.put("two.txt", "same bytes"), "same bytes")
+	done := make(chan error, 1)
+	go func() { done <- a.Handle(t.Context(), evA) }()
+	time.Sleep(700 * time.Millisecond) // A is still downloading; its lease would have passed unrenewed
+	handleWithin(t, 20*time.Second, b, evB)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	d := e.decisions()
+	if d["one.txt"] != activation.Miss || d["two.txt"] != activation.Wait {
+		t.Errorf("one.txt: %s, want miss; two.txt: %s, want wait (the claim was taken over during the download)", d["one.txt"], d["two.txt"])
+	}
+	if got := e.rt.calls.Load(); got != 1 {
+		t.Errorf("function ran %d times, want 1", got)
+	}
+	if got := e.output("two.txt"); got != "SAME BYTES" {
+		t.Errorf("two.txt output %q", got)
+	}
 }

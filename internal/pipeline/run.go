@@ -88,15 +88,6 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			return nil
 
 		case index.Miss:
-			// A run needs the bytes: a trusted fingerprint came without them.
-			mismatch, err := p.load(ctx, j.ev, in)
-			if err != nil || mismatch {
-				p.releaseClaim(ctx, key, c.Record.Token)
-				if err != nil {
-					return err
-				}
-				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
-			}
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
 			j.rec.Attempts = attempt + leasesLost
 			if leasesLost > DefaultMaxLeasesLost {
@@ -109,6 +100,14 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			err = p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
 			if err == nil {
 				return nil
+			}
+			var ie *inputError
+			if errors.As(err, &ie) {
+				p.releaseClaim(ctx, key, c.Record.Token)
+				if ie.err != nil {
+					return ie.err
+				}
+				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
 			}
 			if ctx.Err() != nil {
 				// Shutting down: leave the claim to expire and the event to be redelivered.
@@ -197,17 +196,41 @@ func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error 
 	return nil
 }
 
+// inputError is a claimed run that cannot start because of its input:
+// the bytes could not be had (err), or they hash to another fingerprint
+// than the trusted one the claim's key was made of (err nil).
+type inputError struct{ err error }
+
+func (e *inputError) Error() string {
+	if e.err == nil {
+		return "input bytes do not match the trusted fingerprint"
+	}
+	return e.err.Error()
+}
+
+func (e *inputError) Unwrap() error { return e.err }
+
 // runClaimed runs the function while holding the claim, then commits in
 // order: output object, then the result record and "done" (one Complete).
-// The lease is renewed until the commit is done; when it can no longer be
-// proven held the work is cancelled and an errLeaseLost error returned,
-// and nothing is committed.
+// The lease is renewed from the claim until the commit is done, the
+// download of an input known only by its trusted fingerprint included;
+// when it can no longer be proven held the work is cancelled and an
+// errLeaseLost error returned, and nothing is committed. An input that
+// cannot be had is an *inputError.
 func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record, claimedAt time.Time) error {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lease := p.holdLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease, claimedAt)
 	defer lease.stop()
 
+	// A run needs the bytes: a trusted fingerprint came without them.
+	mismatch, err := p.load(runCtx, j.ev, in)
+	if l := lost(runCtx); l != nil {
+		return l
+	}
+	if err != nil || mismatch {
+		return &inputError{err: err}
+	}
 	out, res, err := p.invoke(runCtx, j, in, rt, key, claim)
 	if out != nil {
 		defer out.Close()
