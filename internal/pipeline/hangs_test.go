@@ -9,9 +9,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,4 +192,65 @@ func TestLease_RenewedDuringTrustedInputDownload(t *testing.T) {
 	if got := e.output("two.txt"); got != "SAME BYTES" {
 		t.Errorf("two.txt output %q", got)
 	}
+}
+
+// Issue 17 item 6: a backfill must not claim a key and then wait for a
+// run slot behind live events while a live duplicate waits behind its
+// claim. MaxRuns 1, a live miss every 100 ms (runs of 120 ms, so a live
+// event always waits for the slot): a live duplicate of the backfilled
+// object must finish promptly. On f13dda0 it waited for the whole live
+// stream ("the live duplicate took 3.9s").
+func TestBackfill_DoesNotHoldClaimWhileWaitingForSlot(t *testing.T) {
+	e := newEnv(t)
+	fn := e.deploy("upper", nil)
+	e.rt.delay = 120 * time.Millisecond
+	p, err := pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"test": e.rt},
+		Owner: "one-slot", SpoolDir: t.TempDir(), MaxRuns: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.put("old/x.txt", "backfilled content")
+	info, err := store.Stat(t.Context(), e.in, "old/x.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const live = 30
+	var wg sync.WaitGroup
+	wg.Go(func() { // the live stream
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		var each sync.WaitGroup
+		for i := range live {
+			ev := e.put(fmt.Sprintf("live/%02d.txt", i), fmt.Sprintf("live content %d", i))
+			each.Go(func() {
+				if err := p.Handle(t.Context(), ev); err != nil {
+					t.Error(err)
+				}
+			})
+			<-tick.C
+		}
+		each.Wait()
+	})
+	time.Sleep(250 * time.Millisecond) // live events are waiting for the slot
+	wg.Go(func() {
+		if _, err := p.Backfill(t.Context(), fn, info); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(250 * time.Millisecond) // the backfill is queued (on f13dda0: holding x's claim)
+	took := handleWithin(t, 60*time.Second, p, e.put("new/x-copy.txt", "backfilled content"))
+	wg.Wait()
+	if took > 2*time.Second {
+		t.Errorf("the live duplicate took %s behind a backfill waiting for a run slot, want < 2s", took)
+	}
+	if got := e.rt.calls.Load(); got != live+1 {
+		t.Errorf("%d executions for %d contents, want %d", got, live+1, live+1)
+	}
+	d := e.decisions()
+	if bf := d["old/x.txt"]; d["new/x-copy.txt"] != activation.Miss || (bf != activation.Hit && bf != activation.Wait) {
+		t.Errorf("live duplicate %s, want miss; backfill %s, want hit or wait (it runs after the live events)", d["new/x-copy.txt"], bf)
+	}
+	t.Logf("the live duplicate took %s", took)
 }

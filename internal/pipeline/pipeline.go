@@ -321,6 +321,9 @@ type job struct {
 	// background runs (a backfill's, an audit's) wait for a run slot
 	// behind live events (runSlots).
 	background bool
+	// slot: j holds a run slot that its next invocation uses (a
+	// background run claims only while holding one, see run).
+	slot bool
 }
 
 func newJob(ev event.Event, fn registry.Function, start time.Time) *job {

@@ -45,11 +45,24 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	// abandoned because their lease was lost are counted apart: they say
 	// nothing about the function, only about the index.
 	attempt, leasesLost := 1, 0
+	defer p.dropSlot(j)
 	for {
+		if j.background && !j.slot {
+			// A background run claims only while it holds a run slot:
+			// a claim that then waited for one behind live events would
+			// make live duplicates of it wait behind the live events too.
+			if err := p.runs.acquire(ctx, true); err != nil {
+				return fmt.Errorf("pipeline: wait for a run slot: %w", err)
+			}
+			j.slot = true
+		}
 		claimedAt := time.Now()
 		cctx, cancel := p.callCtx(ctx)
 		c, err := p.cfg.Index.Claim(cctx, key, parts, p.cfg.Owner, j.fn.Limits.Lease)
 		cancel()
+		if err != nil || c.Outcome != index.Miss {
+			p.dropSlot(j) // nothing to run (yet): others may use it meanwhile
+		}
 		if err != nil {
 			return fmt.Errorf("pipeline: claim: %w", err)
 		}
@@ -98,6 +111,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				return fmt.Errorf("pipeline: %s: lease lost %d times; the event will be delivered again", key, leasesLost)
 			}
 			err = p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
+			p.dropSlot(j) // unused if the run ended before its invocation
 			if err == nil {
 				return nil
 			}
@@ -377,7 +391,7 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		}
 	}
 	waitStart := time.Now()
-	if err := p.runs.acquire(ctx, j.background); err != nil {
+	if err := p.acquireRun(ctx, j); err != nil {
 		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
@@ -403,6 +417,25 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		j.rec.ExternalID = res.ExternalID
 	}
 	return out, res, err
+}
+
+// acquireRun takes a run slot for j's invocation: the one j holds, if
+// any (see job.slot), else one waited for with j's priority. The caller
+// releases it (p.runs.release).
+func (p *Pipeline) acquireRun(ctx context.Context, j *job) error {
+	if j.slot {
+		j.slot = false
+		return nil
+	}
+	return p.runs.acquire(ctx, j.background)
+}
+
+// dropSlot releases the run slot j holds but has not used, if any.
+func (p *Pipeline) dropSlot(j *job) {
+	if j.slot {
+		j.slot = false
+		p.runs.release()
+	}
 }
 
 // spoolRefused is the run error of an output the disk budget refused: a
