@@ -29,7 +29,8 @@ import (
 
 const mib = 1 << 20
 
-// sizedRuntime writes param "bytes" bytes of output in one Write, as a
+// sizedRuntime sleeps param "ms" milliseconds, then writes param "bytes"
+// bytes of output in one Write, as a
 // guest's fd_write would: it does not watch its context, so a Write that
 // blocks blocks the run. It counts executions.
 type sizedRuntime struct{ calls atomic.Int64 }
@@ -40,6 +41,8 @@ func (r *sizedRuntime) Close(context.Context) error { return nil }
 
 func (r *sizedRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runtime.Result, error) {
 	r.calls.Add(1)
+	ms, _ := strconv.Atoi(inv.Params["ms"])
+	time.Sleep(time.Duration(ms) * time.Millisecond)
 	n, _ := strconv.Atoi(inv.Params["bytes"])
 	if _, err := inv.Output.Write(bytes.Repeat([]byte("o"), n)); err != nil {
 		return runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "write output: %v", err)
@@ -253,4 +256,46 @@ func TestBackfill_DoesNotHoldClaimWhileWaitingForSlot(t *testing.T) {
 		t.Errorf("live duplicate %s, want miss; backfill %s, want hit or wait (it runs after the live events)", d["new/x-copy.txt"], bf)
 	}
 	t.Logf("the live duplicate took %s", took)
+}
+
+// Issue 17 item 5, with defaults' shape: events waiting for a run slot
+// must not hold disk budget the running events' outputs need. MaxRuns 1,
+// budget 16 MiB, three 5 MiB inputs with trusted checksums, each function
+// writing 6 MiB. On f13dda0 the two waiting events downloaded their inputs
+// before their slot (15 MiB held), the running one's output waited until
+// its timeout ("a.bin: error ... want its output").
+func TestSpoolBudget_InputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
+	budget := spool.NewBudget(16 * mib)
+	e, rt := budgetEnv(t, budget)
+	e.pipe, _ = pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
+		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, MaxRuns: 1,
+	})
+	e.deploy("six", func(f *registry.Function) {
+		f.Runtime = "sized"
+		f.Params = map[string]string{"bytes": strconv.Itoa(6 * mib), "ms": "300"}
+		f.Limits.Timeout = 2 * time.Second
+		f.MaxAttempts = 1
+	})
+	var evs []event.Event
+	for _, k := range []string{"a.bin", "b.bin", "c.bin"} {
+		body := strings.Repeat(k[:1], 5*mib)
+		evs = append(evs, trusted(e.put(k, body), body))
+	}
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 50 * time.Millisecond) // a runs first
+			handleWithin(t, 30*time.Second, e.pipe, ev)
+		})
+	}
+	wg.Wait()
+	for _, r := range e.activations() {
+		if r.Decision != activation.Miss || r.Output == nil || r.Output.Size != 6*mib {
+			t.Errorf("%s: %s, error %q (%s), output %+v; want its output", r.Event.Key, r.Decision, r.Error, r.ErrorClass, r.Output)
+		}
+	}
+	if got := rt.calls.Load(); got != 3 {
+		t.Errorf("function ran %d times, want 3", got)
+	}
 }

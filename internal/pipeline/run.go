@@ -51,10 +51,12 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			// A background run claims only while it holds a run slot:
 			// a claim that then waited for one behind live events would
 			// make live duplicates of it wait behind the live events too.
+			waitStart := time.Now()
 			if err := p.runs.acquire(ctx, true); err != nil {
 				return fmt.Errorf("pipeline: wait for a run slot: %w", err)
 			}
 			j.slot = true
+			j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 		}
 		claimedAt := time.Now()
 		cctx, cancel := p.callCtx(ctx)
@@ -237,6 +239,20 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 	lease := p.holdLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease, claimedAt)
 	defer lease.stop()
 
+	// The run slot comes before the download below: an event then holds
+	// disk budget for an input it fetches only while it may run, so
+	// inputs waiting for a slot do not starve the runs' outputs.
+	if !j.slot {
+		waitStart := time.Now()
+		if err := p.runs.acquire(runCtx, j.background); err != nil {
+			if l := lost(runCtx); l != nil {
+				return l
+			}
+			return runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
+		}
+		j.slot = true
+		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
+	}
 	// A run needs the bytes: a trusted fingerprint came without them.
 	mismatch, err := p.load(runCtx, j.ev, in)
 	if l := lost(runCtx); l != nil {
