@@ -299,3 +299,56 @@ func TestSpoolBudget_InputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
 		t.Errorf("function ran %d times, want 3", got)
 	}
 }
+
+// noChecksumStore is a store without trusted checksums (MinIO without a
+// SHA-256 on upload, plain S3): every input is read to be hashed.
+type noChecksumStore struct{ objects.Store }
+
+func (s noChecksumStore) Stat(ctx context.Context, bucket, key string) (objects.Info, error) {
+	info, err := s.Store.Stat(ctx, bucket, key)
+	info.SHA256 = ""
+	return info, err
+}
+
+// The same with inputs read before the claim to be hashed: an event
+// waiting for a run slot drops an input that went to disk and reads it
+// again once it may run. On the parent commit the running event's output
+// waited until its timeout ("a.bin: error ... want its output").
+func TestSpoolBudget_HashedInputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
+	budget := spool.NewBudget(16 * mib)
+	e, rt := budgetEnv(t, budget)
+	objs := &slowStore{Store: noChecksumStore{store}}
+	e.pipe, _ = pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: objs, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
+		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, MaxRuns: 1,
+	})
+	e.deploy("six", func(f *registry.Function) {
+		f.Runtime = "sized"
+		f.Params = map[string]string{"bytes": strconv.Itoa(6 * mib), "ms": "300"}
+		f.Limits.Timeout = 2 * time.Second
+		f.MaxAttempts = 1
+	})
+	var evs []event.Event
+	for _, k := range []string{"a.bin", "b.bin", "c.bin"} {
+		evs = append(evs, e.put(k, strings.Repeat(k[:1], 5*mib)))
+	}
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 50 * time.Millisecond) // a runs first
+			handleWithin(t, 30*time.Second, e.pipe, ev)
+		})
+	}
+	wg.Wait()
+	for _, r := range e.activations() {
+		if r.Decision != activation.Miss || r.Output == nil || r.Output.Size != 6*mib || r.Fingerprint == "" {
+			t.Errorf("%s: %s, error %q (%s), output %+v; want its output", r.Event.Key, r.Decision, r.Error, r.ErrorClass, r.Output)
+		}
+	}
+	if got := rt.calls.Load(); got != 3 {
+		t.Errorf("function ran %d times, want 3", got)
+	}
+	if got := objs.getsOf("a.bin"); got != 1 {
+		t.Errorf("a.bin, which found a free slot, was read %d times, want 1", got)
+	}
+}

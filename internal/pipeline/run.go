@@ -214,12 +214,12 @@ func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error 
 
 // inputError is a claimed run that cannot start because of its input:
 // the bytes could not be had (err), or they hash to another fingerprint
-// than the trusted one the claim's key was made of (err nil).
+// than the one the claim's key was made of (err nil).
 type inputError struct{ err error }
 
 func (e *inputError) Error() string {
 	if e.err == nil {
-		return "input bytes do not match the trusted fingerprint"
+		return "input bytes do not match the fingerprint of the claim"
 	}
 	return e.err.Error()
 }
@@ -239,10 +239,19 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 	lease := p.holdLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease, claimedAt)
 	defer lease.stop()
 
-	// The run slot comes before the download below: an event then holds
-	// disk budget for an input it fetches only while it may run, so
-	// inputs waiting for a slot do not starve the runs' outputs.
+	// The run slot comes before the download below: an event holds disk
+	// budget for its input only while it may run, so inputs waiting for a
+	// slot do not starve the runs' outputs. An input read before the
+	// claim (to hash it) that went to disk is dropped while the event
+	// waits, and read again (and checked against its fingerprint) below.
+	if !j.slot && p.runs.tryAcquire(j.background) {
+		j.slot = true
+	}
 	if !j.slot {
+		if in.sp != nil && in.sp.Size() > int64(len(in.sp.Bytes())) { // on disk
+			in.sp.Close()
+			in.sp = nil
+		}
 		waitStart := time.Now()
 		if err := p.runs.acquire(runCtx, j.background); err != nil {
 			if l := lost(runCtx); l != nil {
@@ -253,7 +262,8 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 		j.slot = true
 		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	}
-	// A run needs the bytes: a trusted fingerprint came without them.
+	// A run needs the bytes: a trusted fingerprint came without them, or
+	// they were dropped above.
 	mismatch, err := p.load(runCtx, j.ev, in)
 	if l := lost(runCtx); l != nil {
 		return l
