@@ -338,6 +338,9 @@ type job struct {
 	// background runs (a backfill's, an audit's) wait for a run slot
 	// behind live events (runSlots).
 	background bool
+	// slot: j holds a run slot that its next invocation uses (a
+	// background run claims only while holding one, see run).
+	slot bool
 }
 
 func newJob(ev event.Event, fn registry.Function, start time.Time) *job {
@@ -462,9 +465,10 @@ func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
 	return p.fetch(ctx, ev)
 }
 
-// load fetches the bytes of an input opened from a trusted fingerprint.
-// It reports whether the bytes hash to another fingerprint than the one
-// trusted (the input then carries the one computed).
+// load fetches the bytes of an input that has none: opened from a trusted
+// fingerprint, or dropped while its event waited for a run slot. It
+// reports whether the bytes hash to another fingerprint than the input's
+// (the input then carries the one computed).
 func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatch bool, err error) {
 	if in.sp != nil {
 		return false, nil

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,11 +44,26 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	// abandoned because their lease was lost are counted apart: they say
 	// nothing about the function, only about the index.
 	attempt, leasesLost := 1, 0
+	defer p.dropSlot(j)
 	for {
+		if j.background && !j.slot {
+			// A background run claims only while it holds a run slot:
+			// a claim that then waited for one behind live events would
+			// make live duplicates of it wait behind the live events too.
+			waitStart := time.Now()
+			if err := p.runs.acquire(ctx, true); err != nil {
+				return fmt.Errorf("pipeline: wait for a run slot: %w", err)
+			}
+			j.slot = true
+			j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
+		}
 		claimedAt := time.Now()
 		cctx, cancel := p.callCtx(ctx)
 		c, err := p.cfg.Index.Claim(cctx, key, parts, p.cfg.Owner, j.fn.Limits.Lease)
 		cancel()
+		if err != nil || c.Outcome != index.Miss {
+			p.dropSlot(j) // nothing to run (yet): others may use it meanwhile
+		}
 		if err != nil {
 			return fmt.Errorf("pipeline: claim: %w", err)
 		}
@@ -89,15 +105,6 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			return nil
 
 		case index.Miss:
-			// A run needs the bytes: a trusted fingerprint came without them.
-			mismatch, err := p.load(ctx, j.ev, in)
-			if err != nil || mismatch {
-				p.releaseClaim(ctx, key, c.Record.Token)
-				if err != nil {
-					return err
-				}
-				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
-			}
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
 			j.rec.Attempts = attempt + leasesLost
 			if leasesLost > DefaultMaxLeasesLost {
@@ -108,8 +115,17 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				return fmt.Errorf("pipeline: %s: lease lost %d times; the event will be delivered again", key, leasesLost)
 			}
 			err = p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
+			p.dropSlot(j) // unused if the run ended before its invocation
 			if err == nil {
 				return nil
+			}
+			var ie *inputError
+			if errors.As(err, &ie) {
+				p.releaseClaim(ctx, key, c.Record.Token)
+				if ie.err != nil {
+					return ie.err
+				}
+				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
 			}
 			if ctx.Err() != nil {
 				// Shutting down: leave the claim to expire and the event to be redelivered.
@@ -198,17 +214,71 @@ func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error 
 	return nil
 }
 
+// inputError is a claimed run that cannot start because of its input:
+// the bytes could not be had (err), or they hash to another fingerprint
+// than the one the claim's key was made of (err nil).
+type inputError struct{ err error }
+
+func (e *inputError) Error() string {
+	if e.err == nil {
+		return "input bytes do not match the fingerprint of the claim"
+	}
+	return e.err.Error()
+}
+
+func (e *inputError) Unwrap() error { return e.err }
+
 // runClaimed runs the function while holding the claim, then commits in
 // order: output object, then the result record and "done" (one Complete).
-// The lease is renewed until the commit is done; when it can no longer be
-// proven held the work is cancelled and an errLeaseLost error returned,
-// and nothing is committed.
+// The lease is renewed from the claim until the commit is done, the
+// download of an input known only by its trusted fingerprint included;
+// when it can no longer be proven held the work is cancelled and an
+// errLeaseLost error returned, and nothing is committed. An input that
+// cannot be had is an *inputError.
 func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record, claimedAt time.Time) error {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lease := p.holdLease(runCtx, cancel, key, claim.Token, j.fn.Limits.Lease, claimedAt)
 	defer lease.stop()
 
+	// Compiled before the slot is taken: a compile never holds one.
+	release, err := p.loadFunction(runCtx, rt, j)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// The run slot comes before the download below: an event holds disk
+	// budget for its input only while it may run, so inputs waiting for a
+	// slot do not starve the runs' outputs. An input read before the
+	// claim (to hash it) that went to disk is dropped while the event
+	// waits, and read again (and checked against its fingerprint) below.
+	if !j.slot && p.runs.tryAcquire(j.background) {
+		j.slot = true
+	}
+	if !j.slot {
+		if in.sp != nil && in.sp.Size() > int64(len(in.sp.Bytes())) { // on disk
+			in.sp.Close()
+			in.sp = nil
+		}
+		waitStart := time.Now()
+		if err := p.runs.acquire(runCtx, j.background); err != nil {
+			if l := lost(runCtx); l != nil {
+				return l
+			}
+			return runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
+		}
+		j.slot = true
+		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
+	}
+	// A run needs the bytes: a trusted fingerprint came without them, or
+	// they were dropped above.
+	mismatch, err := p.load(runCtx, j.ev, in)
+	if l := lost(runCtx); l != nil {
+		return l
+	}
+	if err != nil || mismatch {
+		return &inputError{err: err}
+	}
 	out, res, err := p.invoke(runCtx, j, in, rt, key, claim)
 	if out != nil {
 		defer out.Close()
@@ -295,12 +365,39 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 	}
 }
 
+// runtimeFunction is j's function as its runtime takes it, code included.
+func (p *Pipeline) runtimeFunction(ctx context.Context, j *job) (runtime.Function, error) {
+	code, err := p.cfg.Registry.Code(ctx, j.fn.CodeDigest)
+	if err != nil {
+		return runtime.Function{}, runtime.Errorf(runtime.ClassInit, "%v", err)
+	}
+	return runtime.Function{
+		Tenant: j.fn.Tenant, Name: j.fn.Name, Version: j.fn.Version,
+		CodeDigest: j.fn.CodeDigest, Code: code, Config: j.fn.Config,
+	}, nil
+}
+
+// loadFunction compiles j's function, or finds it compiled, where its runtime
+// compiles (runtime.Loader), and keeps it so until release: before a run
+// slot is taken, since a compile must never hold one.
+func (p *Pipeline) loadFunction(ctx context.Context, rt runtime.Runtime, j *job) (release func(), err error) {
+	l, ok := rt.(runtime.Loader)
+	if !ok {
+		return func() {}, nil
+	}
+	fn, err := p.runtimeFunction(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	return l.Load(ctx, fn)
+}
+
 // invoke runs the function once on the spooled input and returns its
 // spooled output.
 func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Runtime, key string, claim index.Record) (*spool.Spool, runtime.Result, error) {
-	code, err := p.cfg.Registry.Code(ctx, j.fn.CodeDigest)
+	fn, err := p.runtimeFunction(ctx, j)
 	if err != nil {
-		return nil, runtime.Result{}, runtime.Errorf(runtime.ClassInit, "%v", err)
+		return nil, runtime.Result{}, err
 	}
 	outKey, err := p.outputKey(j)
 	if err != nil {
@@ -311,16 +408,17 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		SHA256: fingerprint.Hex(in.fp), ContentType: in.info.ContentType,
 		OutputBucket: j.fn.Output.Bucket, OutputKey: outKey,
 	}
-	out := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, p.cfg.MaxOutputBytes)
+	// The output is one budget holder with its input (spool.Sibling); its
+	// waits for budget end with the function's timeout (below).
+	octx, endWaits := context.WithCancelCause(ctx)
+	defer endWaits(nil)
+	out := in.sp.Sibling(octx, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
-		Function: runtime.Function{
-			Tenant: j.fn.Tenant, Name: j.fn.Name, Version: j.fn.Version,
-			CodeDigest: j.fn.CodeDigest, Code: code, Config: j.fn.Config,
-		},
-		Params: j.fn.Params,
-		Input:  in.sp.Reader(),
-		Object: ref,
-		Output: out,
+		Function: fn,
+		Params:   j.fn.Params,
+		Input:    in.sp.Reader(),
+		Object:   ref,
+		Output:   out,
 		Limits: runtime.Limits{
 			Timeout:        j.fn.Limits.Timeout,
 			MemoryBytes:    uint64(j.fn.Limits.MemoryMB) << 20,
@@ -338,15 +436,13 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 			}
 		}
 	}
-	if l, ok := rt.(runtime.Loader); ok { // compile outside the run slot
-		release, err := l.Load(ctx, inv.Function)
-		if err != nil {
-			return out, runtime.Result{}, err
-		}
-		defer release()
+	release, err := p.loadFunction(ctx, rt, j) // compiled already where a slot is held (runClaimed)
+	if err != nil {
+		return out, runtime.Result{}, err
 	}
+	defer release()
 	waitStart := time.Now()
-	if err := p.runs.acquire(ctx, j.background); err != nil {
+	if err := p.acquireRun(ctx, j); err != nil {
 		return out, runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wait for a run slot: %v", err)
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
@@ -359,9 +455,17 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		}
 	}
 	invokeStart := time.Now()
+	// The function's timeout bounds the output's waits for disk budget
+	// too: a guest blocked writing its output (a wasm fd_write) cannot be
+	// interrupted, and the pipeline's ctx would let it wait forever.
+	timeout := time.AfterFunc(cmp.Or(j.fn.Limits.Timeout, registry.DefaultTimeout), func() { endWaits(context.DeadlineExceeded) })
+	defer timeout.Stop()
 	res, err := rt.Invoke(ctx, inv)
 	revoke()
 	p.runs.release()
+	if refused := out.Refused(); refused != nil {
+		err = spoolRefused(refused) // whatever the function made of the failed write
+	}
 	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
 	if res.Duration == 0 {
 		res.Duration = time.Since(invokeStart)
@@ -373,6 +477,39 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 		j.rec.ExternalID = res.ExternalID
 	}
 	return out, res, err
+}
+
+// acquireRun takes a run slot for j's invocation: the one j holds, if
+// any (see job.slot), else one waited for with j's priority. The caller
+// releases it (p.runs.release).
+func (p *Pipeline) acquireRun(ctx context.Context, j *job) error {
+	if j.slot {
+		j.slot = false
+		return nil
+	}
+	return p.runs.acquire(ctx, j.background)
+}
+
+// dropSlot releases the run slot j holds but has not used, if any.
+func (p *Pipeline) dropSlot(j *job) {
+	if j.slot {
+		j.slot = false
+		p.runs.release()
+	}
+}
+
+// spoolRefused is the run error of an output the disk budget refused: a
+// config error when the event's input and output can never fit (or every
+// holder of the budget waits, so none could), a timeout when the wait for
+// budget outlasted the function's timeout.
+func spoolRefused(err error) error {
+	if errors.Is(err, spool.ErrOverBudget) {
+		return runtime.Errorf(runtime.ClassConfig, "store output: %w (raise --spool-budget, or lower --concurrency)", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return runtime.Errorf(runtime.ClassTimeout, "store output: the function's timeout passed waiting for --spool-budget: %w", err)
+	}
+	return runtime.Errorf(runtime.ClassPlatform, "store output: %w", err)
 }
 
 // codeDigest is the function's code digest, or for runtimes whose code

@@ -54,6 +54,17 @@ func (s *runSlots) acquire(ctx context.Context, background bool) error {
 	}
 }
 
+// tryAcquire takes a slot if acquire would not wait for one.
+func (s *runSlots) tryAcquire(background bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.free > 0 && len(s.live) == 0 && (!background || len(s.deferred) == 0) {
+		s.free--
+		return true
+	}
+	return false
+}
+
 // release frees a slot taken by acquire.
 func (s *runSlots) release() {
 	s.mu.Lock()

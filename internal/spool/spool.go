@@ -22,8 +22,8 @@ const DefaultMemLimit = 4 << 20
 var ErrTooLarge = errors.New("spool: size limit exceeded")
 
 // ErrOverBudget is returned by Write when the disk budget can never cover
-// the write: the spool alone needs more than the whole budget, or every
-// spool holding part of it is itself waiting for more.
+// the write: the spool and its siblings alone need more than the whole
+// budget, or every holder of part of it is itself waiting for more.
 var ErrOverBudget = errors.New("spool: disk budget exceeded")
 
 // Spool is an io.Writer that can be read back any number of times.
@@ -36,11 +36,14 @@ type Spool struct {
 	file     *os.File
 	size     int64
 
-	// budget, if set, is charged for every byte in the temporary file;
-	// ctx bounds the waits for it (see NewBudgeted).
+	// budget, if set, is charged for every byte in the temporary file,
+	// on the account the spool shares with its siblings; ctx bounds the
+	// waits for it (see NewBudgeted).
 	budget   *Budget
+	acct     *account
 	ctx      context.Context
 	reserved int64
+	refused  error // the first budget refusal, see Refused
 }
 
 // New returns an empty spool that keeps up to memLimit bytes in memory and
@@ -61,8 +64,21 @@ func New(dir string, memLimit int, maxSize int64) *Spool {
 // A nil b means no budget, as with New.
 func NewBudgeted(ctx context.Context, b *Budget, dir string, memLimit int, maxSize int64) *Spool {
 	s := New(dir, memLimit, maxSize)
-	s.budget, s.ctx = b, ctx
+	s.budget, s.acct, s.ctx = b, &account{}, ctx
 	return s
+}
+
+// Sibling is a new spool under s's directory and budget that shares s's
+// account: the budget sees the two as one holder. An event's output spool
+// is its input's sibling, so an output that waits for budget while its
+// own input holds it counts as that holder waiting, and a wait nobody
+// could end (every holder waiting) fails instead of blocking forever.
+// Siblings are written one at a time, as an event writes its input and
+// then its outputs. ctx bounds the new spool's waits.
+func (s *Spool) Sibling(ctx context.Context, memLimit int, maxSize int64) *Spool {
+	sib := New(s.dir, memLimit, maxSize)
+	sib.budget, sib.acct, sib.ctx = s.budget, s.acct, ctx
+	return sib
 }
 
 // Write appends p.
@@ -76,7 +92,10 @@ func (s *Spool) Write(p []byte) (int, error) {
 		if spill {
 			need += int64(s.mem.Len())
 		}
-		if err := s.budget.reserve(s.ctx, s.reserved, need); err != nil {
+		if err := s.budget.reserve(s.ctx, s.acct, need); err != nil {
+			if s.refused == nil {
+				s.refused = err
+			}
 			return 0, err
 		}
 		s.reserved += need
@@ -106,6 +125,11 @@ func (s *Spool) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Refused returns the error of the first Write the budget refused
+// (ErrOverBudget, or the wait's context error), or nil: what a function
+// that wrote the spool made of the error does not hide it.
+func (s *Spool) Refused() error { return s.refused }
+
 // Size is the number of bytes written.
 func (s *Spool) Size() int64 { return s.size }
 
@@ -130,7 +154,7 @@ func (s *Spool) Bytes() []byte {
 func (s *Spool) Close() error {
 	s.mem = bytes.Buffer{}
 	if s.budget != nil && s.reserved > 0 {
-		s.budget.release(s.reserved)
+		s.budget.release(s.acct, s.reserved)
 		s.reserved = 0
 	}
 	if s.file == nil {
@@ -145,14 +169,31 @@ func (s *Spool) Close() error {
 // created with it (NewBudgeted), so concurrent large inputs wait for
 // each other instead of filling the disk. Its methods are safe for
 // concurrent use.
+//
+// It counts holders, not spools: a spool and its siblings (an event's
+// input and outputs) are one account, which holds budget while any of
+// them does and waits while one of them does. When every holder waits,
+// nobody would ever release, so the last to wait fails instead.
 type Budget struct {
 	max int64
 
 	mu      sync.Mutex
 	used    int64
-	holders int           // spools holding part of the budget
-	waiting int           // of those, how many are blocked for more
+	holders int           // accounts holding part of the budget
+	waiting int           // of those, how many wait in this generation
+	gen     uint64        // advanced by every release: its waiters are awake
 	changed chan struct{} // closed and replaced on every release
+}
+
+// account is what a spool and its siblings hold of a budget; guarded by
+// Budget.mu.
+type account struct {
+	held int64
+	// waitGen is the budget generation in which one of the account's
+	// spools began to wait (0 = none): a release wakes every waiter, so
+	// from then on it counts as waiting again only once it has checked
+	// the budget and found it still full.
+	waitGen uint64
 }
 
 // NewBudget returns a disk budget of maxBytes. maxBytes <= 0 means no
@@ -161,7 +202,7 @@ func NewBudget(maxBytes int64) *Budget {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &Budget{max: maxBytes, changed: make(chan struct{})}
+	return &Budget{max: maxBytes, gen: 1, changed: make(chan struct{})}
 }
 
 // Max is the budget's limit in bytes (0 for a nil, unlimited budget).
@@ -182,51 +223,72 @@ func (b *Budget) Used() int64 {
 	return b.used
 }
 
-// reserve charges need more bytes to a spool that holds held already,
-// waiting for releases while the budget is full.
-func (b *Budget) reserve(ctx context.Context, held, need int64) error {
-	if held+need > b.max {
-		return fmt.Errorf("%w: one spool needs more than the whole budget of %d bytes", ErrOverBudget, b.max)
-	}
+// reserve charges need more bytes to a, waiting for releases while the
+// budget is full.
+func (b *Budget) reserve(ctx context.Context, a *account, need int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if a.held+need > b.max {
+		return fmt.Errorf("%w: %d bytes held and %d more needed by one holder, more than the whole budget of %d bytes", ErrOverBudget, a.held, need, b.max)
+	}
 	for b.used+need > b.max {
-		if held > 0 && b.waiting+1 == b.holders {
+		if a.held > 0 && b.waiting+1 == b.holders {
 			// Every other holder is blocked too: nobody would ever release.
-			return fmt.Errorf("%w: all %d spools holding the budget of %d bytes are waiting for more", ErrOverBudget, b.holders, b.max)
+			return fmt.Errorf("%w: all %d holders of the budget of %d bytes are waiting for more", ErrOverBudget, b.holders, b.max)
 		}
+		b.setWaiting(a, true)
 		changed := b.changed
-		if held > 0 {
-			b.waiting++
-		}
 		b.mu.Unlock()
 		var err error
 		select {
 		case <-ctx.Done():
-			err = fmt.Errorf("spool: wait for disk budget: %w", ctx.Err())
+			err = fmt.Errorf("spool: wait for disk budget: %w", context.Cause(ctx))
 		case <-changed:
 		}
 		b.mu.Lock()
-		if held > 0 {
-			b.waiting--
-		}
+		b.setWaiting(a, false)
 		if err != nil {
 			return err
 		}
 	}
-	if held == 0 {
+	if a.held == 0 {
 		b.holders++
 	}
+	a.held += need
 	b.used += need
 	return nil
 }
 
-// release returns a closed spool's bytes and wakes the waiters.
-func (b *Budget) release(n int64) {
+// setWaiting marks a as waiting in the current generation, or not.
+func (b *Budget) setWaiting(a *account, on bool) {
+	counted := a.held > 0 && a.waitGen == b.gen
+	switch {
+	case on && !counted:
+		a.waitGen = b.gen
+		if a.held > 0 {
+			b.waiting++
+		}
+	case !on:
+		if counted {
+			b.waiting--
+		}
+		a.waitGen = 0
+	}
+}
+
+// release returns n bytes of a closed spool of a and wakes the waiters.
+func (b *Budget) release(a *account, n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.used -= n
-	b.holders--
+	a.held -= n
+	if a.held == 0 {
+		b.holders--
+	}
+	// Every waiter wakes to check the budget again; until it has, none
+	// counts as waiting (a new generation).
+	b.gen++
+	b.waiting = 0
 	close(b.changed)
 	b.changed = make(chan struct{})
 }

@@ -136,3 +136,117 @@ func TestSpool_BudgetAllWaiting(t *testing.T) {
 		t.Fatalf("first holder after the other closed: %v", err)
 	}
 }
+
+// writeWithin runs sp.Write(p) and fails the test if it has not returned
+// within d (so a wait that would never end fails instead of hanging).
+func writeWithin(t *testing.T, d time.Duration, sp *spool.Spool, p []byte) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { _, err := sp.Write(p); done <- err }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("write of %d bytes still blocked after %s: nobody can release the budget", len(p), d)
+		return nil
+	}
+}
+
+// Issue 17 item 5: an event's output spool is its input's sibling, one
+// holder of the budget. An output that with its own input needs more than
+// the whole budget fails at once; outputs that each wait while their own
+// inputs hold the budget are every holder waiting, and the last to wait
+// fails. (On f13dda0 an output spool that held nothing yet was never
+// counted as waiting: both writes below blocked forever.)
+func TestSpoolBudget_OutputWaitingOnItsOwnInputFails(t *testing.T) {
+	const mib = 1 << 20
+	dir := t.TempDir()
+	t.Run("InputPlusOutputOverBudget", func(t *testing.T) {
+		b := spool.NewBudget(12 * mib)
+		in := spool.NewBudgeted(t.Context(), b, dir, 1, 0)
+		defer in.Close()
+		if _, err := in.Write(make([]byte, 8*mib)); err != nil {
+			t.Fatal(err)
+		}
+		out := in.Sibling(t.Context(), 1, 0)
+		defer out.Close()
+		err := writeWithin(t, 5*time.Second, out, make([]byte, 8*mib))
+		if !errors.Is(err, spool.ErrOverBudget) {
+			t.Fatalf("8 MiB output of an 8 MiB input in a 12 MiB budget: %v, want ErrOverBudget", err)
+		}
+		if !errors.Is(out.Refused(), spool.ErrOverBudget) || in.Refused() != nil {
+			t.Fatalf("Refused: output %v, input %v; want the output's refusal only", out.Refused(), in.Refused())
+		}
+		out.Close()
+		in.Close()
+		if got := b.Used(); got != 0 {
+			t.Fatalf("Used = %d after both closed, want 0", got)
+		}
+	})
+	t.Run("EveryHolderWaiting", func(t *testing.T) {
+		b := spool.NewBudget(12 * mib)
+		x := spool.NewBudgeted(t.Context(), b, dir, 1, 0)
+		defer x.Close()
+		y := spool.NewBudgeted(t.Context(), b, dir, 1, 0)
+		defer y.Close()
+		for _, in := range []*spool.Spool{x, y} {
+			if _, err := in.Write(make([]byte, 5*mib)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		xOut, yOut := x.Sibling(t.Context(), 1, 0), y.Sibling(t.Context(), 1, 0)
+		defer xOut.Close()
+		defer yOut.Close()
+		xerr := make(chan error, 1)
+		go func() { _, err := xOut.Write(make([]byte, 4*mib)); xerr <- err }() // 14 > 12: waits on y
+		time.Sleep(100 * time.Millisecond)
+		if err := writeWithin(t, 5*time.Second, yOut, make([]byte, 4*mib)); !errors.Is(err, spool.ErrOverBudget) {
+			t.Fatalf("second output waiting on the first: %v, want ErrOverBudget", err)
+		}
+		yOut.Close()
+		y.Close() // the failed event ends: its input goes
+		select {
+		case err := <-xerr:
+			if err != nil {
+				t.Fatalf("first output once the other event ended: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("first output still blocked after the other event released its input")
+		}
+	})
+	// Woken by a release that lets only one of two waiters on, the other
+	// is not mistaken for the last waiter of a deadlock.
+	t.Run("ReleaseWakesWithoutFalseDeadlock", func(t *testing.T) {
+		b := spool.NewBudget(12 * mib)
+		var ins []*spool.Spool
+		for _, n := range []int{4, 4, 3} {
+			in := spool.NewBudgeted(t.Context(), b, dir, 1, 0)
+			defer in.Close()
+			if _, err := in.Write(make([]byte, n*mib)); err != nil {
+				t.Fatal(err)
+			}
+			ins = append(ins, in)
+		}
+		errs := make(chan error, 2)
+		for _, in := range ins[:2] {
+			out := in.Sibling(t.Context(), 1, 0)
+			defer out.Close()
+			go func() { _, err := out.Write(make([]byte, 3*mib)); errs <- err }() // 14 > 12: wait
+		}
+		time.Sleep(100 * time.Millisecond)
+		ins[2].Close() // 3 MiB free: one output fits, the other waits for it
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("one output after a release: %v, want it written", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no output written after a release made room for one")
+		}
+		select {
+		case err := <-errs:
+			t.Fatalf("second output returned %v while the first holder can still finish, want it to wait", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+}

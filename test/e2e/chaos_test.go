@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
@@ -238,4 +240,81 @@ func (s *server) logSince(n int) string {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return string(s.log.Bytes()[n:])
+}
+
+// TestChaos_SpoolBudget (issue 17): a disk budget far smaller than the
+// work in flight. 16 events at once, each a 5 MiB input and a 10 MiB
+// output, share a 24 MiB --spool-budget (room for one run's input and
+// output and another's input); one more upload, 9 MiB in and 18 MiB out,
+// can never fit. Every upload ends within its function's timeout: each
+// content that fits delivers its output and executes exactly once
+// (counted from the side file; every start has its end), and the one that
+// cannot fit is a dead letter of class config naming --spool-budget. On
+// f13dda0 the event that could not fit waited forever.
+func TestChaos_SpoolBudget(t *testing.T) {
+	const (
+		distinct, copies = 16, 2
+		size, bigSize    = 5 << 20, 9 << 20
+		timeout          = 20 * time.Second
+	)
+	s := startServer(t, t.TempDir(), "--create-bucket", "photos", "--create-bucket", "results",
+		"--spool-budget", fmt.Sprint(24<<20), "--concurrency", "16", "--runs", "2", "--inline-limit", fmt.Sprint(10<<20))
+	side := filepath.Join(t.TempDir(), "executions.log")
+	s.cli("fn", "deploy", "spool", "--exec", chaosaction, "--bucket", "photos", "--output-bucket", "results",
+		"--param", "log="+side, "--param", "ms=200", "--param", "repeat=2",
+		"--timeout", timeout.String(), "--max-attempts", "1", "--memory", "1536")
+
+	bodies := map[string][]byte{"big/000": bytes.Repeat([]byte("too big for the budget "), bigSize/23)}
+	for i := range distinct {
+		body := bytes.Repeat([]byte(fmt.Sprintf("content %03d ", i)), size/12)
+		for c := range copies {
+			bodies[fmt.Sprintf("c%d/%03d", c, i)] = body
+		}
+	}
+	mc := s.minio()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for key, body := range bodies {
+		wg.Go(func() {
+			if _, err := mc.PutObject(t.Context(), "photos", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	s.waitEvents(int64(len(bodies)), 3*time.Minute)
+	t.Logf("%d uploads ended %s after the first", len(bodies), time.Since(start))
+
+	acts := s.activations()
+	if len(acts) != len(bodies) {
+		t.Errorf("%d activations for %d uploads", len(acts), len(bodies))
+	}
+	for _, a := range acts {
+		if d := time.Duration(a.Timings.InvokeMS * float64(time.Millisecond)); d > timeout {
+			t.Errorf("%s: the run took %s, past its timeout of %s", a.Event.Key, d, timeout)
+		}
+		if a.Event.Key == "big/000" {
+			if a.Decision != activation.Error || !a.DeadLetter || a.ErrorClass != "config" || !strings.Contains(a.Error, "--spool-budget") {
+				t.Errorf("%s: %s (dead letter %v, class %q) %q; want a config dead letter naming --spool-budget", a.Event.Key, a.Decision, a.DeadLetter, a.ErrorClass, a.Error)
+			}
+			continue
+		}
+		if a.Decision == activation.Error || a.Output == nil || a.Output.Size != 2*int64(len(bodies[a.Event.Key])) {
+			t.Errorf("%s: %s with output %+v, error %q (%s); want its 10 MiB output", a.Event.Key, a.Decision, a.Output, a.Error, a.ErrorClass)
+		}
+	}
+	execs := readExecutions(t, side)
+	for content, es := range execs {
+		if len(es) != 1 {
+			t.Errorf("content %s executed %d times, want 1", content, len(es))
+		}
+		for i, e := range es {
+			if e.end < 0 {
+				t.Errorf("content %s: execution %d (pid %d) never ended", content, i, e.pid)
+			}
+		}
+	}
+	if len(execs) != distinct+1 {
+		t.Errorf("%d contents executed, want %d", len(execs), distinct+1)
+	}
 }

@@ -2,7 +2,8 @@
 // actionloop action for the process runtime. For each activation it
 // appends "start SHA PID PPID GPPID" to the side file named by param "log",
 // sleeps param "ms" milliseconds, appends "end SHA PID PPID GPPID", and returns
-// the input upper-cased as its output object. The side file is how the
+// the input upper-cased (param "repeat" times, default once) as its output
+// object. The side file is how the
 // test counts executions: a killed execution has a start and no end.
 // PPID and GPPID (the parent's parent) name the processes above it: the
 // dedupfn replica that ran it is one of them (the process runtime may
@@ -77,7 +78,9 @@ func run(v map[string]any, res map[string]any) error {
 	if err := note("end"); err != nil {
 		return err
 	}
-	res["body"] = base64.StdEncoding.EncodeToString(bytes.ToUpper(data))
+	repeat, _ := v["repeat"].(string)
+	times, _ := strconv.Atoi(repeat)
+	res["body"] = base64.StdEncoding.EncodeToString(bytes.Repeat(bytes.ToUpper(data), max(times, 1)))
 	return nil
 }
 
