@@ -295,6 +295,9 @@ func TestSpoolBudget_InputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
 			t.Errorf("%s: %s, error %q (%s), output %+v; want its output", r.Event.Key, r.Decision, r.Error, r.ErrorClass, r.Output)
 		}
 	}
+	for _, r := range e.activations() {
+		t.Logf("%s %s attempts=%d timings=%+v", r.Event.Key, r.Decision, r.Attempts, r.Timings)
+	}
 	if got := rt.calls.Load(); got != 3 {
 		t.Errorf("function ran %d times, want 3", got)
 	}
@@ -345,10 +348,54 @@ func TestSpoolBudget_HashedInputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
 			t.Errorf("%s: %s, error %q (%s), output %+v; want its output", r.Event.Key, r.Decision, r.Error, r.ErrorClass, r.Output)
 		}
 	}
+	for _, r := range e.activations() {
+		t.Logf("%s %s attempts=%d timings=%+v", r.Event.Key, r.Decision, r.Attempts, r.Timings)
+	}
 	if got := rt.calls.Load(); got != 3 {
 		t.Errorf("function ran %d times, want 3", got)
 	}
 	if got := objs.getsOf("a.bin"); got != 1 {
 		t.Errorf("a.bin, which found a free slot, was read %d times, want 1", got)
+	}
+}
+
+// Two events whose input and output each fit the budget alone, but not
+// both at once: when every holder waits, the one refused is retried once
+// the other is done, not dead-lettered (a contended budget says nothing
+// about the event).
+func TestSpoolBudget_ContendedIsRetriedNotDeadLettered(t *testing.T) {
+	budget := spool.NewBudget(16 * mib)
+	e := newEnv(t)
+	rt := &sizedRuntime{}
+	var err error
+	e.pipe, err = pipeline.New(pipeline.Config{
+		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
+		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, MaxRuns: 2,
+		RetryBase: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.deploy("big", func(f *registry.Function) {
+		f.Runtime = "sized"
+		// Both inputs are on disk (10 MiB) when both outputs want 7 MiB more.
+		f.Params = map[string]string{"bytes": strconv.Itoa(7 * mib), "ms": "300"}
+	})
+	evs := []event.Event{e.put("x.bin", strings.Repeat("x", 5*mib)), e.put("y.bin", strings.Repeat("y", 5*mib))}
+	var wg sync.WaitGroup
+	for _, ev := range evs {
+		wg.Go(func() { handleWithin(t, 20*time.Second, e.pipe, ev) })
+	}
+	wg.Wait()
+	for _, r := range e.activations() {
+		if r.Decision != activation.Miss || r.DeadLetter {
+			t.Errorf("%s: %s dead_letter=%v class=%q error=%q; want a miss (retried after the contention)", r.Event.Key, r.Decision, r.DeadLetter, r.ErrorClass, r.Error)
+		}
+	}
+	if got := rt.calls.Load(); got != 3 {
+		t.Errorf("function ran %d times, want 3 (both, and the refused one again)", got)
+	}
+	if got := budget.Used(); got != 0 {
+		t.Errorf("budget Used = %d after the events ended, want 0", got)
 	}
 }

@@ -430,6 +430,15 @@ type input struct {
 	fetch time.Duration
 }
 
+// dropSpooled gives back the disk (and budget) of an input that went to
+// disk, keeping its fingerprint: load reads it again, and checks it.
+func (in *input) dropSpooled() {
+	if in.sp != nil && in.sp.Size() > int64(len(in.sp.Bytes())) {
+		in.sp.Close()
+		in.sp = nil
+	}
+}
+
 func (in *input) close() {
 	if in != nil && in.sp != nil {
 		in.sp.Close()

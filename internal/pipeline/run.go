@@ -150,6 +150,11 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			}
 			if retryable(class) && attempt < j.fn.MaxAttempts {
 				p.log(ctx).Warn("run failed, retrying", "dedup_key", key, "attempt", attempt, "class", class, "err", err)
+				if errors.Is(err, spool.ErrContended) {
+					// Holding the input while backing off would keep the
+					// others waiting on it: give its disk back, read again.
+					in.dropSpooled()
+				}
 				if err := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 					return err
 				}
@@ -256,10 +261,7 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 		j.slot = true
 	}
 	if !j.slot {
-		if in.sp != nil && in.sp.Size() > int64(len(in.sp.Bytes())) { // on disk
-			in.sp.Close()
-			in.sp = nil
-		}
+		in.dropSpooled()
 		waitStart := time.Now()
 		if err := p.runs.acquire(runCtx, j.background); err != nil {
 			if l := lost(runCtx); l != nil {
@@ -499,12 +501,16 @@ func (p *Pipeline) dropSlot(j *job) {
 }
 
 // spoolRefused is the run error of an output the disk budget refused: a
-// config error when the event's input and output can never fit (or every
-// holder of the budget waits, so none could), a timeout when the wait for
+// config error when the event's input and output can never fit, a
+// platform error (retried after a backoff) when every holder of the
+// budget waits, so none could go on now, a timeout when the wait for
 // budget outlasted the function's timeout.
 func spoolRefused(err error) error {
 	if errors.Is(err, spool.ErrOverBudget) {
-		return runtime.Errorf(runtime.ClassConfig, "store output: %w (raise --spool-budget, or lower --concurrency)", err)
+		return runtime.Errorf(runtime.ClassConfig, "store output: %w (raise --spool-budget)", err)
+	}
+	if errors.Is(err, spool.ErrContended) {
+		return runtime.Errorf(runtime.ClassPlatform, "store output: %w (raise --spool-budget, or lower --concurrency or --runs)", err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return runtime.Errorf(runtime.ClassTimeout, "store output: the function's timeout passed waiting for --spool-budget: %w", err)

@@ -23,8 +23,13 @@ var ErrTooLarge = errors.New("spool: size limit exceeded")
 
 // ErrOverBudget is returned by Write when the disk budget can never cover
 // the write: the spool and its siblings alone need more than the whole
-// budget, or every holder of part of it is itself waiting for more.
+// budget.
 var ErrOverBudget = errors.New("spool: disk budget exceeded")
+
+// ErrContended is returned by Write when every holder of part of the
+// budget is itself waiting for more, so that none would ever release:
+// the write could fit once others finish, so it is worth retrying later.
+var ErrContended = errors.New("spool: every holder of the disk budget is waiting for more")
 
 // Spool is an io.Writer that can be read back any number of times.
 // It is not safe for concurrent use.
@@ -234,7 +239,7 @@ func (b *Budget) reserve(ctx context.Context, a *account, need int64) error {
 	for b.used+need > b.max {
 		if a.held > 0 && b.waiting+1 == b.holders {
 			// Every other holder is blocked too: nobody would ever release.
-			return fmt.Errorf("%w: all %d holders of the budget of %d bytes are waiting for more", ErrOverBudget, b.holders, b.max)
+			return fmt.Errorf("%w: all %d holders of the budget of %d bytes", ErrContended, b.holders, b.max)
 		}
 		b.setWaiting(a, true)
 		changed := b.changed

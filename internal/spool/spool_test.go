@@ -128,8 +128,8 @@ func TestSpool_BudgetAllWaiting(t *testing.T) {
 	xerr := make(chan error, 1)
 	go func() { _, err := x.Write([]byte("abc")); xerr <- err }() // waits on y
 	time.Sleep(100 * time.Millisecond)
-	if _, err := y.Write([]byte("abc")); !errors.Is(err, spool.ErrOverBudget) { // would wait on x: deadlock
-		t.Fatalf("second holder blocking: %v, want ErrOverBudget", err)
+	if _, err := y.Write([]byte("abc")); !errors.Is(err, spool.ErrContended) { // would wait on x: deadlock
+		t.Fatalf("second holder blocking: %v, want ErrContended", err)
 	}
 	y.Close()
 	if err := <-xerr; err != nil {
@@ -200,8 +200,8 @@ func TestSpoolBudget_OutputWaitingOnItsOwnInputFails(t *testing.T) {
 		xerr := make(chan error, 1)
 		go func() { _, err := xOut.Write(make([]byte, 4*mib)); xerr <- err }() // 14 > 12: waits on y
 		time.Sleep(100 * time.Millisecond)
-		if err := writeWithin(t, 5*time.Second, yOut, make([]byte, 4*mib)); !errors.Is(err, spool.ErrOverBudget) {
-			t.Fatalf("second output waiting on the first: %v, want ErrOverBudget", err)
+		if err := writeWithin(t, 5*time.Second, yOut, make([]byte, 4*mib)); !errors.Is(err, spool.ErrContended) {
+			t.Fatalf("second output waiting on the first: %v, want ErrContended", err)
 		}
 		yOut.Close()
 		y.Close() // the failed event ends: its input goes
