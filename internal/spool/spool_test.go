@@ -228,11 +228,15 @@ func TestSpoolBudget_OutputWaitingOnItsOwnInputFails(t *testing.T) {
 			ins = append(ins, in)
 		}
 		errs := make(chan error, 2)
+		// The writer still waiting at the end is stopped through ctx before
+		// the deferred Closes: a spool is not for concurrent use.
+		ctx, cancel := context.WithCancel(t.Context())
 		for _, in := range ins[:2] {
-			out := in.Sibling(t.Context(), 1, 0)
+			out := in.Sibling(ctx, 1, 0)
 			defer out.Close()
 			go func() { _, err := out.Write(make([]byte, 3*mib)); errs <- err }() // 14 > 12: wait
 		}
+		defer func() { cancel(); <-errs }() // runs before the Closes above
 		time.Sleep(100 * time.Millisecond)
 		ins[2].Close() // 3 MiB free: one output fits, the other waits for it
 		select {
