@@ -19,101 +19,88 @@ func (s *Server) routeBackfills() {
 	s.handle("POST /v1/backfills/{id}/cancel", s.cancelBackfill)
 }
 
-// backfills returns the job manager, or answers 503 when there is none.
-func (s *Server) backfills(w http.ResponseWriter) *backfill.Manager {
+// backfills returns the job manager, or a 503 error when there is none.
+func (s *Server) backfills() (*backfill.Manager, error) {
 	if s.cfg.Backfills == nil {
-		writeError(w, http.StatusServiceUnavailable, errors.New("backfills are not enabled on this server (it runs no backfill manager)"))
+		return nil, withStatus(http.StatusServiceUnavailable, errors.New("backfills are not enabled on this server (it runs no backfill manager)"))
 	}
-	return s.cfg.Backfills
+	return s.cfg.Backfills, nil
 }
 
 // startBackfill creates a job (body: backfill.Request) and answers 201
 // with it; the job runs on the server, GET /v1/backfills/{id} follows it.
-func (s *Server) startBackfill(w http.ResponseWriter, r *http.Request, c caller) {
-	m := s.backfills(w)
-	if m == nil {
-		return
+func (s *Server) startBackfill(w http.ResponseWriter, r *http.Request, c caller) error {
+	m, err := s.backfills()
+	if err != nil {
+		return err
 	}
 	var req backfill.Request
-	if !decode(w, r, &req) {
-		return
+	if err := decode(w, r, &req); err != nil {
+		return err
 	}
 	if req.Function == "" {
-		writeError(w, http.StatusBadRequest, errors.New("function must be set"))
-		return
+		return withStatus(http.StatusBadRequest, errors.New("function must be set"))
 	}
 	req.Tenant = orDefault(c.tenant)
 	fn, err := s.cfg.Registry.Get(r.Context(), req.Tenant, req.Function)
-	if err == nil {
-		// Bucket and output checked as for a run: the tenant's buckets
-		// may have changed since the deploy.
-		err = s.checkRun(r.Context(), c, req.Function, cmp.Or(req.Bucket, fn.Trigger.Bucket))
-	}
 	if err != nil {
-		writeError(w, backfillStatus(err), err)
-		return
+		return err
+	}
+	// Bucket and output checked as for a run: the tenant's buckets may
+	// have changed since the deploy.
+	if err := s.checkRun(r.Context(), c, req.Function, cmp.Or(req.Bucket, fn.Trigger.Bucket)); err != nil {
+		return err
 	}
 	job, err := m.Start(r.Context(), req)
 	if err != nil {
-		writeError(w, backfillStatus(err), err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, job)
+	return nil
 }
 
 // listBackfills lists the caller's jobs, newest first.
-func (s *Server) listBackfills(w http.ResponseWriter, r *http.Request, c caller) {
-	m := s.backfills(w)
-	if m == nil {
-		return
+func (s *Server) listBackfills(w http.ResponseWriter, r *http.Request, c caller) error {
+	m, err := s.backfills()
+	if err != nil {
+		return err
 	}
 	jobs, err := m.List(r.Context(), c.tenant)
 	if err != nil {
-		writeError(w, backfillStatus(err), err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, jobs)
+	return nil
 }
 
-func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request, c caller) {
-	m := s.backfills(w)
-	if m == nil {
-		return
+// getBackfill answers one of the caller's jobs.
+func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request, c caller) error {
+	m, err := s.backfills()
+	if err != nil {
+		return err
 	}
 	job, err := m.Get(r.Context(), c.tenant, r.PathValue("id"))
 	if err != nil {
-		writeError(w, backfillStatus(err), err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, job)
+	return nil
 }
 
 // cancelBackfill asks a job to stop and answers with it: canceled, or
 // still running for the moment its objects in flight take to finish.
-func (s *Server) cancelBackfill(w http.ResponseWriter, r *http.Request, c caller) {
-	if !jsonBody(w, r) {
-		return
+func (s *Server) cancelBackfill(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := jsonBody(r); err != nil {
+		return err
 	}
-	m := s.backfills(w)
-	if m == nil {
-		return
+	m, err := s.backfills()
+	if err != nil {
+		return err
 	}
 	job, err := m.Cancel(r.Context(), c.tenant, r.PathValue("id"))
 	if err != nil {
-		writeError(w, backfillStatus(err), err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, job)
-}
-
-func backfillStatus(err error) int {
-	switch {
-	case errors.Is(err, backfill.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, backfill.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, backfill.ErrConflict):
-		return http.StatusConflict
-	}
-	return statusOf(err)
+	return nil
 }

@@ -1,33 +1,33 @@
 // Package api is dedupfn's HTTP API (used by the CLI), its dashboard and
 // /metrics.
+//
+// server.go sets the server up and checks every request (Host, origin,
+// bearer token); each resource mounts its own routes in its own file:
+// functions.go (deploy, list, get, delete, invoke), activations.go
+// (records, dead letters, retry), backfills.go, ops.go (stats, purge,
+// explain) and insights.go (the dashboard's totals and series). Handlers
+// return errors; errors.go maps them to statuses, in statusOf only.
+// client.go is the Go client of all of them.
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
-	"os"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/backfill"
 	"github.com/dedupfn/dedupfn/internal/index"
-	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
@@ -48,10 +48,6 @@ const (
 	DefaultMaxMemoryMB = 2048
 	// maxJSONBytes bounds every JSON request body but a deploy's.
 	maxJSONBytes = 1 << 20
-	// DefaultDLQScan is how many of the newest activations (of the
-	// tenant, function and --since asked for) GET /v1/dlq looks through
-	// for dead letters: a dead letter older than that is not listed.
-	DefaultDLQScan = 10000
 )
 
 // DefaultTenantRuntimes are the runtimes tenants may deploy: sandboxed
@@ -135,18 +131,29 @@ type caller struct {
 	buckets map[string]bool // a tenant's buckets
 }
 
-// errForbidden marks errors answered with 403, errInvalid with 400.
-var (
-	errForbidden = errors.New("forbidden")
-	errInvalid   = errors.New("invalid")
-)
-
 // checkBucket refuses a tenant a bucket that is not its own.
 func (c caller) checkBucket(what, bucket string) error {
 	if c.admin || c.buckets[bucket] {
 		return nil
 	}
 	return fmt.Errorf("%w: %s %q is not one of tenant %s's buckets", errForbidden, what, bucket, c.tenant)
+}
+
+// checkRun refuses a tenant a run of function on an object of bucket
+// unless both bucket and the function's output bucket are its own: its
+// buckets may have changed since the deploy.
+func (s *Server) checkRun(ctx context.Context, c caller, function, bucket string) error {
+	if err := c.checkBucket("bucket", bucket); err != nil {
+		return err
+	}
+	if c.admin {
+		return nil
+	}
+	fn, err := s.cfg.Registry.Get(ctx, orDefault(c.tenant), function)
+	if err != nil {
+		return err
+	}
+	return c.checkBucket("output bucket", fn.Output.Bucket)
 }
 
 //go:embed dashboard.html
@@ -222,27 +229,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer != nil {
 		h := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 		// Metrics name every tenant's functions: they are the admin's.
-		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, c caller) {
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, c caller) error {
 			if !c.admin {
-				writeError(w, http.StatusForbidden, fmt.Errorf("%w: /metrics is the admin's: it covers every tenant", errForbidden))
-				return
+				return fmt.Errorf("%w: /metrics is the admin's: it covers every tenant", errForbidden)
 			}
 			h.ServeHTTP(w, r)
+			return nil
 		})
 	}
-	s.handle("POST /v1/functions", s.deploy)
-	s.handle("GET /v1/functions", s.listFunctions)
-	s.handle("GET /v1/functions/{name}", s.getFunction)
-	s.handle("DELETE /v1/functions/{name}", s.deleteFunction)
-	s.handle("POST /v1/invoke", s.invoke)
-	s.handle("GET /v1/activations", s.activations)
-	s.handle("GET /v1/activations/{id}", s.activation)
-	s.handle("GET /v1/dlq", s.deadLetters)
-	s.handle("POST /v1/dlq/{id}/retry", s.retry)
-	s.handle("GET /v1/stats", s.stats)
-	s.handle("POST /v1/purge", s.purge)
-	s.handle("GET /v1/explain", s.explain)
+	s.routeFunctions()
+	s.routeActivations()
 	s.routeBackfills()
+	s.routeOps()
 	s.routeInsights()
 	return s, nil
 }
@@ -252,11 +250,11 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.hosts != nil && !s.hosts[hostname(r.Host)] {
-			writeError(w, http.StatusForbidden, fmt.Errorf("host %q is not a name of this API (DNS rebinding?): add it to --api-host", r.Host))
+			writeError(w, withStatus(http.StatusForbidden, fmt.Errorf("host %q is not a name of this API (DNS rebinding?): add it to --api-host", r.Host)))
 			return
 		}
 		if err := s.csrf.Check(r); err != nil {
-			writeError(w, http.StatusForbidden, fmt.Errorf("%w: state changes need the API's own origin", err))
+			writeError(w, withStatus(http.StatusForbidden, fmt.Errorf("%w: state changes need the API's own origin", err)))
 			return
 		}
 		s.mux.ServeHTTP(w, r)
@@ -280,7 +278,10 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller)
+// handlerFunc serves a request of caller c. It writes its answer, or
+// returns an error for handle to answer (writeError); nil and no answer
+// leaves the request unanswered (its client has gone).
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller) error
 
 // handle mounts h behind authentication.
 func (s *Server) handle(pattern string, h handlerFunc) {
@@ -288,10 +289,12 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 		c, ok := s.authenticate(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dedupfn"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			writeError(w, withStatus(http.StatusUnauthorized, errors.New("missing or wrong bearer token")))
 			return
 		}
-		h(w, r, c)
+		if err := h(w, r, c); err != nil {
+			writeError(w, err)
+		}
 	})
 }
 
@@ -319,399 +322,21 @@ func (s *Server) authenticate(r *http.Request) (caller, bool) {
 	return found, ok
 }
 
-// DeployRequest is the body of POST /v1/functions.
-type DeployRequest struct {
-	Function registry.Function `json:"function"`
-	// Code is the module, executable or zip (base64 in JSON); empty for
-	// remote runtimes.
-	Code []byte `json:"code,omitempty"`
-}
-
-// DeployResponse says what a deploy did.
-type DeployResponse struct {
-	Function   registry.Function `json:"function"`
-	NewVersion bool              `json:"new_version"`
-	Previous   string            `json:"previous_version,omitempty"`
-}
-
-func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
-	if !jsonBody(w, r) {
-		return
-	}
-	// base64 of the code plus room for the definition.
-	limit := (s.cfg.MaxCodeBytes+2)/3*4 + maxJSONBytes
-	tooLarge := fmt.Errorf("deploy too large: code is limited to %s (--max-code)", sizeString(s.cfg.MaxCodeBytes))
-	if r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
-		return
-	}
-	// The first maxJSONBytes are read before taking a slot, as any JSON
-	// body is: a body that trickles in (and is cut by the listener's
-	// minimum rate) never holds one. The rest is read holding a slot, into
-	// one buffer sized up front and decoded in place: about 1.75 times
-	// the body at most, and at most MaxDeploys of them.
-	body := http.MaxBytesReader(w, r.Body, limit)
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxJSONBytes)+bytes.MinRead))
-	n, readErr := buf.ReadFrom(io.LimitReader(body, maxJSONBytes))
-	if readErr == nil {
-		select {
-		case s.deploys <- struct{}{}:
-			defer func() { <-s.deploys }()
-		case <-r.Context().Done():
-			return
-		}
-		if n == maxJSONBytes {
-			buf.Grow(int(max(min(r.ContentLength, limit)-n, 0)) + bytes.MinRead)
-			_, readErr = buf.ReadFrom(body)
-		}
-	}
-	if readErr != nil {
-		switch {
-		case errors.As(readErr, new(*http.MaxBytesError)):
-			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
-		case errors.Is(readErr, os.ErrDeadlineExceeded):
-			writeError(w, http.StatusRequestTimeout, fmt.Errorf("read request body: too slow: %w", readErr))
-		default:
-			writeError(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", readErr))
-		}
-		return
-	}
-	var req DeployRequest
-	err := json.Unmarshal(buf.Bytes(), &req)
-	buf = nil
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("decode request body: %w", err))
-		return
-	}
-	if int64(len(req.Code)) > s.cfg.MaxCodeBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
-		return
-	}
-	if err := req.Function.CheckParams(s.cfg.MaxParamsBytes); err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, err)
-		return
-	}
-	if c.tenant != "" {
-		req.Function.Tenant = c.tenant
-	}
-	if err := s.authorizeDeploy(c, req.Function); err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	if err := s.cfg.Pipeline.Prepare(r.Context(), req.Function, req.Code); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	var prev string
-	if old, err := s.cfg.Registry.Get(r.Context(), orDefault(req.Function.Tenant), req.Function.Name); err == nil {
-		prev = old.Version
-	}
-	fn, err := s.cfg.Registry.Deploy(r.Context(), req.Function, req.Code)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, DeployResponse{Function: fn, NewVersion: fn.Version != prev, Previous: prev})
-}
-
-// authorizeDeploy applies the trust model to a definition: tenants deploy
-// their runtimes on their buckets only, nobody names an OpenWhisk host
-// outside the allow-list, and memory is capped.
-func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
-	if !c.admin && !slices.Contains(s.cfg.TenantRuntimes, fn.Runtime) {
-		why := ""
-		if fn.Runtime == "process" {
-			why = " runs host code as the server:"
-		}
-		return fmt.Errorf("%w: runtime %q%s only the admin may deploy it; tenants deploy %s",
-			errForbidden, fn.Runtime, why, strings.Join(s.cfg.TenantRuntimes, " or "))
-	}
-	if err := c.checkBucket("trigger bucket", fn.Trigger.Bucket); err != nil {
-		return err
-	}
-	if err := c.checkBucket("output bucket", fn.Output.Bucket); err != nil {
-		return err
-	}
-	if fn.Runtime == "openwhisk" {
-		if api := fn.Config[openwhisk.ConfigAPI]; api != "" {
-			if err := openwhisk.CheckAPI(s.cfg.OpenWhiskAllow, api); err != nil {
-				return fmt.Errorf("%w: %w", errForbidden, err)
-			}
-		}
-		a, err := openwhisk.ParseAction(fn.Config[openwhisk.ConfigAction])
-		if err != nil {
-			return fmt.Errorf("%w: function %s: %w", errInvalid, fn.Name, err)
-		}
-		// The runtime checks this again at every call (defence in depth);
-		// here a deploy that could never run is refused.
-		if tenant := orDefault(fn.Tenant); tenant != registry.DefaultTenant {
-			if err := openwhisk.CheckNamespace(s.owNS[tenant], a); err != nil {
-				return fmt.Errorf("%w: tenant %s: %w", errForbidden, tenant, err)
-			}
-		}
-	}
-	if fn.Limits.MemoryMB > s.cfg.MaxMemoryMB {
-		return fmt.Errorf("function %s: memory must be at most %d MB (--max-memory), got %d", fn.Name, s.cfg.MaxMemoryMB, fn.Limits.MemoryMB)
+// jsonBody refuses (415) a body that is not declared application/json: a
+// browser sends text/plain and form bodies cross-site without asking.
+func jsonBody(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return withStatus(http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")))
 	}
 	return nil
 }
 
-func sizeString(n int64) string {
-	if n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
-func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) {
-	fns := s.cfg.Registry.List(c.tenant)
-	if fns == nil {
-		fns = []registry.Function{}
-	}
-	writeJSON(w, http.StatusOK, fns)
-}
-
-func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) {
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), r.PathValue("name"))
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, fn)
-}
-
-func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c caller) {
-	if err := s.cfg.Registry.Delete(r.Context(), orDefault(c.tenant), r.PathValue("name")); err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request, c caller) {
-	var req pipeline.InvokeRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	if c.tenant != "" {
-		req.Tenant = c.tenant
-	}
-	req.ReplaceShared = c.admin // only the admin replaces results other tenants reuse
-	if err := s.checkRun(r.Context(), c, req.Function, req.Bucket); err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	rec, err := s.cfg.Pipeline.Invoke(r.Context(), req)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
-}
-
-// activationFilter reads the fn, since (RFC 3339) and limit parameters
-// of an activation listing for caller c.
-func activationFilter(r *http.Request, c caller) (activation.Filter, error) {
-	q := r.URL.Query()
-	f := activation.Filter{Tenant: c.tenant, Function: q.Get("fn")}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			return f, fmt.Errorf("limit must be a positive integer, got %q", l)
-		}
-		f.Limit = n
-	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return f, fmt.Errorf("since must be an RFC 3339 time, got %q", v)
-		}
-		f.Since = t
-	}
-	return f, nil
-}
-
-// activations lists activation records, newest first; decision= and
-// errors=1 filter a bounded scan (see listActivations).
-func (s *Server) activations(w http.ResponseWriter, r *http.Request, c caller) {
-	f, err := activationFilter(r, c)
-	var keep func(activation.Record) bool
-	if err == nil {
-		keep, err = recordFilter(r.URL.Query())
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	recs, err := s.listActivations(r.Context(), f, keep)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	if recs == nil {
-		recs = []activation.Record{}
-	}
-	writeJSON(w, http.StatusOK, recs)
-}
-
-// checkRun refuses a tenant a run of function on an object of bucket
-// unless both bucket and the function's output bucket are its own: its
-// buckets may have changed since the deploy.
-func (s *Server) checkRun(ctx context.Context, c caller, function, bucket string) error {
-	if err := c.checkBucket("bucket", bucket); err != nil {
+// decode reads a JSON body of at most maxJSONBytes (413 above) into v;
+// unknown fields are refused (400).
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := jsonBody(r); err != nil {
 		return err
-	}
-	if c.admin {
-		return nil
-	}
-	fn, err := s.cfg.Registry.Get(ctx, orDefault(c.tenant), function)
-	if err != nil {
-		return err
-	}
-	return c.checkBucket("output bucket", fn.Output.Bucket)
-}
-
-func (s *Server) activation(w http.ResponseWriter, r *http.Request, c caller) {
-	rec, err := s.cfg.Index.GetActivation(r.Context(), r.PathValue("id"))
-	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
-		err = index.ErrNotFound // another tenant's records do not exist for you
-	}
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
-}
-
-// deadLetters lists the dead letters not retried yet, newest first,
-// among the DefaultDLQScan newest activations matching the filter. A dead
-// letter counts as retried once a newer activation names it in RetryOf
-// (a retry that failed again is listed in its place).
-func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, c caller) {
-	f, err := activationFilter(r, c)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	limit := f.Limit
-	if limit == 0 {
-		limit = 100
-	}
-	f.Limit = DefaultDLQScan
-	recs, err := s.cfg.Index.Activations(r.Context(), f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	retried := map[string]bool{}
-	out := []activation.Record{}
-	for _, rec := range recs { // newest first: a retry comes before what it retried
-		if rec.RetryOf != "" {
-			retried[rec.RetryOf] = true
-		}
-		if rec.DeadLetter && !retried[rec.ID] && len(out) < limit {
-			out = append(out, rec)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// retry runs a dead letter's event again (pipeline.Retry); the new
-// activation is the answer. Tenants retry their own dead letters only,
-// on buckets that are still theirs.
-func (s *Server) retry(w http.ResponseWriter, r *http.Request, c caller) {
-	if !jsonBody(w, r) {
-		return
-	}
-	rec, err := s.cfg.Index.GetActivation(r.Context(), r.PathValue("id"))
-	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
-		err = index.ErrNotFound // another tenant's records do not exist for you
-	}
-	if err == nil {
-		err = pipeline.CheckRetry(rec)
-	}
-	if err == nil {
-		err = s.checkRun(r.Context(), c, rec.Function, rec.Event.Bucket)
-	}
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	out, err := s.cfg.Pipeline.Retry(r.Context(), rec)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) stats(w http.ResponseWriter, r *http.Request, c caller) {
-	st, err := s.cfg.Index.Stats(r.Context(), c.tenant)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-// PurgeRequest is the body of POST /v1/purge.
-type PurgeRequest struct {
-	Function string `json:"function"`
-	Key      string `json:"key,omitempty"` // one dedup key (see explain); empty = all of the function's
-}
-
-func (s *Server) purge(w http.ResponseWriter, r *http.Request, c caller) {
-	var req PurgeRequest
-	if !decode(w, r, &req) {
-		return
-	}
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	var n int
-	switch {
-	case fn.Shared && !c.admin:
-		err = fmt.Errorf("%w: function %s is shared: its results are purged by the admin only", errForbidden, fn.Name)
-	default:
-		n, err = s.cfg.Pipeline.Purge(r.Context(), c.tenant, req.Function, req.Key, c.admin)
-	}
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
-}
-
-func (s *Server) explain(w http.ResponseWriter, r *http.Request, c caller) {
-	q := r.URL.Query()
-	if err := c.checkBucket("bucket", q.Get("bucket")); err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	x, err := s.cfg.Pipeline.Explain(r.Context(), c.tenant, q.Get("fn"), q.Get("bucket"), q.Get("key"), c.admin)
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, x)
-}
-
-// jsonBody refuses (415) a body that is not declared application/json: a
-// browser sends text/plain and form bodies cross-site without asking.
-func jsonBody(w http.ResponseWriter, r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")))
-		return false
-	}
-	return true
-}
-
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if !jsonBody(w, r) {
-		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBytes))
 	dec.DisallowUnknownFields()
@@ -720,30 +345,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.As(err, new(*http.MaxBytesError)) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		writeError(w, status, fmt.Errorf("decode request body: %w", err))
-		return false
+		return withStatus(status, fmt.Errorf("decode request body: %w", err))
 	}
-	return true
+	return nil
 }
 
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, errForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, errInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, pipeline.ErrNotRetryable):
-		return http.StatusConflict
-	case errors.Is(err, context.Canceled):
-		return 499
-	case strings.Contains(err.Error(), "must"):
-		return http.StatusBadRequest
-	}
-	return http.StatusInternalServerError
-}
-
+// orDefault is tenant, or registry.DefaultTenant for "" (the admin).
 func orDefault(tenant string) string {
 	if tenant == "" {
 		return registry.DefaultTenant
@@ -751,15 +358,7 @@ func orDefault(tenant string) string {
 	return tenant
 }
 
-// Error is the body of every error response.
-type Error struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, Error{Error: err.Error()})
-}
-
+// writeJSON answers v as indented JSON with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
