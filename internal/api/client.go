@@ -204,3 +204,25 @@ func (c *Client) CancelBackfill(ctx context.Context, id string) (backfill.Job, e
 	var out backfill.Job
 	return out, c.do(ctx, http.MethodPost, "/v1/backfills/"+url.PathEscape(id)+"/cancel", struct{}{}, &out)
 }
+
+// FunctionStats returns the totals of each function the caller may see
+// (GET /v1/stats/functions).
+func (c *Client) FunctionStats(ctx context.Context) ([]FunctionTotals, error) {
+	var out []FunctionTotals
+	return out, c.do(ctx, http.MethodGet, "/v1/stats/functions", nil, &out)
+}
+
+// Series returns the runs, hits and errors of the last minutes minutes
+// (0: the server's default), of function fn ("" = all), by minute
+// (GET /v1/series).
+func (c *Client) Series(ctx context.Context, minutes int, fn string) (Series, error) {
+	v := url.Values{}
+	if minutes != 0 {
+		v.Set("minutes", strconv.Itoa(minutes))
+	}
+	if fn != "" {
+		v.Set("fn", fn)
+	}
+	var out Series
+	return out, c.do(ctx, http.MethodGet, "/v1/series?"+v.Encode(), nil, &out)
+}

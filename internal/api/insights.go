@@ -1,11 +1,8 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -23,11 +20,6 @@ const (
 	// than that undercounts its oldest minutes and says complete=false:
 	// the cost of a request stays bounded however busy the cluster is.
 	SeriesScanCap = 20000
-	// DefaultActivationScan is how many of the newest activations (of the
-	// tenant, function and since asked for) GET /v1/activations looks
-	// through when it filters on decision or errors: an older match is
-	// not listed.
-	DefaultActivationScan = 10000
 )
 
 // seriesScanCap is SeriesScanCap, lowered by tests.
@@ -52,17 +44,17 @@ type FunctionTotals struct {
 // tenant's, or the one named by TenantHeader), sorted by tenant, then
 // function. Like /v1/stats they are cluster-wide and never lowered by
 // pruning activations.
-func (s *Server) functionStats(w http.ResponseWriter, r *http.Request, c caller) {
+func (s *Server) functionStats(w http.ResponseWriter, r *http.Request, c caller) error {
 	fs, err := s.cfg.Index.FunctionStats(r.Context(), c.tenant)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
+		return err
 	}
 	out := make([]FunctionTotals, 0, len(fs))
 	for _, f := range fs {
 		out = append(out, FunctionTotals{FunctionStats: f, HitRate: f.HitRate()})
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // SeriesPoint is one minute of GET /v1/series: the activations that
@@ -88,14 +80,13 @@ type Series struct {
 // minute over the last ?minutes= minutes, from the activation records:
 // cluster-wide, and the same after a restart. Records pruned already
 // are not counted.
-func (s *Server) series(w http.ResponseWriter, r *http.Request, c caller) {
+func (s *Server) series(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	minutes := DefaultSeriesMinutes
 	if v := q.Get("minutes"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxSeriesMinutes {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("minutes must be an integer from 1 to %d, got %q", MaxSeriesMinutes, v))
-			return
+			return withStatus(http.StatusBadRequest, fmt.Errorf("minutes must be an integer from 1 to %d, got %q", MaxSeriesMinutes, v))
 		}
 		minutes = n
 	}
@@ -104,8 +95,7 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request, c caller) {
 		Tenant: c.tenant, Function: q.Get("fn"), Since: first, Limit: seriesScanCap + 1,
 	})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
+		return err
 	}
 	out := Series{Minutes: make([]SeriesPoint, minutes), Complete: len(recs) <= seriesScanCap}
 	for i := range out.Minutes {
@@ -128,90 +118,5 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// decisions are the values of GET /v1/activations?decision=.
-var decisions = []activation.Decision{activation.Hit, activation.Miss, activation.Wait, activation.Error, activation.Skipped}
-
-// recordFilter reads the decision and errors parameters of an activation
-// listing: the records to keep, or nil to keep all.
-func recordFilter(q url.Values) (func(activation.Record) bool, error) {
-	var keep []func(activation.Record) bool
-	if v := q.Get("decision"); v != "" {
-		d := activation.Decision(v)
-		if !slices.Contains(decisions, d) {
-			return nil, fmt.Errorf("decision must be one of %v, got %q", decisions, v)
-		}
-		keep = append(keep, func(r activation.Record) bool { return r.Decision == d })
-	}
-	if v := q.Get("errors"); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("errors must be 1 or 0, got %q", v)
-		}
-		if on {
-			keep = append(keep, func(r activation.Record) bool { return r.Decision == activation.Error || r.DeadLetter })
-		}
-	}
-	if len(keep) == 0 {
-		return nil, nil
-	}
-	return func(r activation.Record) bool {
-		for _, k := range keep {
-			if !k(r) {
-				return false
-			}
-		}
-		return true
-	}, nil
-}
-
-// listActivations returns the records f selects, newest first; with
-// keep, the first f.Limit (default 100) of the DefaultActivationScan
-// newest that keep accepts.
-func (s *Server) listActivations(ctx context.Context, f activation.Filter, keep func(activation.Record) bool) ([]activation.Record, error) {
-	if keep == nil {
-		return s.cfg.Index.Activations(ctx, f)
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	f.Limit = DefaultActivationScan
-	recs, err := s.cfg.Index.Activations(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := []activation.Record{} // not recs[:0]: the scan is garbage once this returns
-	for _, r := range recs {
-		if len(out) == limit {
-			break
-		}
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-// FunctionStats returns the totals of each function the caller may see
-// (GET /v1/stats/functions).
-func (c *Client) FunctionStats(ctx context.Context) ([]FunctionTotals, error) {
-	var out []FunctionTotals
-	return out, c.do(ctx, http.MethodGet, "/v1/stats/functions", nil, &out)
-}
-
-// Series returns the runs, hits and errors of the last minutes minutes
-// (0: the server's default), of function fn ("" = all), by minute
-// (GET /v1/series).
-func (c *Client) Series(ctx context.Context, minutes int, fn string) (Series, error) {
-	v := url.Values{}
-	if minutes != 0 {
-		v.Set("minutes", strconv.Itoa(minutes))
-	}
-	if fn != "" {
-		v.Set("fn", fn)
-	}
-	var out Series
-	return out, c.do(ctx, http.MethodGet, "/v1/series?"+v.Encode(), nil, &out)
+	return nil
 }

@@ -165,8 +165,24 @@ func (f *Function) Deduplicated() bool {
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
-// Validate checks a definition and fills defaults.
-func (f *Function) Validate() error {
+// ErrInvalid is wrapped by Validate's errors: a definition that cannot be
+// deployed as it is. Their text is only the reason.
+var ErrInvalid = errors.New("invalid function definition")
+
+// invalidError is an error of Validate: its text, and ErrInvalid.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+// Validate checks a definition and fills defaults; its errors wrap
+// ErrInvalid.
+func (f *Function) Validate() (err error) {
+	defer func() {
+		if err != nil {
+			err = invalidError{err}
+		}
+	}()
 	if f.Tenant == "" {
 		f.Tenant = DefaultTenant
 	}
