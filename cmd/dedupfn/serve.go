@@ -24,6 +24,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/backfill"
+	"github.com/dedupfn/dedupfn/internal/bench"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/httpserve"
 	"github.com/dedupfn/dedupfn/internal/index"
@@ -56,6 +57,7 @@ type serveOptions struct {
 	reconcile, reconcileGrace            time.Duration
 	activationRetention                  time.Duration
 	buckets                              []string
+	profileSignals                       string          // bench.ProfileSignalsFlag
 	sec                                  securityOptions // tenants.go
 	proc                                 processFlags    // runtimes.go
 	conn                                 connFlags       // conn.go
@@ -105,6 +107,8 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
+	fl.StringVar(&o.profileSignals, bench.ProfileSignalsFlag, "", "write a CPU profile to this file between SIGUSR1 and SIGUSR2 (for `dedupfn bench --cpuprofile`)")
+	fl.MarkHidden(bench.ProfileSignalsFlag)
 	o.sec.register(fl)
 	o.proc.register(fl)
 	o.conn.register(fl)
@@ -216,6 +220,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	logger, err := newLogger(os.Stderr, o.logFormat, level)
 	if err != nil {
 		return err
+	}
+	if o.profileSignals != "" {
+		if err := bench.ProfileOnSignals(o.profileSignals); err != nil {
+			return err
+		}
 	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
