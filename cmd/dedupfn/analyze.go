@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -131,9 +130,7 @@ func runAnalyze(ctx context.Context, o analyzeOptions, target string, stdout, st
 		return err
 	}
 	if o.cf.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	printAnalyzeReport(stdout, rep)
 	return nil

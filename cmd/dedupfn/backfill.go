@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -329,10 +328,4 @@ func printBackfill(w io.Writer, j backfill.Job) {
 		fmt.Fprintf(tw, "finished\t%s\n", j.Finished.Local().Format(time.DateTime))
 	}
 	tw.Flush()
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,10 +67,9 @@ retry is listed in its place. Only the newest ` + fmt.Sprint(api.DefaultDLQScan)
 				return err
 			}
 			if cf.json {
-				return printJSON(recs)
+				return writeJSON(cmd.OutOrStdout(), recs)
 			}
-			printActivations(recs)
-			return nil
+			return writeActivations(cmd.OutOrStdout(), recs, true, 0)
 		},
 	}
 	cf.register(cmd, true)
@@ -125,7 +123,7 @@ same --fn, --since and --limit).`,
 					if cmd.Context().Err() != nil {
 						return err
 					}
-					fmt.Fprintf(os.Stderr, "dedupfn: retry %s: %v\n", id, err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "dedupfn: retry %s: %v\n", id, err)
 					failed++
 					continue
 				}
@@ -135,15 +133,17 @@ same --fn, --since and --limit).`,
 				}
 			}
 			if cf.json {
-				if err := printJSON(recs); err != nil {
+				if err := writeJSON(cmd.OutOrStdout(), recs); err != nil {
 					return err
 				}
 			} else if len(recs) > 0 {
-				printActivations(recs)
+				if err := writeActivations(cmd.OutOrStdout(), recs, true, 0); err != nil {
+					return err
+				}
 			}
 			switch {
 			case all && len(ids) == 0:
-				fmt.Fprintln(os.Stderr, "no dead letters to retry")
+				fmt.Fprintln(cmd.ErrOrStderr(), "no dead letters to retry")
 			case failed > 0:
 				return fmt.Errorf("%d of %d retries failed", failed, len(ids))
 			}

@@ -83,7 +83,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	queueDir := os.Getenv("DEDUPFN_BENCH_MINIO_QUEUE_DIR") == "1"
 	c := startPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
 	// DEDUPFN_BENCH_PROFILE_DIR: each replica writes a CPU profile of the
-	// e2e phase there (replica-N-INDEX.pprof; see cmd/dedupfn/bench_unix.go).
+	// e2e phase there (replica-N-INDEX.pprof; see bench.ProfileOnSignals).
 	profDir := os.Getenv("DEDUPFN_BENCH_PROFILE_DIR")
 	var profiles []string
 	for i := range 3 {
@@ -91,7 +91,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 		s := &server{t: b, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 		if profDir != "" {
 			path := filepath.Join(profDir, fmt.Sprintf("replica-%d-%s.pprof", i, strings.TrimPrefix(b.Name(), "BenchmarkClusterIndexes/")))
-			s.env = append(s.env, "DEDUPFN_BENCH_CPUPROFILE="+path)
+			args = append(args, "--"+bench.ProfileSignalsFlag+"="+path)
 			profiles = append(profiles, path)
 		}
 		s.start(args...)
