@@ -96,10 +96,7 @@ func newActivationsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cf.json {
-				return writeJSON(cmd.OutOrStdout(), recs)
-			}
-			return writeActivations(cmd.OutOrStdout(), recs, true, 0)
+			return printActivations(cmd.OutOrStdout(), recs, cf.json)
 		},
 	}
 	cf.register(cmd, true)

@@ -66,10 +66,7 @@ retry is listed in its place. Only the newest ` + fmt.Sprint(api.DefaultDLQScan)
 			if err != nil {
 				return err
 			}
-			if cf.json {
-				return writeJSON(cmd.OutOrStdout(), recs)
-			}
-			return writeActivations(cmd.OutOrStdout(), recs, true, 0)
+			return printActivations(cmd.OutOrStdout(), recs, cf.json)
 		},
 	}
 	cf.register(cmd, true)
@@ -132,12 +129,8 @@ same --fn, --since and --limit).`,
 					failed++
 				}
 			}
-			if cf.json {
-				if err := writeJSON(cmd.OutOrStdout(), recs); err != nil {
-					return err
-				}
-			} else if len(recs) > 0 {
-				if err := writeActivations(cmd.OutOrStdout(), recs, true, 0); err != nil {
+			if cf.json || len(recs) > 0 {
+				if err := printActivations(cmd.OutOrStdout(), recs, cf.json); err != nil {
 					return err
 				}
 			}

@@ -19,6 +19,15 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printActivations writes recs to w: for --json as one JSON array, else
+// as a table.
+func printActivations(w io.Writer, recs []activation.Record, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, recs)
+	}
+	return writeActivations(w, recs, true, 0)
+}
+
 // writeActivations writes recs to w as table rows, after the header if
 // header. minWidth is the columns' least width: activations --follow
 // keeps them steady from one poll's rows to the next.
