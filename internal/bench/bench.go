@@ -7,6 +7,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ const (
 	warmupPrefix  = "warmup/"
 )
 
-// Options are a bench run's workload and the serve it starts.
+// Options are a bench run's workload and the serve it starts. Zero
+// Objects, Size and Uploaders take the defaults above.
 type Options struct {
 	// Objects is the number of uploads per phase (half of them
 	// duplicates in the e2e and baseline phases), at least 2.
@@ -115,6 +117,9 @@ func (p *reporter) line(format string, args ...any) {
 // be nil) is called with each step, one call at a time.
 func Run(ctx context.Context, o Options, progress func(Step)) (Report, error) {
 	prog := &reporter{f: progress}
+	o.Objects = cmp.Or(o.Objects, DefaultObjects)
+	o.Size = cmp.Or(o.Size, DefaultSize)
+	o.Uploaders = cmp.Or(o.Uploaders, DefaultUploaders)
 	if o.CPUProfile != "" {
 		if !CPUProfileSupported {
 			return Report{}, errors.New("a CPU profile of serve is not supported on this system")
