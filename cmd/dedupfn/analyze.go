@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -131,9 +130,7 @@ func runAnalyze(ctx context.Context, o analyzeOptions, target string, stdout, st
 		return err
 	}
 	if o.cf.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	printAnalyzeReport(stdout, rep)
 	return nil
@@ -229,30 +226,25 @@ func iecBytes(n int64) string {
 // analyzeProgress shows a progress bar (bytes, objects, rate, ETA) on a
 // terminal, and a plain line every analyzeLineEvery otherwise.
 type analyzeProgress struct {
-	w   io.Writer
-	tty bool
-
-	mu           sync.Mutex
-	bar          *progressbar.ProgressBar
-	start, last  time.Time
+	mu           sync.Mutex // fingerprinted is called from any goroutine
+	p            *progress
+	start        time.Time
 	total, bytes int64
 	objects, n   int64
 }
 
 func newAnalyzeProgress(w io.Writer) *analyzeProgress {
-	return &analyzeProgress{w: w, start: time.Now(), tty: isTerminal(w)}
+	return &analyzeProgress{p: newProgress(w), start: time.Now()}
 }
 
 func (p *analyzeProgress) listed(objects, bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.objects, p.total, p.start, p.last = objects, bytes, time.Now(), time.Now()
-	fmt.Fprintf(p.w, "analyze: listed %d objects, %s\n", objects, iecBytes(bytes))
-	if p.tty && bytes > 0 {
-		p.bar = progressbar.NewOptions64(bytes, progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(fmt.Sprintf("0/%d objects", objects)),
-			progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	p.objects, p.total, p.start = objects, bytes, time.Now()
+	p.p.last = p.start // the first plain line comes analyzeLineEvery after the listing
+	p.p.linef("analyze: listed %d objects, %s", objects, iecBytes(bytes))
+	if bytes > 0 {
+		p.p.startBar(bytes, fmt.Sprintf("0/%d objects", objects), progressbar.OptionShowBytes(true))
 	}
 }
 
@@ -261,22 +253,21 @@ func (p *analyzeProgress) fingerprinted(size int64, _ bool) {
 	defer p.mu.Unlock()
 	p.n++
 	p.bytes += size
-	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("%d/%d objects", p.n, p.objects))
-		p.bar.Add64(size)
+	if p.p.barShown() {
+		p.p.describe(fmt.Sprintf("%d/%d objects", p.n, p.objects))
+		p.p.add(size)
 		return
 	}
-	if p.tty || time.Since(p.last) < analyzeLineEvery {
+	if p.p.tty || !p.p.lineDue(analyzeLineEvery) {
 		return
 	}
-	p.last = time.Now()
 	elapsed := time.Since(p.start)
 	rate := float64(p.bytes) / elapsed.Seconds()
 	eta := "?"
 	if rate > 0 {
 		eta = time.Duration(float64(p.total-p.bytes) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "analyze: %d/%d objects, %s/%s, %s/s, ETA %s\n",
+	p.p.linef("analyze: %d/%d objects, %s/%s, %s/s, ETA %s",
 		p.n, p.objects, iecBytes(p.bytes), iecBytes(p.total), iecBytes(int64(rate)), eta)
 }
 
@@ -284,11 +275,9 @@ func (p *analyzeProgress) fingerprinted(size int64, _ bool) {
 func (p *analyzeProgress) finish(rep *analyze.Report) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
-		p.bar.Finish() // clears the bar (OptionClearOnFinish)
-	}
+	p.p.endBar()
 	if rep != nil {
-		fmt.Fprintf(p.w, "analyze: fingerprinted %d objects (%s) in %s\n",
+		p.p.linef("analyze: fingerprinted %d objects (%s) in %s",
 			rep.Objects, iecBytes(rep.Bytes), time.Since(p.start).Round(time.Millisecond))
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +125,7 @@ func newBackfillStatusCmd() *cobra.Command {
 					return err
 				}
 				if cf.json {
-					return writeJSONTo(out, jobs)
+					return writeJSON(out, jobs)
 				}
 				printBackfills(out, jobs)
 				return nil
@@ -139,7 +138,7 @@ func newBackfillStatusCmd() *cobra.Command {
 				return followBackfill(cmd.Context(), c, job, out, cmd.ErrOrStderr())
 			}
 			if cf.json {
-				return writeJSONTo(out, job)
+				return writeJSON(out, job)
 			}
 			printBackfill(out, job)
 			return nil
@@ -221,46 +220,37 @@ func followBackfill(ctx context.Context, c *api.Client, job backfill.Job, stdout
 // hits, errors, rate, ETA) on a terminal, else a plain line every
 // backfillLineEvery.
 type backfillProgress struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar // nil when w is not a terminal
-
+	p         *progress
 	start     time.Time // first seen
 	startObjs int64     // objects done then
-	last      time.Time // last plain line
 }
 
 func newBackfillProgress(w io.Writer, job backfill.Job) *backfillProgress {
-	p := &backfillProgress{w: w, start: time.Now(), startObjs: job.Objects}
-	fmt.Fprintf(w, "backfill %s: function %s@%s, s3://%s/%s\n", job.ID, job.Function, job.Version, job.Bucket, job.Prefix)
-	if isTerminal(w) {
-		max := int64(-1) // a spinner until the total is known
-		if job.TotalObjects > 0 {
-			max = job.TotalObjects
-		}
-		p.bar = progressbar.NewOptions64(max, progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(barDescription(job)), progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("obj"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-		p.bar.Set64(job.Objects)
+	p := &backfillProgress{p: newProgress(w), start: time.Now(), startObjs: job.Objects}
+	p.p.linef("backfill %s: function %s@%s, s3://%s/%s", job.ID, job.Function, job.Version, job.Bucket, job.Prefix)
+	max := int64(-1) // a spinner until the total is known
+	if job.TotalObjects > 0 {
+		max = job.TotalObjects
 	}
+	p.p.startBar(max, barDescription(job), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("obj"), progressbar.OptionSetPredictTime(true))
+	p.p.set(job.Objects)
 	p.update(job)
 	return p
 }
 
 func (p *backfillProgress) update(job backfill.Job) {
-	if p.bar != nil {
-		if job.TotalObjects > 0 && p.bar.GetMax64() != job.TotalObjects {
-			p.bar.ChangeMax64(job.TotalObjects)
+	if p.p.barShown() {
+		if job.TotalObjects > 0 {
+			p.p.setMax(job.TotalObjects)
 		}
-		p.bar.Describe(barDescription(job))
-		p.bar.Set64(job.Objects)
+		p.p.describe(barDescription(job))
+		p.p.set(job.Objects)
 		return
 	}
-	if !p.last.IsZero() && time.Since(p.last) < backfillLineEvery && job.State == backfill.Running {
+	if !p.p.lineDue(backfillLineEvery) && job.State == backfill.Running {
 		return
 	}
-	p.last = time.Now()
 	done := fmt.Sprintf("%d objects, %s", job.Objects, iecBytes(job.Bytes))
 	if job.TotalObjects > 0 {
 		done = fmt.Sprintf("%d/%d objects (%.0f%%), %s/%s", job.Objects, job.TotalObjects,
@@ -271,14 +261,10 @@ func (p *backfillProgress) update(job backfill.Job) {
 	if rate > 0 && job.TotalObjects > 0 {
 		eta = time.Duration(float64(max(job.TotalObjects-job.Objects, 0)) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "backfill %s: %s, %s, %.1f objects/s, ETA %s\n", job.ID, done, backfillCounts(job), rate, eta)
+	p.p.linef("backfill %s: %s, %s, %.1f objects/s, ETA %s", job.ID, done, backfillCounts(job), rate, eta)
 }
 
-func (p *backfillProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish() // clears the bar (OptionClearOnFinish)
-	}
-}
+func (p *backfillProgress) finish() { p.p.endBar() }
 
 func backfillCounts(j backfill.Job) string {
 	return fmt.Sprintf("runs %d, hits %d, waits %d, skipped %d, errors %d", j.Runs, j.Hits, j.Waits, j.Skipped, j.Errors)
@@ -342,10 +328,4 @@ func printBackfill(w io.Writer, j backfill.Job) {
 		fmt.Fprintf(tw, "finished\t%s\n", j.Finished.Local().Format(time.DateTime))
 	}
 	tw.Flush()
-}
-
-func writeJSONTo(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

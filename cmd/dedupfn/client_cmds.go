@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -35,9 +34,11 @@ func newInvokeCmd() *cobra.Command {
 				return err
 			}
 			if cf.json {
-				return printJSON(rec)
+				return writeJSON(cmd.OutOrStdout(), rec)
 			}
-			printActivations([]activation.Record{rec})
+			if err := writeActivations(cmd.OutOrStdout(), []activation.Record{rec}, true, 0); err != nil {
+				return err
+			}
 			if rec.Decision == activation.Error {
 				return fmt.Errorf("activation %s failed: %s", rec.ID, rec.Error)
 			}
@@ -75,7 +76,7 @@ func newActivationsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printJSON(rec)
+				return writeJSON(cmd.OutOrStdout(), rec)
 			}
 			q := api.ActivationQuery{Function: fn, Limit: limit, Decision: activation.Decision(decision), ErrorsOnly: errs}
 			if since != "" {
@@ -89,17 +90,13 @@ func newActivationsCmd() *cobra.Command {
 				if every <= 0 {
 					return fmt.Errorf("--interval must be > 0, got %s", every)
 				}
-				return followActivations(cmd.Context(), c, q, every, os.Stdout, cf.json)
+				return followActivations(cmd.Context(), c, q, every, cmd.OutOrStdout(), cmd.ErrOrStderr(), cf.json)
 			}
 			recs, err := c.ListActivations(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
-			if cf.json {
-				return printJSON(recs)
-			}
-			printActivations(recs)
-			return nil
+			return printActivations(cmd.OutOrStdout(), recs, cf.json)
 		},
 	}
 	cf.register(cmd, true)
@@ -145,9 +142,10 @@ const (
 // first, as a listing would) and then, every interval until ctx ends,
 // those recorded since: each once, oldest first. It polls with a since
 // cursor kept followLookback behind the newest start seen, remembering
-// the ids it printed within that window. An API error is reported on
-// stderr and the poll tried again.
-func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery, every time.Duration, w io.Writer, asJSON bool) error {
+// the ids it printed within that window. It prints to w, as JSON lines
+// if asJSON, else as table rows. An API error is reported on stderr and
+// the poll tried again.
+func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery, every time.Duration, w, stderr io.Writer, asJSON bool) error {
 	seen := map[string]time.Time{} // printed ids by start, within the window
 	floor := q.Since               // nothing before it is shown
 	var newest time.Time
@@ -169,7 +167,7 @@ func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery
 		case err != nil && first:
 			return err // a wrong --api or token: say so at once
 		case err != nil:
-			fmt.Fprintln(os.Stderr, "dedupfn: activations --follow:", err)
+			fmt.Fprintln(stderr, "dedupfn: activations --follow:", err)
 		}
 		if first && q.Limit > 0 && len(recs) >= q.Limit {
 			// Only the newest Limit are shown: older ones are not "new".
@@ -188,7 +186,7 @@ func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery
 		slices.SortStableFunc(fresh, func(a, b activation.Record) int {
 			return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID))
 		})
-		if err := writeActivations(w, fresh, asJSON, header); err != nil {
+		if err := writeFollowed(w, fresh, asJSON, header); err != nil {
 			return err
 		}
 		header = header && len(fresh) == 0
@@ -205,16 +203,9 @@ func followActivations(ctx context.Context, c *api.Client, q api.ActivationQuery
 	}
 }
 
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-// writeActivations writes recs to w as JSON lines, or as table rows
-// (after the header, if header).
-func writeActivations(w io.Writer, recs []activation.Record, asJSON, header bool) error {
+// writeFollowed writes the records one poll of --follow found: as JSON
+// lines, or as table rows (after the header, if header).
+func writeFollowed(w io.Writer, recs []activation.Record, asJSON, header bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, r := range recs {
@@ -227,37 +218,14 @@ func writeActivations(w io.Writer, recs []activation.Record, asJSON, header bool
 	if len(recs) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 12, 2, 2, ' ', 0)
-	writeActivationRows(tw, recs, header)
-	return tw.Flush()
+	return writeActivations(w, recs, header, 12)
 }
 
-func printActivations(recs []activation.Record) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
-	writeActivationRows(tw, recs, true)
-	tw.Flush()
-}
-
-func writeActivationRows(tw io.Writer, recs []activation.Record, header bool) {
-	if header {
-		fmt.Fprintln(tw, "ID\tTIME\tFUNCTION\tOBJECT\tDECISION\tTOTAL_MS\tFN_MS\tSAVED_MS\tOUTPUT/ERROR")
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	for _, r := range recs {
-		out := r.Error
-		if out == "" && r.Output != nil {
-			out = r.Output.Bucket + "/" + r.Output.Key
-		}
-		if len(out) > 80 {
-			out = out[:77] + "..."
-		}
-		decision := string(r.Decision)
-		if r.DeadLetter {
-			decision += " (dead letter)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s@%s\t%s/%s\t%s\t%.1f\t%.1f\t%.1f\t%s\n",
-			r.ID[:min(12, len(r.ID))], r.Start.Local().Format("15:04:05"), r.Function, r.Version, r.Event.Bucket, r.Event.Key,
-			decision, r.Timings.TotalMS, r.FunctionMS, r.SavedMS, out)
-	}
+	return a
 }
 
 func newStatsCmd() *cobra.Command {
@@ -276,9 +244,9 @@ func newStatsCmd() *cobra.Command {
 			}
 			out := statsOutput{Stats: st, Nondeterministic: nondeterministicFns(fns)}
 			if cf.json {
-				return printJSON(out)
+				return writeJSON(cmd.OutOrStdout(), out)
 			}
-			return writeStats(os.Stdout, out)
+			return writeStats(cmd.OutOrStdout(), out)
 		},
 	}
 	cf.register(cmd, true)
@@ -352,7 +320,7 @@ func newPurgeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("purged %d record(s) of %s\n", n, req.Function)
+			fmt.Fprintf(cmd.OutOrStdout(), "purged %d record(s) of %s\n", n, req.Function)
 			return nil
 		},
 	}
@@ -378,9 +346,9 @@ func newExplainCmd() *cobra.Command {
 				return err
 			}
 			if cf.json {
-				return printJSON(x)
+				return writeJSON(cmd.OutOrStdout(), x)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintf(tw, "function\t%s@%s\nobject\t%s/%s\nfingerprint\t%s\ndedup key\t%s\n", x.Function, x.Version, x.Bucket, x.Key, x.Fingerprint, x.DedupKey)
 			fmt.Fprintf(tw, "  tenant\t%s\n  code digest\t%s\n  params\t%s\n  runtime\t%s\n", x.Parts.Tenant, x.Parts.CodeDigest, x.Parts.Params, x.Parts.RuntimeVersion)
 			if x.Output != nil {

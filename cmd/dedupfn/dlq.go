@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,11 +66,7 @@ retry is listed in its place. Only the newest ` + fmt.Sprint(api.DefaultDLQScan)
 			if err != nil {
 				return err
 			}
-			if cf.json {
-				return printJSON(recs)
-			}
-			printActivations(recs)
-			return nil
+			return printActivations(cmd.OutOrStdout(), recs, cf.json)
 		},
 	}
 	cf.register(cmd, true)
@@ -125,7 +120,7 @@ same --fn, --since and --limit).`,
 					if cmd.Context().Err() != nil {
 						return err
 					}
-					fmt.Fprintf(os.Stderr, "dedupfn: retry %s: %v\n", id, err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "dedupfn: retry %s: %v\n", id, err)
 					failed++
 					continue
 				}
@@ -134,16 +129,14 @@ same --fn, --since and --limit).`,
 					failed++
 				}
 			}
-			if cf.json {
-				if err := printJSON(recs); err != nil {
+			if cf.json || len(recs) > 0 {
+				if err := printActivations(cmd.OutOrStdout(), recs, cf.json); err != nil {
 					return err
 				}
-			} else if len(recs) > 0 {
-				printActivations(recs)
 			}
 			switch {
 			case all && len(ids) == 0:
-				fmt.Fprintln(os.Stderr, "no dead letters to retry")
+				fmt.Fprintln(cmd.ErrOrStderr(), "no dead letters to retry")
 			case failed > 0:
 				return fmt.Errorf("%d of %d retries failed", failed, len(ids))
 			}

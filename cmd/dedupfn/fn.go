@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -22,16 +21,89 @@ func newFnCmd() *cobra.Command {
 	return cmd
 }
 
+// deployFlags are fn deploy's flags.
+type deployFlags struct {
+	wasmFile, execFile string
+	owAction, owAPI    string
+	owCreate           bool
+	fn                 registry.Function
+	params, env        []string
+	timeout, lease     time.Duration
+	onMismatch         string
+	onMismatchSet      bool // --on-mismatch given
+}
+
+// request is the deploy of function name that the flags ask for, with the
+// code of --wasm or --exec read. It does not create an --openwhisk-create
+// action: the caller does, once the request is known to be good.
+func (f deployFlags) request(name string) (api.DeployRequest, error) {
+	fn := f.fn
+	fn.Name = name
+	fn.Limits.Timeout, fn.Limits.Lease = f.timeout, f.lease
+	if fn.Audit.Rate > 0 || f.onMismatchSet {
+		fn.Audit.OnMismatch = f.onMismatch
+	}
+	var err error
+	if fn.Params, err = keyValues("--param", f.params); err != nil {
+		return api.DeployRequest{}, err
+	}
+	envs, err := keyValues("--env", f.env)
+	if err != nil {
+		return api.DeployRequest{}, err
+	}
+	var code []byte
+	kinds := 0
+	for _, s := range []string{f.wasmFile, f.execFile, f.owAction} {
+		if s != "" {
+			kinds++
+		}
+	}
+	if f.owCreate && f.execFile != "" && f.owAction != "" {
+		kinds-- // --exec is the code of the action --openwhisk-create uploads
+	}
+	if kinds != 1 {
+		return api.DeployRequest{}, fmt.Errorf("give exactly one of --wasm FILE, --exec FILE or --openwhisk-action NAME")
+	}
+	switch {
+	case f.wasmFile != "":
+		fn.Runtime = "wasm"
+		if code, err = os.ReadFile(f.wasmFile); err != nil {
+			return api.DeployRequest{}, fmt.Errorf("read --wasm: %w", err)
+		}
+	case f.execFile != "" && !f.owCreate:
+		fn.Runtime = "process"
+		if code, err = os.ReadFile(f.execFile); err != nil {
+			return api.DeployRequest{}, fmt.Errorf("read --exec: %w", err)
+		}
+	default:
+		fn.Runtime = "openwhisk"
+		// Without --openwhisk-api the server's own OpenWhisk is used.
+		fn.Config = map[string]string{"openwhisk.action": f.owAction}
+		if f.owAPI != "" {
+			fn.Config["openwhisk.api"] = f.owAPI
+		}
+		if f.owCreate {
+			if f.execFile == "" {
+				return api.DeployRequest{}, fmt.Errorf("--openwhisk-create needs --exec FILE with the action's code")
+			}
+			if f.owAPI == "" {
+				return api.DeployRequest{}, fmt.Errorf("--openwhisk-create needs --openwhisk-api URL to upload the action to")
+			}
+		}
+	}
+	for k, v := range envs {
+		if fn.Config == nil {
+			fn.Config = map[string]string{}
+		}
+		fn.Config["env."+k] = v
+	}
+	return api.DeployRequest{Function: fn, Code: code}, nil
+}
+
 func newFnDeployCmd() *cobra.Command {
 	var (
-		cf                 clientFlags
-		wasmFile, execFile string
-		owAction, owAPI    string
-		owCreate           bool
-		fn                 registry.Function
-		params, env        []string
-		timeout, lease     time.Duration
-		onMismatch         string
+		cf clientFlags
+		df deployFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy NAME",
@@ -40,116 +112,70 @@ func newFnDeployCmd() *cobra.Command {
       --suffix .jpg --suffix .jpeg --suffix .png --output-bucket thumbnails --param size=128`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fn.Name = args[0]
-			fn.Limits.Timeout, fn.Limits.Lease = timeout, lease
-			if fn.Audit.Rate > 0 || cmd.Flags().Changed("on-mismatch") {
-				fn.Audit.OnMismatch = onMismatch
-			}
-			var err error
-			if fn.Params, err = keyValues("--param", params); err != nil {
-				return err
-			}
-			envs, err := keyValues("--env", env)
+			df.onMismatchSet = cmd.Flags().Changed("on-mismatch")
+			req, err := df.request(args[0])
 			if err != nil {
 				return err
 			}
-			var code []byte
-			kinds := 0
-			for _, s := range []string{wasmFile, execFile, owAction} {
-				if s != "" {
-					kinds++
+			out := cmd.OutOrStdout()
+			if df.owCreate {
+				if err := createOpenWhiskAction(cmd.Context(), out, df.owAPI, df.owAction, df.execFile); err != nil {
+					return err
 				}
 			}
-			if owCreate && execFile != "" && owAction != "" {
-				kinds-- // --exec is the code of the action --openwhisk-create uploads
-			}
-			if kinds != 1 {
-				return fmt.Errorf("give exactly one of --wasm FILE, --exec FILE or --openwhisk-action NAME")
-			}
-			switch {
-			case wasmFile != "":
-				fn.Runtime = "wasm"
-				if code, err = os.ReadFile(wasmFile); err != nil {
-					return fmt.Errorf("read --wasm: %w", err)
-				}
-			case execFile != "" && !owCreate:
-				fn.Runtime = "process"
-				if code, err = os.ReadFile(execFile); err != nil {
-					return fmt.Errorf("read --exec: %w", err)
-				}
-			default:
-				fn.Runtime = "openwhisk"
-				// Without --openwhisk-api the server's own OpenWhisk is used.
-				fn.Config = map[string]string{"openwhisk.action": owAction}
-				if owAPI != "" {
-					fn.Config["openwhisk.api"] = owAPI
-				}
-				if owCreate {
-					if execFile == "" {
-						return fmt.Errorf("--openwhisk-create needs --exec FILE with the action's code")
-					}
-					if owAPI == "" {
-						return fmt.Errorf("--openwhisk-create needs --openwhisk-api URL to upload the action to")
-					}
-					if err := createOpenWhiskAction(cmd.Context(), owAPI, owAction, execFile); err != nil {
-						return err
-					}
-				}
-			}
-			for k, v := range envs {
-				if fn.Config == nil {
-					fn.Config = map[string]string{}
-				}
-				fn.Config["env."+k] = v
-			}
-			resp, err := cf.client().Deploy(cmd.Context(), api.DeployRequest{Function: fn, Code: code})
+			resp, err := cf.client().Deploy(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
 			if cf.json {
-				return printJSON(resp)
+				return writeJSON(out, resp)
 			}
-			f := resp.Function
-			switch {
-			case resp.Previous == "":
-				fmt.Printf("deployed %s version %s (%s), triggered by %s\n", f.Name, f.Version, f.Runtime, describeTrigger(f))
-			case resp.NewVersion:
-				fmt.Printf("deployed %s version %s (was %s): results of the old version are not reused\n", f.Name, f.Version, resp.Previous)
-			default:
-				fmt.Printf("%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
-			}
-			if f.Audit.Rate > 0 {
-				fmt.Printf("auditing %s of hits for determinism (on mismatch: %s)\n", auditRate(f.Audit.Rate), f.Audit.OnMismatch)
-			}
-			warnNondeterministic(os.Stdout, f)
+			printDeployed(out, resp)
 			return nil
 		},
 	}
 	cf.register(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&wasmFile, "wasm", "", "WebAssembly (WASI) module: input on stdin, output on stdout")
-	fl.StringVar(&execFile, "exec", "", "executable or zip with `exec` at its root speaking the OpenWhisk actionloop protocol (host code: admin token only)")
-	fl.StringVar(&owAction, "openwhisk-action", "", "remote OpenWhisk action [/NS/][PKG/]ACTION (auth from DEDUPFN_OPENWHISK_AUTH)")
-	fl.StringVar(&owAPI, "openwhisk-api", "", "OpenWhisk API host URL, e.g. https://openwhisk.example.com; must be on the server's allow-list (default: the server's --openwhisk-api)")
-	fl.BoolVar(&owCreate, "openwhisk-create", false, "create or update the OpenWhisk action from --exec first")
-	fl.StringVar(&fn.Trigger.Bucket, "bucket", "", "bucket whose new objects trigger the function (required)")
-	fl.StringVar(&fn.Trigger.Prefix, "prefix", "", "only keys with this prefix")
-	fl.StringArrayVar(&fn.Trigger.Suffixes, "suffix", nil, "only keys with this suffix (repeatable, case-insensitive)")
-	fl.StringVar(&fn.Output.Bucket, "output-bucket", "", "bucket for outputs (required)")
-	fl.StringVar(&fn.Output.KeyTemplate, "output-key", "{key}", "output key template: {key} {dir} {base} {ext} {name}")
-	fl.StringArrayVar(&params, "param", nil, "parameter k=v passed to the function (repeatable; part of the version)")
-	fl.StringArrayVar(&env, "env", nil, "environment k=v for process actions (repeatable)")
-	fl.DurationVar(&timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
-	fl.DurationVar(&lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
-	fl.DurationVar(&fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
-	fl.IntVar(&fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB (at most the server's --max-memory)")
-	fl.IntVar(&fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
-	fl.BoolVar(&fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
-	fl.BoolVar(&fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
-	fl.BoolVar(&fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
-	fl.Float64Var(&fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
-	fl.StringVar(&onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
+	fl.StringVar(&df.wasmFile, "wasm", "", "WebAssembly (WASI) module: input on stdin, output on stdout")
+	fl.StringVar(&df.execFile, "exec", "", "executable or zip with `exec` at its root speaking the OpenWhisk actionloop protocol (host code: admin token only)")
+	fl.StringVar(&df.owAction, "openwhisk-action", "", "remote OpenWhisk action [/NS/][PKG/]ACTION (auth from DEDUPFN_OPENWHISK_AUTH)")
+	fl.StringVar(&df.owAPI, "openwhisk-api", "", "OpenWhisk API host URL, e.g. https://openwhisk.example.com; must be on the server's allow-list (default: the server's --openwhisk-api)")
+	fl.BoolVar(&df.owCreate, "openwhisk-create", false, "create or update the OpenWhisk action from --exec first")
+	fl.StringVar(&df.fn.Trigger.Bucket, "bucket", "", "bucket whose new objects trigger the function (required)")
+	fl.StringVar(&df.fn.Trigger.Prefix, "prefix", "", "only keys with this prefix")
+	fl.StringArrayVar(&df.fn.Trigger.Suffixes, "suffix", nil, "only keys with this suffix (repeatable, case-insensitive)")
+	fl.StringVar(&df.fn.Output.Bucket, "output-bucket", "", "bucket for outputs (required)")
+	fl.StringVar(&df.fn.Output.KeyTemplate, "output-key", "{key}", "output key template: {key} {dir} {base} {ext} {name}")
+	fl.StringArrayVar(&df.params, "param", nil, "parameter k=v passed to the function (repeatable; part of the version)")
+	fl.StringArrayVar(&df.env, "env", nil, "environment k=v for process actions (repeatable)")
+	fl.DurationVar(&df.timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
+	fl.DurationVar(&df.lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
+	fl.DurationVar(&df.fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
+	fl.IntVar(&df.fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB (at most the server's --max-memory)")
+	fl.IntVar(&df.fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
+	fl.BoolVar(&df.fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
+	fl.BoolVar(&df.fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
+	fl.BoolVar(&df.fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
+	fl.Float64Var(&df.fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
+	fl.StringVar(&df.onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
 	return cmd
+}
+
+// printDeployed tells w what a deploy did.
+func printDeployed(w io.Writer, resp api.DeployResponse) {
+	f := resp.Function
+	switch {
+	case resp.Previous == "":
+		fmt.Fprintf(w, "deployed %s version %s (%s), triggered by %s\n", f.Name, f.Version, f.Runtime, describeTrigger(f))
+	case resp.NewVersion:
+		fmt.Fprintf(w, "deployed %s version %s (was %s): results of the old version are not reused\n", f.Name, f.Version, resp.Previous)
+	default:
+		fmt.Fprintf(w, "%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
+	}
+	if f.Audit.Rate > 0 {
+		fmt.Fprintf(w, "auditing %s of hits for determinism (on mismatch: %s)\n", auditRate(f.Audit.Rate), f.Audit.OnMismatch)
+	}
+	warnNondeterministic(w, f)
 }
 
 // auditRate prints an audit rate as a percentage: 0.01 → "1%".
@@ -205,9 +231,9 @@ func newFnListCmd() *cobra.Command {
 				return err
 			}
 			if cf.json {
-				return printJSON(fns)
+				return writeJSON(cmd.OutOrStdout(), fns)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER")
 			for _, f := range fns {
 				version := f.Version
@@ -238,10 +264,10 @@ reported on stderr, in words.`,
 			if err != nil {
 				return err
 			}
-			if err := printJSON(f); err != nil {
+			if err := writeJSON(cmd.OutOrStdout(), f); err != nil {
 				return err
 			}
-			warnNondeterministic(os.Stderr, f)
+			warnNondeterministic(cmd.ErrOrStderr(), f)
 			return nil
 		},
 	}
@@ -257,16 +283,10 @@ func newFnDeleteCmd() *cobra.Command {
 			if err := cf.client().DeleteFunction(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			fmt.Printf("deleted %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
 			return nil
 		},
 	}
 	cf.register(cmd, false)
 	return cmd
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

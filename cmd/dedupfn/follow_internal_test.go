@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -104,7 +105,7 @@ func TestFollowActivations(t *testing.T) {
 	var out lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- followActivations(ctx, c, api.ActivationQuery{Limit: 2}, 5*time.Millisecond, &out, true)
+		done <- followActivations(ctx, c, api.ActivationQuery{Limit: 2}, 5*time.Millisecond, &out, io.Discard, true)
 	}()
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
@@ -140,7 +141,7 @@ func TestFollowActivations_BadAPIFailsAtOnce(t *testing.T) {
 		http.Error(w, `{"error":"missing or wrong bearer token"}`, http.StatusUnauthorized)
 	}))
 	defer ts.Close()
-	err := followActivations(t.Context(), &api.Client{BaseURL: ts.URL}, api.ActivationQuery{}, time.Millisecond, &lockedBuffer{}, false)
+	err := followActivations(t.Context(), &api.Client{BaseURL: ts.URL}, api.ActivationQuery{}, time.Millisecond, &lockedBuffer{}, io.Discard, false)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("follow against a refusing API: %v, want the 401", err)
 	}

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-
-	"golang.org/x/term"
 )
 
 // newLogger returns serve's logger, writing to w in format: "json" (one
@@ -15,7 +12,7 @@ import (
 func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	if format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal(w) {
 			format = "text"
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -84,8 +85,9 @@ func (f *wasmFlags) register(fl *pflag.FlagSet) {
 }
 
 // createOpenWhiskAction creates or updates a native (blackbox) action on
-// a remote OpenWhisk from an executable or a zip with exec at its root.
-func createOpenWhiskAction(ctx context.Context, api, action, execFile string) error {
+// a remote OpenWhisk from an executable or a zip with exec at its root,
+// and says so on w.
+func createOpenWhiskAction(ctx context.Context, w io.Writer, api, action, execFile string) error {
 	auth := os.Getenv("DEDUPFN_OPENWHISK_AUTH")
 	if auth == "" {
 		return fmt.Errorf("--openwhisk-create needs DEDUPFN_OPENWHISK_AUTH=UUID:KEY")
@@ -98,6 +100,6 @@ func createOpenWhiskAction(ctx context.Context, api, action, execFile string) er
 	if err != nil {
 		return err
 	}
-	fmt.Printf("OpenWhisk action %s is at version %s\n", action, version)
+	fmt.Fprintf(w, "OpenWhisk action %s is at version %s\n", action, version)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/backfill"
+	"github.com/dedupfn/dedupfn/internal/bench"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/httpserve"
 	"github.com/dedupfn/dedupfn/internal/index"
@@ -32,6 +34,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/plugin"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 	"github.com/dedupfn/dedupfn/internal/runtime/process"
 	"github.com/dedupfn/dedupfn/internal/source"
 	"github.com/dedupfn/dedupfn/internal/spool"
@@ -56,6 +59,7 @@ type serveOptions struct {
 	reconcile, reconcileGrace            time.Duration
 	activationRetention                  time.Duration
 	buckets                              []string
+	profileSignals                       string          // bench.ProfileSignalsFlag
 	sec                                  securityOptions // tenants.go
 	proc                                 processFlags    // runtimes.go
 	conn                                 connFlags       // conn.go
@@ -81,7 +85,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 			if err := applyConfigFile(cmd.Flags(), o.configFile); err != nil {
 				return err
 			}
-			return serve(cmd.Context(), o)
+			return serve(cmd.Context(), o, cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -105,6 +109,8 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
+	fl.StringVar(&o.profileSignals, bench.ProfileSignalsFlag, "", "write a CPU profile to this file between SIGUSR1 and SIGUSR2 (for `dedupfn bench --cpuprofile`)")
+	fl.MarkHidden(bench.ProfileSignalsFlag)
 	o.sec.register(fl)
 	o.proc.register(fl)
 	o.conn.register(fl)
@@ -208,14 +214,21 @@ func publicHost(inputs *inputurl.Server) string {
 	return u.Hostname()
 }
 
-func serve(ctx context.Context, o serveOptions) error {
+// serve runs the pipeline until ctx ends, then drains it; it logs to
+// stderr.
+func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.logLevel)
 	}
-	logger, err := newLogger(os.Stderr, o.logFormat, level)
+	logger, err := newLogger(stderr, o.logFormat, level)
 	if err != nil {
 		return err
+	}
+	if o.profileSignals != "" {
+		if err := bench.ProfileOnSignals(o.profileSignals); err != nil {
+			return err
+		}
 	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
@@ -225,31 +238,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err := os.MkdirAll(filepath.Join(dataDir, "tmp"), 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-
-	access := cmp.Or(os.Getenv("DEDUPFN_ACCESS_KEY"), quickstartAccessKey)
-	secret := cmp.Or(os.Getenv("DEDUPFN_SECRET_KEY"), quickstartSecretKey)
-	embeddedS3 := strings.HasPrefix(o.objectsURL, "embedded:")
-	if embeddedS3 && !isLoopback(o.s3Addr) && (access == quickstartAccessKey || secret == quickstartSecretKey) {
-		return fmt.Errorf("refusing to serve S3 on %s with the quickstart credentials: set DEDUPFN_ACCESS_KEY and DEDUPFN_SECRET_KEY", o.s3Addr)
-	}
-	if embeddedS3 {
-		if err := checkSecret("DEDUPFN_SECRET_KEY", secret, o.s3Addr); err != nil {
-			return err
-		}
-	}
-	adminToken := os.Getenv("DEDUPFN_API_TOKEN")
-	if !isLoopback(o.apiAddr) && adminToken == "" {
-		return fmt.Errorf("refusing to serve the API on %s without a token: set DEDUPFN_API_TOKEN", o.apiAddr)
-	}
-	// The API token also guards the webhook source, mounted on the API.
-	if err := checkSecret("DEDUPFN_API_TOKEN", adminToken, o.apiAddr); err != nil {
-		return err
-	}
-	tenants, err := loadTenants(adminToken, os.Getenv("DEDUPFN_TENANT_TOKENS"), o.sec.tenantsFile)
-	if err != nil {
-		return err
-	}
-	owOpts, err := o.sec.openWhiskOptions(tenants)
+	sec, err := checkSecrets(o)
 	if err != nil {
 		return err
 	}
@@ -264,69 +253,135 @@ func serve(ctx context.Context, o serveOptions) error {
 			closers[i]()
 		}
 	}()
+	c, err := openComponents(ctx, o, dataDir, sec, logger, &closers)
+	if err != nil {
+		return err
+	}
+	return c.runAndDrain(ctx, o, dataDir, logger)
+}
 
+// serveSecrets are serve's credentials, checked against the addresses
+// they guard.
+type serveSecrets struct {
+	access, secret string // the built-in S3 endpoint's
+	embeddedS3     bool   // --objects embedded:
+	adminToken     string
+	tenants        []api.Tenant
+	owOpts         openwhisk.Options
+}
+
+// checkSecrets reads serve's credentials from the environment (and
+// --tenants) and refuses weak or missing ones on a listener beyond
+// loopback.
+func checkSecrets(o serveOptions) (serveSecrets, error) {
+	var sec serveSecrets
+	sec.access = cmp.Or(os.Getenv("DEDUPFN_ACCESS_KEY"), quickstartAccessKey)
+	sec.secret = cmp.Or(os.Getenv("DEDUPFN_SECRET_KEY"), quickstartSecretKey)
+	sec.embeddedS3 = strings.HasPrefix(o.objectsURL, "embedded:")
+	if sec.embeddedS3 && !isLoopback(o.s3Addr) && (sec.access == quickstartAccessKey || sec.secret == quickstartSecretKey) {
+		return sec, fmt.Errorf("refusing to serve S3 on %s with the quickstart credentials: set DEDUPFN_ACCESS_KEY and DEDUPFN_SECRET_KEY", o.s3Addr)
+	}
+	if sec.embeddedS3 {
+		if err := checkSecret("DEDUPFN_SECRET_KEY", sec.secret, o.s3Addr); err != nil {
+			return sec, err
+		}
+	}
+	sec.adminToken = os.Getenv("DEDUPFN_API_TOKEN")
+	if !isLoopback(o.apiAddr) && sec.adminToken == "" {
+		return sec, fmt.Errorf("refusing to serve the API on %s without a token: set DEDUPFN_API_TOKEN", o.apiAddr)
+	}
+	// The API token also guards the webhook source, mounted on the API.
+	if err := checkSecret("DEDUPFN_API_TOKEN", sec.adminToken, o.apiAddr); err != nil {
+		return sec, err
+	}
+	var err error
+	if sec.tenants, err = loadTenants(sec.adminToken, os.Getenv("DEDUPFN_TENANT_TOKENS"), o.sec.tenantsFile); err != nil {
+		return sec, err
+	}
+	if sec.owOpts, err = o.sec.openWhiskOptions(sec.tenants); err != nil {
+		return sec, err
+	}
+	return sec, nil
+}
+
+// serveComponents are what serve opened: run by runAndDrain.
+type serveComponents struct {
+	idx       index.Index
+	src       source.Source
+	reg       *registry.Registry
+	pipe      *pipeline.Pipeline
+	backfills *backfill.Manager
+	httpSrv   *http.Server
+	ln        net.Listener
+}
+
+// openComponents opens the index, event source, object store, runtimes,
+// registry, pipeline, backfills and API, and listens on the API's
+// address. Each opened is added to closers, to be closed in reverse order.
+func openComponents(ctx context.Context, o serveOptions, dataDir string, sec serveSecrets, logger *slog.Logger, closers *[]func()) (*serveComponents, error) {
+	c := &serveComponents{}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	idx, err := index.Open(ctx, o.indexURL, index.Options{Logger: logger})
 	if err != nil {
-		return fmt.Errorf("open index %s: %w", plugin.Redact(o.indexURL), err)
+		return nil, fmt.Errorf("open index %s: %w", plugin.Redact(o.indexURL), err)
 	}
-	closers = append(closers, func() { idx.Close() })
+	*closers = append(*closers, func() { idx.Close() })
 	promReg.MustRegister(newStatsCollector(idx))
 
 	mux := http.NewServeMux()
 	var pipe *pipeline.Pipeline // set below; sources call OnMalformed only from Run
 	src, err := source.Open(ctx, o.eventsURL, source.Options{
-		Logger: logger, DataDir: dataDir, Concurrency: o.concurrency, Mux: mux, Token: adminToken,
+		Logger: logger, DataDir: dataDir, Concurrency: o.concurrency, Mux: mux, Token: sec.adminToken,
 		OnMalformed: func(ctx context.Context, payload []byte, err error) { pipe.Malformed(ctx, payload, err) },
 	})
 	if err != nil {
-		return fmt.Errorf("open events %s: %w", plugin.Redact(o.eventsURL), err)
+		return nil, fmt.Errorf("open events %s: %w", plugin.Redact(o.eventsURL), err)
 	}
-	closers = append(closers, func() { src.Close() })
+	*closers = append(*closers, func() { src.Close() })
 
 	objOpts := objects.Options{Logger: logger, DataDir: dataDir, Addr: o.s3Addr}
 	objOpts.Limits = o.conn.limits
-	if embeddedS3 {
+	if sec.embeddedS3 {
 		// The built-in endpoint's own credentials; an external S3 takes
 		// its credentials from its URL or DEDUPFN_S3_ACCESS_KEY/SECRET_KEY.
-		objOpts.AccessKey, objOpts.SecretKey = access, secret
+		objOpts.AccessKey, objOpts.SecretKey = sec.access, sec.secret
 	}
 	if pub, ok := src.(source.Publisher); ok {
 		objOpts.Publish = pub.Publish
-	} else if embeddedS3 {
+	} else if sec.embeddedS3 {
 		logger.Warn("the built-in S3 endpoint's uploads trigger nothing with --events " + plugin.Redact(o.eventsURL))
 	}
 	store, err := objects.Open(ctx, o.objectsURL, objOpts)
 	if err != nil {
-		return fmt.Errorf("open objects %s: %w", plugin.Redact(o.objectsURL), err)
+		return nil, fmt.Errorf("open objects %s: %w", plugin.Redact(o.objectsURL), err)
 	}
-	closers = append(closers, func() { store.Close() })
+	*closers = append(*closers, func() { store.Close() })
 	if idx, store, err = injectFaults(idx, store, logger); err != nil {
-		return err
+		return nil, err
 	}
 	for _, b := range o.buckets {
 		if err := store.MakeBucket(ctx, b); err != nil {
-			return fmt.Errorf("create bucket %s: %w", b, err)
+			return nil, fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
 
-	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, owOpts, o.proc, o.wasm, logger)
+	runtimes, closeRuntimes, err := openRuntimes(dataDir, o.inlineLimit, sec.owOpts, o.proc, o.wasm, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	closers = append(closers, closeRuntimes)
+	*closers = append(*closers, closeRuntimes)
 
-	inputs, err := openInputs(o, owOpts.API, logger)
+	inputs, err := openInputs(o, sec.owOpts.API, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mux.Handle(inputurl.Route, inputs) // the URL is the capability: no API token
 
 	reg := registry.New(idx, logger)
 	if err := reg.Refresh(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	pipe, err = pipeline.New(pipeline.Config{
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
@@ -335,7 +390,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Inputs: inputs,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Backfill jobs live in the index: this replica runs its own and
 	// resumes those of replicas that stopped.
@@ -343,10 +398,10 @@ func serve(ctx context.Context, o serveOptions) error {
 		Index: idx, Objects: store, Registry: reg, Pipeline: pipe, Owner: o.replicaID, Logger: logger,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	apiCfg := o.sec.apiConfig(api.Config{
-		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, Tenants: tenants,
+		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: sec.adminToken, Tenants: sec.tenants,
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
 	})
 	// Actions fetch get_url by the public URL's name: the operator's, as
@@ -354,22 +409,31 @@ func serve(ctx context.Context, o serveOptions) error {
 	apiCfg.ExtraHosts = append(apiCfg.ExtraHosts, publicHost(inputs))
 	apiSrv, err := api.New(apiCfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	httpSrv, err := httpserve.NewServer(apiSrv.Handler(), o.conn.limits, logger.With("component", "api.http"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", o.apiAddr)
 	if err != nil {
-		return fmt.Errorf("listen API: %w", err)
+		return nil, fmt.Errorf("listen API: %w", err)
 	}
+	c.idx, c.src, c.reg, c.pipe, c.backfills, c.httpSrv, c.ln = idx, src, reg, pipe, backfills, httpSrv, ln
+	return c, nil
+}
+
+// runAndDrain serves the API, the registry's refresh, the pruner, the
+// reconciler, backfills and the event source until ctx ends or one of
+// them fails; then it stops intake and lets in-flight events finish for
+// up to defaultDrainTimeout.
+func (c *serveComponents) runAndDrain(ctx context.Context, o serveOptions, dataDir string, logger *slog.Logger) error {
 	// Requests end when the server stops: a deploy's compile is
 	// cancelled rather than hold the shutdown.
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
-	httpSrv.BaseContext = func(net.Listener) context.Context { return reqCtx }
-	httpSrv.RegisterOnShutdown(cancelReqs)
+	c.httpSrv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+	c.httpSrv.RegisterOnShutdown(cancelReqs)
 
 	// runCtx stops intake; workCtx, cancelled only after the drain timeout,
 	// lets in-flight events finish and be recorded.
@@ -378,22 +442,22 @@ func serve(ctx context.Context, o serveOptions) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() {
-		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := c.httpSrv.Serve(c.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("API server: %w", err)
 		}
 	})
-	wg.Go(func() { reg.Run(ctx, registry.DefaultRefresh) })
-	wg.Go(func() { index.RunPruner(ctx, idx, o.activationRetention, index.DefaultPruneInterval, logger) })
+	wg.Go(func() { c.reg.Run(ctx, registry.DefaultRefresh) })
+	wg.Go(func() { index.RunPruner(ctx, c.idx, o.activationRetention, index.DefaultPruneInterval, logger) })
 	if o.reconcile > 0 {
-		wg.Go(func() { pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
+		wg.Go(func() { c.pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
 	}
-	wg.Go(func() { backfills.Run(ctx) })
+	wg.Go(func() { c.backfills.Run(ctx) })
 	wg.Go(func() {
-		if err := src.Run(ctx, func(_ context.Context, ev event.Event) error { return pipe.Handle(workCtx, ev) }); err != nil {
+		if err := c.src.Run(ctx, func(_ context.Context, ev event.Event) error { return c.pipe.Handle(workCtx, ev) }); err != nil {
 			errc <- fmt.Errorf("event source: %w", err)
 		}
 	})
-	logger.Info("dedupfn serving", "api", "http://"+ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
+	logger.Info("dedupfn serving", "api", "http://"+c.ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
 		"s3", o.s3Addr, "events", plugin.Redact(o.eventsURL), "index", plugin.Redact(o.indexURL), "data", dataDir)
 
 	var runErr error
@@ -407,11 +471,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer timer.Stop()
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelShut()
-	httpSrv.Shutdown(shutCtx)
-	src.Close()
-	backfills.Close(shutCtx) // its jobs finish their objects in flight, persist and release themselves
+	c.httpSrv.Shutdown(shutCtx)
+	c.src.Close()
+	c.backfills.Close(shutCtx) // its jobs finish their objects in flight, persist and release themselves
 	wg.Wait()
-	if err := pipe.Close(shutCtx); err != nil { // audits in flight: cancelled, they write nothing
+	if err := c.pipe.Close(shutCtx); err != nil { // audits in flight: cancelled, they write nothing
 		logger.Warn("stop determinism audits", "err", err)
 	}
 	return runErr

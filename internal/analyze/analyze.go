@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/dedupfn/dedupfn/internal/backoff"
 	"github.com/dedupfn/dedupfn/internal/fingerprint"
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -207,36 +209,29 @@ func Run(ctx context.Context, store objects.Store, t Target, o Options) (*Report
 	}
 
 	a := &aggregate{keys: o.Keys, contents: map[[32]byte]*content{}}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan item)
-	var wg sync.WaitGroup
-	for range min(o.Concurrency, max(len(items), 1)) {
-		wg.Go(func() {
-			for it := range next {
-				res, err := fingerprintObject(ctx, store, t.Bucket, it, o.StatAbove)
-				if err != nil {
-					cancel(err)
-					return
-				}
-				a.add(it, res)
-				if o.Fingerprinted != nil && !res.vanished {
-					o.Fingerprinted(res.size, !res.zeroRead)
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for _, it := range items {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			res, err := fingerprintObject(gctx, store, t.Bucket, it, o.StatAbove)
+			if err != nil {
+				return err
 			}
+			a.add(it, res)
+			if o.Fingerprinted != nil && !res.vanished {
+				o.Fingerprinted(res.size, !res.zeroRead)
+			}
+			return nil
 		})
 	}
-feed:
-	for _, it := range items {
-		select {
-		case next <- it:
-		case <-ctx.Done():
-			break feed
-		}
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx) // stopped from outside: say so, not what it failed
 	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	rep := a.report(o)

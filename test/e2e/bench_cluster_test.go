@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/bench"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
@@ -83,7 +83,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	queueDir := os.Getenv("DEDUPFN_BENCH_MINIO_QUEUE_DIR") == "1"
 	c := startPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
 	// DEDUPFN_BENCH_PROFILE_DIR: each replica writes a CPU profile of the
-	// e2e phase there (replica-N-INDEX.pprof; see cmd/dedupfn/bench_unix.go).
+	// e2e phase there (replica-N-INDEX.pprof; see bench.ProfileOnSignals).
 	profDir := os.Getenv("DEDUPFN_BENCH_PROFILE_DIR")
 	var profiles []string
 	for i := range 3 {
@@ -91,7 +91,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 		s := &server{t: b, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 		if profDir != "" {
 			path := filepath.Join(profDir, fmt.Sprintf("replica-%d-%s.pprof", i, strings.TrimPrefix(b.Name(), "BenchmarkClusterIndexes/")))
-			s.env = append(s.env, "DEDUPFN_BENCH_CPUPROFILE="+path)
+			args = append(args, "--"+bench.ProfileSignalsFlag+"="+path)
 			profiles = append(profiles, path)
 		}
 		s.start(args...)
@@ -212,7 +212,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 			store, queue = append(store, a.Timings.StoreMS), append(queue, a.Timings.QueueMS)
 		}
 	}
-	p50, p99 := benchPercentile(hits, 50), benchPercentile(hits, 99)
+	p50, p99 := bench.Percentile(hits, 50), bench.Percentile(hits, 99)
 	runs := st.Runs - st0.Runs
 
 	b.ReportMetric(eventsRate, "events/s")
@@ -224,7 +224,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s, MinIO Kafka queue dir %v", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.indexURL, ":", 2)[0], queueDir)
 	b.Logf("raw: %d PUTs in %s → %.0f PUT/s", n, rawDur.Round(time.Millisecond), rawRate)
 	b.Logf("store alone (each event's PUT, GET, HEAD, output PUT or copy; no dedupfn): %d in %s → %.0f events/s, ceiling ratio %.2f×; a hit's store work p50 %.2f ms, p99 %.2f ms",
-		n, ceilDur.Round(time.Millisecond), ceilRate, ceilRate/rawRate, benchPercentile(ceilHit, 50), benchPercentile(ceilHit, 99))
+		n, ceilDur.Round(time.Millisecond), ceilRate, ceilRate/rawRate, bench.Percentile(ceilHit, 50), bench.Percentile(ceilHit, 99))
 	b.Logf("e2e: %d PUTs in %s, %d events in %s → %.0f events/s, ratio %.2f×", n, putDur.Round(time.Millisecond),
 		events, e2eDur.Round(time.Millisecond), eventsRate, ratio)
 	if pubDur > 0 {
@@ -236,7 +236,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	b.Logf("runs %d (want %d), hits %d (waits %d of them), errors %d; activations %v; hit+wait total_ms p50 %.2f, p99 %.2f (%d samples)",
 		runs, n/2, st.Hits-st0.Hits, st.Waits-st0.Waits, st.Errors-st0.Errors, decisions, p50, p99, len(hits))
 	b.Logf("hit+wait stage p50 ms: fetch+hash %.2f, lookup %.2f, store %.2f (queue, not in total_ms: p50 %.0f, p99 %.0f)",
-		benchPercentile(fetch, 50), benchPercentile(lookup, 50), benchPercentile(store, 50), benchPercentile(queue, 50), benchPercentile(queue, 99))
+		bench.Percentile(fetch, 50), bench.Percentile(lookup, 50), bench.Percentile(store, 50), bench.Percentile(queue, 50), bench.Percentile(queue, 99))
 	if runs != int64(n/2) {
 		b.Fatalf("runs %d, want exactly %d (the distinct contents)", runs, n/2)
 	}
@@ -319,18 +319,6 @@ func (s *server) activationsN(n int) []activation.Record {
 		s.t.Fatal(err)
 	}
 	return recs
-}
-
-// benchPercentile is the nearest-rank p-th percentile of xs, as
-// `dedupfn bench` computes it.
-func benchPercentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(float64(len(s))*p/100+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }
 
 // topicEnd is the sum of topic's partitions' end offsets: how many

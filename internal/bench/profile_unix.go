@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"os"
@@ -13,16 +13,20 @@ import (
 // between these two signals from bench: the profile covers exactly the
 // end-to-end phase. serve has no /debug/pprof endpoint.
 var (
-	cpuProfileSupported           = true
-	cpuProfileStart     os.Signal = syscall.SIGUSR1
-	cpuProfileStop      os.Signal = syscall.SIGUSR2
+	cpuProfileStart os.Signal = syscall.SIGUSR1
+	cpuProfileStop  os.Signal = syscall.SIGUSR2
 )
 
-func init() {
-	path := os.Getenv(envBenchCPUProfile)
-	if path == "" {
-		return
-	}
+// CPUProfileSupported reports whether a bench's serve can write a CPU
+// profile (Options.CPUProfile): it needs SIGUSR1 and SIGUSR2.
+const CPUProfileSupported = true
+
+// ProfileOnSignals makes this process (a serve started by Run, given
+// --ProfileSignalsFlag=path) write a CPU profile to path between the
+// signals that Run sends around the e2e phase. Each profile is written
+// under a temporary name and renamed: Run waits for path to appear,
+// complete.
+func ProfileOnSignals(path string) error {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, cpuProfileStart, cpuProfileStop)
 	go func() {
@@ -39,8 +43,6 @@ func init() {
 					f = nil
 				}
 			case s == cpuProfileStop && f != nil:
-				// Written under a temporary name and renamed: bench
-				// waits for path to appear, complete.
 				pprof.StopCPUProfile()
 				if f.Close() == nil {
 					os.Rename(path+".tmp", path)
@@ -49,4 +51,5 @@ func init() {
 			}
 		}
 	}()
+	return nil
 }

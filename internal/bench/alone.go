@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 	goruntime "runtime"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/wasm"
@@ -29,7 +30,7 @@ func functionAlone(ctx context.Context, code []byte, contents [][]byte) (time.Du
 	defer r.Close(context.Background())
 	sum := sha256.Sum256(code)
 	digest := hex.EncodeToString(sum[:])
-	fn := runtime.Function{Tenant: "bench", Name: benchFn, Version: digest[:12], CodeDigest: digest, Code: code}
+	fn := runtime.Function{Tenant: "bench", Name: fnName, Version: digest[:12], CodeDigest: digest, Code: code}
 	invoke := func(in []byte) error {
 		_, err := r.Invoke(ctx, &runtime.Invocation{
 			Function: fn, Input: bytes.NewReader(in), Output: io.Discard,
@@ -42,32 +43,16 @@ func functionAlone(ctx context.Context, code []byte, contents [][]byte) (time.Du
 	if err := invoke([]byte("warm-up")); err != nil {
 		return 0, fmt.Errorf("bench: the function alone: %w", err)
 	}
-	work := make(chan []byte)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
+	g := new(errgroup.Group)
+	g.SetLimit(goruntime.GOMAXPROCS(0))
 	start := time.Now()
-	for range goruntime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for in := range work {
-				if err := invoke(in); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
 	for _, c := range contents {
-		work <- c
+		g.Go(func() error { return invoke(c) })
 	}
-	close(work)
-	wg.Wait()
+	err = g.Wait()
 	took := time.Since(start)
-	select {
-	case err := <-errs:
+	if err != nil {
 		return 0, fmt.Errorf("bench: the function alone: %w", err)
-	default:
 	}
 	return took, nil
 }

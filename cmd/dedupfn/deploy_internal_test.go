@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/registry"
+)
+
+// TestDeployFlags_Request turns fn deploy's flags into the request sent,
+// without cobra or a server.
+func TestDeployFlags_Request(t *testing.T) {
+	wasmFile := filepath.Join(t.TempDir(), "f.wasm")
+	if err := os.WriteFile(wasmFile, []byte("\x00asm"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := deployFlags{
+		wasmFile: wasmFile, params: []string{"size=128"}, env: []string{"A=1"},
+		timeout: time.Minute, lease: 2 * time.Minute, onMismatch: registry.OnMismatchWarn,
+	}
+	f.fn.Trigger.Bucket, f.fn.Output.Bucket = "in", "out"
+	req, err := f.request("thumb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := req.Function
+	if fn.Name != "thumb" || fn.Runtime != "wasm" || string(req.Code) != "\x00asm" {
+		t.Errorf("name %q, runtime %q, code %q: want thumb, wasm and the file's bytes", fn.Name, fn.Runtime, req.Code)
+	}
+	if fn.Params["size"] != "128" || fn.Config["env.A"] != "1" {
+		t.Errorf("params %v, config %v: want size=128 and env.A=1", fn.Params, fn.Config)
+	}
+	if fn.Limits.Timeout != time.Minute || fn.Limits.Lease != 2*time.Minute || fn.Trigger.Bucket != "in" || fn.Output.Bucket != "out" {
+		t.Errorf("limits %+v, trigger %+v, output %+v", fn.Limits, fn.Trigger, fn.Output)
+	}
+	if fn.Audit.OnMismatch != "" {
+		t.Errorf("on_mismatch %q without --audit-rate or --on-mismatch, want none", fn.Audit.OnMismatch)
+	}
+	f.onMismatchSet, f.onMismatch = true, registry.OnMismatchDisableDedup
+	if req, err = f.request("thumb"); err != nil || req.Function.Audit.OnMismatch != registry.OnMismatchDisableDedup {
+		t.Errorf("--on-mismatch given: on_mismatch %q, %v", req.Function.Audit.OnMismatch, err)
+	}
+
+	ow := deployFlags{owAction: "/ns/act", owAPI: "https://ow.example"}
+	if req, err = ow.request("remote"); err != nil {
+		t.Fatal(err)
+	} else if c := req.Function.Config; req.Function.Runtime != "openwhisk" || c["openwhisk.action"] != "/ns/act" || c["openwhisk.api"] != "https://ow.example" || req.Code != nil {
+		t.Errorf("openwhisk: runtime %q, config %v, code %q", req.Function.Runtime, c, req.Code)
+	}
+
+	for _, tc := range []struct {
+		name string
+		f    deployFlags
+		want string
+	}{
+		{"no code", deployFlags{}, "exactly one of"},
+		{"two kinds", deployFlags{wasmFile: wasmFile, owAction: "a"}, "exactly one of"},
+		{"bad param", deployFlags{wasmFile: wasmFile, params: []string{"size"}}, "--param must be key=value"},
+		{"create without api", deployFlags{owAction: "a", execFile: wasmFile, owCreate: true}, "--openwhisk-create needs --openwhisk-api"},
+		{"missing file", deployFlags{wasmFile: filepath.Join(t.TempDir(), "none.wasm")}, "read --wasm"},
+	} {
+		if _, err := tc.f.request("f"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.want)
+		}
+	}
+}
