@@ -26,6 +26,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/backfill"
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
@@ -340,7 +341,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	// base64 of the code plus room for the definition.
 	limit := (s.cfg.MaxCodeBytes+2)/3*4 + maxJSONBytes
-	tooLarge := fmt.Errorf("deploy too large: code is limited to %s (--max-code)", sizeString(s.cfg.MaxCodeBytes))
+	tooLarge := fmt.Errorf("deploy too large: code is limited to %s (--max-code)", bytesize.Exact(s.cfg.MaxCodeBytes))
 	if r.ContentLength > limit {
 		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 		return
@@ -454,13 +455,6 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 		return fmt.Errorf("function %s: memory must be at most %d MB (--max-memory), got %d", fn.Name, s.cfg.MaxMemoryMB, fn.Limits.MemoryMB)
 	}
 	return nil
-}
-
-func sizeString(n int64) string {
-	if n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) {

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
@@ -242,21 +243,10 @@ func (f *Function) CheckParams(maxBytes int) error {
 	}{{"params", f.Params}, {"config", f.Config}} {
 		if n := len(canonical(p.m)); n > maxBytes {
 			return fmt.Errorf("%w: function %s: %s are %d bytes as JSON, over the limit of %s (serve --max-params)",
-				ErrParamsTooLarge, f.Name, p.what, n, sizeString(maxBytes))
+				ErrParamsTooLarge, f.Name, p.what, n, bytesize.Exact(int64(maxBytes)))
 		}
 	}
 	return nil
-}
-
-// sizeString is n bytes in the largest binary unit that divides it.
-func sizeString(n int) string {
-	switch {
-	case n > 0 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n > 0 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // paramsPart is the Params of f's key parts and, when they name a
