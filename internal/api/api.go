@@ -404,7 +404,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	var prev string
-	if old, err := s.cfg.Registry.Get(r.Context(), orDefault(req.Function.Tenant), req.Function.Name); err == nil {
+	if old, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(req.Function.Tenant), req.Function.Name); err == nil {
 		prev = old.Version
 	}
 	fn, err := s.cfg.Registry.Deploy(r.Context(), req.Function, req.Code)
@@ -445,7 +445,7 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 		}
 		// The runtime checks this again at every call (defence in depth);
 		// here a deploy that could never run is refused.
-		if tenant := orDefault(fn.Tenant); tenant != registry.DefaultTenant {
+		if tenant := registry.TenantOr(fn.Tenant); tenant != registry.DefaultTenant {
 			if err := openwhisk.CheckNamespace(s.owNS[tenant], a); err != nil {
 				return fmt.Errorf("%w: tenant %s: %w", errForbidden, tenant, err)
 			}
@@ -466,7 +466,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) {
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), r.PathValue("name"))
+	fn, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(c.tenant), r.PathValue("name"))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -475,7 +475,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c caller) {
-	if err := s.cfg.Registry.Delete(r.Context(), orDefault(c.tenant), r.PathValue("name")); err != nil {
+	if err := s.cfg.Registry.Delete(r.Context(), registry.TenantOr(c.tenant), r.PathValue("name")); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -558,7 +558,7 @@ func (s *Server) checkRun(ctx context.Context, c caller, function, bucket string
 	if c.admin {
 		return nil
 	}
-	fn, err := s.cfg.Registry.Get(ctx, orDefault(c.tenant), function)
+	fn, err := s.cfg.Registry.Get(ctx, registry.TenantOr(c.tenant), function)
 	if err != nil {
 		return err
 	}
@@ -659,7 +659,7 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request, c caller) {
 	if !decode(w, r, &req) {
 		return
 	}
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
+	fn, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(c.tenant), req.Function)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -736,13 +736,6 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
-}
-
-func orDefault(tenant string) string {
-	if tenant == "" {
-		return registry.DefaultTenant
-	}
-	return tenant
 }
 
 // Error is the body of every error response.

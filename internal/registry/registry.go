@@ -70,6 +70,15 @@ var ErrNotFound = errors.New("function not found")
 // ErrParamsTooLarge is returned by CheckParams.
 var ErrParamsTooLarge = errors.New("params too large")
 
+// TenantOr is tenant, or DefaultTenant when tenant is empty: the tenant
+// of functions deployed without one.
+func TenantOr(tenant string) string {
+	if tenant == "" {
+		return DefaultTenant
+	}
+	return tenant
+}
+
 // Trigger selects the objects a function runs on.
 type Trigger struct {
 	Bucket   string   `json:"bucket"`
@@ -168,9 +177,7 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // Validate checks a definition and fills defaults.
 func (f *Function) Validate() error {
-	if f.Tenant == "" {
-		f.Tenant = DefaultTenant
-	}
+	f.Tenant = TenantOr(f.Tenant)
 	switch {
 	case !nameRE.MatchString(f.Name):
 		return fmt.Errorf("function name must match %s, got %q", nameRE, f.Name)
