@@ -173,14 +173,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		procs = append(procs, p)
 	}
 	for _, pl := range r.pools {
-		pl.mu.Lock()
-		for _, p := range pl.idle {
-			if p.idle != nil {
-				p.idle.Stop()
-			}
-		}
-		pl.idle = nil
-		pl.mu.Unlock()
+		pl.drain() // the idle are in r.live too
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -566,16 +559,7 @@ func (r *Runtime) Forget(ctx context.Context, fn runtime.Function) error {
 		}
 		delete(r.pools, key)
 		digests[pl.digest] = true
-		pl.mu.Lock()
-		pl.forgotten = true
-		for _, p := range pl.idle {
-			if p.idle != nil {
-				p.idle.Stop()
-			}
-			procs = append(procs, p)
-		}
-		pl.idle = nil
-		pl.mu.Unlock()
+		procs = append(procs, pl.drain()...)
 	}
 	for _, pl := range r.pools {
 		delete(digests, pl.digest) // still in use by another function
