@@ -17,6 +17,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/analyze"
 	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/objects/s3"
 	"github.com/dedupfn/dedupfn/internal/plugin"
@@ -179,17 +180,17 @@ func printAnalyzeReport(w io.Writer, r *analyze.Report) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "target\t%s\n", r.Target)
 	fmt.Fprintf(tw, "objects\t%d\n", r.Objects)
-	fmt.Fprintf(tw, "bytes\t%s\n", iecBytes(r.Bytes))
-	fmt.Fprintf(tw, "distinct contents\t%d (%s)\n", r.Distinct, iecBytes(r.DistinctBytes))
+	fmt.Fprintf(tw, "bytes\t%s\n", bytesize.Format(r.Bytes))
+	fmt.Fprintf(tw, "distinct contents\t%d (%s)\n", r.Distinct, bytesize.Format(r.DistinctBytes))
 	fmt.Fprintf(tw, "duplicate objects\t%d (%.1f%%)\n", r.DuplicateObjects, 100*r.DuplicateShare)
-	fmt.Fprintf(tw, "duplicate bytes\t%s (%.1f%%)\n", iecBytes(r.DuplicateBytes), 100*r.DuplicateBytesShare)
+	fmt.Fprintf(tw, "duplicate bytes\t%s (%.1f%%)\n", bytesize.Format(r.DuplicateBytes), 100*r.DuplicateBytesShare)
 	fmt.Fprintf(tw, "duplicate groups\t%d\n", r.DuplicateGroups)
 	if r.SavedSeconds != nil {
 		fmt.Fprintf(tw, "compute saved\t%s (%d runs × %.3f s)\n",
 			time.Duration(*r.SavedSeconds*float64(time.Second)).Round(time.Millisecond), r.DuplicateObjects, r.FnSeconds)
 	}
 	fmt.Fprintf(tw, "fingerprinted\t%d from the store's SHA-256, %d read (%s) in %.1f s\n",
-		r.ZeroRead, r.Objects-r.ZeroRead, iecBytes(r.ReadBytes), r.ElapsedSeconds)
+		r.ZeroRead, r.Objects-r.ZeroRead, bytesize.Format(r.ReadBytes), r.ElapsedSeconds)
 	if r.Vanished > 0 {
 		fmt.Fprintf(tw, "vanished\t%d (deleted while analyzed, not counted)\n", r.Vanished)
 	}
@@ -205,22 +206,9 @@ func printAnalyzeReport(w io.Writer, r *analyze.Report) {
 		if more := g.Count - int64(len(g.Keys)); more > 0 {
 			keys += fmt.Sprintf(", … (%d more)", more)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", g.SHA256[:12], g.Count, iecBytes(g.Bytes), iecBytes(g.WastedBytes), keys)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", g.SHA256[:12], g.Count, bytesize.Format(g.Bytes), bytesize.Format(g.WastedBytes), keys)
 	}
 	tw.Flush()
-}
-
-// iecBytes formats n as 1.5 KiB, 3.0 MiB, ….
-func iecBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, unit := float64(n)/1024, 0
-	for f >= 1024 && unit < 5 {
-		f /= 1024
-		unit++
-	}
-	return fmt.Sprintf("%.1f %ciB", f, "KMGTPE"[unit])
 }
 
 // analyzeProgress shows a progress bar (bytes, objects, rate, ETA) on a
@@ -242,7 +230,7 @@ func (p *analyzeProgress) listed(objects, bytes int64) {
 	defer p.mu.Unlock()
 	p.objects, p.total, p.start = objects, bytes, time.Now()
 	p.p.last = p.start // the first plain line comes analyzeLineEvery after the listing
-	p.p.linef("analyze: listed %d objects, %s", objects, iecBytes(bytes))
+	p.p.linef("analyze: listed %d objects, %s", objects, bytesize.Format(bytes))
 	if bytes > 0 {
 		p.p.startBar(bytes, fmt.Sprintf("0/%d objects", objects), progressbar.OptionShowBytes(true))
 	}
@@ -268,7 +256,7 @@ func (p *analyzeProgress) fingerprinted(size int64, _ bool) {
 		eta = time.Duration(float64(p.total-p.bytes) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	p.p.linef("analyze: %d/%d objects, %s/%s, %s/s, ETA %s",
-		p.n, p.objects, iecBytes(p.bytes), iecBytes(p.total), iecBytes(int64(rate)), eta)
+		p.n, p.objects, bytesize.Format(p.bytes), bytesize.Format(p.total), bytesize.Format(int64(rate)), eta)
 }
 
 // finish ends the bar; rep is nil when the analysis failed.
@@ -278,6 +266,6 @@ func (p *analyzeProgress) finish(rep *analyze.Report) {
 	p.p.endBar()
 	if rep != nil {
 		p.p.linef("analyze: fingerprinted %d objects (%s) in %s",
-			rep.Objects, iecBytes(rep.Bytes), time.Since(p.start).Round(time.Millisecond))
+			rep.Objects, bytesize.Format(rep.Bytes), time.Since(p.start).Round(time.Millisecond))
 	}
 }

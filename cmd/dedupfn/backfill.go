@@ -15,6 +15,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/backfill"
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 )
 
 // How `dedupfn backfill` follows a job; tests shorten them.
@@ -251,10 +252,10 @@ func (p *backfillProgress) update(job backfill.Job) {
 	if !p.p.lineDue(backfillLineEvery) && job.State == backfill.Running {
 		return
 	}
-	done := fmt.Sprintf("%d objects, %s", job.Objects, iecBytes(job.Bytes))
+	done := fmt.Sprintf("%d objects, %s", job.Objects, bytesize.Format(job.Bytes))
 	if job.TotalObjects > 0 {
 		done = fmt.Sprintf("%d/%d objects (%.0f%%), %s/%s", job.Objects, job.TotalObjects,
-			100*float64(job.Objects)/float64(job.TotalObjects), iecBytes(job.Bytes), iecBytes(job.TotalBytes))
+			100*float64(job.Objects)/float64(job.TotalObjects), bytesize.Format(job.Bytes), bytesize.Format(job.TotalBytes))
 	}
 	rate := float64(job.Objects-p.startObjs) / time.Since(p.start).Seconds()
 	eta := "?"
@@ -273,7 +274,7 @@ func backfillCounts(j backfill.Job) string {
 // barDescription goes before the bar, which shows the object count,
 // rate and ETA itself; it is short, to fit a terminal line.
 func barDescription(j backfill.Job) string {
-	d := fmt.Sprintf("%s, runs %d, hits %d, errors %d", iecBytes(j.Bytes), j.Runs, j.Hits, j.Errors)
+	d := fmt.Sprintf("%s, runs %d, hits %d, errors %d", bytesize.Format(j.Bytes), j.Runs, j.Hits, j.Errors)
 	if j.Waits > 0 {
 		d += fmt.Sprintf(", waits %d", j.Waits)
 	}
@@ -288,7 +289,7 @@ func backfillSummary(j backfill.Job) string {
 	if !j.Finished.IsZero() {
 		took = " in " + j.Finished.Sub(j.Created).Round(time.Second).String()
 	}
-	return fmt.Sprintf("backfill %s %s: %d objects, %s, %s%s", j.ID, j.State, j.Objects, iecBytes(j.Bytes), backfillCounts(j), took)
+	return fmt.Sprintf("backfill %s %s: %d objects, %s, %s%s", j.ID, j.State, j.Objects, bytesize.Format(j.Bytes), backfillCounts(j), took)
 }
 
 func printBackfills(w io.Writer, jobs []backfill.Job) {
@@ -319,9 +320,9 @@ func printBackfill(w io.Writer, j backfill.Job) {
 	fmt.Fprintf(tw, "rate\t%s\nconcurrency\t%d\n", rate, j.Concurrency)
 	total := "counting"
 	if j.TotalObjects > 0 || j.State != backfill.Running {
-		total = fmt.Sprintf("%d (%s)", j.TotalObjects, iecBytes(j.TotalBytes))
+		total = fmt.Sprintf("%d (%s)", j.TotalObjects, bytesize.Format(j.TotalBytes))
 	}
-	fmt.Fprintf(tw, "objects\t%d (%s) of %s\n", j.Objects, iecBytes(j.Bytes), total)
+	fmt.Fprintf(tw, "objects\t%d (%s) of %s\n", j.Objects, bytesize.Format(j.Bytes), total)
 	fmt.Fprintf(tw, "runs\t%d\nhits\t%d\nwaits\t%d\nskipped\t%d\nerrors\t%d\n", j.Runs, j.Hits, j.Waits, j.Skipped, j.Errors)
 	fmt.Fprintf(tw, "created\t%s\nupdated\t%s\n", j.Created.Local().Format(time.DateTime), j.Updated.Local().Format(time.DateTime))
 	if !j.Finished.IsZero() {

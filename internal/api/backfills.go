@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/dedupfn/dedupfn/internal/backfill"
+	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
 // routeBackfills mounts the backfill job endpoints (/v1/backfills). A
@@ -41,7 +42,7 @@ func (s *Server) startBackfill(w http.ResponseWriter, r *http.Request, c caller)
 	if req.Function == "" {
 		return withStatus(http.StatusBadRequest, errors.New("function must be set"))
 	}
-	req.Tenant = orDefault(c.tenant)
+	req.Tenant = registry.TenantOr(c.tenant)
 	fn, err := s.cfg.Registry.Get(r.Context(), req.Tenant, req.Function)
 	if err != nil {
 		return err

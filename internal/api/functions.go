@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
@@ -48,7 +49,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) error 
 	// base64 of the code plus room for the definition.
 	limit := (s.cfg.MaxCodeBytes+2)/3*4 + maxJSONBytes
 	tooLarge := withStatus(http.StatusRequestEntityTooLarge,
-		fmt.Errorf("deploy too large: code is limited to %s (--max-code)", sizeString(s.cfg.MaxCodeBytes)))
+		fmt.Errorf("deploy too large: code is limited to %s (--max-code)", bytesize.Exact(s.cfg.MaxCodeBytes)))
 	if r.ContentLength > limit {
 		return tooLarge
 	}
@@ -106,7 +107,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) error 
 		return withStatus(http.StatusBadRequest, err)
 	}
 	var prev string
-	if old, err := s.cfg.Registry.Get(r.Context(), orDefault(req.Function.Tenant), req.Function.Name); err == nil {
+	if old, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(req.Function.Tenant), req.Function.Name); err == nil {
 		prev = old.Version
 	}
 	fn, err := s.cfg.Registry.Deploy(r.Context(), req.Function, req.Code)
@@ -148,7 +149,7 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 		}
 		// The runtime checks this again at every call (defence in depth);
 		// here a deploy that could never run is refused.
-		if tenant := orDefault(fn.Tenant); tenant != registry.DefaultTenant {
+		if tenant := registry.TenantOr(fn.Tenant); tenant != registry.DefaultTenant {
 			if err := openwhisk.CheckNamespace(s.owNS[tenant], a); err != nil {
 				return fmt.Errorf("%w: tenant %s: %w", errForbidden, tenant, err)
 			}
@@ -161,14 +162,6 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 	return nil
 }
 
-// sizeString is n bytes in MiB when it is a whole number of them.
-func sizeString(n int64) string {
-	if n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) error {
 	fns := s.cfg.Registry.List(c.tenant)
 	if fns == nil {
@@ -179,7 +172,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) error {
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), r.PathValue("name"))
+	fn, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(c.tenant), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -188,7 +181,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) e
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := s.cfg.Registry.Delete(r.Context(), orDefault(c.tenant), r.PathValue("name")); err != nil {
+	if err := s.cfg.Registry.Delete(r.Context(), registry.TenantOr(c.tenant), r.PathValue("name")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

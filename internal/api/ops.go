@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
 // routeOps mounts the operator's endpoints: totals (/v1/stats), purging
@@ -37,7 +39,7 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	fn, err := s.cfg.Registry.Get(r.Context(), orDefault(c.tenant), req.Function)
+	fn, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(c.tenant), req.Function)
 	if err != nil {
 		return err
 	}

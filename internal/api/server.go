@@ -149,7 +149,7 @@ func (s *Server) checkRun(ctx context.Context, c caller, function, bucket string
 	if c.admin {
 		return nil
 	}
-	fn, err := s.cfg.Registry.Get(ctx, orDefault(c.tenant), function)
+	fn, err := s.cfg.Registry.Get(ctx, registry.TenantOr(c.tenant), function)
 	if err != nil {
 		return err
 	}
@@ -348,14 +348,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return withStatus(status, fmt.Errorf("decode request body: %w", err))
 	}
 	return nil
-}
-
-// orDefault is tenant, or registry.DefaultTenant for "" (the admin).
-func orDefault(tenant string) string {
-	if tenant == "" {
-		return registry.DefaultTenant
-	}
-	return tenant
 }
 
 // writeJSON answers v as indented JSON with status.

@@ -89,12 +89,9 @@ func (a *auditor) finish() {
 	a.wg.Done()
 }
 
-// Close stops the pipeline's background work: audits in flight are
-// cancelled (they record nothing) and waited for, until ctx ends. Events
-// may still be handled after Close; their hits start no audits. Safe to
-// call more than once.
-func (p *Pipeline) Close(ctx context.Context) error {
-	a := &p.audits
+// close refuses new audits, cancels those in flight and waits for them
+// until ctx ends. Safe to call more than once.
+func (a *auditor) close(ctx context.Context) error {
 	a.init()
 	a.mu.Lock()
 	a.closed = true

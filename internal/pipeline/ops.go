@@ -34,7 +34,7 @@ type InvokeRequest struct {
 // Invoke runs a function on an object through the same dedup as events,
 // and returns its activation record.
 func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Record, error) {
-	fn, err := p.cfg.Registry.Get(ctx, tenantOr(req.Tenant), req.Function)
+	fn, err := p.cfg.Registry.Get(ctx, registry.TenantOr(req.Tenant), req.Function)
 	if err != nil {
 		return activation.Record{}, err
 	}
@@ -73,7 +73,7 @@ func (p *Pipeline) Retry(ctx context.Context, rec activation.Record) (activation
 	if err := CheckRetry(rec); err != nil {
 		return activation.Record{}, err
 	}
-	fn, err := p.cfg.Registry.Get(ctx, tenantOr(rec.Tenant), rec.Function)
+	fn, err := p.cfg.Registry.Get(ctx, registry.TenantOr(rec.Tenant), rec.Function)
 	if err != nil {
 		return activation.Record{}, err
 	}
@@ -157,7 +157,7 @@ type Explanation struct {
 // wait, and its own output location) unless withRecord (the admin) asks
 // for the record itself.
 func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key string, withRecord bool) (Explanation, error) {
-	fn, err := p.cfg.Registry.Get(ctx, tenantOr(tenant), function)
+	fn, err := p.cfg.Registry.Get(ctx, registry.TenantOr(tenant), function)
 	if err != nil {
 		return Explanation{}, err
 	}
@@ -220,7 +220,7 @@ func (p *Pipeline) Explain(ctx context.Context, tenant, function, bucket, key st
 // an answer of its own would tell the caller that someone else holds a
 // result for that key.
 func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string, shared bool) (int, error) {
-	tenant = tenantOr(tenant)
+	tenant = registry.TenantOr(tenant)
 	own := func(r index.Record) bool {
 		return r.Parts.Function == function && (r.Parts.Tenant == tenant || (shared && r.Parts.Tenant == registry.SharedTenant))
 	}
@@ -251,13 +251,6 @@ func (p *Pipeline) Purge(ctx context.Context, tenant, function, key string, shar
 		}
 	}
 	return len(keys), nil
-}
-
-func tenantOr(t string) string {
-	if t == "" {
-		return registry.DefaultTenant
-	}
-	return t
 }
 
 func newID() string {

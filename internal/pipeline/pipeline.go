@@ -182,6 +182,12 @@ func (p *Pipeline) forget(fn registry.Function) {
 	}
 }
 
+// Close stops the pipeline's background work: audits in flight are
+// cancelled (they record nothing) and waited for, until ctx ends. Events
+// may still be handled after Close; their hits start no audits. Safe to
+// call more than once.
+func (p *Pipeline) Close(ctx context.Context) error { return p.audits.close(ctx) }
+
 // Handle processes one event for every function it triggers and records
 // one activation per function. It returns nil once every activation is
 // recorded, so the source may ack; an error means nothing final was

@@ -19,7 +19,7 @@ type pool struct {
 
 	mu        sync.Mutex
 	idle      []*proc // most recently used last
-	forgotten bool    // set by Forget: processes are not kept
+	forgotten bool    // set by drain (Forget, Close): processes are not kept
 }
 
 // acquire returns an idle process (the most recently used, so a warm one
@@ -78,6 +78,23 @@ func (pl *pool) release(p *proc, healthy bool) {
 	p.idle = time.AfterFunc(pl.r.opts.IdleTimeout, func() { pl.reap(p) })
 	pl.idle = append(pl.idle, p)
 	pl.mu.Unlock()
+}
+
+// drain empties the idle list, stopping its reap timers, and returns the
+// processes it held. The pool is then forgotten: a process released
+// later is killed, not kept.
+func (pl *pool) drain() []*proc {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.forgotten = true
+	idle := pl.idle
+	for _, p := range idle {
+		if p.idle != nil {
+			p.idle.Stop()
+		}
+	}
+	pl.idle = nil
+	return idle
 }
 
 // reap stops p if it is still idle.

@@ -1,65 +1,6 @@
-// Package process runs functions as local executables that speak
-// OpenWhisk's actionloop protocol, the protocol of OpenWhisk's native
-// ("blackbox") actions:
-//
-//   - The code is an executable (a script with a shebang or a static
-//     binary) or a zip with an executable named exec at its root. It is
-//     unpacked once per code digest under Options.WorkDir (a zip: at most
-//     Options.MaxUnzipFiles entries and Options.MaxUnzipBytes in all,
-//     regular files and directories only, no absolute or ".." paths).
-//     Forget removes it when the function is deleted.
-//   - Each process runs under a shim (see shim.go) that kills the action
-//     and everything it started, setsid children included, when the
-//     action exits, when the runtime stops it, and when the server dies,
-//     even by SIGKILL.
-//   - The process is started once and kept warm, with __OW_WAIT_FOR_ACK
-//     set: it must write {"ok":true} and a newline on file descriptor 3
-//     when ready (within Options.AckTimeout), else the start is a
-//     runtime.ClassInit error.
-//   - Each activation is one JSON line on its stdin,
-//     {"value":{...},"namespace":"ns","action_name":"/ns/name",
-//     "activation_id":"...","deadline":"<ms since epoch>"}, answered by
-//     exactly one JSON line (object or array) on fd 3. One activation at a
-//     time per process; up to Options.MaxWarm processes per function
-//     version serve concurrent activations.
-//   - stdout and stderr are the activation's logs. An action may end each
-//     activation's output with the line XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX
-//     on both streams (as OpenWhisk's runtimes do); then lines are
-//     attributed exactly. Otherwise the logs are what had arrived when the
-//     result line did.
-//
-// The environment is built from scratch, as in OpenWhisk (nothing is
-// inherited from the server, whose secrets stay out of it): the function's
-// deploy-time variables (Function.Config keys "env.NAME") plus
-// __OW_WAIT_FOR_ACK, __OW_ACTION_NAME, __OW_NAMESPACE and __OW_API_HOST
-// (when configured). PATH is NOT inherited: scripts must use absolute
-// shebangs (#!/bin/bash) and absolute command paths, or set env.PATH at
-// deploy. Per-activation values (activation id, deadline) travel in the
-// JSON line, from which actionloop launchers export __OW_ACTIVATION_ID and
-// __OW_DEADLINE; the process environment is fixed at start. The action's
-// parent is its shim, whose /proc/PID/environ is the action's own. The
-// server's is readable through /proc by any process of the same user, so
-// unless Options.ExecUser runs actions as another user (serve
-// --exec-user), a same-uid action can read the server's secrets there.
-//
-// A result line on fd 3 is at most Options.MaxResultBytes; a longer one
-// fails the activation with runtime.ClassFunction.
-//
-// The input object is described in "value": bucket, key, size, etag,
-// sha256, content_type, get_url, put_url, output_bucket, output_key (as
-// runtime.ObjectRef), the deploy-time params, and, when the object is at
-// most Options.InlineLimit bytes, its bytes base64-encoded as "body".
-//
-// Output convention: a result object with a string field "body" holding
-// valid base64 is an output object: its decoded bytes go to
-// Invocation.Output (Result.OutputWritten), and the rest of the result
-// (without "body") is Result.Result. Any other result is returned as
-// Result.Result with OutputWritten false: the pipeline stores it (or finds
-// what the action PUT to put_url).
 package process
 
 import (
-	"archive/zip"
 	"bytes"
 	"cmp"
 	"context"
@@ -68,12 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,7 +21,6 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/actionio"
-	"golang.org/x/sys/unix"
 )
 
 // Defaults.
@@ -236,14 +173,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		procs = append(procs, p)
 	}
 	for _, pl := range r.pools {
-		pl.mu.Lock()
-		for _, p := range pl.idle {
-			if p.idle != nil {
-				p.idle.Stop()
-			}
-		}
-		pl.idle = nil
-		pl.mu.Unlock()
+		pl.drain() // the idle are in r.live too
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -608,146 +538,6 @@ func (r *Runtime) pool(key string, fn runtime.Function, digest string) (*pool, e
 	return pl, nil
 }
 
-// unpack writes fn.Code under WorkDir/<digest>/ once and returns the
-// executable's path and its directory.
-func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
-	if len(fn.Code) == 0 {
-		return "", "", errors.New("process: function has no code")
-	}
-	sum := sha256.Sum256(fn.Code)
-	digest := hex.EncodeToString(sum[:])
-	if fn.CodeDigest != "" && !strings.EqualFold(fn.CodeDigest, digest) {
-		return "", "", fmt.Errorf("process: code digest mismatch: function says %s, code is %s", fn.CodeDigest, digest)
-	}
-	dir = filepath.Join(r.opts.WorkDir, digest)
-	path = filepath.Join(dir, "exec")
-	r.unpackMu.Lock()
-	defer r.unpackMu.Unlock()
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		return path, dir, nil
-	}
-	if err := os.MkdirAll(r.opts.WorkDir, 0o755); err != nil {
-		return "", "", fmt.Errorf("process: create work dir: %w", err)
-	}
-	tmp, err := os.MkdirTemp(r.opts.WorkDir, digest[:12]+".tmp-")
-	if err != nil {
-		return "", "", fmt.Errorf("process: create unpack dir: %w", err)
-	}
-	defer os.RemoveAll(tmp) // no-op after the rename
-	// MkdirTemp makes it 0700; an ExecUser must reach it.
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", "", fmt.Errorf("process: chmod unpack dir: %w", err)
-	}
-	if bytes.HasPrefix(fn.Code, []byte("PK\x03\x04")) {
-		err = unzip(fn.Code, tmp, r.opts.MaxUnzipBytes, r.opts.MaxUnzipFiles)
-	} else {
-		err = os.WriteFile(filepath.Join(tmp, "exec"), fn.Code, 0o755)
-	}
-	if err != nil {
-		return "", "", err
-	}
-	st, err := os.Stat(filepath.Join(tmp, "exec"))
-	if err != nil || !st.Mode().IsRegular() {
-		return "", "", errors.New("process: zip has no file named exec at its root")
-	}
-	if err := os.Chmod(filepath.Join(tmp, "exec"), st.Mode().Perm()|0o755); err != nil {
-		return "", "", fmt.Errorf("process: chmod exec: %w", err)
-	}
-	_ = os.RemoveAll(dir) // a partial directory from a crash
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", "", fmt.Errorf("process: install code: %w", err)
-	}
-	return path, dir, nil
-}
-
-// unzip extracts a zip into dir: at most maxFiles entries and maxBytes in
-// all, regular files and directories only, every path inside dir.
-func unzip(code []byte, dir string, maxBytes int64, maxFiles int) error {
-	zr, err := zip.NewReader(bytes.NewReader(code), int64(len(code)))
-	if err != nil {
-		return fmt.Errorf("process: open zip: %w", err)
-	}
-	if len(zr.File) > maxFiles {
-		return fmt.Errorf("process: zip has %d entries, more than %d files", len(zr.File), maxFiles)
-	}
-	tooBig := fmt.Errorf("process: zip expands to more than %d bytes", maxBytes)
-	// Declared sizes refuse most bombs before anything is written;
-	// extract enforces the budget on the real bytes.
-	var declared uint64
-	for _, f := range zr.File {
-		if err := checkEntry(f); err != nil {
-			return err
-		}
-		if f.UncompressedSize64 > uint64(maxBytes)-declared { // no overflow
-			return tooBig
-		}
-		declared += f.UncompressedSize64
-	}
-	budget := maxBytes
-	for _, f := range zr.File {
-		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if f.FileInfo().IsDir() {
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return fmt.Errorf("process: unzip %s: %w", f.Name, err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return fmt.Errorf("process: unzip %s: %w", f.Name, err)
-		}
-		n, err := extract(f, dst, budget)
-		if err != nil {
-			return err
-		}
-		if budget -= n; budget < 0 {
-			return tooBig
-		}
-	}
-	return nil
-}
-
-// checkEntry refuses a zip entry that is not a regular file or directory,
-// or whose path is absolute or leaves the action directory.
-func checkEntry(f *zip.File) error {
-	name := filepath.FromSlash(f.Name)
-	switch {
-	case strings.HasPrefix(f.Name, "/") || filepath.IsAbs(name):
-		return fmt.Errorf("process: zip entry %q: absolute path", f.Name)
-	case slices.Contains(strings.Split(f.Name, "/"), ".."):
-		return fmt.Errorf("process: zip entry %q: path has \"..\"", f.Name)
-	case !filepath.IsLocal(name):
-		return fmt.Errorf("process: zip entry %q leaves the action directory", f.Name)
-	case f.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("process: zip entry %q is a symlink", f.Name)
-	case !f.FileInfo().IsDir() && !f.Mode().IsRegular():
-		return fmt.Errorf("process: zip entry %q is not a regular file", f.Name)
-	}
-	return nil
-}
-
-// extract writes f to dst, at most max+1 bytes, and returns how many it
-// wrote.
-func extract(f *zip.File, dst string, max int64) (int64, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return 0, fmt.Errorf("process: unzip %s: %w", f.Name, err)
-	}
-	defer rc.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, f.Mode().Perm()|0o600)
-	if err != nil {
-		return 0, fmt.Errorf("process: unzip %s: %w", f.Name, err)
-	}
-	n, err := io.Copy(out, io.LimitReader(rc, max+1))
-	if err != nil {
-		out.Close()
-		return n, fmt.Errorf("process: unzip %s: %w", f.Name, err)
-	}
-	if err := out.Close(); err != nil {
-		return n, fmt.Errorf("process: unzip %s: %w", f.Name, err)
-	}
-	return n, nil
-}
-
 // Forget implements runtime.Forgetter for a deleted function: it stops
 // the warm processes of every version of fn (same tenant and name) and
 // removes their unpacked code, except code that another function's
@@ -759,8 +549,7 @@ func (r *Runtime) Forget(ctx context.Context, fn runtime.Function) error {
 		digests[d] = true
 	}
 	if len(fn.Code) > 0 {
-		sum := sha256.Sum256(fn.Code)
-		digests[hex.EncodeToString(sum[:])] = true
+		digests[codeDigest(fn.Code)] = true
 	}
 	var procs []*proc
 	r.mu.Lock()
@@ -770,16 +559,7 @@ func (r *Runtime) Forget(ctx context.Context, fn runtime.Function) error {
 		}
 		delete(r.pools, key)
 		digests[pl.digest] = true
-		pl.mu.Lock()
-		pl.forgotten = true
-		for _, p := range pl.idle {
-			if p.idle != nil {
-				p.idle.Stop()
-			}
-			procs = append(procs, p)
-		}
-		pl.idle = nil
-		pl.mu.Unlock()
+		procs = append(procs, pl.drain()...)
 	}
 	for _, pl := range r.pools {
 		delete(digests, pl.digest) // still in use by another function
@@ -799,57 +579,4 @@ func (r *Runtime) Forget(ctx context.Context, fn runtime.Function) error {
 		}
 	}
 	return nil
-}
-
-// lookupUser resolves an ExecUser (name or numeric uid) for a server
-// running as root.
-func lookupUser(name string) (uid, gid int, err error) {
-	if os.Geteuid() != 0 {
-		return 0, 0, fmt.Errorf("process: exec user %s: the server must run as root to switch users, it runs as uid %d", name, os.Geteuid())
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		var uerr error
-		if u, uerr = user.LookupId(name); uerr != nil {
-			return 0, 0, fmt.Errorf("process: exec user: %w", err)
-		}
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, fmt.Errorf("process: exec user %s: %w", name, err)
-	}
-	if uid == 0 {
-		return 0, 0, fmt.Errorf("process: exec user %s is root: want an unprivileged user", name)
-	}
-	return uid, gid, nil
-}
-
-// reachable checks that uid/gid may search every existing directory from
-// / down to dir (which is created 0755 when missing), so that an action
-// running as them can reach its code.
-func reachable(dir string, uid, gid int) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("process: work dir: %w", err)
-	}
-	for d := abs; ; d = filepath.Dir(d) {
-		var st unix.Stat_t
-		if err := unix.Stat(d, &st); err == nil {
-			perm := uint32(0o001)
-			switch {
-			case int(st.Uid) == uid:
-				perm = 0o100
-			case int(st.Gid) == gid:
-				perm = 0o010
-			}
-			if st.Mode&perm == 0 {
-				return fmt.Errorf("process: exec user uid %d cannot reach work dir %s: %s is mode %#o (make it searchable, e.g. chmod o+x)",
-					uid, abs, d, st.Mode&0o7777)
-			}
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
 }

@@ -70,11 +70,7 @@ type Queue struct {
 	logger      *slog.Logger
 	notify      chan struct{} // one pending wake-up for the dispatcher
 
-	mu      sync.Mutex
-	running bool
-	closed  bool
-	stop    chan struct{} // closed by Close: Run returns
-	runWG   sync.WaitGroup
+	life source.Lifecycle
 }
 
 var (
@@ -121,7 +117,6 @@ func OpenQueue(path string, concurrency int, logger *slog.Logger) (*Queue, error
 		concurrency: concurrency,
 		logger:      logger.With("component", "source.embedded"),
 		notify:      make(chan struct{}, 1),
-		stop:        make(chan struct{}),
 	}, nil
 }
 
@@ -172,37 +167,14 @@ func (q *Queue) Len() (int, error) {
 // then it waits for the handlers in flight and returns nil. Events
 // published meanwhile are picked up at once. Only one Run at a time.
 func (q *Queue) Run(ctx context.Context, h source.Handler) error {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return errors.New("embedded: run: queue is closed")
+	ctx, end, err := q.life.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("embedded: %w", err)
 	}
-	if q.running {
-		q.mu.Unlock()
-		return errors.New("embedded: run: already running")
-	}
-	q.running = true
-	q.runWG.Add(1)
-	q.mu.Unlock()
-	defer func() {
-		q.mu.Lock()
-		q.running = false
-		q.mu.Unlock()
-		q.runWG.Done()
-	}()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-q.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer end()
 
 	d := &dispatcher{q: q, h: h, inflight: map[uint64]bool{}, sem: make(chan struct{}, q.concurrency)}
-	err := d.loop(ctx)
+	err = d.loop(ctx)
 	d.wg.Wait()
 	return err
 }
@@ -363,15 +335,9 @@ func (q *Queue) wake() {
 // Close stops Run (waiting for handlers in flight) and closes the file.
 // Queued events stay on disk. Safe to call twice.
 func (q *Queue) Close() error {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
+	if !q.life.Close() {
 		return nil
 	}
-	q.closed = true
-	close(q.stop)
-	q.mu.Unlock()
-	q.runWG.Wait()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("embedded: close queue: %w", err)
 	}

@@ -76,11 +76,7 @@ type Source struct {
 	malformed atomic.Uint64
 	delivered atomic.Uint64
 
-	mu      sync.Mutex
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life source.Lifecycle
 
 	// Per-Run state.
 	cl       *kgo.Client
@@ -176,6 +172,7 @@ func parseURL(u *url.URL) (*Source, error) {
 		CommitInterval: DefaultCommitInterval,
 		RetryMin:       DefaultRetryMin,
 		RetryMax:       DefaultRetryMax,
+		life:           source.Lifecycle{Once: true},
 	}, nil
 }
 
@@ -194,29 +191,15 @@ func (s *Source) Malformed() uint64 { return s.malformed.Load() }
 // Delivered is how many events the handler accepted (returned nil for).
 func (s *Source) Delivered() uint64 { return s.delivered.Load() }
 
-// errClosed is returned by Run after Close.
-var errClosed = errors.New("kafka: source closed")
-
 // Run joins the group and delivers events until ctx is cancelled or Close
 // is called; it then waits for in-flight handlers, commits what they
 // finished, and leaves the group. It may be called once.
 func (s *Source) Run(ctx context.Context, h source.Handler) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errClosed
+	ctx, end, err := s.life.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
 	}
-	if s.running {
-		s.mu.Unlock()
-		return errors.New("kafka: Run called twice")
-	}
-	s.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
-	s.done = make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.done)
-	defer cancel()
+	defer end()
 
 	s.sem = make(chan struct{}, s.opts.Concurrency)
 	s.parts = map[topicPartition]*partition{}
@@ -450,18 +433,7 @@ func (s *Source) onCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.Of
 
 // Close stops Run (if running) and waits for it. Safe to call twice.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	s.life.Close()
 	return nil
 }
 

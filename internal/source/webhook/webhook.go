@@ -49,14 +49,12 @@ type Source struct {
 	log   *slog.Logger
 	sem   chan struct{}
 
-	mu      sync.Mutex
-	h       source.Handler
-	runCtx  context.Context
-	running bool
-	closed  bool
-	stop    context.CancelFunc
-	done    chan struct{}
-	reqs    sync.WaitGroup // requests inside the handler
+	life source.Lifecycle
+
+	mu     sync.Mutex
+	h      source.Handler
+	runCtx context.Context
+	reqs   sync.WaitGroup // requests inside the handler
 }
 
 // Open validates the options and mounts POST Path on opts.Mux. The URL is
@@ -82,6 +80,7 @@ func Open(_ context.Context, u *url.URL, opts source.Options) (source.Source, er
 		opts:  opts,
 		log:   opts.Logger.With("component", "source.webhook"),
 		sem:   make(chan struct{}, opts.Concurrency),
+		life:  source.Lifecycle{Once: true},
 	}
 	opts.Mux.Handle("POST "+Path, s)
 	return s, nil
@@ -90,19 +89,14 @@ func Open(_ context.Context, u *url.URL, opts source.Options) (source.Source, er
 // Run serves events to h until ctx is cancelled or Close is called, then
 // waits for requests inside h and returns nil. It may be called once.
 func (s *Source) Run(ctx context.Context, h source.Handler) error {
+	ctx, end, err := s.life.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	defer end()
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("webhook: source closed")
-	}
-	if s.running {
-		s.mu.Unlock()
-		return errors.New("webhook: Run called twice")
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.running, s.h, s.runCtx, s.stop, s.done = true, h, ctx, cancel, make(chan struct{})
+	s.h, s.runCtx = h, ctx
 	s.mu.Unlock()
-	defer close(s.done)
 
 	s.log.Info("accepting events", "path", Path)
 	<-ctx.Done()
@@ -117,18 +111,7 @@ func (s *Source) Run(ctx context.Context, h source.Handler) error {
 // Close stops Run (if running) and waits for it; later requests get 503.
 // Safe to call twice.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	stop, done := s.stop, s.done
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
+	s.life.Close()
 	return nil
 }
 
