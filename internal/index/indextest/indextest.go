@@ -68,7 +68,7 @@ var parts = index.Parts{Tenant: "t", Function: "f", CodeDigest: "c", Params: "{}
 
 const lease = time.Minute
 
-func claim(t *testing.T, idx index.Index, key, owner string, l time.Duration) index.Claimed {
+func claim(t *testing.T, idx index.Claims, key, owner string, l time.Duration) index.Claimed {
 	t.Helper()
 	c, err := idx.Claim(t.Context(), key, parts, owner, l)
 	if err != nil {
@@ -77,7 +77,7 @@ func claim(t *testing.T, idx index.Index, key, owner string, l time.Duration) in
 	return c
 }
 
-func mustMiss(t *testing.T, idx index.Index, key, owner string, l time.Duration) index.Record {
+func mustMiss(t *testing.T, idx index.Claims, key, owner string, l time.Duration) index.Record {
 	t.Helper()
 	c := claim(t, idx, key, owner, l)
 	if c.Outcome != index.Miss {
