@@ -390,7 +390,7 @@ func PartsKey(p index.Parts) string {
 // that Run refreshes, so a function deployed through any replica sharing
 // the index goes live on all of them within DefaultRefresh.
 type Registry struct {
-	idx    index.Index
+	idx    index.DocStore
 	logger *slog.Logger
 
 	mu        sync.RWMutex
@@ -455,7 +455,7 @@ func (c *codeCache) evict() {
 }
 
 // New returns a registry over idx.
-func New(idx index.Index, logger *slog.Logger) *Registry {
+func New(idx index.DocStore, logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
