@@ -19,7 +19,8 @@ type Activations interface {
 	AddActivation(ctx context.Context, r activation.Record) error
 	// GetActivation returns the record with id, or ErrNotFound.
 	GetActivation(ctx context.Context, id string) (activation.Record, error)
-	// Activations returns records matching f, newest first.
+	// Activations returns records matching f, newest first: at most
+	// ActivationsLimit(f) of them.
 	Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error)
 	// Stats returns totals over all activations of tenant ("" = all) ever
 	// added: pruning activations does not lower them.
@@ -37,6 +38,19 @@ type Activations interface {
 	// before, with their listing entries, and returns how many it deleted. Stats keep counting them. Idempotent; safe to run
 	// on several replicas at once (each record is counted once).
 	PruneActivations(ctx context.Context, before time.Time) (int, error)
+}
+
+// DefaultActivationsLimit is how many records Activations returns when
+// the filter sets no limit.
+const DefaultActivationsLimit = 100
+
+// ActivationsLimit is how many records Activations returns for f: its
+// Limit, or DefaultActivationsLimit when that is not > 0.
+func ActivationsLimit(f activation.Filter) int {
+	if f.Limit <= 0 {
+		return DefaultActivationsLimit
+	}
+	return f.Limit
 }
 
 // SortFunctionStats sorts per-function totals as FunctionStats returns

@@ -177,10 +177,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 
 // Activations implements index.Index.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := index.ActivationsLimit(f)
 	var out []activation.Record
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		acts := tx.Bucket(bucketActs)

@@ -91,10 +91,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := index.ActivationsLimit(f)
 	t, fn := "*", "*"
 	if f.Tenant != "" {
 		t = "t:" + f.Tenant

@@ -86,10 +86,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := index.ActivationsLimit(f)
 	var (
 		where []string
 		args  []any
