@@ -15,7 +15,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
-// AddActivation implements index.Index: the record, its id, its listing
+// AddActivation implements index.Activations: the record, its id, its listing
 // entries and the totals (of all tenants, of its tenant and of its
 // function) change in one transaction.
 func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
@@ -162,7 +162,7 @@ func addStats(b *bbolt.Bucket, key []byte, r activation.Record) error {
 	return b.Put(key, v)
 }
 
-// GetActivation implements index.Index.
+// GetActivation implements index.Activations.
 func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, error) {
 	var r activation.Record
 	err := d.db.View(func(tx *bbolt.Tx) error {
@@ -175,7 +175,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 	return r, wrap(err, "get activation", id)
 }
 
-// Activations implements index.Index.
+// Activations implements index.Activations.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	limit := index.ActivationsLimit(f)
 	var out []activation.Record
@@ -245,7 +245,7 @@ func lastWithPrefix(c *bbolt.Cursor, prefix []byte) []byte {
 	return k
 }
 
-// Stats implements index.Index.
+// Stats implements index.Activations.
 func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error) {
 	key := allTenantsKey
 	if tenant != "" {
@@ -261,7 +261,7 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	return st, wrap(err, "stats", tenant)
 }
 
-// FunctionStats implements index.Index: one prefix scan of the
+// FunctionStats implements index.Activations: one prefix scan of the
 // per-function totals.
 func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
 	var prefix []byte
@@ -291,7 +291,7 @@ func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.Fun
 	return out, nil
 }
 
-// PruneActivations implements index.Index, in write transactions of up to
+// PruneActivations implements index.Activations, in write transactions of up to
 // pruneBatch activations. The stats counters are not touched.
 func (d *DB) PruneActivations(ctx context.Context, before time.Time) (int, error) {
 	cutoff := actKey(activation.Record{Start: before}) // the time part: every key below it is older

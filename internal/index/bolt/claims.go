@@ -39,7 +39,7 @@ func putRecord(tx *bbolt.Tx, r index.Record) error {
 	return tx.Bucket(bucketClaims).Put([]byte(r.Key), v)
 }
 
-// Claim implements index.Index. A result or a live owner is answered
+// Claim implements index.Claims. A result or a live owner is answered
 // from a read transaction (no write, no fsync: a Done record only ever
 // goes away, and Wait is a snapshot either way); an absent key or an
 // expired lease is decided again inside a group-committed write
@@ -145,7 +145,7 @@ func (d *DB) end(key, token string, fn func(tx *bbolt.Tx, r *index.Record) error
 	return err
 }
 
-// Renew implements index.Index.
+// Renew implements index.Claims.
 func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) error {
 	if lease <= 0 {
 		return fmt.Errorf("bolt: lease must be > 0, got %s", lease)
@@ -157,7 +157,7 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 	}), "renew", key)
 }
 
-// SetExternalID implements index.Index.
+// SetExternalID implements index.Claims.
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
 	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.ExternalID = externalID
@@ -166,7 +166,7 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 	}), "set external id", key)
 }
 
-// Complete implements index.Index.
+// Complete implements index.Claims.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.State = index.Done
@@ -177,7 +177,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 	}), "complete", key)
 }
 
-// Fail implements index.Index.
+// Fail implements index.Claims.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		if !cache {
@@ -191,14 +191,14 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 	}), "fail", key)
 }
 
-// Release implements index.Index.
+// Release implements index.Claims.
 func (d *DB) Release(ctx context.Context, key, token string) error {
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		return tx.Bucket(bucketClaims).Delete([]byte(key))
 	}), "release", key)
 }
 
-// Get implements index.Index.
+// Get implements index.Claims.
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	var r index.Record
 	var ok bool
@@ -213,7 +213,7 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	return r, wrap(err, "get", key)
 }
 
-// Delete implements index.Index.
+// Delete implements index.Claims.
 func (d *DB) Delete(ctx context.Context, key string) error {
 	err := d.w.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) })
 	if err == nil {
@@ -222,7 +222,7 @@ func (d *DB) Delete(ctx context.Context, key string) error {
 	return wrap(err, "delete", key)
 }
 
-// DeleteResult implements index.Index.
+// DeleteResult implements index.Claims.
 func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
 	err := d.w.Update(func(tx *bbolt.Tx) error {
 		r, ok, err := getRecord(tx, key)
@@ -237,7 +237,7 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return nil
 }
 
-// Records implements index.Index.
+// Records implements index.Claims.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	return d.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {

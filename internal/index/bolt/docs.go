@@ -12,7 +12,7 @@ import (
 
 func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
 
-// PutDoc implements index.Index.
+// PutDoc implements index.Docs.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketDocs).Put(docKey(kind, id), doc); err != nil {
@@ -46,7 +46,7 @@ func (d *DB) DocsRevision(ctx context.Context, kind string) (uint64, error) {
 	return rev, wrap(err, "docs revision", kind)
 }
 
-// GetDoc implements index.Index.
+// GetDoc implements index.Docs.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	var out []byte
 	err := d.db.View(func(tx *bbolt.Tx) error {
@@ -60,7 +60,7 @@ func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	return out, wrap(err, "get doc", kind+"/"+id)
 }
 
-// DeleteDoc implements index.Index.
+// DeleteDoc implements index.Docs.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDocs)
@@ -74,7 +74,7 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	}), "delete doc", kind+"/"+id)
 }
 
-// Docs implements index.Index.
+// Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
 	prefix := docKey(kind, "")
 	return d.db.View(func(tx *bbolt.Tx) error {
@@ -88,7 +88,7 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 	})
 }
 
-// PutBlob implements index.Index.
+// PutBlob implements index.Blobs.
 func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
 	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketBlobs)
@@ -99,7 +99,7 @@ func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
 	}), "put blob", digest)
 }
 
-// GetBlob implements index.Index.
+// GetBlob implements index.Blobs.
 func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 	var out []byte
 	err := d.db.View(func(tx *bbolt.Tx) error {

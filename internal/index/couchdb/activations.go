@@ -28,7 +28,7 @@ type actDoc struct {
 // sortTime is the fixed-width UTC form of t, ordered as text like t in time.
 const sortTime = "2006-01-02T15:04:05.000000000Z"
 
-// AddActivation implements index.Index: a create, so a second add of the
+// AddActivation implements index.Activations: a create, so a second add of the
 // same id is a 409 and changes nothing. Concurrent calls share one
 // _bulk_docs request (d.acts): under load the server takes one request
 // for many activations instead of one each. That request is bounded by
@@ -72,7 +72,7 @@ func (d *DB) writeActivations(batch []actDoc) []error {
 	return errs
 }
 
-// GetActivation implements index.Index.
+// GetActivation implements index.Activations.
 func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -87,7 +87,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 	return a.Record, nil
 }
 
-// Activations implements index.Index through the "acts" view, newest first.
+// Activations implements index.Activations through the "acts" view, newest first.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -121,7 +121,7 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 	return out, nil
 }
 
-// Stats implements index.Index through the "stats" view's reduce, so every
+// Stats implements index.Activations through the "stats" view's reduce, so every
 // replica sharing the database reports the same cluster-wide totals.
 func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error) {
 	ctx, cancel := d.call(ctx)
@@ -144,7 +144,7 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	return st, nil
 }
 
-// FunctionStats implements index.Index through the "fnstats" view's
+// FunctionStats implements index.Activations through the "fnstats" view's
 // reduce, grouped by [tenant, function]: cluster-wide, like Stats.
 func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
 	ctx, cancel := d.call(ctx)
@@ -223,7 +223,7 @@ func (t *tallyDoc) reset() {
 	t.Stats, t.Functions = map[string]activation.Stats{}, map[string]map[string]activation.Stats{}
 }
 
-// PruneActivations implements index.Index. Each batch is one bulk request
+// PruneActivations implements index.Activations. Each batch is one bulk request
 // that creates a tally document with the batch's totals and deletes the
 // batch's activations by their _rev; activations another replica deleted
 // first (409) are then taken out of the tally again. A crash between the

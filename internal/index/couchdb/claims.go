@@ -29,7 +29,7 @@ func (d *DB) getClaim(ctx context.Context, key string) (claimDoc, error) {
 	return c, err
 }
 
-// Claim implements index.Index: read, and decide on what is there. A
+// Claim implements index.Claims: read, and decide on what is there. A
 // result or a live owner is answered by that one GET (the common hit costs
 // one round trip); an absent claim is created with _id = key, which is
 // atomic (409: someone else created it first, read again); an expired
@@ -124,7 +124,7 @@ func (d *DB) cas(ctx context.Context, key, token string, change func(*index.Reco
 	return fmt.Errorf("couchdb: update claim %s: too many conflicts", key)
 }
 
-// Renew implements index.Index.
+// Renew implements index.Claims.
 func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) error {
 	if lease <= 0 {
 		return fmt.Errorf("couchdb: lease must be > 0, got %s", lease)
@@ -135,12 +135,12 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 	})
 }
 
-// SetExternalID implements index.Index.
+// SetExternalID implements index.Claims.
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
 	return d.cas(ctx, key, token, func(r *index.Record) bool { r.ExternalID = externalID; return true })
 }
 
-// Complete implements index.Index. The completing owner stays on the
+// Complete implements index.Claims. The completing owner stays on the
 // record, for operators; its token and lease are cleared.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
 	return d.cas(ctx, key, token, func(r *index.Record) bool {
@@ -151,7 +151,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 	})
 }
 
-// Fail implements index.Index.
+// Fail implements index.Claims.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
 	return d.cas(ctx, key, token, func(r *index.Record) bool {
 		r.State = index.Failed
@@ -161,12 +161,12 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 	})
 }
 
-// Release implements index.Index.
+// Release implements index.Claims.
 func (d *DB) Release(ctx context.Context, key, token string) error {
 	return d.cas(ctx, key, token, func(*index.Record) bool { return false })
 }
 
-// Get implements index.Index.
+// Get implements index.Claims.
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -177,7 +177,7 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	return c.Record, err
 }
 
-// Delete implements index.Index.
+// Delete implements index.Claims.
 func (d *DB) Delete(ctx context.Context, key string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -185,7 +185,7 @@ func (d *DB) Delete(ctx context.Context, key string) error {
 	return d.deleteDoc(ctx, claimPrefix+key)
 }
 
-// DeleteResult implements index.Index: a delete with the _rev of the
+// DeleteResult implements index.Claims: a delete with the _rev of the
 // record that was checked, so a claim made since is never removed.
 func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
 	ctx, cancel := d.call(ctx)
@@ -213,7 +213,7 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return fmt.Errorf("couchdb: delete result %s: too many conflicts", key)
 }
 
-// Records implements index.Index.
+// Records implements index.Claims.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()

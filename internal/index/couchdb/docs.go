@@ -21,7 +21,7 @@ type genericDoc struct {
 
 func docID(kind, id string) string { return docPrefix + kind + ":" + id }
 
-// PutDoc implements index.Index.
+// PutDoc implements index.Docs.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -63,14 +63,14 @@ func (d *DB) getBody(ctx context.Context, id string) ([]byte, error) {
 	return g.Body, nil
 }
 
-// GetDoc implements index.Index.
+// GetDoc implements index.Docs.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	return d.getBody(ctx, docID(kind, id))
 }
 
-// DeleteDoc implements index.Index.
+// DeleteDoc implements index.Docs.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -80,7 +80,7 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	return d.deleteDoc(ctx, docID(kind, id))
 }
 
-// Docs implements index.Index.
+// Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -94,14 +94,14 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 	})
 }
 
-// PutBlob implements index.Index.
+// PutBlob implements index.Blobs.
 func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	return d.put(ctx, genericDoc{ID: blobPrefix + digest, Type: "blob", Body: data}, false)
 }
 
-// GetBlob implements index.Index.
+// GetBlob implements index.Blobs.
 func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()

@@ -43,7 +43,7 @@ INSERT INTO dedupfn_stats AS s (tenant, shard, events, runs, hits, waits, errors
 SELECT tenant, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM ins
 ON CONFLICT (tenant, shard) DO UPDATE SET` + addStatsSet
 
-// AddActivation implements index.Index in one statement (see
+// AddActivation implements index.Activations in one statement (see
 // addActivationSQL).
 func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	if r.ID == "" {
@@ -66,7 +66,7 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	return nil
 }
 
-// GetActivation implements index.Index.
+// GetActivation implements index.Activations.
 func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -81,7 +81,7 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 	return r, nil
 }
 
-// Activations implements index.Index, newest first, through the index
+// Activations implements index.Activations, newest first, through the index
 // that matches the filter.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	ctx, cancel := d.call(ctx)
@@ -120,7 +120,7 @@ func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation
 	return out, nil
 }
 
-// Stats implements index.Index: the sum of the tenant's (or every
+// Stats implements index.Activations: the sum of the tenant's (or every
 // tenant's) stats shards, which pruning does not touch.
 func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error) {
 	ctx, cancel := d.call(ctx)
@@ -143,7 +143,7 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	return st, nil
 }
 
-// FunctionStats implements index.Index: the sums of the functions' stats
+// FunctionStats implements index.Activations: the sums of the functions' stats
 // shards, which pruning does not touch.
 func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.FunctionStats, error) {
 	ctx, cancel := d.call(ctx)
@@ -175,7 +175,7 @@ func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.Fun
 	return out, nil
 }
 
-// PruneActivations implements index.Index in batches of pruneBatch rows.
+// PruneActivations implements index.Activations in batches of pruneBatch rows.
 // Replicas pruning at once skip the rows another has locked, so each row
 // is deleted, and counted, once. Totals live in dedupfn_stats and
 // dedupfn_function_stats, which this does not touch.

@@ -70,7 +70,7 @@ SELECT CASE WHEN state <> 'running' THEN 'hit'
 FROM dedupfn_claims
 WHERE key = $1 AND NOT EXISTS (SELECT FROM ins) AND NOT EXISTS (SELECT FROM took)`
 
-// Claim implements index.Index in one statement, so one round trip: see
+// Claim implements index.Claims in one statement, so one round trip: see
 // claimSQL. Only a claim racing another replica's write to the same key
 // runs it again.
 func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
@@ -126,7 +126,7 @@ func (d *DB) fenced(ctx context.Context, op, key, token, sql string, args ...any
 // owned is the WHERE clause of every fenced statement.
 const owned = ` WHERE key = $1 AND token = $2 AND state = 'running'`
 
-// Renew implements index.Index.
+// Renew implements index.Claims.
 func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) error {
 	if lease <= 0 {
 		return fmt.Errorf("postgres: lease must be > 0, got %s", lease)
@@ -135,13 +135,13 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 		SET lease_until = now() + $3::bigint * interval '1 microsecond', updated = now()`+owned, micros(lease))
 }
 
-// SetExternalID implements index.Index.
+// SetExternalID implements index.Claims.
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
 	return d.fenced(ctx, "set external id", key, token,
 		`UPDATE dedupfn_claims SET external_id = $3, updated = now()`+owned, externalID)
 }
 
-// Complete implements index.Index. The completing owner stays on the
+// Complete implements index.Claims. The completing owner stays on the
 // record, for operators; its token and lease are cleared.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
 	var result []byte
@@ -153,7 +153,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 		c.Output, result, c.FunctionMS)
 }
 
-// Fail implements index.Index.
+// Fail implements index.Claims.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
 	if !cache {
 		return d.fenced(ctx, "fail", key, token, `DELETE FROM dedupfn_claims`+owned)
@@ -163,12 +163,12 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 		msg, class)
 }
 
-// Release implements index.Index.
+// Release implements index.Claims.
 func (d *DB) Release(ctx context.Context, key, token string) error {
 	return d.fenced(ctx, "release", key, token, `DELETE FROM dedupfn_claims`+owned)
 }
 
-// Get implements index.Index.
+// Get implements index.Claims.
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -184,7 +184,7 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 	return r, nil
 }
 
-// Delete implements index.Index.
+// Delete implements index.Claims.
 func (d *DB) Delete(ctx context.Context, key string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -194,7 +194,7 @@ func (d *DB) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// DeleteResult implements index.Index: one DELETE conditioned on the
+// DeleteResult implements index.Claims: one DELETE conditioned on the
 // state and update time that were checked.
 func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) error {
 	ctx, cancel := d.call(ctx)
@@ -206,7 +206,7 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return nil
 }
 
-// Records implements index.Index, streaming the rows.
+// Records implements index.Claims, streaming the rows.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	rows, err := d.pool.Query(ctx, `SELECT `+claimCols+` FROM dedupfn_claims`)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
-// PutDoc implements index.Index.
+// PutDoc implements index.Docs.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -22,7 +22,7 @@ func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 	return nil
 }
 
-// GetDoc implements index.Index.
+// GetDoc implements index.Docs.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -37,7 +37,7 @@ func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	return body, nil
 }
 
-// DeleteDoc implements index.Index.
+// DeleteDoc implements index.Docs.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -51,7 +51,7 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 	return nil
 }
 
-// Docs implements index.Index.
+// Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -78,7 +78,7 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 	return nil
 }
 
-// PutBlob implements index.Index.
+// PutBlob implements index.Blobs.
 func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -89,7 +89,7 @@ func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
 	return nil
 }
 
-// GetBlob implements index.Index.
+// GetBlob implements index.Blobs.
 func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
