@@ -12,11 +12,11 @@ import (
 // statsCollector exports the index's totals, which replicas sharing an
 // index share: cluster-wide numbers from any replica.
 type statsCollector struct {
-	idx                                                   index.Index
+	idx                                                   index.Activations
 	events, runs, hits, waits, errors, deadLetters, saved *prometheus.Desc
 }
 
-func newStatsCollector(idx index.Index) *statsCollector {
+func newStatsCollector(idx index.Activations) *statsCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("dedupfn_cluster_"+name, help, nil, nil)
 	}

@@ -72,7 +72,7 @@ type Tenant struct {
 type Config struct {
 	Pipeline *pipeline.Pipeline
 	Registry *registry.Registry
-	Index    index.Index
+	Index    index.Activations
 	// AdminToken, when set, is required on every request but /healthz and
 	// the dashboard page; the admin may act for any tenant (TenantHeader).
 	// Without it (and without tenants) every caller is the admin: serve

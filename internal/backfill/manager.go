@@ -30,7 +30,7 @@ type Sender interface {
 
 // Config wires a Manager.
 type Config struct {
-	Index    index.Index
+	Index    index.Docs
 	Objects  objects.Store
 	Registry *registry.Registry
 	Pipeline Sender

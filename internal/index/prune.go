@@ -20,7 +20,7 @@ const (
 // until ctx ends. retention <= 0 keeps everything: it returns at once.
 // Errors are logged, at most once a minute, and retried at the next tick;
 // replicas sharing an index may all run it.
-func RunPruner(ctx context.Context, idx Index, retention, interval time.Duration, logger *slog.Logger) {
+func RunPruner(ctx context.Context, idx Activations, retention, interval time.Duration, logger *slog.Logger) {
 	if retention <= 0 {
 		return
 	}

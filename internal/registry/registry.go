@@ -35,7 +35,7 @@ var ErrNotFound = errors.New("function not found")
 // that Run refreshes, so a function deployed through any replica sharing
 // the index goes live on all of them within DefaultRefresh.
 type Registry struct {
-	idx    index.Index
+	idx    index.DocStore
 	logger *slog.Logger
 
 	mu        sync.RWMutex
@@ -51,7 +51,7 @@ type Registry struct {
 }
 
 // New returns a registry over idx.
-func New(idx index.Index, logger *slog.Logger) *Registry {
+func New(idx index.DocStore, logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -125,7 +125,7 @@ func BenchmarkAddActivationSerial(b *testing.B) {
 
 // BenchmarkAddActivationNoSync: one writer at a time without fsync, the
 // CPU cost of an activation's write transaction (its record, listing
-// entries, object-seen mark and totals), which fsync hides above.
+// entries and totals), which fsync hides above.
 func BenchmarkAddActivationNoSync(b *testing.B) {
 	db := openBench(b)
 	db.NoSyncForTest(b)

@@ -96,15 +96,7 @@ func TestZeroLeaseIsLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if index.Live(index.Record{State: index.Running}, time.Now()) != true {
-		t.Fatal("index.Live treats a zero lease as free")
-	}
-	c, _ := db.Claim(t.Context(), "k", index.Parts{}, "a", time.Minute)
-	db.SetLeaseForTest(t, "k", time.Time{})
-	if got, _ := db.Claim(t.Context(), "k", index.Parts{}, "b", time.Minute); got.Outcome != index.Wait {
-		t.Fatalf("claim on a record without lease deadline = %v, want wait (locked)", got.Outcome)
-	}
-	_ = c
+	indextest.ZeroLeaseIsLocked(t, db, db.ClearLeaseForTest)
 }
 
 // TestDocRevisions: bolt counts document writes per kind, so the

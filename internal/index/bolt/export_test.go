@@ -7,16 +7,16 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// SetLeaseForTest overwrites a record's lease deadline, to build states
-// that the API cannot (a record without a deadline).
-func (d *DB) SetLeaseForTest(t testing.TB, key string, until time.Time) {
+// ClearLeaseForTest removes a record's lease deadline, to build a state
+// that the API cannot (see indextest.ZeroLeaseIsLocked).
+func (d *DB) ClearLeaseForTest(t testing.TB, key string) {
 	t.Helper()
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		r, _, err := getRecord(tx, key)
 		if err != nil {
 			return err
 		}
-		r.LeaseUntil = until
+		r.LeaseUntil = time.Time{}
 		return putRecord(tx, r)
 	})
 	if err != nil {

@@ -79,22 +79,8 @@ func TestZeroLeaseIsLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	raw := map[string]any{"_id": "claim:k", "type": "claim", "key": "k", "state": "running", "owner": "a", "token": "tok", "attempt": 1}
-	if _, err := client.DB("zero").Put(t.Context(), "claim:k", raw); err != nil {
-		t.Fatal(err)
-	}
-	c, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Millisecond)
-	if err != nil || c.Outcome != index.Wait || c.Record.Owner != "a" || !c.Record.LeaseUntil.IsZero() {
-		t.Fatalf("claim on a record without lease deadline = %v %+v, %v; want wait (locked)", c.Outcome, c.Record, err)
-	}
-	if err := idx.Complete(t.Context(), "k", "tok", index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
-		t.Fatalf("its owner cannot complete: %v", err)
-	}
+	db := idx.(*couchdb.DB)
+	indextest.ZeroLeaseIsLocked(t, db, db.ClearLeaseForTest)
 }
 
 // WatchDocs sees documents of its kind written through another handle (a

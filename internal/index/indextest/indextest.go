@@ -68,7 +68,7 @@ var parts = index.Parts{Tenant: "t", Function: "f", CodeDigest: "c", Params: "{}
 
 const lease = time.Minute
 
-func claim(t *testing.T, idx index.Index, key, owner string, l time.Duration) index.Claimed {
+func claim(t *testing.T, idx index.Claims, key, owner string, l time.Duration) index.Claimed {
 	t.Helper()
 	c, err := idx.Claim(t.Context(), key, parts, owner, l)
 	if err != nil {
@@ -77,7 +77,7 @@ func claim(t *testing.T, idx index.Index, key, owner string, l time.Duration) in
 	return c
 }
 
-func mustMiss(t *testing.T, idx index.Index, key, owner string, l time.Duration) index.Record {
+func mustMiss(t *testing.T, idx index.Claims, key, owner string, l time.Duration) index.Record {
 	t.Helper()
 	c := claim(t, idx, key, owner, l)
 	if c.Outcome != index.Miss {
@@ -512,14 +512,6 @@ func testActivations(t *testing.T, idx index.Index) {
 			}
 		})
 	}
-	for _, tc := range []struct {
-		bucket, key, etag string
-		want              bool
-	}{{"in", "k1", "e", true}, {"in", "k7", "e", true}, {"in", "k1", "other", false}, {"in", "k9", "e", false}, {"out", "k1", "e", false}} {
-		if seen, err := idx.ObjectSeen(ctx, tc.bucket, tc.key, tc.etag); err != nil || seen != tc.want {
-			t.Errorf("ObjectSeen(%s/%s %s) = %v, %v; want %v", tc.bucket, tc.key, tc.etag, seen, err, tc.want)
-		}
-	}
 	for _, tenant := range []string{"", "acme", "globex", "nobody"} {
 		var want activation.Stats
 		for _, r := range recs {
@@ -782,7 +774,7 @@ func testActivationsByFunction(t *testing.T, idx index.Index) {
 }
 
 // PruneActivations deletes the activations that started before the
-// cutoff, with their object-seen marks and listing entries, and leaves
+// cutoff, with their listing entries, and leaves
 // the totals as they were: Stats are counters, not a view of what is kept.
 func testPruneActivations(t *testing.T, idx index.Index) {
 	ctx := t.Context()
@@ -853,11 +845,6 @@ func testPruneActivations(t *testing.T, idx index.Index) {
 		}
 		if fmt.Sprint(got) != tc.want {
 			t.Errorf("Activations(%+v) after pruning = %v, want %s", tc.f, got, tc.want)
-		}
-	}
-	for key, want := range map[string]bool{"only-old": false, "g-old": false, "both": true, "g-new": true} {
-		if seen, err := idx.ObjectSeen(ctx, "in", key, "e"); err != nil || seen != want {
-			t.Errorf("ObjectSeen(in/%s) after pruning = %v, %v; want %v", key, seen, err, want)
 		}
 	}
 	if after := stats(); fmt.Sprint(after) != fmt.Sprint(before) {

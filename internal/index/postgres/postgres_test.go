@@ -172,24 +172,8 @@ func TestReplicasShareState(t *testing.T) {
 // is locked: nobody takes it over, and its owner can still complete it.
 func TestZeroLeaseIsLocked(t *testing.T) {
 	pg := peers.StartPostgres(t)
-	raw := newDB(t, pg)
-	idx := open(t, raw)
-	conn, err := pgx.Connect(t.Context(), raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), `INSERT INTO dedupfn_claims (key, state, parts, owner, token, attempt, created, updated)
-		VALUES ('k', 'running', '{}', 'a', 'tok', 1, now(), now())`); err != nil {
-		t.Fatal(err)
-	}
-	c, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Millisecond)
-	if err != nil || c.Outcome != index.Wait || c.Record.Owner != "a" || !c.Record.LeaseUntil.IsZero() {
-		t.Fatalf("claim on a record without lease deadline = %v %+v, %v; want wait (locked)", c.Outcome, c.Record, err)
-	}
-	if err := idx.Complete(t.Context(), "k", "tok", index.Completion{Output: &index.Output{Key: "o"}}); err != nil {
-		t.Fatalf("its owner cannot complete: %v", err)
-	}
+	idx := open(t, newDB(t, pg))
+	indextest.ZeroLeaseIsLocked(t, idx, idx.ClearLeaseForTest)
 }
 
 // Leases are the server's: a replica whose clock runs an hour ahead

@@ -1,0 +1,114 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/dedupfn/dedupfn/internal/index"
+)
+
+func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
+
+// PutDoc implements index.Docs.
+func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketDocs).Put(docKey(kind, id), doc); err != nil {
+			return err
+		}
+		return bumpDocRev(tx, kind)
+	}), "put doc", kind+"/"+id)
+}
+
+// bumpDocRev counts a write of a document of kind, in the write's own
+// transaction, so a revision read never runs ahead of the documents.
+func bumpDocRev(tx *bbolt.Tx, kind string) error {
+	b := tx.Bucket(bucketDocRevs)
+	var rev uint64
+	if v := b.Get([]byte(kind)); len(v) == 8 {
+		rev = binary.BigEndian.Uint64(v)
+	}
+	return b.Put([]byte(kind), binary.BigEndian.AppendUint64(nil, rev+1))
+}
+
+// DocsRevision implements index.DocRevisions: how many times documents of
+// kind were put or deleted in this file.
+func (d *DB) DocsRevision(ctx context.Context, kind string) (uint64, error) {
+	var rev uint64
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketDocRevs).Get([]byte(kind)); len(v) == 8 {
+			rev = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return rev, wrap(err, "docs revision", kind)
+}
+
+// GetDoc implements index.Docs.
+func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
+	var out []byte
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketDocs).Get(docKey(kind, id))
+		if v == nil {
+			return index.ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, wrap(err, "get doc", kind+"/"+id)
+}
+
+// DeleteDoc implements index.Docs.
+func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDocs)
+		if b.Get(docKey(kind, id)) == nil {
+			return index.ErrNotFound
+		}
+		if err := b.Delete(docKey(kind, id)); err != nil {
+			return err
+		}
+		return bumpDocRev(tx, kind)
+	}), "delete doc", kind+"/"+id)
+}
+
+// Docs implements index.Docs.
+func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	prefix := docKey(kind, "")
+	return d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDocs).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := fn(string(k[len(prefix):]), bytes.Clone(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutBlob implements index.Blobs.
+func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
+	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		if b.Get([]byte(digest)) != nil {
+			return nil
+		}
+		return b.Put([]byte(digest), data)
+	}), "put blob", digest)
+}
+
+// GetBlob implements index.Blobs.
+func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
+	var out []byte
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketBlobs).Get([]byte(digest))
+		if v == nil {
+			return index.ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, wrap(err, "get blob", digest)
+}

@@ -1,0 +1,49 @@
+package index
+
+import "context"
+
+// Docs are opaque JSON documents by kind and id: the function registry's
+// definitions, backfill jobs, output marks. All methods are safe for
+// concurrent use, from any number of goroutines and replicas.
+type Docs interface {
+	// PutDoc stores an opaque JSON document of a kind ("function", ...)
+	// under id, replacing any previous one. Idempotent.
+	PutDoc(ctx context.Context, kind, id string, doc []byte) error
+	// GetDoc returns the document, or ErrNotFound.
+	GetDoc(ctx context.Context, kind, id string) ([]byte, error)
+	// DeleteDoc removes a document. ErrNotFound if absent.
+	DeleteDoc(ctx context.Context, kind, id string) error
+	// Docs calls fn for every document of kind, ordered by id.
+	Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error
+}
+
+// Blobs are content-addressed bytes: function code, by digest.
+type Blobs interface {
+	// PutBlob stores content-addressed bytes (function code) under its
+	// SHA-256 hex digest. Idempotent.
+	PutBlob(ctx context.Context, digest string, data []byte) error
+	// GetBlob returns the bytes stored under digest, or ErrNotFound.
+	GetBlob(ctx context.Context, digest string) ([]byte, error)
+}
+
+// DocStore is the documents and the blobs they name: what the function
+// registry keeps in the index (definitions and their code).
+type DocStore interface {
+	Docs
+	Blobs
+}
+
+// DocWatcher is implemented by backends that can push document changes
+// (CouchDB's _changes feed, PostgreSQL's LISTEN/NOTIFY): WatchDocs calls fn once when it starts and
+// after every batch of changes to documents of kind, until ctx ends.
+type DocWatcher interface {
+	WatchDocs(ctx context.Context, kind string, fn func()) error
+}
+
+// DocRevisions is implemented by backends that can say cheaply whether
+// documents changed, where they cannot push changes (bolt): DocsRevision
+// returns a number that changes whenever a document of kind is put or
+// deleted, so that a reader polls it instead of re-reading every document.
+type DocRevisions interface {
+	DocsRevision(ctx context.Context, kind string) (uint64, error)
+}

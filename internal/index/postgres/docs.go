@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dedupfn/dedupfn/internal/index"
+)
+
+// PutDoc implements index.Docs.
+func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	_, err := d.pool.Exec(ctx, `INSERT INTO dedupfn_docs (kind, id, body) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`, kind, id, doc)
+	if err != nil {
+		return fmt.Errorf("postgres: put doc %s/%s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// GetDoc implements index.Docs.
+func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var body []byte
+	err := d.pool.QueryRow(ctx, `SELECT body FROM dedupfn_docs WHERE kind = $1 AND id = $2`, kind, id).Scan(&body)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, index.ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("postgres: get doc %s/%s: %w", kind, id, err)
+	}
+	return body, nil
+}
+
+// DeleteDoc implements index.Docs.
+func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	tag, err := d.pool.Exec(ctx, `DELETE FROM dedupfn_docs WHERE kind = $1 AND id = $2`, kind, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete doc %s/%s: %w", kind, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return index.ErrNotFound
+	}
+	return nil
+}
+
+// Docs implements index.Docs.
+func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	rows, err := d.pool.Query(ctx, `SELECT id, body FROM dedupfn_docs WHERE kind = $1 ORDER BY id`, kind)
+	if err != nil {
+		return fmt.Errorf("postgres: list docs %s: %w", kind, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   string
+			body []byte
+		)
+		if err := rows.Scan(&id, &body); err != nil {
+			return fmt.Errorf("postgres: decode doc %s: %w", kind, err)
+		}
+		if err := fn(id, body); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: list docs %s: %w", kind, err)
+	}
+	return nil
+}
+
+// PutBlob implements index.Blobs.
+func (d *DB) PutBlob(ctx context.Context, digest string, data []byte) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	_, err := d.pool.Exec(ctx, `INSERT INTO dedupfn_blobs (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`, digest, data)
+	if err != nil {
+		return fmt.Errorf("postgres: put blob %s: %w", digest, err)
+	}
+	return nil
+}
+
+// GetBlob implements index.Blobs.
+func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var data []byte
+	err := d.pool.QueryRow(ctx, `SELECT data FROM dedupfn_blobs WHERE digest = $1`, digest).Scan(&data)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, index.ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("postgres: get blob %s: %w", digest, err)
+	}
+	return data, nil
+}
