@@ -4,20 +4,27 @@ GO    ?= go
 BIN   := bin
 TOOLS ?= $(CURDIR)/.tools
 export DEDUPFN_TOOLS := $(TOOLS)
-# Fuzz each parser briefly in `make test`; longer in `make fuzz`.
-FUZZTIME ?= 10s
+# -trimpath keeps the build folder out of a module: the same source built
+# with the same Go version and flags in any checkout is the same bytes, so
+# the same function version (README "Writing a function").
+WASMBUILD := GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath
+# `make run`'s listen addresses (or DEDUPFN_S3_ADDR / DEDUPFN_API_ADDR).
+S3_ADDR  ?= $(or $(DEDUPFN_S3_ADDR),127.0.0.1:9000)
+API_ADDR ?= $(or $(DEDUPFN_API_ADDR),127.0.0.1:8080)
 
-.PHONY: all build run test peers check fuzz bench clean
+.PHONY: all build wasm run test peers check fuzz bench clean
 
 all: build
 
-build:
+build: wasm
 	$(GO) build -o $(BIN)/dedupfn ./cmd/dedupfn
-	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/thumbnail.wasm ./examples/thumbnail
+
+wasm:
+	$(WASMBUILD) -o $(BIN)/thumbnail.wasm ./examples/thumbnail
 
 # Starts the whole pipeline on embedded defaults with data in ./data.
 run: build
-	@bash scripts/quickstart.sh
+	@DEDUPFN_S3_ADDR=$(S3_ADDR) DEDUPFN_API_ADDR=$(API_ADDR) bash scripts/quickstart.sh
 
 # Installs every peer the tests need (into $(TOOLS), reused when present).
 peers:
@@ -57,7 +64,7 @@ BENCHCOUNT ?= 5
 BENCHPKGS  := ./internal/fingerprint ./internal/index/bolt ./internal/pipeline ./internal/runtime/wasm \
 	./internal/objects/s3server ./internal/source/embedded
 bench: peers build
-	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/copy.wasm ./examples/copy
+	$(WASMBUILD) -o $(BIN)/copy.wasm ./examples/copy
 	$(BIN)/dedupfn bench --wasm $(BIN)/copy.wasm
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 60m $(BENCHPKGS)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -345,9 +346,17 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	// The instance id tells this process apart on /healthz:
+	// scripts/quickstart.sh chooses it, to be sure the server answering is
+	// the one it started; otherwise it is random.
+	instanceID := os.Getenv("DEDUPFN_INSTANCE_ID")
+	if instanceID == "" {
+		instanceID = rand.Text()
+	}
 	apiCfg := o.sec.apiConfig(api.Config{
 		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken, Tenants: tenants,
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
+		InstanceID: instanceID,
 	})
 	// Actions fetch get_url by the public URL's name: the operator's, as
 	// an --api-host is.
@@ -393,7 +402,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			errc <- fmt.Errorf("event source: %w", err)
 		}
 	})
-	logger.Info("dedupfn serving", "api", "http://"+ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
+	logger.Info("dedupfn serving", "instance", instanceID, "api", "http://"+ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
 		"s3", o.s3Addr, "events", plugin.Redact(o.eventsURL), "index", plugin.Redact(o.indexURL), "data", dataDir)
 
 	var runErr error
