@@ -11,8 +11,10 @@ WASMBUILD := GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath
 # `make run`'s listen addresses (or DEDUPFN_S3_ADDR / DEDUPFN_API_ADDR).
 S3_ADDR  ?= $(or $(DEDUPFN_S3_ADDR),127.0.0.1:9000)
 API_ADDR ?= $(or $(DEDUPFN_API_ADDR),127.0.0.1:8080)
+# `make fuzz` fuzzes each parser for FUZZTIME.
+FUZZTIME ?= 5m
 
-.PHONY: all build wasm run test peers check fuzz bench clean
+.PHONY: all build wasm run test compose-check peers check fuzz bench clean
 
 all: build
 
@@ -33,15 +35,32 @@ peers:
 test: peers
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory compose-check
 	$(GO) test -race -shuffle=on -timeout 15m ./...
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
-# Each parser of outside input, fuzzed for FUZZTIME (10s in `make test`).
-fuzz: FUZZTIME = 5m
+# Each parser of outside input, fuzzed for FUZZTIME. Not part of `make
+# test`: there `go test` runs the fuzz targets' seed corpora (f.Add and
+# testdata/fuzz) as ordinary tests, without the coverage-instrumented
+# build fuzzing needs, which alone took ~4.3 of its minutes.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzS3Request$$' -fuzztime $(FUZZTIME) ./internal/objects/s3server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTenantTokens$$' -fuzztime $(FUZZTIME) ./cmd/dedupfn
+
+# deploy/docker-compose.yml against the Compose schema with Debian's
+# docker-compose (v1; `apt-get install docker-compose`), once per profile,
+# and its one-shot init services present. It starts nothing: no Docker
+# engine runs here.
+COMPOSE_ENV := MINIO_ROOT_PASSWORD=x POSTGRES_PASSWORD=x COUCHDB_PASSWORD=x DEDUPFN_API_TOKEN=x
+compose-check:
+	@if ! command -v docker-compose >/dev/null; then \
+	  echo "skipping the deploy/docker-compose.yml check: docker-compose is not installed (apt-get install docker-compose)"; \
+	else for p in postgres couchdb; do \
+	  svcs=$$($(COMPOSE_ENV) docker-compose -f deploy/docker-compose.yml --profile $$p config --services) || exit 1; \
+	  for s in minio-init fn-deploy-$$p; do \
+	    grep -qx "$$s" <<<"$$svcs" || { echo "deploy/docker-compose.yml: profile $$p has no service $$s"; exit 1; }; \
+	  done; \
+	done; echo "deploy/docker-compose.yml: valid for docker-compose $$(docker-compose version --short), profiles postgres and couchdb"; fi
 
 GOIMPORTS := $(TOOLS)/bin/goimports
 
