@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -313,6 +314,8 @@ type serveComponents struct {
 	backfills *backfill.Manager
 	httpSrv   *http.Server
 	ln        net.Listener
+	// instanceID tells this process apart on /healthz (api.InstanceHeader).
+	instanceID string
 }
 
 // openComponents opens the index, event source, object store, runtimes,
@@ -400,9 +403,17 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 	if err != nil {
 		return nil, err
 	}
+	// The instance id tells this process apart on /healthz:
+	// scripts/quickstart.sh chooses it, to be sure the server answering is
+	// the one it started; otherwise it is random.
+	c.instanceID = os.Getenv("DEDUPFN_INSTANCE_ID")
+	if c.instanceID == "" {
+		c.instanceID = rand.Text()
+	}
 	apiCfg := o.sec.apiConfig(api.Config{
 		Pipeline: pipe, Registry: reg, Index: idx, AdminToken: sec.adminToken, Tenants: sec.tenants,
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
+		InstanceID: c.instanceID,
 	})
 	// Actions fetch get_url by the public URL's name: the operator's, as
 	// an --api-host is.
@@ -457,7 +468,7 @@ func (c *serveComponents) runAndDrain(ctx context.Context, o serveOptions, dataD
 			errc <- fmt.Errorf("event source: %w", err)
 		}
 	})
-	logger.Info("dedupfn serving", "api", "http://"+c.ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
+	logger.Info("dedupfn serving", "instance", c.instanceID, "api", "http://"+c.ln.Addr().String(), "objects", plugin.Redact(o.objectsURL),
 		"s3", o.s3Addr, "events", plugin.Redact(o.eventsURL), "index", plugin.Redact(o.indexURL), "data", dataDir)
 
 	var runErr error

@@ -2,7 +2,7 @@
 // (stdin) to its output (stdout). `dedupfn bench` runs it to measure the
 // platform's own cost around a function that does almost nothing.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -o copy.wasm .
+// Build: GOOS=wasip1 GOARCH=wasm go build -trimpath -o copy.wasm .
 package main
 
 import (

@@ -2,7 +2,7 @@
 // stdin and writes a JPEG thumbnail on stdout whose longer side is the
 // param "size" (default 128). It never upscales. Build it for dedupfn with
 //
-//	GOOS=wasip1 GOARCH=wasm go build -o thumbnail.wasm ./examples/thumbnail
+//	GOOS=wasip1 GOARCH=wasm go build -trimpath -o thumbnail.wasm ./examples/thumbnail
 //
 // Exit codes: 0 done, 1 the input is not a usable image (or output
 // failed), 2 the params are invalid.

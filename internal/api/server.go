@@ -110,7 +110,14 @@ type Config struct {
 	Mux *http.ServeMux
 	// Backfills runs backfill jobs (/v1/backfills); nil answers 503.
 	Backfills *backfill.Manager
+	// InstanceID names this process; /healthz answers it in the
+	// InstanceHeader so a script can tell the server it started from
+	// another one already listening on the address.
+	InstanceID string
 }
+
+// InstanceHeader carries Config.InstanceID on /healthz.
+const InstanceHeader = "X-Dedupfn-Instance"
 
 // Server serves the API.
 type Server struct {
@@ -217,7 +224,12 @@ func New(cfg Config) (*Server, error) {
 			s.hosts[strings.ToLower(h)] = true
 		}
 	}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.InstanceID != "" {
+			w.Header().Set(InstanceHeader, cfg.InstanceID)
+		}
+		w.Write([]byte("ok\n"))
+	})
 	// The page holds no data: it asks for the token and calls the API.
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
