@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzS3Request$$' -fuzztime $(FUZZTIME) ./internal/objects/s3server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTenantTokens$$' -fuzztime $(FUZZTIME) ./cmd/dedupfn
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckFunctions$$' -fuzztime $(FUZZTIME) ./internal/runtime/wasm
 
 # deploy/docker-compose.yml against the Compose schema with Debian's
 # docker-compose (v1; `apt-get install docker-compose`), once per profile,
