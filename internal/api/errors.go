@@ -46,7 +46,8 @@ func statusOf(err error) int {
 		return se.status
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, errInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, backfill.ErrInvalid):
+	case errors.Is(err, errInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, backfill.ErrInvalid),
+		errors.Is(err, pipeline.ErrOutsideTrigger):
 		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound),
 		errors.Is(err, backfill.ErrNotFound):
