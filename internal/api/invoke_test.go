@@ -102,6 +102,10 @@ func TestInvoke_MissingObjectAndOutsideTrigger(t *testing.T) {
 			}
 		})
 	}
+	// any_key widens the trigger, never the tenant's buckets.
+	if code, body := e.do(t, "POST", "/v1/invoke", acmeToken, map[string]any{"function": "thumb", "bucket": "globex-in", "key": "x.jpg", "any_key": true}); code != http.StatusForbidden {
+		t.Errorf("acme's any_key invoke on globex-in: %d %s, want 403", code, body)
+	}
 	if code, _ := e.do(t, "POST", "/v1/invoke", acmeToken, map[string]any{"function": "thumb", "bucket": "acme-in", "key": "x", "any_key": "yes"}); code != http.StatusBadRequest {
 		t.Errorf("any_key a string: %d, want 400", code)
 	}
