@@ -26,7 +26,12 @@ func newInvokeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "invoke NAME --bucket B --key K",
 		Short: "Run a function on one object now, through the same dedup as events",
-		Args:  cobra.ExactArgs(1),
+		Long: `Run a function on one object now, through the same dedup as events.
+
+The object must exist (else invoke fails, exit status 1, and records nothing) and
+be one the function triggers on: its trigger bucket, prefix and suffixes. Pass
+--any-key to run it on another object of yours anyway.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Function = args[0]
 			rec, err := cf.client().Invoke(cmd.Context(), req)
@@ -49,6 +54,7 @@ func newInvokeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Bucket, "bucket", "", "bucket of the input object (required)")
 	cmd.Flags().StringVar(&req.Key, "key", "", "key of the input object (required)")
 	cmd.Flags().BoolVar(&req.Force, "force", false, "run even if a result is recorded, and replace it")
+	cmd.Flags().BoolVar(&req.AnyKey, "any-key", false, "run even on an object outside the function's trigger (another bucket, prefix or suffix)")
 	cmd.MarkFlagRequired("bucket")
 	cmd.MarkFlagRequired("key")
 	return cmd
@@ -68,7 +74,12 @@ func newActivationsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "activations [ID]",
 		Short: "List activation records, newest first (or show one by ID, or --follow new ones)",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List activation records, newest first (or show one by ID, or --follow new ones).
+
+ID is a full activation id or, as with git, any prefix of at least 8 characters
+that names one of your activations only (the tables show 12); a prefix that
+names several is refused with their ids.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := cf.client()
 			if len(args) == 1 {

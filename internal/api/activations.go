@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
@@ -145,14 +147,49 @@ func (s *Server) listActivations(ctx context.Context, f activation.Filter, keep 
 	return out, nil
 }
 
-// ownActivation gets activation id for caller c: another tenant's
-// records do not exist for it (index.ErrNotFound).
+// MinActivationPrefix is the shortest activation id prefix the API
+// resolves, as git does short hashes (tables show 12 characters).
+const MinActivationPrefix = 8
+
+// maxCandidates is how many ids the answer to an ambiguous prefix lists.
+const maxCandidates = 10
+
+// ownActivation gets caller c's activation whose id is id, or else whose
+// id starts with id: a unique prefix of at least MinActivationPrefix
+// characters among c's own records. Another tenant's records do not
+// exist for c: they are never candidates, and their full ids get the
+// answers of an absent id.
 func (s *Server) ownActivation(ctx context.Context, c caller, id string) (activation.Record, error) {
 	rec, err := s.cfg.Index.GetActivation(ctx, id)
-	if err == nil && c.tenant != "" && rec.Tenant != c.tenant {
-		err = index.ErrNotFound
+	if err == nil && (c.tenant == "" || rec.Tenant == c.tenant) {
+		return rec, nil
 	}
-	return rec, err
+	if err != nil && !errors.Is(err, index.ErrNotFound) {
+		return activation.Record{}, err
+	}
+	if len(id) < MinActivationPrefix {
+		return activation.Record{}, fmt.Errorf("%w: no activation %s, and a short id must have at least %d characters",
+			errInvalid, id, MinActivationPrefix)
+	}
+	recs, err := s.cfg.Index.ActivationsByPrefix(ctx, id, c.tenant, maxCandidates+1)
+	switch {
+	case err != nil:
+		return activation.Record{}, err
+	case len(recs) == 0:
+		return activation.Record{}, fmt.Errorf("no activation %s: %w", id, index.ErrNotFound)
+	case len(recs) == 1:
+		return recs[0], nil
+	}
+	n := strconv.Itoa(len(recs))
+	if len(recs) > maxCandidates {
+		recs, n = recs[:maxCandidates], "more than "+strconv.Itoa(maxCandidates)
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return activation.Record{}, fmt.Errorf("%w: %s activations start with %s: %s; give more characters",
+		errAmbiguous, n, id, strings.Join(ids, ", "))
 }
 
 func (s *Server) activation(w http.ResponseWriter, r *http.Request, c caller) error {

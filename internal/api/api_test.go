@@ -107,11 +107,13 @@ func TestTenantIsolation(t *testing.T) {
 	if _, err := globex.Function(ctx, "f"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("globex get acme's function: %v, want 404", err)
 	}
-	rec := activation.Record{ID: "act-1", Tenant: "acme", Function: "f", Decision: activation.Miss}
+	rec := activation.Record{ID: "act-00000001", Tenant: "acme", Function: "f", Decision: activation.Miss}
 	if err := idx.AddActivation(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := globex.Activation(ctx, "act-1"); err == nil || !strings.Contains(err.Error(), "404") {
+	// (An id of 8 characters or more: a shorter one that is not the
+	// caller's own is refused as too short, for any tenant alike.)
+	if _, err := globex.Activation(ctx, "act-00000001"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("globex read acme's activation: %v, want 404", err)
 	}
 	if recs, _ := globex.Activations(ctx, "", 0); len(recs) != 0 {

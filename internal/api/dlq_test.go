@@ -72,7 +72,7 @@ func TestDLQ(t *testing.T) {
 	}
 	start := time.Now().UTC().Add(-time.Minute)
 	for _, r := range []activation.Record{
-		{ID: "dead-1", Tenant: "acme", Function: "f", Event: activation.Object{Bucket: "acme-in", Key: "dlq.txt", ETag: info.ETag},
+		{ID: "dead-0001", Tenant: "acme", Function: "f", Event: activation.Object{Bucket: "acme-in", Key: "dlq.txt", ETag: info.ETag},
 			Decision: activation.Error, Error: "boom", ErrorClass: "function", DeadLetter: true, Start: start},
 		{ID: "ok-1", Tenant: "acme", Function: "f", Decision: activation.Miss, Start: start.Add(time.Second)},
 		{ID: "dead-g", Tenant: "globex", Function: "g", Event: activation.Object{Bucket: "globex-in", Key: "x"},
@@ -99,14 +99,14 @@ func TestDLQ(t *testing.T) {
 			name string
 			c    *api.Client
 			want string
-		}{{"Admin", admin, "[dead-g dead-1]"}, {"Acme", acme, "[dead-1]"}, {"Globex", globex, "[dead-g]"}} {
+		}{{"Admin", admin, "[dead-g dead-0001]"}, {"Acme", acme, "[dead-0001]"}, {"Globex", globex, "[dead-g]"}} {
 			if got := list(t, tc.c); got != tc.want {
 				t.Errorf("%s: dead letters %s, want %s", tc.name, got, tc.want)
 			}
 		}
 	})
 	t.Run("OtherTenantsIsNotFound", func(t *testing.T) {
-		if _, err := globex.Retry(ctx, "dead-1"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		if _, err := globex.Retry(ctx, "dead-0001"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
 			t.Fatalf("globex retries acme's dead letter: %v, want 404", err)
 		}
 	})
@@ -116,18 +116,18 @@ func TestDLQ(t *testing.T) {
 		}
 	})
 	t.Run("NeedsJSON", func(t *testing.T) {
-		code, body := e.do(t, "POST", "/v1/dlq/dead-1/retry", acmeToken, "", "Content-Type", "text/plain")
+		code, body := e.do(t, "POST", "/v1/dlq/dead-0001/retry", acmeToken, "", "Content-Type", "text/plain")
 		if code != http.StatusUnsupportedMediaType {
 			t.Fatalf("retry as text/plain: %d %s, want 415", code, body)
 		}
 	})
 	t.Run("Retry", func(t *testing.T) {
-		rec, err := acme.Retry(ctx, "dead-1")
+		rec, err := acme.Retry(ctx, "dead-0001")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.ID == "dead-1" || rec.RetryOf != "dead-1" || rec.DeadLetter || rec.Decision == activation.Error {
-			t.Fatalf("retry = %+v; want a new successful activation of dead-1", rec)
+		if rec.ID == "dead-0001" || rec.RetryOf != "dead-0001" || rec.DeadLetter || rec.Decision == activation.Error {
+			t.Fatalf("retry = %+v; want a new successful activation of dead-0001", rec)
 		}
 		if got := list(t, acme); got != "[]" {
 			t.Fatalf("after the retry acme's dead letters are %s, want none", got)

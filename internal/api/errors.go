@@ -12,11 +12,13 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
-// errForbidden marks errors answered with 403, errInvalid with 400; their
-// text starts with the sentinel's ("forbidden: ...").
+// errForbidden marks errors answered with 403, errInvalid with 400,
+// errAmbiguous (a short id naming several records) with 409; their text
+// starts with the sentinel's ("forbidden: ...").
 var (
 	errForbidden = errors.New("forbidden")
 	errInvalid   = errors.New("invalid")
+	errAmbiguous = errors.New("ambiguous")
 )
 
 // statusError is an error answered with its own status, whatever it
@@ -44,12 +46,13 @@ func statusOf(err error) int {
 		return se.status
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, errInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, backfill.ErrInvalid):
+	case errors.Is(err, errInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, backfill.ErrInvalid),
+		errors.Is(err, pipeline.ErrOutsideTrigger):
 		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound),
 		errors.Is(err, backfill.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, pipeline.ErrNotRetryable), errors.Is(err, backfill.ErrConflict):
+	case errors.Is(err, pipeline.ErrNotRetryable), errors.Is(err, backfill.ErrConflict), errors.Is(err, errAmbiguous):
 		return http.StatusConflict
 	case errors.Is(err, registry.ErrParamsTooLarge):
 		return http.StatusRequestEntityTooLarge

@@ -19,6 +19,13 @@ type Activations interface {
 	AddActivation(ctx context.Context, r activation.Record) error
 	// GetActivation returns the record with id, or ErrNotFound.
 	GetActivation(ctx context.Context, id string) (activation.Record, error)
+	// ActivationsByPrefix returns the records of tenant ("" = of every
+	// tenant) whose id starts with prefix, in id order: at most limit of
+	// them (limit > 0). Another tenant's records are never returned, and
+	// never take a place within the limit. It reads the records with the
+	// prefix only (an index range), not the whole listing: short ids are
+	// resolved with it.
+	ActivationsByPrefix(ctx context.Context, prefix, tenant string, limit int) ([]activation.Record, error)
 	// Activations returns records matching f, newest first: at most
 	// ActivationsLimit(f) of them.
 	Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error)

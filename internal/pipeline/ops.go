@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
 )
@@ -29,7 +31,15 @@ type InvokeRequest struct {
 	// invocation alone, as if deployed --no-dedup: no result is read,
 	// replaced or recorded.
 	ReplaceShared bool `json:"-"`
+	// AnyKey runs the function on an object outside its trigger (another
+	// bucket, prefix or suffix); without it such an invoke is refused
+	// with ErrOutsideTrigger.
+	AnyKey bool `json:"any_key,omitempty"`
 }
+
+// ErrOutsideTrigger is returned by Invoke for an object that does not
+// trigger the function, unless the request sets AnyKey.
+var ErrOutsideTrigger = errors.New("object outside the function's trigger")
 
 // Invoke runs a function on an object through the same dedup as events,
 // and returns its activation record.
@@ -40,6 +50,20 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 	}
 	if req.Force && fn.Shared && !req.ReplaceShared {
 		fn.NoDedup, req.Force = true, false
+	}
+	if !req.AnyKey {
+		if err := checkTrigger(fn, req.Bucket, req.Key); err != nil {
+			return activation.Record{}, err
+		}
+	}
+	// A missing object is the caller's mistake (a typo, the wrong
+	// bucket), not an event: an error, and nothing is recorded.
+	sctx, cancel := p.callCtx(ctx)
+	_, err = p.cfg.Objects.Stat(sctx, req.Bucket, req.Key)
+	cancel()
+	if errors.Is(err, objects.ErrNotFound) {
+		// The store's own text is left out: it may be a raw XML body.
+		return activation.Record{}, fmt.Errorf("invoke %s: no such object: key %s in bucket %s: %w", fn.Name, req.Key, req.Bucket, objects.ErrNotFound)
 	}
 	ev, err := event.Normalize(event.Event{
 		Source: "invoke", Name: "s3:ObjectCreated:Invoke", Bucket: req.Bucket, Key: req.Key,
@@ -55,7 +79,29 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 	if len(recs) == 0 {
 		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", req.Bucket, req.Key)
 	}
+	if recs[0].Decision == activation.Skipped { // deleted between the Stat and the read
+		return recs[0], fmt.Errorf("invoke %s: no such object: key %s in bucket %s (deleted while invoking; recorded as skipped, activation %s): %w",
+			fn.Name, req.Key, req.Bucket, recs[0].ID, objects.ErrNotFound)
+	}
 	return recs[0], nil
+}
+
+// checkTrigger returns an ErrOutsideTrigger error saying which part of
+// fn's trigger the object does not match, or nil if it triggers fn.
+func checkTrigger(fn registry.Function, bucket, key string) error {
+	var why string
+	switch fn.Mismatch(bucket, key) {
+	case "":
+		return nil
+	case registry.MismatchBucket:
+		why = fmt.Sprintf("its trigger bucket is %s, not %s", fn.Trigger.Bucket, bucket)
+	case registry.MismatchPrefix:
+		why = fmt.Sprintf("key %s does not start with its trigger prefix %q", key, fn.Trigger.Prefix)
+	case registry.MismatchSuffix:
+		why = fmt.Sprintf("key %s ends in none of its trigger suffixes %s", key, strings.Join(fn.Trigger.Suffixes, ", "))
+	}
+	return fmt.Errorf("%w: function %s: %s; pass --any-key (API: \"any_key\": true) to run it on this object anyway",
+		ErrOutsideTrigger, fn.Name, why)
 }
 
 // ErrNotRetryable is returned by Retry for an activation that is not a

@@ -10,7 +10,6 @@ import (
 	"math"
 	"path"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -282,18 +281,7 @@ func ParamsOf(ctx context.Context, idx interface {
 }
 
 // Matches reports whether an object triggers f.
-func (f *Function) Matches(bucket, key string) bool {
-	if bucket != f.Trigger.Bucket || !strings.HasPrefix(key, f.Trigger.Prefix) {
-		return false
-	}
-	if len(f.Trigger.Suffixes) == 0 {
-		return true
-	}
-	lower := strings.ToLower(key)
-	return slices.ContainsFunc(f.Trigger.Suffixes, func(s string) bool {
-		return strings.HasSuffix(lower, strings.ToLower(s))
-	})
-}
+func (f *Function) Matches(bucket, key string) bool { return f.Mismatch(bucket, key) == "" }
 
 // OutputKey is where f's output for an input key goes: the key template
 // rendered, with "." and empty segments dropped (so "./{key}", "/{key}"

@@ -175,6 +175,29 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 	return r, wrap(err, "get activation", id)
 }
 
+// ActivationsByPrefix implements index.Activations: a cursor from the
+// prefix in the id bucket (keyed by id), reading the records under it
+// only.
+func (d *DB) ActivationsByPrefix(ctx context.Context, prefix, tenant string, limit int) ([]activation.Record, error) {
+	var out []activation.Record
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		acts := tx.Bucket(bucketActs)
+		c := tx.Bucket(bucketActIDs).Cursor()
+		p := []byte(prefix)
+		for id, k := c.Seek(p); id != nil && bytes.HasPrefix(id, p) && len(out) < limit; id, k = c.Next() {
+			var r activation.Record
+			if err := json.Unmarshal(acts.Get(k), &r); err != nil {
+				return fmt.Errorf("decode activation %s: %w", id, err)
+			}
+			if tenant == "" || r.Tenant == tenant {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, wrap(err, "activations by prefix", prefix)
+}
+
 // Activations implements index.Activations.
 func (d *DB) Activations(ctx context.Context, f activation.Filter) ([]activation.Record, error) {
 	limit := index.ActivationsLimit(f)

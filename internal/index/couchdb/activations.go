@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	kivik "github.com/go-kivik/kivik/v4"
 
@@ -85,6 +86,46 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 		return a.Record, fmt.Errorf("couchdb: get activation %s: %w", id, err)
 	}
 	return a.Record, nil
+}
+
+// ActivationsByPrefix implements index.Activations: _all_docs from
+// act:prefix to act:prefix followed by the largest code point (every id
+// with the prefix; CouchDB collates document ids as raw strings), in
+// pages, since another tenant's records are skipped here and must not
+// use up the limit.
+func (d *DB) ActivationsByPrefix(ctx context.Context, prefix, tenant string, limit int) ([]activation.Record, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	start, end := actPrefix+prefix, actPrefix+prefix+string(utf8.MaxRune)
+	var out []activation.Record
+	for skip := 0; len(out) < limit; {
+		rs := d.db.AllDocs(ctx, kivik.IncludeDocs(), kivik.Params(map[string]any{
+			"startkey": start, "endkey": end, "limit": limit, "skip": skip,
+		}))
+		n := 0
+		for rs.Next() {
+			n++
+			var a actDoc
+			if err := rs.ScanDoc(&a); err != nil {
+				rs.Close()
+				return nil, fmt.Errorf("couchdb: decode activation: %w", err)
+			}
+			start = a.ID // the next page starts after the last id read
+			if (tenant == "" || a.Tenant == tenant) && len(out) < limit {
+				out = append(out, a.Record)
+			}
+		}
+		err := rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, fmt.Errorf("couchdb: activations by prefix %s: %w", prefix, err)
+		}
+		if n < limit {
+			break
+		}
+		skip = 1
+	}
+	return out, nil
 }
 
 // Activations implements index.Activations through the "acts" view, newest first.

@@ -48,6 +48,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},
 		{"ActivationsByFunction", testActivationsByFunction},
+		{"ActivationsByPrefix", testActivationsByPrefix},
 		{"PruneActivations", testPruneActivations},
 		{"FunctionStats", testFunctionStats},
 		{"HammerOneKey", testHammerOneKey},
@@ -525,6 +526,69 @@ func testActivations(t *testing.T, idx index.Index) {
 		}
 		if got != want {
 			t.Errorf("Stats(%q) = %+v\nwant (activation.Stats.Add over each record once) %+v", tenant, got, want)
+		}
+	}
+}
+
+// ActivationsByPrefix finds the records whose id starts with the prefix,
+// in id order, of the tenant asked for only (issue 19 item 5: short ids).
+func testActivationsByPrefix(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	base := time.Now().UTC().Add(-time.Hour)
+	for i, r := range []struct{ id, tenant string }{
+		{"fab772f05bca0001", "acme"},
+		{"fab772f05bca0002", "acme"},
+		{"fab772f05bcb0003", "acme"},
+		{"fab772f05bca0004", "globex"}, // shares acme's prefixes
+		{"fab772f0", "acme"},           // a full id that is also a prefix of the others
+		{"fab772f1ffff", "acme"},
+		{"fab772f", "acme"}, // sorts before every fab772f0...
+		{"fab772g", "acme"}, // the first id past the prefix fab772f
+		{"fab772f05bca%_", "globex"},
+	} {
+		rec := activation.Record{ID: r.id, Tenant: r.tenant, Function: "f", Decision: activation.Miss,
+			Start: base.Add(-time.Duration(i) * time.Second)} // newest first differs from id order
+		if err := idx.AddActivation(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		prefix, tenant string
+		limit          int
+		want           string
+	}{
+		{"fab772f05bca", "acme", 10, "[fab772f05bca0001 fab772f05bca0002]"},
+		{"fab772f05bca", "globex", 10, "[fab772f05bca%_ fab772f05bca0004]"},
+		{"fab772f05bca", "", 10, "[fab772f05bca%_ fab772f05bca0001 fab772f05bca0002 fab772f05bca0004]"},
+		{"fab772f05bc", "acme", 10, "[fab772f05bca0001 fab772f05bca0002 fab772f05bcb0003]"},
+		{"fab772f05bc", "acme", 2, "[fab772f05bca0001 fab772f05bca0002]"},
+		// The limit counts the tenant's records only: globex's 0004 sorts
+		// between acme's and must not take a place.
+		{"fab772f05bca000", "acme", 2, "[fab772f05bca0001 fab772f05bca0002]"},
+		{"fab772f05bca000", "globex", 1, "[fab772f05bca0004]"}, // past two of acme's first
+		{"fab772f0", "acme", 10, "[fab772f0 fab772f05bca0001 fab772f05bca0002 fab772f05bcb0003]"},
+		{"fab772f05bca0004", "acme", 10, "[]"},
+		{"fab772f05bca0004", "globex", 10, "[fab772f05bca0004]"},
+		{"fab772f05bca%", "acme", 10, "[]"}, // LIKE's wildcards are plain characters
+		{"fab772f05bc_", "", 10, "[]"},
+		{"fab772f1", "acme", 10, "[fab772f1ffff]"},
+		{"fab772f", "acme", 10, "[fab772f fab772f0 fab772f05bca0001 fab772f05bca0002 fab772f05bcb0003 fab772f1ffff]"},
+		{"0000", "", 10, "[]"},
+		{"fab772f05bca", "nobody", 10, "[]"},
+	} {
+		recs, err := idx.ActivationsByPrefix(ctx, tc.prefix, tc.tenant, tc.limit)
+		if err != nil {
+			t.Fatalf("ActivationsByPrefix(%q, %q, %d): %v", tc.prefix, tc.tenant, tc.limit, err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ID)
+			if tc.tenant != "" && r.Tenant != tc.tenant {
+				t.Errorf("ActivationsByPrefix(%q, %q) returned %s of tenant %s", tc.prefix, tc.tenant, r.ID, r.Tenant)
+			}
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("ActivationsByPrefix(%q, %q, %d) = %v, want %s", tc.prefix, tc.tenant, tc.limit, got, tc.want)
 		}
 	}
 }

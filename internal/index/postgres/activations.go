@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -79,6 +80,27 @@ func (d *DB) GetActivation(ctx context.Context, id string) (activation.Record, e
 		return r, fmt.Errorf("postgres: get activation %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// ActivationsByPrefix implements index.Activations: a range of the
+// primary key (id COLLATE "C", so byte order), id >= prefix and below
+// prefix followed by the largest code point, which bounds every id that
+// starts with prefix. A range, not LIKE: a parameter in a LIKE pattern
+// cannot use the index in a generic plan, and _ and % would match.
+func (d *DB) ActivationsByPrefix(ctx context.Context, prefix, tenant string, limit int) ([]activation.Record, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	rows, err := d.pool.Query(ctx, `SELECT record FROM dedupfn_activations
+		WHERE id >= $1 AND id < $2 AND starts_with(id, $1) AND ($3 = '' OR tenant = $3) ORDER BY id LIMIT $4`,
+		prefix, prefix+string(utf8.MaxRune), tenant, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: activations by prefix %s: %w", prefix, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[activation.Record])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: activations by prefix %s: %w", prefix, err)
+	}
+	return out, nil
 }
 
 // Activations implements index.Activations, newest first, through the index
