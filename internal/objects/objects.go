@@ -30,7 +30,8 @@ var ErrNoSuchBucket = fmt.Errorf("%w: no such bucket", ErrPermanent)
 
 // NoSuchBucket is the error of a request to bucket, which does not exist:
 // one line naming it and how to create it, wrapping ErrNoSuchBucket and
-// cause (the store's own answer, kept out of the text: it may be XML).
+// cause, if any (the store's own answer, kept out of the text: it may be
+// XML).
 func NoSuchBucket(bucket string, cause error) error {
 	return &noSuchBucketError{bucket: bucket, cause: cause}
 }
@@ -45,7 +46,12 @@ func (e *noSuchBucketError) Error() string {
 		e.bucket, e.bucket, e.bucket)
 }
 
-func (e *noSuchBucketError) Unwrap() []error { return []error{ErrNoSuchBucket, e.cause} }
+func (e *noSuchBucketError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrNoSuchBucket}
+	}
+	return []error{ErrNoSuchBucket, e.cause}
+}
 
 // ErrPermanent is wrapped by errors that retrying the same request will not
 // cure: the store understood the request and refused it (a 4xx such as
