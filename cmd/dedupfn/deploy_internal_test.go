@@ -67,3 +67,25 @@ func TestDeployFlags_Request(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19 item 2: fn deploy --help defines every output-key placeholder
+// with what it renders ({base} was never defined, {name} only in a code
+// comment), and says what a template must contain.
+func TestFnDeployHelp_DocumentsPlaceholders(t *testing.T) {
+	cmd := newFnDeployCmd()
+	long := cmd.Long
+	flag := cmd.Flags().Lookup("output-key").Usage
+	for _, want := range []string{
+		"{key}   a/b/cat.jpg", "{dir}   a/b/", "{base}  cat", "{ext}   .jpg", "{name}  thumbnail",
+		"without the extension", "function's name", "must determine the input key",
+	} {
+		if !strings.Contains(long, want) {
+			t.Errorf("fn deploy --help does not say %q:\n%s", want, long)
+		}
+	}
+	for _, want := range []string{"{base} cat (file name without extension)", "{name} the function's name", "{dir}{base}{ext}"} {
+		if !strings.Contains(flag, want) {
+			t.Errorf("--output-key help %q does not say %q", flag, want)
+		}
+	}
+}

@@ -108,6 +108,21 @@ func newFnDeployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy NAME",
 		Short: "Deploy a function (a new version when code or params change)",
+		Long: `Deploy a function (a new version when code or params change).
+
+The trigger bucket (--bucket) and the output bucket (--output-bucket) must
+exist: deploy refuses a missing one, naming it (create it with
+aws s3 mb s3://NAME, mc mb, or serve --create-bucket NAME).
+
+--output-key is where each input's output goes, a template of these
+placeholders (for input a/b/cat.jpg of function thumbnail):
+
+` + placeholderHelp() + `
+The template must determine the input key: use {key}, or {dir}, {base} and
+{ext} together ({dir}{base} alone maps x.jpg and x.png to one key), e.g.
+thumbs/{key}, thumbs/{dir}{base}{ext}.png or {name}/{key}.json. Other
+placeholders and braces are refused; "." and empty segments are dropped.
+A function that writes no output stream gets its JSON result at KEY.json.`,
 		Example: `  dedupfn fn deploy thumbnail --wasm thumbnail.wasm --bucket images \
       --suffix .jpg --suffix .jpeg --suffix .png --output-bucket thumbnails --param size=128`,
 		Args: cobra.ExactArgs(1),
@@ -145,7 +160,7 @@ func newFnDeployCmd() *cobra.Command {
 	fl.StringVar(&df.fn.Trigger.Prefix, "prefix", "", "only keys with this prefix")
 	fl.StringArrayVar(&df.fn.Trigger.Suffixes, "suffix", nil, "only keys with this suffix (repeatable, case-insensitive)")
 	fl.StringVar(&df.fn.Output.Bucket, "output-bucket", "", "bucket for outputs (required)")
-	fl.StringVar(&df.fn.Output.KeyTemplate, "output-key", "{key}", "output key template: {key} {dir} {base} {ext} {name}")
+	fl.StringVar(&df.fn.Output.KeyTemplate, "output-key", "{key}", "output key template; for input a/b/cat.jpg: {key} a/b/cat.jpg, {dir} a/b/, {base} cat (file name without extension), {ext} .jpg, {name} the function's name; must contain {key}, or {dir}{base}{ext}")
 	fl.StringArrayVar(&df.params, "param", nil, "parameter k=v passed to the function (repeatable; part of the version)")
 	fl.StringArrayVar(&df.env, "env", nil, "environment k=v for process actions (repeatable)")
 	fl.DurationVar(&df.timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
@@ -159,6 +174,16 @@ func newFnDeployCmd() *cobra.Command {
 	fl.Float64Var(&df.fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
 	fl.StringVar(&df.onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
 	return cmd
+}
+
+// placeholderHelp lists the output-key placeholders with what each
+// renders, one a line, for fn deploy's help.
+func placeholderHelp() string {
+	var b strings.Builder
+	for _, p := range registry.Placeholders {
+		fmt.Fprintf(&b, "  %-7s %-12s %s\n", p.Name, p.Example, p.Meaning)
+	}
+	return b.String()
 }
 
 // printDeployed tells w what a deploy did.

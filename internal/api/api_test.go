@@ -39,6 +39,7 @@ const (
 
 func newServer(t *testing.T) (*httptest.Server, index.Index) {
 	t.Helper()
+	makeBuckets(t)
 	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg, Runtimes: map[string]runtime.Runtime{"test": nopRuntime{}}})
@@ -48,8 +49,8 @@ func newServer(t *testing.T) (*httptest.Server, index.Index) {
 	srv, err := api.New(api.Config{Pipeline: pipe, Registry: reg, Index: idx, AdminToken: adminToken,
 		TenantRuntimes: []string{"test"},
 		Tenants: []api.Tenant{
-			{Name: "acme", Token: acmeToken, Buckets: []string{"in", "out"}},
-			{Name: "globex", Token: otherToken, Buckets: []string{"in", "out"}},
+			{Name: "acme", Token: acmeToken, Buckets: []string{"dedup-in", "dedup-out"}},
+			{Name: "globex", Token: otherToken, Buckets: []string{"dedup-in", "dedup-out"}},
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestTenantIsolation(t *testing.T) {
 	acme := &api.Client{BaseURL: ts.URL, Token: acmeToken}
 	globex := &api.Client{BaseURL: ts.URL, Token: otherToken}
 	ctx := t.Context()
-	fn := registry.Function{Name: "f", Runtime: "test", Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"}}
+	fn := registry.Function{Name: "f", Runtime: "test", Trigger: registry.Trigger{Bucket: "dedup-in"}, Output: registry.Output{Bucket: "dedup-out"}}
 	// A tenant token cannot deploy for someone else, whatever the body says.
 	fn.Tenant = "globex"
 	resp, err := acme.Deploy(ctx, api.DeployRequest{Function: fn, Code: []byte("x")})
@@ -135,7 +136,7 @@ func TestDeployValidationError(t *testing.T) {
 		t.Fatalf("deploy without bucket: %v", err)
 	}
 	_, err = c.Deploy(t.Context(), api.DeployRequest{Function: registry.Function{Name: "f", Runtime: "cobol",
-		Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"}}})
+		Trigger: registry.Trigger{Bucket: "dedup-in"}, Output: registry.Output{Bucket: "dedup-out"}}})
 	if err == nil || !strings.Contains(err.Error(), `runtime "cobol" is not enabled`) {
 		t.Fatalf("deploy with unknown runtime: %v", err)
 	}

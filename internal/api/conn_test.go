@@ -46,7 +46,7 @@ func slowDeploy(t *testing.T, base, name string) <-chan int {
 	}
 	t.Cleanup(func() { c.Close() })
 	fmt.Fprintf(c, "POST /v1/functions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n", u.Host, adminToken)
-	body := []byte(`{"function":{"name":"` + name + `","runtime":"wasm","trigger":{"bucket":"in"},"output":{"bucket":"out"}},"code":"`)
+	body := []byte(`{"function":{"name":"` + name + `","runtime":"wasm","trigger":{"bucket":"dedup-in"},"output":{"bucket":"dedup-out"}},"code":"`)
 	go func() {
 		for _, b := range body {
 			if _, err := c.Write([]byte{b}); err != nil {
@@ -77,7 +77,7 @@ func TestConnections_SlowDeployBodiesDoNotBlockAdmin(t *testing.T) {
 	base := serveLimited(t, e.ts.Config.Handler)
 	slow := []<-chan int{slowDeploy(t, base, "slow0"), slowDeploy(t, base, "slow1")}
 	time.Sleep(300 * time.Millisecond) // both are reading their bodies
-	j, _ := json.Marshal(deployReq(fnDef("quick", "wasm", "in", "out"), "x"))
+	j, _ := json.Marshal(deployReq(fnDef("quick", "wasm", "dedup-in", "dedup-out"), "x"))
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/functions", bytes.NewReader(j))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+adminToken)

@@ -49,6 +49,10 @@ func statusOf(err error) int {
 	case errors.Is(err, errInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, backfill.ErrInvalid),
 		errors.Is(err, pipeline.ErrOutsideTrigger):
 		return http.StatusBadRequest
+	case errors.Is(err, objects.ErrNoSuchBucket):
+		// The request names a bucket to create first: the caller's to fix,
+		// and not a missing API resource (404).
+		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound),
 		errors.Is(err, backfill.ErrNotFound):
 		return http.StatusNotFound

@@ -30,6 +30,7 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("get: %w", registry.ErrNotFound), http.StatusNotFound},
 		{index.ErrNotFound, http.StatusNotFound},
 		{objects.ErrNotFound, http.StatusNotFound},
+		{fmt.Errorf("deploy: %w", objects.NoSuchBucket("b", nil)), http.StatusBadRequest},
 		{backfill.ErrNotFound, http.StatusNotFound},
 		{pipeline.ErrNotRetryable, http.StatusConflict},
 		{backfill.ErrConflict, http.StatusConflict},

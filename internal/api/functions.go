@@ -106,6 +106,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err := s.cfg.Pipeline.Prepare(r.Context(), req.Function, req.Code); err != nil {
 		return withStatus(http.StatusBadRequest, err)
 	}
+	// A missing bucket is a 400 naming it (objects.ErrNoSuchBucket).
+	if err := s.cfg.Pipeline.CheckBuckets(r.Context(), req.Function); err != nil {
+		return err
+	}
 	var prev string
 	if old, err := s.cfg.Registry.Get(r.Context(), registry.TenantOr(req.Function.Tenant), req.Function.Name); err == nil {
 		prev = old.Version

@@ -57,6 +57,7 @@ type setup struct {
 
 func newEnv(t *testing.T, s setup) *env {
 	t.Helper()
+	makeBuckets(t)
 	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	rts := s.runtimes
@@ -331,7 +332,7 @@ func TestPurgeShared(t *testing.T) {
 // and run an --exec script (text/plain POST, or DNS rebinding).
 func TestCrossSite(t *testing.T) {
 	e := newEnv(t, setup{noTokens: true})
-	exec := deployReq(fnDef("pwn", "process", "in", "out"), "#!/bin/sh\nid\n")
+	exec := deployReq(fnDef("pwn", "process", "dedup-in", "dedup-out"), "#!/bin/sh\nid\n")
 	j, _ := json.Marshal(exec)
 	port := e.ts.URL[strings.LastIndex(e.ts.URL, ":")+1:]
 	post := func(t *testing.T, ctype string, hdr ...string) (int, string) {
@@ -521,7 +522,7 @@ func TestDeployConcurrencyLimit(t *testing.T) {
 		pr, pw := io.Pipe()
 		pipes = append(pipes, pw)
 		slow = append(slow, send(pr, fmt.Sprint("slow", i)))
-		go pw.Write([]byte(`{"function":{"name":"slow` + fmt.Sprint(i) + `","runtime":"wasm","trigger":{"bucket":"in"},"output":{"bucket":"out"}},"code":"` + strings.Repeat("A", 1<<20)))
+		go pw.Write([]byte(`{"function":{"name":"slow` + fmt.Sprint(i) + `","runtime":"wasm","trigger":{"bucket":"dedup-in"},"output":{"bucket":"dedup-out"}},"code":"` + strings.Repeat("A", 1<<20)))
 	}
 	t.Cleanup(func() {
 		for _, pw := range pipes {
@@ -529,7 +530,7 @@ func TestDeployConcurrencyLimit(t *testing.T) {
 		}
 	})
 	time.Sleep(200 * time.Millisecond)
-	j, _ := json.Marshal(deployReq(fnDef("quick", "wasm", "in", "out"), "x"))
+	j, _ := json.Marshal(deployReq(fnDef("quick", "wasm", "dedup-in", "dedup-out"), "x"))
 	quick := send(bytes.NewReader(j), "quick")
 	select {
 	case code := <-quick:

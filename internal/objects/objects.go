@@ -6,6 +6,7 @@ package objects
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -16,8 +17,41 @@ import (
 	"github.com/dedupfn/dedupfn/internal/plugin"
 )
 
-// ErrNotFound is returned for a missing bucket, object or object version.
+// ErrNotFound is returned for a missing object or object version (and,
+// where the store cannot tell which is missing, as for a HEAD on AWS S3,
+// for a Stat in a missing bucket).
 var ErrNotFound = errors.New("objects: not found")
+
+// ErrNoSuchBucket is wrapped by the errors of requests to a bucket that
+// does not exist. It wraps ErrPermanent: retrying will not create the
+// bucket, so a function whose output bucket is missing is a dead letter
+// at once rather than re-run.
+var ErrNoSuchBucket = fmt.Errorf("%w: no such bucket", ErrPermanent)
+
+// NoSuchBucket is the error of a request to bucket, which does not exist:
+// one line naming it and how to create it, wrapping ErrNoSuchBucket and
+// cause, if any (the store's own answer, kept out of the text: it may be
+// XML).
+func NoSuchBucket(bucket string, cause error) error {
+	return &noSuchBucketError{bucket: bucket, cause: cause}
+}
+
+type noSuchBucketError struct {
+	bucket string
+	cause  error
+}
+
+func (e *noSuchBucketError) Error() string {
+	return fmt.Sprintf("bucket %q does not exist: create it (aws s3 mb s3://%s, or dedupfn serve --create-bucket %s)",
+		e.bucket, e.bucket, e.bucket)
+}
+
+func (e *noSuchBucketError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrNoSuchBucket}
+	}
+	return []error{ErrNoSuchBucket, e.cause}
+}
 
 // ErrPermanent is wrapped by errors that retrying the same request will not
 // cure: the store understood the request and refused it (a 4xx such as
@@ -25,7 +59,8 @@ var ErrNotFound = errors.New("objects: not found")
 // for an archived object, a malformed request), or the client refused to
 // send it (an invalid key). Check it with errors.Is.
 //
-// A missing bucket, object or version is ErrNotFound instead, never both.
+// A missing object or version is ErrNotFound instead, never both; a
+// missing bucket is ErrNoSuchBucket, which is permanent.
 // Everything else (5xx, SlowDown, 408, 409, 429, timeouts, refused or reset
 // connections, a cancelled context) wraps neither and is transient.
 var ErrPermanent = errors.New("objects: permanent error")
@@ -88,6 +123,9 @@ type Store interface {
 	List(ctx context.Context, bucket, prefix, startAfter string, fn func(Info) error) error
 	// MakeBucket creates a bucket; an existing bucket is not an error.
 	MakeBucket(ctx context.Context, bucket string) error
+	// BucketExists reports whether a bucket exists (a deploy checks its
+	// trigger and output buckets).
+	BucketExists(ctx context.Context, bucket string) (bool, error)
 	// PresignGet and PresignPut return URLs that grant access to one object
 	// for expiry, for remote functions (OpenWhisk) that fetch their own input.
 	PresignGet(ctx context.Context, bucket, key string, expiry time.Duration) (string, error)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -391,10 +392,23 @@ func TestReconcile_LateEventGetsNoSecondActivation(t *testing.T) {
 
 // Item 13: an output key that already holds another input's output (or
 // data dedupfn did not write) is an error on the activation, and the
-// existing object is left as it was.
+// existing object is left as it was. Deploy now refuses a template such
+// as {base}.out (issue 19 item 2); a definition stored before that still
+// runs, and is what this test stores.
 func TestOutputKey_CollisionRecordedNotOverwritten(t *testing.T) {
 	e := newEnv(t)
-	e.deploy("upper", func(f *registry.Function) { f.Output.KeyTemplate = "{base}.out" })
+	f := e.deploy("upper", func(f *registry.Function) { f.Output.KeyTemplate = "{key}.out" })
+	f.Output.KeyTemplate = "{base}.out"
+	doc, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.idx.PutDoc(t.Context(), "function", f.Tenant+"/"+f.Name, doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reg.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	e.handle(e.put("x/cat.jpg", "first"))
 	e.handle(e.put("y/cat.jpg", "second"))
 	if got := e.output("cat.out"); got != "FIRST" {

@@ -42,6 +42,19 @@ func (p *Pipeline) outputKey(j *job) (string, error) {
 	return key, nil
 }
 
+// storeError is the run error of a failed store call for an output: a
+// permanent store error (a missing bucket, access denied) is
+// runtime.ClassStore, which no retry cures, so the event is one dead
+// letter and the function does not run again; anything else is a
+// platform error, retried.
+func storeError(err error, format string, args ...any) error {
+	class := runtime.ClassPlatform
+	if errors.Is(err, objects.ErrPermanent) {
+		class = runtime.ClassStore
+	}
+	return &runtime.Error{Class: class, Err: fmt.Errorf(format+": %w", append(args, err)...)}
+}
+
 // outputMeta marks an object written for j: it never triggers a function,
 // and it names the input it was made from.
 func outputMeta(j *job) map[string]string {
@@ -66,7 +79,7 @@ func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) 
 	case errors.Is(err, objects.ErrNotFound):
 		return nil
 	case err != nil:
-		return runtime.Errorf(runtime.ClassPlatform, "stat output %s/%s: %v", bucket, key, err)
+		return storeError(err, "stat output %s/%s", bucket, key)
 	case st.Metadata[event.MetaOutputOf] == "":
 		// Metadata suffices here: it only lets dedupfn replace an object
 		// whose writer says it is this function's output for this input.
@@ -130,7 +143,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		opts.ContentType = sniff(out)
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
 		if err != nil {
-			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+			return nil, storeError(err, "store output %s/%s", bucket, key)
 		}
 	default:
 		staged, serr := p.stagedOutput(ctx, j)
@@ -150,7 +163,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			opts.ContentType = staged.ContentType
 			info, err = p.cfg.Objects.Copy(ctx, *staged, bucket, key, opts)
 			if err != nil {
-				return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+				return nil, storeError(err, "store output %s/%s", bucket, key)
 			}
 			p.dropStaged(ctx, j)
 			// The staged object may have been replaced since it was hashed.
@@ -172,7 +185,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		opts.ContentType = "application/json"
 		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
 		if err != nil {
-			return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: %v", bucket, key, err)
+			return nil, storeError(err, "store output %s/%s", bucket, key)
 		}
 	}
 	if info.SHA256 != "" && info.SHA256 != sum {
@@ -219,7 +232,7 @@ func (p *Pipeline) stagedOutput(ctx context.Context, j *job) (*objects.Info, err
 		return nil, nil
 	}
 	if err != nil {
-		return nil, runtime.Errorf(runtime.ClassPlatform, "stat staged output: %v", err)
+		return nil, storeError(err, "stat staged output")
 	}
 	return &st, nil
 }
@@ -363,12 +376,14 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		switch {
 		case errors.Is(err, objects.ErrNotFound) || (err == nil && sum != rec.Output.SHA256):
 			return false, p.dropMissingOutput(ctx, key, rec)
+		case errors.Is(err, objects.ErrPermanent):
+			return true, p.fail(j, storeError(err, "check recorded output"), 1, true)
 		case err != nil:
 			return false, fmt.Errorf("pipeline: check recorded output: %w", err)
 		}
 	} else {
 		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
-			if runtime.ClassOf(err) == runtime.ClassConfig {
+			if !retryable(runtime.ClassOf(err)) {
 				return true, p.fail(j, err, 1, true)
 			}
 			return false, err
@@ -382,10 +397,12 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			ContentType: src.ContentType,
 			Metadata:    outputMeta(j),
 		})
-		if errors.Is(err, objects.ErrNotFound) {
+		switch {
+		case errors.Is(err, objects.ErrNotFound):
 			return false, p.dropMissingOutput(ctx, key, rec) // deleted or overwritten since it was recorded
-		}
-		if err != nil {
+		case errors.Is(err, objects.ErrPermanent):
+			return true, p.fail(j, storeError(err, "copy recorded output to %s/%s", j.fn.Output.Bucket, dstKey), 1, true)
+		case err != nil:
 			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
 		}
 		sum, err := p.deliveredSHA256(ctx, info)

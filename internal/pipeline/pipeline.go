@@ -294,8 +294,7 @@ func (p *Pipeline) inputFailed(j *job, err error) bool {
 		j.rec.Decision = activation.Skipped
 		j.rec.Error = "object not found: deleted or overwritten since the event"
 	case errors.Is(err, objects.ErrPermanent):
-		p.fail(j, &runtime.Error{Class: runtime.ClassConfig, Err: err}, max(j.rec.Attempts, 1), true)
-		j.rec.ErrorClass = "store"
+		p.fail(j, &runtime.Error{Class: runtime.ClassStore, Err: err}, max(j.rec.Attempts, 1), true)
 	default:
 		return false
 	}

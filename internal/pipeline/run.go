@@ -202,8 +202,11 @@ func (p *Pipeline) releaseClaim(ctx context.Context, key, token string) {
 	}
 }
 
-// retryable classes never ran the function to a deterministic end.
-func retryable(c runtime.Class) bool { return c != runtime.ClassFunction && c != runtime.ClassConfig }
+// retryable classes never ran the function to a deterministic end, and
+// may go away: a config or store error will not.
+func retryable(c runtime.Class) bool {
+	return c != runtime.ClassFunction && c != runtime.ClassConfig && c != runtime.ClassStore
+}
 
 // fail fills the record of a job that ended in an error.
 func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error {

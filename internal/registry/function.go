@@ -67,9 +67,11 @@ type Trigger struct {
 // Output says where a function's output goes.
 type Output struct {
 	Bucket string `json:"bucket"`
-	// KeyTemplate may use {key} (the input key), {dir}, {base} (file name
-	// without extension), {ext} (with the dot) and {name} (function name).
-	// Default "{key}".
+	// KeyTemplate is the output key, with the placeholders of
+	// Placeholders replaced (for input a/b/cat.jpg: {key} a/b/cat.jpg,
+	// {dir} a/b/, {base} cat, {ext} .jpg, {name} the function's name).
+	// Default "{key}". Validate refuses other placeholders, unbalanced
+	// braces and a template that does not determine the input key.
 	KeyTemplate string `json:"key_template,omitempty"`
 }
 
@@ -283,6 +285,72 @@ func ParamsOf(ctx context.Context, idx interface {
 // Matches reports whether an object triggers f.
 func (f *Function) Matches(bucket, key string) bool { return f.Mismatch(bucket, key) == "" }
 
+// Placeholders are the names an output-key template may use, each with
+// what it renders for input a/b/cat.jpg of function thumbnail.
+var Placeholders = []Placeholder{
+	{"{key}", "a/b/cat.jpg", "the input key"},
+	{"{dir}", "a/b/", `its folder, with the slash ("" at the top)`},
+	{"{base}", "cat", "its file name without the extension"},
+	{"{ext}", ".jpg", `the extension, with the dot ("" if none)`},
+	{"{name}", "thumbnail", "the function's name (not the file's)"},
+}
+
+// Placeholder is one name of an output-key template.
+type Placeholder struct{ Name, Example, Meaning string }
+
+// placeholderList is Placeholders' names, for error messages.
+func placeholderList() string {
+	names := make([]string, len(Placeholders))
+	for i, p := range Placeholders {
+		names[i] = p.Name
+	}
+	return strings.Join(names, " ")
+}
+
+// checkKeyTemplate refuses a template that would not render what it
+// says: an unknown placeholder or an unbalanced brace (rendered
+// literally, they name an object "{nope}/{key"), and one whose keys do
+// not determine the input key: without {key}, or {dir}, {base} and {ext}
+// together, different inputs render one output key ({dir}{name}.json
+// for every input of a folder; {dir}{base} for x.jpg and x.png), and
+// every input after the first would be a dead letter.
+func checkKeyTemplate(tmpl string) error {
+	var problems []string
+	used := map[string]bool{}
+	for rest := tmpl; rest != ""; {
+		open, closing := strings.IndexByte(rest, '{'), strings.IndexByte(rest, '}')
+		switch {
+		case open < 0 && closing < 0:
+			rest = ""
+			continue
+		case closing >= 0 && (open < 0 || closing < open):
+			problems = append(problems, `"}" without a "{"`)
+			rest = rest[closing+1:]
+			continue
+		}
+		end := strings.IndexAny(rest[open+1:], "{}")
+		if end < 0 || rest[open+1+end] == '{' {
+			problems = append(problems, fmt.Sprintf(`unclosed "{" in %q`, rest[open:]))
+			rest = rest[open+1:]
+			continue
+		}
+		name := rest[open : open+end+2]
+		if !slices.ContainsFunc(Placeholders, func(p Placeholder) bool { return p.Name == name }) {
+			problems = append(problems, "unknown placeholder "+name)
+		}
+		used[name] = true
+		rest = rest[open+end+2:]
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("output key template %q: %s (placeholders: %s; braces are only for placeholders)",
+			tmpl, strings.Join(problems, "; "), placeholderList())
+	}
+	if !used["{key}"] && !(used["{dir}"] && used["{base}"] && used["{ext}"]) {
+		return fmt.Errorf("output key template %q does not determine the input key: different inputs would get one output key; use {key}, or {dir}, {base} and {ext} together (e.g. thumbs/{key} or thumbs/{dir}{base}{ext}.png)", tmpl)
+	}
+	return nil
+}
+
 // OutputKey is where f's output for an input key goes: the key template
 // rendered, with "." and empty segments dropped (so "./{key}", "/{key}"
 // and "a//b" name the keys they look like). A key with a ".." segment, or
@@ -290,7 +358,7 @@ func (f *Function) Matches(bucket, key string) bool { return f.Mismatch(bucket, 
 func (f *Function) OutputKey(key string) (string, error) {
 	dir, file := path.Split(key)
 	ext := path.Ext(file)
-	rendered := strings.NewReplacer(
+	rendered := strings.NewReplacer( // the order of Placeholders
 		"{key}", key,
 		"{dir}", dir,
 		"{base}", strings.TrimSuffix(file, ext),
@@ -317,9 +385,13 @@ func (f *Function) OutputKey(key string) (string, error) {
 // templates that overwrite their input.
 var sampleKeys = []string{"cat.jpg", "x/cat.jpg", "a/b/archive.tar.gz", "README", ".hidden"}
 
-// checkOutputTemplate refuses a template that, with output bucket = input
-// bucket, renders some input's own key (overwriting the user's original).
+// checkOutputTemplate refuses a template checkKeyTemplate refuses, and one
+// that, with output bucket = input bucket, renders some input's own key
+// (overwriting the user's original).
 func (f *Function) checkOutputTemplate() error {
+	if err := checkKeyTemplate(f.Output.KeyTemplate); err != nil {
+		return fmt.Errorf("function %s: %w", f.Name, err)
+	}
 	for _, k := range sampleKeys {
 		out, err := f.OutputKey(k)
 		if err != nil {

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -167,3 +168,49 @@ func TestKey_ScopedPerTenant(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// Issue 19 item 2: an output-key template is checked at deploy. Unknown
+// placeholders and unbalanced braces are refused with the problem named
+// and the placeholders listed (they were rendered literally: an object
+// named "{nope}/{key"), and so is a template that does not determine the
+// input key, whose outputs would collide ("{dir}{name}.json" put every
+// input of a folder at one key).
+func TestValidate_OutputKeyTemplateChecked(t *testing.T) {
+	for tmpl, want := range map[string][]string{
+		"{nope}/{key":        {"unknown placeholder {nope}", `unclosed "{"`, "{key} {dir} {base} {ext} {name}"},
+		"out/{key}}":         {`"}" without a "{"`},
+		"out/{k{ey}":         {`unclosed "{"`},
+		"{}{key}":            {"unknown placeholder {}"},
+		"{KEY}":              {"unknown placeholder {KEY}"},
+		"{dir}{name}.json":   {"does not determine the input key", "{key}"},
+		"{base}{ext}":        {"does not determine the input key"},
+		"thumbs/{dir}{base}": {"does not determine the input key", "{ext}"},
+		"{name}":             {"does not determine the input key"},
+		"static.txt":         {"does not determine the input key"},
+	} {
+		f := validFn()
+		f.Output.KeyTemplate = tmpl
+		err := f.Validate()
+		if err == nil {
+			t.Errorf("template %q: Validate passed, want a refusal", tmpl)
+			continue
+		}
+		if !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("template %q: error %v does not wrap ErrInvalid (a 400)", tmpl, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("template %q: error %q does not contain %q", tmpl, err, w)
+			}
+		}
+	}
+	// Every template the docs, tests and examples deploy still passes.
+	for _, tmpl := range []string{"", "{key}", "out/{key}", "thumbs/{key}", "{name}/{key}", "acme/{key}",
+		"{dir}{base}{ext}.out", "thumbs/{dir}{base}{ext}.jpg", "{name}/{dir}{base}-small{ext}", "{key}.json"} {
+		f := validFn()
+		f.Output.KeyTemplate = tmpl
+		if err := f.Validate(); err != nil {
+			t.Errorf("template %q: Validate: %v", tmpl, err)
+		}
+	}
+}

@@ -37,6 +37,10 @@ const (
 	// (its output key is the input, or already holds another input's
 	// output). Not retried, never cached.
 	ClassConfig Class = "config"
+	// ClassStore: the object store refused a request for good (a missing
+	// bucket, access denied, an invalid key: objects.ErrPermanent). Not
+	// retried, never cached.
+	ClassStore Class = "store"
 )
 
 // Error is an invocation failure with its class and whatever the function

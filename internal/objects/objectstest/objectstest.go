@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"PutGetRoundTrip", testPutGet},
 		{"Stat", testStat},
 		{"NotFound", testNotFound},
+		{"MissingBucket", testMissingBucket},
 		{"GetStaleETag", testStaleETag},
 		{"Copy", testCopy},
 		{"CopyMissingSource", testCopyMissing},
@@ -156,11 +157,52 @@ func testNotFound(t *testing.T, s objects.Store, b string) {
 	if _, err := s.Stat(t.Context(), b, "missing"); !errors.Is(err, objects.ErrNotFound) {
 		t.Errorf("stat missing key: err = %v, want ErrNotFound", err)
 	}
-	if _, err := s.Stat(t.Context(), b+"-nope", "k"); !errors.Is(err, objects.ErrNotFound) {
-		t.Errorf("stat in missing bucket: err = %v, want ErrNotFound", err)
+}
+
+// testMissingBucket: a request to a bucket that does not exist is
+// objects.ErrNoSuchBucket, which is permanent (retrying cannot create the
+// bucket) and not ErrNotFound (the object is not merely gone), with one
+// line naming the bucket and how to create it instead of the store's XML.
+// A HEAD has no body to say which is missing: Stat may say ErrNotFound.
+func testMissingBucket(t *testing.T, s objects.Store, b string) {
+	missing := b + "-nope"
+	wantNoSuchBucket(t, "get", missing, func() error {
+		_, _, err := s.Get(t.Context(), missing, "k", "", "")
+		return err
+	})
+	wantNoSuchBucket(t, "put", missing, func() error {
+		_, err := s.Put(t.Context(), missing, "k", strings.NewReader("x"), 1, objects.PutOptions{})
+		return err
+	})
+	wantNoSuchBucket(t, "list", missing, func() error {
+		return s.List(t.Context(), missing, "", "", func(objects.Info) error { return nil })
+	})
+	src := put(t, s, b, "src", "copy me", objects.PutOptions{})
+	wantNoSuchBucket(t, "copy", missing, func() error {
+		_, err := s.Copy(t.Context(), src, missing, "k", objects.PutOptions{})
+		return err
+	})
+	if _, err := s.Stat(t.Context(), missing, "k"); !errors.Is(err, objects.ErrNoSuchBucket) && !errors.Is(err, objects.ErrNotFound) {
+		t.Errorf("stat in missing bucket: err = %v, want ErrNoSuchBucket or ErrNotFound", err)
 	}
-	if _, _, err := s.Get(t.Context(), b+"-nope", "k", "", ""); !errors.Is(err, objects.ErrNotFound) {
-		t.Errorf("get in missing bucket: err = %v, want ErrNotFound", err)
+	for bucket, want := range map[string]bool{b: true, missing: false} {
+		if got, err := s.BucketExists(t.Context(), bucket); err != nil || got != want {
+			t.Errorf("BucketExists(%s) = %v, %v; want %v", bucket, got, err, want)
+		}
+	}
+}
+
+// wantNoSuchBucket checks that op on the missing bucket fails as
+// testMissingBucket says.
+func wantNoSuchBucket(t *testing.T, op, bucket string, do func() error) {
+	t.Helper()
+	err := do()
+	switch {
+	case !errors.Is(err, objects.ErrNoSuchBucket) || !errors.Is(err, objects.ErrPermanent) || errors.Is(err, objects.ErrNotFound):
+		t.Errorf("%s in missing bucket: err = %v, want ErrNoSuchBucket (permanent, not ErrNotFound)", op, err)
+	case !strings.Contains(err.Error(), `bucket "`+bucket+`" does not exist`) || !strings.Contains(err.Error(), "s3 mb s3://"+bucket) ||
+		strings.ContainsAny(err.Error(), "<\n"):
+		t.Errorf("%s in missing bucket: message %q, want one line naming bucket %s and how to create it", op, err, bucket)
 	}
 }
 

@@ -130,14 +130,14 @@ func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (
 	}
 	obj, err := c.mc.GetObject(ctx, bucket, key, o)
 	if err != nil {
-		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(err))
+		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(bucket, err))
 	}
-	// Stat sends the GET: errors (missing key, failed If-Match) show here
-	// rather than on the first Read.
+	// Stat sends the request: errors (missing key, failed If-Match) show
+	// here rather than on the first Read.
 	oi, err := obj.Stat()
 	if err != nil {
 		obj.Close()
-		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(err))
+		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, c.getError(ctx, bucket, err))
 	}
 	return obj, toInfo(bucket, oi), nil
 }
@@ -146,7 +146,7 @@ func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (
 func (c *Client) Stat(ctx context.Context, bucket, key string) (objects.Info, error) {
 	oi, err := c.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("s3: stat %s/%s: %w", bucket, key, translate(err))
+		return objects.Info{}, fmt.Errorf("s3: stat %s/%s: %w", bucket, key, translate(bucket, err))
 	}
 	return toInfo(bucket, oi), nil
 }
@@ -162,7 +162,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	}
 	ui, err := c.mc.PutObject(ctx, bucket, key, r, size, po)
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, translate(err))
+		return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, translate(bucket, err))
 	}
 	ct := opts.ContentType
 	if ct == "" {
@@ -205,7 +205,7 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 		},
 		minio.CopySrcOptions{Bucket: src.Bucket, Object: src.Key, MatchETag: etag})
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, translate(err))
+		return objects.Info{}, fmt.Errorf("s3: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, c.copyError(ctx, src.Bucket, dstBucket, err))
 	}
 	if etag != "" {
 		// The copy is of the version src describes: its size is src's.
@@ -237,8 +237,8 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 
 // Delete removes an object; a missing object is not an error.
 func (c *Client) Delete(ctx context.Context, bucket, key string) error {
-	if err := c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil && !errors.Is(translate(err), objects.ErrNotFound) {
-		return fmt.Errorf("s3: delete %s/%s: %w", bucket, key, translate(err))
+	if err := c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil && !errors.Is(translate(bucket, err), objects.ErrNotFound) {
+		return fmt.Errorf("s3: delete %s/%s: %w", bucket, key, translate(bucket, err))
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func (c *Client) List(ctx context.Context, bucket, prefix, startAfter string, fn
 	opts := minio.ListObjectsOptions{Prefix: prefix, StartAfter: startAfter, Recursive: true}
 	for oi := range c.mc.ListObjects(ctx, bucket, opts) {
 		if oi.Err != nil {
-			return fmt.Errorf("s3: list %s/%s: %w", bucket, prefix, translate(oi.Err))
+			return fmt.Errorf("s3: list %s/%s: %w", bucket, prefix, translate(bucket, oi.Err))
 		}
 		if err := fn(toInfo(bucket, oi)); err != nil {
 			return err
@@ -274,7 +274,16 @@ func (c *Client) MakeBucket(ctx context.Context, bucket string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("s3: make bucket %s: %w", bucket, translate(err))
+	return fmt.Errorf("s3: make bucket %s: %w", bucket, translate(bucket, err))
+}
+
+// BucketExists reports whether a bucket exists (one HEAD).
+func (c *Client) BucketExists(ctx context.Context, bucket string) (bool, error) {
+	ok, err := c.mc.BucketExists(ctx, bucket)
+	if err != nil {
+		return false, fmt.Errorf("s3: head bucket %s: %w", bucket, translate(bucket, err))
+	}
+	return ok, nil
 }
 
 // PresignGet returns a URL to download one object until expiry.
@@ -298,30 +307,62 @@ func (c *Client) PresignPut(ctx context.Context, bucket, key string, expiry time
 // Close releases idle connections. Safe to call twice.
 func (c *Client) Close() error { return nil }
 
-// translate maps S3 error answers into the objects.Store error contract,
-// keeping the original error in the chain: "missing" and failed
-// preconditions wrap objects.ErrNotFound; answers that retrying cannot
-// change wrap objects.ErrPermanent (see permanent); anything else
+// getError translates a Get's error, telling a missing bucket from a
+// missing object: the answer to a HEAD (minio-go's first request of a
+// Get) has no body to tell NoSuchKey from NoSuchBucket, and only MinIO
+// says which in a header. One HEAD of the bucket, on a miss only, tells.
+func (c *Client) getError(ctx context.Context, bucket string, err error) error {
+	t := translate(bucket, err)
+	var r minio.ErrorResponse
+	if !errors.Is(t, objects.ErrNotFound) || (errors.As(err, &r) && r.Code == "PreconditionFailed") {
+		return t
+	}
+	if ok, herr := c.mc.BucketExists(ctx, bucket); herr == nil && !ok {
+		return objects.NoSuchBucket(bucket, err)
+	}
+	return t
+}
+
+// copyError translates a Copy's error: a NoSuchBucket answer names the
+// destination's bucket, or the source's when that is the missing one.
+func (c *Client) copyError(ctx context.Context, srcBucket, dstBucket string, err error) error {
+	var r minio.ErrorResponse
+	if errors.As(err, &r) && r.Code == "NoSuchBucket" && srcBucket != dstBucket {
+		if ok, herr := c.mc.BucketExists(ctx, srcBucket); herr == nil && !ok {
+			return translate(srcBucket, err)
+		}
+	}
+	return translate(dstBucket, err)
+}
+
+// translate maps S3 error answers to a request on bucket into the
+// objects.Store error contract, keeping the original error in the chain:
+// a missing bucket is objects.NoSuchBucket; other "missing" answers and
+// failed preconditions wrap objects.ErrNotFound; answers that retrying
+// cannot change wrap objects.ErrPermanent (see permanent); anything else
 // (5xx, throttling, network and context errors) is returned as is.
-func translate(err error) error {
+func translate(bucket string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var r minio.ErrorResponse
 	errors.As(err, &r)
-	return Classify(err, r.StatusCode, r.Code)
+	return Classify(err, bucket, r.StatusCode, r.Code)
 }
 
-// Classify wraps err, an S3 error answer with HTTP status and error code
-// (0 and "" for errors that are not answers), into the objects.Store error
-// contract the way translate does, for stores that get S3 errors without
-// HTTP (the built-in endpoint's in-process calls).
-func Classify(err error, status int, code string) error {
+// Classify wraps err, an S3 error answer to a request on bucket with HTTP
+// status and error code (0 and "" for errors that are not answers), into
+// the objects.Store error contract the way translate does, for stores
+// that get S3 errors without HTTP (the built-in endpoint's in-process calls).
+func Classify(err error, bucket string, status int, code string) error {
 	if err == nil {
 		return nil
 	}
 	switch code {
-	case "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "PreconditionFailed":
+	case "NoSuchBucket":
+		// Permanent, with one line instead of the store's answer.
+		return objects.NoSuchBucket(bucket, err)
+	case "NoSuchKey", "NoSuchVersion", "NotFound", "PreconditionFailed":
 		return fmt.Errorf("%w: %w", objects.ErrNotFound, err)
 	}
 	if status == http.StatusNotFound || status == http.StatusPreconditionFailed {

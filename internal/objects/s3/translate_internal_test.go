@@ -17,7 +17,7 @@ import (
 )
 
 // TestPermanentStoreErrorsClassified: S3 answers that retrying cannot
-// change wrap objects.ErrPermanent; missing objects stay ErrNotFound; 5xx,
+// change wrap objects.ErrPermanent (a missing bucket too); missing objects stay ErrNotFound; 5xx,
 // throttling and network errors wrap neither (transient).
 func TestPermanentStoreErrorsClassified(t *testing.T) {
 	resp := func(status int, code string) error {
@@ -29,7 +29,7 @@ func TestPermanentStoreErrorsClassified(t *testing.T) {
 		want string // "notfound", "permanent" or "transient"
 	}{
 		{"NoSuchKey", resp(404, "NoSuchKey"), "notfound"},
-		{"NoSuchBucket", resp(404, "NoSuchBucket"), "notfound"},
+		{"NoSuchBucket", resp(404, "NoSuchBucket"), "permanent"}, // issue 19 item 3: retrying cannot create it
 		{"HeadNotFound", resp(404, ""), "notfound"},
 		{"PreconditionFailed", resp(412, "PreconditionFailed"), "notfound"},
 		{"AccessDenied", resp(403, "AccessDenied"), "permanent"},
@@ -62,7 +62,7 @@ func TestPermanentStoreErrorsClassified(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := translate(tc.err)
+			err := translate("b", tc.err)
 			got := "transient"
 			switch {
 			case errors.Is(err, objects.ErrNotFound) && errors.Is(err, objects.ErrPermanent):

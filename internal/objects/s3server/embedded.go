@@ -118,14 +118,16 @@ func (s *Store) prepare(op, bucket, key string) (*publishing, error) {
 	return be, nil
 }
 
-// classify puts a backend error into the objects.Store error contract:
-// S3 error answers by their status and code, as over HTTP; anything else
-// (a file system error the endpoint would answer with a 500) is transient.
-func classify(err error) error {
+// classify puts a backend error of a request on bucket into the
+// objects.Store error contract: S3 error answers by their status and
+// code, as over HTTP (NoSuchBucket as objects.NoSuchBucket, one line
+// instead of the answer's XML); anything else (a file system error the
+// endpoint would answer with a 500) is transient.
+func classify(bucket string, err error) error {
 	var apiErr s3err.S3Error
 	if errors.As(err, &apiErr) {
 		base := apiErr.BaseError()
-		return s3.Classify(err, base.HTTPStatusCode, base.Code)
+		return s3.Classify(err, bucket, base.HTTPStatusCode, base.Code)
 	}
 	return err
 }
@@ -139,7 +141,7 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID, etag string) (i
 	}
 	rc, info, err := be.open(ctx, bucket, key, versionID, etag)
 	if err != nil {
-		return nil, objects.Info{}, fmt.Errorf("embedded: get %s/%s: %w", bucket, key, classify(err))
+		return nil, objects.Info{}, fmt.Errorf("embedded: get %s/%s: %w", bucket, key, classify(bucket, err))
 	}
 	return rc, info, nil
 }
@@ -155,7 +157,7 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objects.Info, err
 	// same file as the size and etag.
 	rc, info, err := be.open(ctx, bucket, key, "", "")
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("embedded: stat %s/%s: %w", bucket, key, classify(err))
+		return objects.Info{}, fmt.Errorf("embedded: stat %s/%s: %w", bucket, key, classify(bucket, err))
 	}
 	rc.Close()
 	return info, nil
@@ -191,7 +193,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 	}
 	out, err := be.putObject(ctx, in)
 	if err != nil {
-		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(err))
+		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(bucket, err))
 	}
 	// The stored SHA-256 and modification time are only known from the
 	// file: read the info back, as the s3 client's Copy does.
@@ -258,7 +260,13 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 		in.CopySourceIfMatch = &etag
 	}
 	if _, err = be.copyObject(ctx, in, false); err != nil {
-		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(err))
+		missing := dstBucket // which of the two a NoSuchBucket means
+		if src.Bucket != dstBucket {
+			if ok, herr := s.BucketExists(ctx, src.Bucket); herr == nil && !ok {
+				missing = src.Bucket
+			}
+		}
+		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(missing, err))
 	}
 	info, err := s.Stat(ctx, dstBucket, dstKey)
 	if err != nil {
@@ -275,7 +283,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	}
 	_, err = be.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
-		if err = classify(err); !errors.Is(err, objects.ErrNotFound) {
+		if err = classify(bucket, err); !errors.Is(err, objects.ErrNotFound) {
 			return fmt.Errorf("embedded: delete %s/%s: %w", bucket, key, err)
 		}
 	}
