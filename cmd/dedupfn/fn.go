@@ -250,21 +250,29 @@ func newFnListCmd() *cobra.Command {
 }
 
 func newFnGetCmd() *cobra.Command {
-	var cf clientFlags
+	var (
+		cf  clientFlags
+		raw bool
+	)
 	cmd := &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a function's definition (JSON), its audit settings and whether an audit found it nondeterministic",
-		Long: `Show a function's definition as JSON on stdout: "audit" holds its determinism audit settings
-(rate, on_mismatch) and "nondeterministic", when present, what an audit of its current version found
-(version, at, activation, recorded_digest, audit_digest). A nondeterministic version is also
-reported on stderr, in words.`,
+		Long: `Show a function's definition as JSON on stdout, its limits as durations ("timeout": "60s";
+--raw prints the definition as the API sends it, durations in nanoseconds): "audit" holds its
+determinism audit settings (rate, on_mismatch) and "nondeterministic", when present, what an audit
+of its current version found (version, at, activation, recorded_digest, audit_digest). A
+nondeterministic version is also reported on stderr, in words.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := cf.client().Function(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if err := writeJSON(cmd.OutOrStdout(), f); err != nil {
+			var v any = functionView{Function: f, Limits: newLimitsView(f.Limits)}
+			if raw {
+				v = f
+			}
+			if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 				return err
 			}
 			warnNondeterministic(cmd.ErrOrStderr(), f)
@@ -272,6 +280,7 @@ reported on stderr, in words.`,
 		},
 	}
 	cf.register(cmd, false)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the definition as the API sends it (durations in nanoseconds)")
 	return cmd
 }
 
