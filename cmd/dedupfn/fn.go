@@ -151,7 +151,7 @@ func newFnDeployCmd() *cobra.Command {
 	fl.DurationVar(&df.timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
 	fl.DurationVar(&df.lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
 	fl.DurationVar(&df.fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
-	fl.IntVar(&df.fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB (at most the server's --max-memory)")
+	sizeVar(fl, &df.fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, 1<<20, 1<<20, "memory limit, such as 256MiB or 1GiB (a bare number is MiB; at most the server's --max-memory)")
 	fl.IntVar(&df.fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
 	fl.BoolVar(&df.fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
 	fl.BoolVar(&df.fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
