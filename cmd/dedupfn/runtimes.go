@@ -72,8 +72,8 @@ type wasmFlags struct {
 }
 
 func (f *wasmFlags) register(fl *pflag.FlagSet) {
-	fl.IntVar(&f.limits.FunctionBytes, "wasm-max-function-bytes", wasm.DefaultMaxFunctionBytes,
-		"largest function body, in bytes, a wasm module may have; a larger one is refused at deploy")
+	sizeVar(fl, &f.limits.FunctionBytes, "wasm-max-function-bytes", wasm.DefaultMaxFunctionBytes, 1, 1,
+		"largest function body a wasm module may have, such as 512KiB (a bare number is bytes); a larger one is refused at deploy")
 	fl.IntVar(&f.limits.Branches, "wasm-max-function-branches", wasm.DefaultMaxFunctionBranches,
 		"most blocks, loops, ifs, elses, branches and br_table targets in one function of a wasm module (compile time grows with their square)")
 	fl.IntVar(&f.limits.Nesting, "wasm-max-function-nesting", wasm.DefaultMaxFunctionNesting,

@@ -106,7 +106,7 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.DurationVar(&o.activationRetention, "activation-retention", index.DefaultActivationRetention, "delete activation records older than this, hourly; totals keep counting them (0 = keep forever)")
 	sizeVar(fl, &o.spoolBudget, "spool-budget", pipeline.DefaultSpoolBudget, 1, 1, "disk that inputs and outputs being processed may use under --data/tmp, such as 16GiB or 512MiB (a bare number is bytes); beyond it events wait (0 = unbounded)")
 	fl.StringSliceVar(&o.buckets, "create-bucket", nil, "buckets to create at start (repeatable)")
-	fl.Int64Var(&o.inlineLimit, "inline-limit", process.DefaultInlineLimit, "process and OpenWhisk actions get inputs up to this many bytes inline as base64 \"body\" (-1 = never)")
+	sizeVar(fl, &o.inlineLimit, "inline-limit", process.DefaultInlineLimit, 1, 1, "process and OpenWhisk actions get inputs up to this size inline as base64 \"body\", such as 1MiB (a bare number is bytes; -1 = never)").never = true
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")

@@ -61,6 +61,24 @@ func TestSizeFlags_AcceptUnits(t *testing.T) {
 		}
 	}
 
+	// --inline-limit keeps -1 for "never"; bench --size and
+	// --wasm-max-function-bytes read units too.
+	for in, want := range map[string]string{"-1": "-1", "256KiB": "256KiB"} {
+		fs := newServeCmd().Flags()
+		if err := fs.Parse([]string{"--inline-limit", in, "--wasm-max-function-bytes", "1MiB"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fs.Lookup("inline-limit").Value.String(); got != want {
+			t.Errorf("--inline-limit %s reads as %s", in, got)
+		}
+		if got := fs.Lookup("wasm-max-function-bytes").Value.String(); got != "1MiB" {
+			t.Errorf("--wasm-max-function-bytes 1MiB reads as %s", got)
+		}
+	}
+	if err := newBenchCmd().Flags().Parse([]string{"--size", "64KiB"}); err != nil {
+		t.Errorf("bench --size 64KiB: %v", err)
+	}
+
 	// fn deploy --memory: MiB bare, or a size.
 	for in, want := range map[string]string{"256": "256MiB", "1GiB": "1GiB"} {
 		fs := newFnDeployCmd().Flags()

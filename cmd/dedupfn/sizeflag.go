@@ -17,16 +17,23 @@ import (
 type sizeValue[T ~int | ~int64] struct {
 	p            *T
 	bare, stored int64
+	never        bool // -1 is a setting of its own: "never" (--inline-limit)
 }
 
 // sizeVar defines a size flag with default def, in units of stored, and
 // its usage: say what a bare number counts in it.
-func sizeVar[T ~int | ~int64](fs *pflag.FlagSet, p *T, name string, def T, bare, stored int64, usage string) {
+func sizeVar[T ~int | ~int64](fs *pflag.FlagSet, p *T, name string, def T, bare, stored int64, usage string) *sizeValue[T] {
 	*p = def
-	fs.Var(&sizeValue[T]{p: p, bare: bare, stored: stored}, name, usage)
+	v := &sizeValue[T]{p: p, bare: bare, stored: stored}
+	fs.Var(v, name, usage)
+	return v
 }
 
 func (v *sizeValue[T]) Set(s string) error {
+	if v.never && s == "-1" {
+		*v.p = -1
+		return nil
+	}
 	n, err := bytesize.Parse(s, v.bare)
 	if err != nil {
 		return err
@@ -38,6 +45,11 @@ func (v *sizeValue[T]) Set(s string) error {
 	return nil
 }
 
-func (v *sizeValue[T]) String() string { return bytesize.Unit(int64(*v.p) * v.stored) }
+func (v *sizeValue[T]) String() string {
+	if *v.p < 0 {
+		return fmt.Sprint(*v.p)
+	}
+	return bytesize.Unit(int64(*v.p) * v.stored)
+}
 
 func (v *sizeValue[T]) Type() string { return "size" }
