@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -28,7 +30,7 @@ const (
 	// defaultAnalyzeObjects is the built-in endpoint of a local
 	// `dedupfn serve` (its --s3-addr default).
 	defaultAnalyzeObjects = "s3://127.0.0.1:9000?tls=false"
-	// analyzeFnSample is how many recent activations --fn averages.
+	// analyzeFnSample is how many recent activations --fn looks through.
 	analyzeFnSample = 1000
 	// analyzeLineEvery is how often progress is printed when stderr is
 	// not a terminal.
@@ -56,9 +58,9 @@ Objects over 1 MiB are fingerprinted from the store's trusted SHA-256 when
 it has one (the built-in endpoint, or an S3 FULL_OBJECT checksum), with no
 read; the others are read and hashed.
 
-With --fn-seconds S (a function's run time), or --fn NAME (the mean run time
-of a deployed function, from its recent activations through the API), it
-also reports the compute a dedup function would save: duplicate objects × S.
+With --fn-seconds S (a function's run time), or --fn NAME (the median run
+time of a deployed function's recent runs, from its activations through the
+API; the report says so), it also reports the compute a dedup function would save: duplicate objects × S.
 
 Credentials: from the --objects URL (s3://KEY:SECRET@host:port), else
 DEDUPFN_S3_ACCESS_KEY/DEDUPFN_S3_SECRET_KEY, else DEDUPFN_ACCESS_KEY/
@@ -67,7 +69,7 @@ credentials for an endpoint on loopback.`,
 		Example: `  dedupfn analyze s3://images                      # the built-in endpoint of 'make run'
   dedupfn analyze s3://images/2024/ --fn-seconds 0.8 --top 5
   dedupfn analyze s3://logs --objects 's3://minio.local:9000?tls=false' --json
-  dedupfn analyze s3://images --fn thumbnail       # mean run time of a deployed function`,
+  dedupfn analyze s3://images --fn thumbnail       # median run time of a deployed function`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAnalyze(cmd.Context(), o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -113,11 +115,12 @@ func runAnalyze(ctx context.Context, o analyzeOptions, target string, stdout, st
 		o.opts.Top = -1 // analyze.Options: 0 is the default, negative lists none
 	}
 	if o.fn != "" {
-		if o.opts.FnSeconds, err = meanFunctionSeconds(ctx, o.cf.client(), o.fn); err != nil {
+		if o.opts.FnSeconds, o.opts.FnSource, err = medianFunctionSeconds(ctx, o.cf.client(), o.fn); err != nil {
 			return err
 		}
 	}
-	store, err := objects.Open(ctx, o.objectsURL, analyzeStoreOptions(o.objectsURL))
+	storeOpts := analyzeStoreOptions(o.objectsURL)
+	store, err := objects.Open(ctx, o.objectsURL, storeOpts)
 	if err != nil {
 		return fmt.Errorf("open objects %s: %w", plugin.Redact(o.objectsURL), err)
 	}
@@ -127,6 +130,13 @@ func runAnalyze(ctx context.Context, o analyzeOptions, target string, stdout, st
 	o.opts.Listed, o.opts.Fingerprinted = prog.listed, prog.fingerprinted
 	rep, err := analyze.Run(ctx, store, t, o.opts)
 	prog.finish(rep)
+	if errors.Is(err, objects.ErrAccessDenied) {
+		key := storeOpts.AccessKey
+		if u, perr := url.Parse(o.objectsURL); perr == nil && u.User != nil {
+			key = u.User.Username()
+		}
+		return fmt.Errorf("check the credentials (access key %q; set them in the --objects URL, or DEDUPFN_S3_ACCESS_KEY and DEDUPFN_S3_SECRET_KEY): %w", key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,25 +165,31 @@ func analyzeStoreOptions(rawURL string) objects.Options {
 	return opts
 }
 
-// meanFunctionSeconds is the mean run time of fn's runs among its last
-// analyzeFnSample activations.
-func meanFunctionSeconds(ctx context.Context, c *api.Client, fn string) (float64, error) {
+// medianFunctionSeconds is the median run time of fn's runs among its
+// last analyzeFnSample activations, and a phrase saying so. Not the mean:
+// run time grows with input size, and one large input among many small
+// ones (a 20 MB image among photos) would make every duplicate "cost" as
+// if it were large.
+func medianFunctionSeconds(ctx context.Context, c *api.Client, fn string) (float64, string, error) {
 	recs, err := c.Activations(ctx, fn, analyzeFnSample)
 	if err != nil {
-		return 0, fmt.Errorf("--fn %s: read activations: %w", fn, err)
+		return 0, "", fmt.Errorf("--fn %s: read activations: %w", fn, err)
 	}
-	var sum float64
-	var n int
+	var runs []float64
 	for _, r := range recs {
 		if r.Decision == activation.Miss && r.FunctionMS > 0 {
-			sum += r.FunctionMS
-			n++
+			runs = append(runs, r.FunctionMS)
 		}
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("--fn %s: no runs among its last %d activations to measure; pass --fn-seconds instead", fn, analyzeFnSample)
+	if len(runs) == 0 {
+		return 0, "", fmt.Errorf("--fn %s: no runs among its last %d activations to measure; pass --fn-seconds instead", fn, analyzeFnSample)
 	}
-	return sum / float64(n) / 1000, nil
+	slices.Sort(runs)
+	median := runs[len(runs)/2]
+	if len(runs)%2 == 0 {
+		median = (runs[len(runs)/2-1] + median) / 2
+	}
+	return median / 1000, fmt.Sprintf("the median of %d recent runs of %s", len(runs), fn), nil
 }
 
 func printAnalyzeReport(w io.Writer, r *analyze.Report) {
@@ -186,8 +202,12 @@ func printAnalyzeReport(w io.Writer, r *analyze.Report) {
 	fmt.Fprintf(tw, "duplicate bytes\t%s (%.1f%%)\n", bytesize.Format(r.DuplicateBytes), 100*r.DuplicateBytesShare)
 	fmt.Fprintf(tw, "duplicate groups\t%d\n", r.DuplicateGroups)
 	if r.SavedSeconds != nil {
-		fmt.Fprintf(tw, "compute saved\t%s (%d runs × %.3f s)\n",
-			time.Duration(*r.SavedSeconds*float64(time.Second)).Round(time.Millisecond), r.DuplicateObjects, r.FnSeconds)
+		source := ""
+		if r.FnSource != "" {
+			source = ", " + r.FnSource
+		}
+		fmt.Fprintf(tw, "compute saved\t%s (%d runs × %.3f s%s)\n",
+			time.Duration(*r.SavedSeconds*float64(time.Second)).Round(time.Millisecond), r.DuplicateObjects, r.FnSeconds, source)
 	}
 	fmt.Fprintf(tw, "fingerprinted\t%d from the store's SHA-256, %d read (%s) in %.1f s\n",
 		r.ZeroRead, r.Objects-r.ZeroRead, bytesize.Format(r.ReadBytes), r.ElapsedSeconds)
@@ -211,13 +231,14 @@ func printAnalyzeReport(w io.Writer, r *analyze.Report) {
 	tw.Flush()
 }
 
-// analyzeProgress shows a progress bar (bytes, objects, rate, ETA) on a
-// terminal, and a plain line every analyzeLineEvery otherwise.
+// analyzeProgress shows a progress bar (objects, bytes read, then rate
+// and ETA) on a terminal, and a plain line every analyzeLineEvery otherwise.
 type analyzeProgress struct {
 	mu           sync.Mutex // fingerprinted is called from any goroutine
 	p            *progress
 	start        time.Time
-	total, bytes int64
+	total, bytes int64 // bytes listed, and fingerprinted so far
+	read         int64 // bytes read to fingerprint so far
 	objects, n   int64
 }
 
@@ -231,19 +252,24 @@ func (p *analyzeProgress) listed(objects, bytes int64) {
 	p.objects, p.total, p.start = objects, bytes, time.Now()
 	p.p.last = p.start // the first plain line comes analyzeLineEvery after the listing
 	p.p.linef("analyze: listed %d objects, %s", objects, bytesize.Format(bytes))
-	if bytes > 0 {
-		p.p.startBar(bytes, fmt.Sprintf("0/%d objects", objects), progressbar.OptionShowBytes(true))
+	// The bar counts objects, not bytes: an object over 1 MiB whose
+	// SHA-256 the store holds is not read, so bytes do not measure work.
+	if objects > 0 {
+		p.p.startBar(objects, "0 B read", progressbar.OptionShowCount())
 	}
 }
 
-func (p *analyzeProgress) fingerprinted(size int64, _ bool) {
+func (p *analyzeProgress) fingerprinted(size int64, read bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n++
 	p.bytes += size
+	if read {
+		p.read += size
+	}
 	if p.p.barShown() {
-		p.p.describe(fmt.Sprintf("%d/%d objects", p.n, p.objects))
-		p.p.add(size)
+		p.p.add(1)
+		p.p.describe(withRate(bytesize.Format(p.read)+" read", p.n, p.objects, time.Since(p.start)))
 		return
 	}
 	if p.p.tty || !p.p.lineDue(analyzeLineEvery) {

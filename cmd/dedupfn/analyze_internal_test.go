@@ -176,3 +176,57 @@ func TestAnalyzeCmd(t *testing.T) {
 		}
 	})
 }
+
+// TestAnalyze_WrongCredentialsSaySo: analyze with credentials the store
+// does not know says they were refused, not "objects: not found".
+func TestAnalyze_WrongCredentialsSaySo(t *testing.T) {
+	store, storeURL := NewAnalyzeStore(t)
+	if err := store.MakeBucket(t.Context(), "photos"); err != nil {
+		t.Fatal(err)
+	}
+	for _, creds := range [][2]string{{"nobody", "analyze-secret-key"}, {"analyze-access", "wrong-secret-key"}} {
+		t.Setenv("DEDUPFN_S3_ACCESS_KEY", creds[0])
+		t.Setenv("DEDUPFN_S3_SECRET_KEY", creds[1])
+		_, err := runAnalyzeCmd(t, "s3://photos", "--objects", storeURL)
+		if err == nil || !strings.Contains(err.Error(), "refused the credentials") || strings.Contains(err.Error(), "not found") {
+			t.Errorf("access key %s: error %v, want one saying the store refused the credentials", creds[0], err)
+		}
+	}
+}
+
+// TestAnalyze_FnUsesMedianAndSaysSo: --fn takes the median of the
+// function's recent runs, which one 20 MB image among small photos does
+// not move, and the report says where the run time came from.
+func TestAnalyze_FnUsesMedianAndSaysSo(t *testing.T) {
+	store, storeURL := NewAnalyzeStore(t)
+	if err := store.MakeBucket(t.Context(), "photos"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if _, err := store.Put(t.Context(), "photos", k, strings.NewReader("same"), 4, objects.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("DEDUPFN_S3_ACCESS_KEY", "analyze-access")
+	t.Setenv("DEDUPFN_S3_SECRET_KEY", "analyze-secret-key")
+	apiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Four small photos of 100 ms and one big image of 9.7 s: a mean of 2.02 s.
+		fmt.Fprint(w, `[{"decision":"miss","function_ms":100},{"decision":"miss","function_ms":9700},{"decision":"hit","function_ms":9700},
+			{"decision":"miss","function_ms":90},{"decision":"miss","function_ms":110},{"decision":"miss","function_ms":100}]`)
+	}))
+	defer apiSrv.Close()
+	out, err := runAnalyzeCmd(t, "s3://photos", "--objects", storeURL, "--fn", "thumb", "--api", apiSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "compute saved      100ms (1 runs × 0.100 s, the median of 5 recent runs of thumb)") {
+		t.Errorf("want the median run time, 0.1 s, and its source:\n%s", out)
+	}
+	out, err = runAnalyzeCmd(t, "s3://photos", "--objects", storeURL, "--fn", "thumb", "--api", apiSrv.URL, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"fn_seconds": 0.1,`) || !strings.Contains(out, `"fn_seconds_source": "the median of 5 recent runs of thumb"`) {
+		t.Errorf("--json lacks the median and its source:\n%s", out)
+	}
+}

@@ -229,15 +229,25 @@ type backfillProgress struct {
 func newBackfillProgress(w io.Writer, job backfill.Job) *backfillProgress {
 	p := &backfillProgress{p: newProgress(w), start: time.Now(), startObjs: job.Objects}
 	p.p.linef("backfill %s: function %s@%s, s3://%s/%s", job.ID, job.Function, job.Version, job.Bucket, job.Prefix)
+	p.showBar(job)
+	p.update(job)
+	return p
+}
+
+// showBar shows the job's bar, on a terminal.
+func (p *backfillProgress) showBar(job backfill.Job) {
 	max := int64(-1) // a spinner until the total is known
 	if job.TotalObjects > 0 {
 		max = job.TotalObjects
 	}
-	p.p.startBar(max, barDescription(job), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("obj"), progressbar.OptionSetPredictTime(true))
+	p.p.startBar(max, p.description(job), progressbar.OptionShowCount())
 	p.p.set(job.Objects)
-	p.update(job)
-	return p
+}
+
+// description is barDescription with the rate since the job was first
+// seen, once there is one.
+func (p *backfillProgress) description(job backfill.Job) string {
+	return withRate(barDescription(job), job.Objects-p.startObjs, job.TotalObjects-p.startObjs, time.Since(p.start))
 }
 
 func (p *backfillProgress) update(job backfill.Job) {
@@ -245,7 +255,7 @@ func (p *backfillProgress) update(job backfill.Job) {
 		if job.TotalObjects > 0 {
 			p.p.setMax(job.TotalObjects)
 		}
-		p.p.describe(barDescription(job))
+		p.p.describe(p.description(job))
 		p.p.set(job.Objects)
 		return
 	}
@@ -271,8 +281,8 @@ func backfillCounts(j backfill.Job) string {
 	return fmt.Sprintf("runs %d, hits %d, waits %d, skipped %d, errors %d", j.Runs, j.Hits, j.Waits, j.Skipped, j.Errors)
 }
 
-// barDescription goes before the bar, which shows the object count,
-// rate and ETA itself; it is short, to fit a terminal line.
+// barDescription goes before the bar, which shows the object count
+// itself; it is short, to fit a terminal line.
 func barDescription(j backfill.Job) string {
 	d := fmt.Sprintf("%s, runs %d, hits %d, errors %d", bytesize.Format(j.Bytes), j.Runs, j.Hits, j.Errors)
 	if j.Waits > 0 {

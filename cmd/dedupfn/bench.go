@@ -73,7 +73,7 @@ runs made side by side (--serve-arg to compare serve settings).`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&o.objects, "objects", bench.DefaultObjects, "uploads per phase (half of them duplicates in the e2e and baseline phases)")
-	fl.IntVar(&o.size, "size", bench.DefaultSize, "bytes per object")
+	sizeVar(fl, &o.size, "size", bench.DefaultSize, 1, 1, "size of each object, such as 64KiB (a bare number is bytes)")
 	fl.IntVar(&o.uploaders, "uploaders", bench.DefaultUploaders, "concurrent uploaders")
 	fl.StringVar(&o.wasm, "wasm", defaultBenchWasm, "the copy function (examples/copy built for GOOS=wasip1 GOARCH=wasm)")
 	fl.BoolVar(&o.json, "json", false, "print one JSON object")

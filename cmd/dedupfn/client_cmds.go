@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -295,8 +298,14 @@ func nondeterministicFns(fns []registry.Function) []nondeterministicFn {
 func writeStats(w io.Writer, out statsOutput) error {
 	st := out.Stats
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%d\nwaits\t%d\nerrors\t%d\nskipped\t%d\ndead letters\t%d\n",
-		st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.DeadLetters)
+	// Waits are hits that first waited for a concurrent run: say so, as
+	// the dashboard does, so they are not added to the hits.
+	hits := fmt.Sprint(st.Hits)
+	if st.Waits > 0 {
+		hits += fmt.Sprintf(", %d of them after waiting for a run of the same content", st.Waits)
+	}
+	fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%s\nerrors\t%d\nskipped\t%d\ndead letters\t%d\n",
+		st.Events, st.Runs, hits, st.Errors, st.Skipped, st.DeadLetters)
 	fmt.Fprintf(tw, "function time\t%.3f s\ntime saved\t%.3f s\n", st.FunctionMS/1000, st.SavedMS/1000)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -361,7 +370,12 @@ func newExplainCmd() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintf(tw, "function\t%s@%s\nobject\t%s/%s\nfingerprint\t%s\ndedup key\t%s\n", x.Function, x.Version, x.Bucket, x.Key, x.Fingerprint, x.DedupKey)
-			fmt.Fprintf(tw, "  tenant\t%s\n  code digest\t%s\n  params\t%s\n  runtime\t%s\n", x.Parts.Tenant, x.Parts.CodeDigest, x.Parts.Params, x.Parts.RuntimeVersion)
+			params, config := paramsText(x.Parts.Params)
+			fmt.Fprintf(tw, "  tenant\t%s\n  code digest\t%s\n  params\t%s\n", x.Parts.Tenant, x.Parts.CodeDigest, params)
+			if config != "" {
+				fmt.Fprintf(tw, "  config\t%s\n", config)
+			}
+			fmt.Fprintf(tw, "  runtime\t%s\n", x.Parts.RuntimeVersion)
 			if x.Output != nil {
 				fmt.Fprintf(tw, "output\t%s/%s\n", x.Output.Bucket, x.Output.Key)
 			}
@@ -377,4 +391,32 @@ func newExplainCmd() *cobra.Command {
 		cmd.MarkFlagRequired(f)
 	}
 	return cmd
+}
+
+// paramsText reads the params part of a dedup key, canonical JSON of the
+// params then of the runtime config ({"size":"128"}{}), as key=value
+// lists for people ("size=128", "none"). A part too long to keep in the
+// key is a digest ("sha256:…"): it is returned as such, with no config.
+func paramsText(part string) (params, config string) {
+	if strings.HasPrefix(part, "sha256:") {
+		return part + " (too long to keep in the key: stored apart)", ""
+	}
+	dec := json.NewDecoder(strings.NewReader(part))
+	var lists [2]string
+	for i := range lists {
+		var m map[string]string
+		if err := dec.Decode(&m); err != nil {
+			return part, "" // not the canonical form: show it as it is
+		}
+		kvs := make([]string, 0, len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			v := m[k]
+			if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+				v = strconv.Quote(v)
+			}
+			kvs = append(kvs, k+"="+v)
+		}
+		lists[i] = cmp.Or(strings.Join(kvs, " "), "none")
+	}
+	return lists[0], lists[1]
 }

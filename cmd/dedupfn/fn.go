@@ -166,7 +166,7 @@ A function that writes no output stream gets its JSON result at KEY.json.`,
 	fl.DurationVar(&df.timeout, "timeout", registry.DefaultTimeout, "time limit of one run")
 	fl.DurationVar(&df.lease, "lease", registry.DefaultLease, "how long a claim holds without renewal; a crashed replica's run is taken over after it")
 	fl.DurationVar(&df.fn.Limits.Retention, "retention", 0, "how long a recorded result is reused (0 = until purged); independent of --lease")
-	fl.IntVar(&df.fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, "memory limit in MiB (at most the server's --max-memory)")
+	sizeVar(fl, &df.fn.Limits.MemoryMB, "memory", registry.DefaultMemoryMB, 1<<20, 1<<20, "memory limit, such as 256MiB or 1GiB (a bare number is MiB; at most the server's --max-memory)")
 	fl.IntVar(&df.fn.MaxAttempts, "max-attempts", registry.DefaultMaxAttempts, "runs of one event before it is dead-lettered")
 	fl.BoolVar(&df.fn.NoDedup, "no-dedup", false, "always run: for functions that are not pure")
 	fl.BoolVar(&df.fn.Shared, "shared", false, "share results across tenants (only for outputs that reveal nothing tenant-specific)")
@@ -275,21 +275,29 @@ func newFnListCmd() *cobra.Command {
 }
 
 func newFnGetCmd() *cobra.Command {
-	var cf clientFlags
+	var (
+		cf  clientFlags
+		raw bool
+	)
 	cmd := &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a function's definition (JSON), its audit settings and whether an audit found it nondeterministic",
-		Long: `Show a function's definition as JSON on stdout: "audit" holds its determinism audit settings
-(rate, on_mismatch) and "nondeterministic", when present, what an audit of its current version found
-(version, at, activation, recorded_digest, audit_digest). A nondeterministic version is also
-reported on stderr, in words.`,
+		Long: `Show a function's definition as JSON on stdout, its limits as durations ("timeout": "60s";
+--raw prints the definition as the API sends it, durations in nanoseconds): "audit" holds its
+determinism audit settings (rate, on_mismatch) and "nondeterministic", when present, what an audit
+of its current version found (version, at, activation, recorded_digest, audit_digest). A
+nondeterministic version is also reported on stderr, in words.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := cf.client().Function(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if err := writeJSON(cmd.OutOrStdout(), f); err != nil {
+			var v any = functionView{Function: f, Limits: newLimitsView(f.Limits)}
+			if raw {
+				v = f
+			}
+			if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 				return err
 			}
 			warnNondeterministic(cmd.ErrOrStderr(), f)
@@ -297,6 +305,7 @@ reported on stderr, in words.`,
 		},
 	}
 	cf.register(cmd, false)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the definition as the API sends it (durations in nanoseconds)")
 	return cmd
 }
 

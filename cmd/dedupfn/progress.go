@@ -39,9 +39,13 @@ func (p *progress) startBar(max int64, desc string, extra ...progressbar.Option)
 		return
 	}
 	p.endBar()
+	// The bar's own rate and ETA are guesses from its first instants
+	// ("0 obj/hr", "[0s:4m0s]" for a 0.25 s job): it shows the elapsed
+	// time only, and a command puts rateETA in its description.
 	opts := append([]progressbar.Option{
 		progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc), progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetPredictTime(false), progressbar.OptionSetElapsedTime(true),
 	}, extra...)
 	p.bar = progressbar.NewOptions64(max, opts...)
 }
@@ -98,4 +102,31 @@ func (p *progress) lineDue(every time.Duration) bool {
 	}
 	p.last = time.Now()
 	return true
+}
+
+// rateMinElapsed is how long a job runs before rateETA states a rate:
+// before, one object more or less changes it wildly.
+const rateMinElapsed = time.Second
+
+// rateETA is "R obj/s, ETA D" for done of total objects in elapsed (no
+// ETA when total is unknown, 0), or "" while there is no rate to state:
+// nothing done yet, or less than rateMinElapsed gone.
+func rateETA(done, total int64, elapsed time.Duration) string {
+	if done <= 0 || elapsed < rateMinElapsed {
+		return ""
+	}
+	rate := float64(done) / elapsed.Seconds()
+	s := fmt.Sprintf("%.1f obj/s", rate)
+	if total > 0 {
+		s += ", ETA " + time.Duration(float64(max(total-done, 0))/rate*float64(time.Second)).Round(time.Second).String()
+	}
+	return s
+}
+
+// withRate appends rateETA's text, if any, to a bar's description.
+func withRate(desc string, done, total int64, elapsed time.Duration) string {
+	if r := rateETA(done, total, elapsed); r != "" {
+		return desc + ", " + r
+	}
+	return desc
 }

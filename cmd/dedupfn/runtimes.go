@@ -62,7 +62,7 @@ type processFlags struct {
 func (f *processFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.execUser, "exec-user", "", "run --exec actions as this user (name or uid; the server must run as root and --data must be searchable by it); "+
 		"without it actions run as the server's user and can read the server's environment, secrets included, through /proc")
-	fl.IntVar(&f.maxResult, "max-result", process.DefaultMaxResultBytes, "largest result, in bytes, an --exec action may write on fd 3; a larger one fails the activation")
+	sizeVar(fl, &f.maxResult, "max-result", process.DefaultMaxResultBytes, 1, 1, "largest result an --exec action may write on fd 3, such as 1MiB (a bare number is bytes); a larger one fails the activation")
 }
 
 // wasmFlags are serve's limits on the functions of a wasm module, checked
@@ -72,8 +72,8 @@ type wasmFlags struct {
 }
 
 func (f *wasmFlags) register(fl *pflag.FlagSet) {
-	fl.IntVar(&f.limits.FunctionBytes, "wasm-max-function-bytes", wasm.DefaultMaxFunctionBytes,
-		"largest function body, in bytes, a wasm module may have; a larger one is refused at deploy")
+	sizeVar(fl, &f.limits.FunctionBytes, "wasm-max-function-bytes", wasm.DefaultMaxFunctionBytes, 1, 1,
+		"largest function body a wasm module may have, such as 512KiB (a bare number is bytes); a larger one is refused at deploy")
 	fl.IntVar(&f.limits.Branches, "wasm-max-function-branches", wasm.DefaultMaxFunctionBranches,
 		"most blocks, loops, ifs, elses, branches and br_table targets in one function of a wasm module (compile time grows with their square)")
 	fl.IntVar(&f.limits.Nesting, "wasm-max-function-nesting", wasm.DefaultMaxFunctionNesting,

@@ -16,6 +16,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,9 +105,9 @@ or --tenants FILE) require it too. Who may do what: docs/security.md.`,
 	fl.DurationVar(&o.reconcile, "reconcile", 0, "list triggered buckets this often and process objects without an activation (0 = off)")
 	fl.DurationVar(&o.reconcileGrace, "reconcile-grace", time.Minute, "the reconciler leaves objects younger than this to their events")
 	fl.DurationVar(&o.activationRetention, "activation-retention", index.DefaultActivationRetention, "delete activation records older than this, hourly; totals keep counting them (0 = keep forever)")
-	fl.Int64Var(&o.spoolBudget, "spool-budget", pipeline.DefaultSpoolBudget, "bytes of disk that inputs and outputs being processed may use under --data/tmp; beyond it events wait (0 = unbounded)")
+	sizeVar(fl, &o.spoolBudget, "spool-budget", pipeline.DefaultSpoolBudget, 1, 1, "disk that inputs and outputs being processed may use under --data/tmp, such as 16GiB or 512MiB (a bare number is bytes); beyond it events wait (0 = unbounded)")
 	fl.StringSliceVar(&o.buckets, "create-bucket", nil, "buckets to create at start (repeatable)")
-	fl.Int64Var(&o.inlineLimit, "inline-limit", process.DefaultInlineLimit, "process and OpenWhisk actions get inputs up to this many bytes inline as base64 \"body\" (-1 = never)")
+	sizeVar(fl, &o.inlineLimit, "inline-limit", process.DefaultInlineLimit, 1, 1, "process and OpenWhisk actions get inputs up to this size inline as base64 \"body\", such as 1MiB (a bare number is bytes; -1 = never)").never = true
 	fl.DurationVar(&o.describeTTL, "describe-ttl", pipeline.DefaultDescribeTTL, "how often a remote OpenWhisk action's version is re-read for the dedup key")
 	fl.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&o.logFormat, "log-format", "", "json or text (default: text when stderr is a terminal, else json)")
@@ -463,8 +464,10 @@ func (c *serveComponents) runAndDrain(ctx context.Context, o serveOptions, dataD
 		wg.Go(func() { c.pipe.RunReconciler(ctx, o.reconcile, o.reconcileGrace) })
 	}
 	wg.Go(func() { c.backfills.Run(ctx) })
+	var drain drainCount
+	handle := drain.wrap(func(_ context.Context, ev event.Event) error { return c.pipe.Handle(workCtx, ev) })
 	wg.Go(func() {
-		if err := c.src.Run(ctx, func(_ context.Context, ev event.Event) error { return c.pipe.Handle(workCtx, ev) }); err != nil {
+		if err := c.src.Run(ctx, handle); err != nil {
 			errc <- fmt.Errorf("event source: %w", err)
 		}
 	})
@@ -474,10 +477,11 @@ func (c *serveComponents) runAndDrain(ctx context.Context, o serveOptions, dataD
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("draining: finishing in-flight events (signal again to abort)")
+		logger.Info("draining: finishing in-flight events (signal again to abort)", "events_in_flight", drain.inFlight.Load())
 	case runErr = <-errc:
 		logger.Error("stopping", "err", runErr)
 	}
+	drainStart, inFlight := time.Now(), drain.begin()
 	timer := time.AfterFunc(defaultDrainTimeout, cancelWork)
 	defer timer.Stop()
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -489,5 +493,41 @@ func (c *serveComponents) runAndDrain(ctx context.Context, o serveOptions, dataD
 	if err := c.pipe.Close(shutCtx); err != nil { // audits in flight: cancelled, they write nothing
 		logger.Warn("stop determinism audits", "err", err)
 	}
+	// An event not finished (cut off by the drain timeout) has nothing
+	// final recorded: its source delivers it again at the next start.
+	logger.Info("stopped", "events_in_flight", inFlight, "events_finished", drain.finished.Load(),
+		"events_unfinished", drain.unfinished.Load(), "took", time.Since(drainStart).Round(time.Millisecond))
 	return runErr
+}
+
+// drainCount counts the events a shutdown drains: those in flight when
+// it begins, and how many of them then finish, or end unfinished (cut
+// off by the drain timeout).
+type drainCount struct {
+	inFlight             atomic.Int64
+	draining             atomic.Bool
+	finished, unfinished atomic.Int64
+}
+
+// wrap counts handle's events.
+func (d *drainCount) wrap(handle func(context.Context, event.Event) error) func(context.Context, event.Event) error {
+	return func(ctx context.Context, ev event.Event) error {
+		d.inFlight.Add(1)
+		defer d.inFlight.Add(-1)
+		err := handle(ctx, ev)
+		if d.draining.Load() {
+			if err != nil { // nothing final recorded: delivered again at the next start
+				d.unfinished.Add(1)
+			} else {
+				d.finished.Add(1)
+			}
+		}
+		return err
+	}
+}
+
+// begin marks the drain's start and returns the events then in flight.
+func (d *drainCount) begin() int64 {
+	d.draining.Store(true)
+	return d.inFlight.Load()
 }

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dedupfn/dedupfn/internal/api"
+	"github.com/dedupfn/dedupfn/internal/bytesize"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 )
@@ -174,9 +175,9 @@ type securityOptions struct {
 	openwhiskAPI   string
 	openwhiskAllow []string
 	apiHosts       []string
-	maxCodeMiB     int64
+	maxCodeBytes   int64
 	maxMemoryMB    int
-	maxParamsKiB   int
+	maxParamsBytes int
 }
 
 func (o *securityOptions) register(fl *pflag.FlagSet) {
@@ -184,16 +185,16 @@ func (o *securityOptions) register(fl *pflag.FlagSet) {
 	fl.StringVar(&o.openwhiskAPI, "openwhisk-api", os.Getenv("DEDUPFN_OPENWHISK_API"), "default OpenWhisk API host URL of remote actions; always allowed (env DEDUPFN_OPENWHISK_API)")
 	fl.StringSliceVar(&o.openwhiskAllow, "openwhisk-allow", nil, "further OpenWhisk API URLs functions may name with --openwhisk-api; they receive DEDUPFN_OPENWHISK_AUTH (the admin's functions) and tenants' openwhisk_auth")
 	fl.StringSliceVar(&o.apiHosts, "api-host", nil, "extra Host names the API answers to on loopback, besides localhost, 127.0.0.1, [::1] and --api-addr's host")
-	fl.Int64Var(&o.maxCodeMiB, "max-code", api.DefaultMaxCodeBytes>>20, "largest function code a deploy may upload, in MiB (413 above it)")
-	fl.IntVar(&o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, "largest --memory a function may ask for, in MiB")
-	fl.IntVar(&o.maxParamsKiB, "max-params", registry.DefaultMaxParamsBytes>>10, "largest params of a function (and, apart, its config) as JSON, in KiB (413 above it)")
+	sizeVar(fl, &o.maxCodeBytes, "max-code", api.DefaultMaxCodeBytes, 1<<20, 1, "largest function code a deploy may upload, such as 64MiB or 512KiB (a bare number is MiB; 413 above it)")
+	sizeVar(fl, &o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, 1<<20, 1<<20, "largest --memory a function may ask for, such as 2GiB (a bare number is MiB)")
+	sizeVar(fl, &o.maxParamsBytes, "max-params", registry.DefaultMaxParamsBytes, 1<<10, 1, "largest params of a function (and, apart, its config) as JSON, such as 16KiB (a bare number is KiB; 413 above it)")
 }
 
 // openWhiskOptions returns the OpenWhisk runtime's host settings and
 // the tenants' own namespaces and keys.
 func (o *securityOptions) openWhiskOptions(tenants []api.Tenant) (openwhisk.Options, error) {
-	if o.maxCodeMiB <= 0 || o.maxMemoryMB <= 0 || o.maxParamsKiB <= 0 {
-		return openwhisk.Options{}, fmt.Errorf("--max-code, --max-memory and --max-params must be > 0, got %d, %d and %d", o.maxCodeMiB, o.maxMemoryMB, o.maxParamsKiB)
+	if o.maxCodeBytes <= 0 || o.maxMemoryMB <= 0 || o.maxParamsBytes <= 0 {
+		return openwhisk.Options{}, fmt.Errorf("--max-code, --max-memory and --max-params must be > 0, got %s, %d MiB and %s", bytesize.Exact(o.maxCodeBytes), o.maxMemoryMB, bytesize.Exact(int64(o.maxParamsBytes)))
 	}
 	opts := openwhisk.Options{API: o.openwhiskAPI, Allow: o.openwhiskAllow}
 	for _, t := range tenants {
@@ -214,8 +215,8 @@ func (o *securityOptions) apiConfig(cfg api.Config) api.Config {
 	}
 	cfg.OpenWhiskAllow = append(cfg.OpenWhiskAllow, o.openwhiskAllow...)
 	cfg.ExtraHosts = o.apiHosts
-	cfg.MaxCodeBytes = o.maxCodeMiB << 20
+	cfg.MaxCodeBytes = o.maxCodeBytes
 	cfg.MaxMemoryMB = o.maxMemoryMB
-	cfg.MaxParamsBytes = o.maxParamsKiB << 10
+	cfg.MaxParamsBytes = o.maxParamsBytes
 	return cfg
 }

@@ -179,7 +179,7 @@ func TestParseTenantsFile_OpenWhisk(t *testing.T) {
 		})
 	}
 	// serve hands the namespaces and keys to the OpenWhisk runtime.
-	o := securityOptions{maxCodeMiB: 1, maxMemoryMB: 1, maxParamsKiB: 1}
+	o := securityOptions{maxCodeBytes: 1 << 20, maxMemoryMB: 1, maxParamsBytes: 1 << 10}
 	opts, err := o.openWhiskOptions(got)
 	if err != nil || !reflect.DeepEqual(opts.Tenants, map[string]openwhisk.Tenant{"acme": {Namespace: "acme-ns", Auth: auth}}) {
 		t.Fatalf("openWhiskOptions = %+v, %v", opts.Tenants, err)

@@ -85,9 +85,11 @@ type Options struct {
 	// StatAbove: objects larger than this many bytes are statted first,
 	// and not read when the store holds their SHA-256.
 	StatAbove int64
-	// FnSeconds, when > 0, is a function's mean run time: the report then
-	// says how much compute dedup would save.
+	// FnSeconds, when > 0, is a function's run time: the report then says
+	// how much compute dedup would save. FnSource, if set, says where it
+	// came from ("the median of 5 recent runs of thumb").
 	FnSeconds float64
+	FnSource  string
 	// Listed is called once after listing, with the totals to fingerprint.
 	Listed func(objects int64, bytes int64)
 	// Fingerprinted is called after each object, from any goroutine, with
@@ -152,6 +154,7 @@ type Report struct {
 	// FnSeconds and SavedSeconds, when a function's run time is known:
 	// SavedSeconds = DuplicateObjects × FnSeconds.
 	FnSeconds    float64  `json:"fn_seconds,omitempty"`
+	FnSource     string   `json:"fn_seconds_source,omitempty"`
 	SavedSeconds *float64 `json:"saved_seconds,omitempty"`
 	// ElapsedSeconds is how long the analysis took.
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
@@ -391,7 +394,7 @@ func (a *aggregate) report(o Options) *Report {
 	}
 	if o.FnSeconds > 0 {
 		saved := float64(r.DuplicateObjects) * o.FnSeconds
-		r.FnSeconds, r.SavedSeconds = o.FnSeconds, &saved
+		r.FnSeconds, r.FnSource, r.SavedSeconds = o.FnSeconds, o.FnSource, &saved
 	}
 	return r
 }

@@ -38,3 +38,45 @@ func TestExact(t *testing.T) {
 		}
 	}
 }
+
+func TestParse(t *testing.T) {
+	const MiB = 1 << 20
+	for _, tc := range []struct {
+		in   string
+		bare int64
+		want int64
+	}{
+		{"16GiB", 1, 16 << 30},
+		{"64MiB", 1, 64 << 20},
+		{"512KiB", MiB, 512 << 10},
+		{"1.5GiB", 1, 3 << 29},
+		{"16 GiB", 1, 16 << 30},
+		{"12mib", 1, 12 << 20},
+		{"100B", MiB, 100},
+		{"4096", 1, 4096},
+		{"64", MiB, 64 << 20},
+		{"0", MiB, 0},
+		{"2TiB", 1, 2 << 40},
+	} {
+		got, err := bytesize.Parse(tc.in, tc.bare)
+		if err != nil || got != tc.want {
+			t.Errorf("Parse(%q, %d) = %d, %v, want %d", tc.in, tc.bare, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1MiB", "12MB", "16GB", "1.5", "0.3B", "1.1KiB", "9EiB", "99999999999999999999", "12 bananas", "0x10"} {
+		if got, err := bytesize.Parse(in, 1); err == nil {
+			t.Errorf("Parse(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestUnit(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1000: "1000B", 16 << 30: "16GiB", 64 << 20: "64MiB", 512 << 10: "512KiB", 3 << 29: "1536MiB"} {
+		if got := bytesize.Unit(n); got != want {
+			t.Errorf("Unit(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := bytesize.Parse(bytesize.Unit(n), 1); err != nil || back != n {
+			t.Errorf("Parse(Unit(%d)) = %d, %v", n, back, err)
+		}
+	}
+}

@@ -65,6 +65,12 @@ func (e *noSuchBucketError) Unwrap() []error {
 // connections, a cancelled context) wraps neither and is transient.
 var ErrPermanent = errors.New("objects: permanent error")
 
+// ErrAccessDenied is wrapped, with ErrPermanent, by errors of a store
+// that refused the request's credentials (an unknown access key, a wrong
+// secret: the signature does not match) or their access (AccessDenied).
+// Check it with errors.Is to tell a user to check their credentials.
+var ErrAccessDenied = errors.New("objects: the store refused the credentials")
+
 // Info describes one object.
 type Info struct {
 	Bucket      string

@@ -441,6 +441,12 @@ func TestGracefulDrain(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM, want a clean drain", err)
 	}
+	s.logMu.Lock()
+	log := s.log.String()
+	s.logMu.Unlock()
+	if _, after, _ := strings.Cut(log, "draining"); !strings.Contains(after, `"msg":"stopped","events_in_flight":1,"events_finished":1,"events_unfinished":0`) {
+		t.Errorf("after draining, serve should log stopped with the one event it finished:\n%s", log)
+	}
 	s.start()
 	st := s.stats()
 	if st.Events != 1 || st.Runs != 1 {

@@ -358,6 +358,9 @@ func Classify(err error, bucket string, status int, code string) error {
 	if err == nil {
 		return nil
 	}
+	if credentialCodes[code] {
+		return fmt.Errorf("%w: %w: %w", objects.ErrAccessDenied, objects.ErrPermanent, err)
+	}
 	switch code {
 	case "NoSuchBucket":
 		// Permanent, with one line instead of the store's answer.
@@ -372,6 +375,14 @@ func Classify(err error, bucket string, status int, code string) error {
 		return fmt.Errorf("%w: %w", objects.ErrPermanent, err)
 	}
 	return err
+}
+
+// credentialCodes are S3 error codes refusing a request's credentials or
+// their access, the one list every store's errors are read against. The
+// built-in endpoint answers an unknown access key with a 404
+// XAdminUserNotFound, not to be read as a missing object.
+var credentialCodes = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "XAdminUserNotFound": true,
 }
 
 // transientCodes are S3 error codes that may go away on their own although
