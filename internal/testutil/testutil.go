@@ -4,6 +4,8 @@
 package testutil
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -16,11 +18,45 @@ import (
 // RepoRoot returns the module root (the directory holding go.mod).
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
-	_, file, _, ok := runtime.Caller(0)
+	root, ok := repoRoot()
 	if !ok {
 		tb.Fatal("testutil: cannot find source file")
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return root
+}
+
+func repoRoot() (string, bool) {
+	_, file, _, ok := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), ok
+}
+
+// Binary is a program a test package builds before its tests run.
+type Binary struct {
+	Out  string // output path
+	Pkg  string // main package, relative to the module root ("./cmd/dedupfn")
+	Wasm bool   // GOOS=wasip1 GOARCH=wasm, as functions are built
+	Tags string // build tags, comma-separated
+}
+
+// BuildAll builds each binary from the module root with -trimpath, as the
+// Makefile does (a function's version is its bytes), for a TestMain,
+// which has no testing.TB: it returns the first failure, with go's output.
+func BuildAll(bins ...Binary) error {
+	root, ok := repoRoot()
+	if !ok {
+		return errors.New("testutil: cannot find source file")
+	}
+	for _, b := range bins {
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.Tags, "-o", b.Out, b.Pkg)
+		cmd.Dir = root
+		if b.Wasm {
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %w\n%s", b.Pkg, err, out)
+		}
+	}
+	return nil
 }
 
 // ToolsDir is where `make test` installs peers: $DEDUPFN_TOOLS or <repo>/.tools.

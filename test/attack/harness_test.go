@@ -77,25 +77,13 @@ func TestMain(m *testing.M) {
 	dedupfnBin = filepath.Join(dir, "dedupfn")
 	copyWasm = filepath.Join(dir, "copy.wasm")
 	fetchAction = filepath.Join(dir, "fetchaction")
-	root, _ := filepath.Abs("../..")
-	for _, b := range []struct {
-		out, pkg string
-		wasm     bool
-	}{
-		{dedupfnBin, "./cmd/dedupfn", false},
-		{fetchAction, "./test/attack/testdata/fetchaction", false},
-		{copyWasm, "./examples/copy", true},
-	} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
-		cmd.Dir = root
-		cmd.Stderr = os.Stderr
-		if b.wasm {
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		}
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
-			os.Exit(1)
-		}
+	if err := testutil.BuildAll(
+		testutil.Binary{Out: dedupfnBin, Pkg: "./cmd/dedupfn"},
+		testutil.Binary{Out: fetchAction, Pkg: "./test/attack/testdata/fetchaction"},
+		testutil.Binary{Out: copyWasm, Pkg: "./examples/copy", Wasm: true},
+	); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	printTable(os.Stdout)

@@ -55,28 +55,15 @@ func TestMain(m *testing.M) {
 	slowcopy = filepath.Join(dir, "slowcopy.wasm")
 	faulty = filepath.Join(dir, "dedupfn-faulty")
 	chaosaction = filepath.Join(dir, "chaosaction")
-	root, _ := filepath.Abs("../..")
-	for _, b := range []struct {
-		out, pkg string
-		wasm     bool
-		tags     string
-	}{
-		{dedupfn, "./cmd/dedupfn", false, ""},
-		{faulty, "./cmd/dedupfn", false, "faultinject"},
-		{chaosaction, "./test/e2e/testdata/chaosaction", false, ""},
-		{thumbnail, "./examples/thumbnail", true, ""},
-		{slowcopy, "./test/e2e/testdata/slowcopy", true, ""},
-	} {
-		cmd := exec.Command("go", "build", "-tags", b.tags, "-o", b.out, b.pkg)
-		cmd.Dir = root
-		cmd.Stderr = os.Stderr
-		if b.wasm {
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		}
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
-			os.Exit(1)
-		}
+	if err := testutil.BuildAll(
+		testutil.Binary{Out: dedupfn, Pkg: "./cmd/dedupfn"},
+		testutil.Binary{Out: faulty, Pkg: "./cmd/dedupfn", Tags: "faultinject"},
+		testutil.Binary{Out: chaosaction, Pkg: "./test/e2e/testdata/chaosaction"},
+		testutil.Binary{Out: thumbnail, Pkg: "./examples/thumbnail", Wasm: true},
+		testutil.Binary{Out: slowcopy, Pkg: "./test/e2e/testdata/slowcopy", Wasm: true},
+	); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

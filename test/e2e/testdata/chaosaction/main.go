@@ -11,44 +11,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/actionloop"
 )
 
-const sentinel = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
-
-func main() {
-	out := os.NewFile(3, "results")
-	if os.Getenv("__OW_WAIT_FOR_ACK") != "" {
-		fmt.Fprintln(out, `{"ok":true}`)
-	}
-	in := bufio.NewScanner(os.Stdin)
-	in.Buffer(make([]byte, 1<<20), 16<<20)
-	for in.Scan() {
-		var msg struct {
-			Value map[string]any `json:"value"`
-		}
-		res := map[string]any{}
-		if err := json.Unmarshal(in.Bytes(), &msg); err != nil {
-			res["error"] = err.Error()
-		} else if err := run(msg.Value, res); err != nil {
-			res["error"] = err.Error()
-		}
-		b, _ := json.Marshal(res)
-		out.Write(append(b, '\n'))
-		fmt.Println(sentinel)
-		fmt.Fprintln(os.Stderr, sentinel)
-	}
-}
+func main() { actionloop.Serve(run) }
 
 func run(v map[string]any, res map[string]any) error {
 	body, _ := v["body"].(string)
