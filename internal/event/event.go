@@ -38,7 +38,14 @@ type Event struct {
 	// it; never from anything an uploader controls (user metadata, an
 	// unverified header). Empty means unknown: read and hash the object.
 	SHA256 string `json:"sha256,omitempty"`
+
+	// timeFilled: Normalize set Time, which the event did not carry.
+	timeFilled bool
 }
+
+// HasTime reports whether the event carried its own time (the upload's,
+// the same in every redelivery), not one Normalize filled in.
+func (e Event) HasTime() bool { return !e.Time.IsZero() && !e.timeFilled }
 
 // ErrMalformed wraps every parse error of outside input.
 var ErrMalformed = errors.New("malformed event")
@@ -112,7 +119,7 @@ func Normalize(e Event) (Event, error) {
 		e.Metadata = m
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
+		e.Time, e.timeFilled = time.Now().UTC(), true
 	}
 	return e, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/event"
@@ -311,4 +312,35 @@ func TestSelfWritten_DecidedByIndexNotMetadata(t *testing.T) {
 			t.Fatalf("function ran %d times: it triggered on its own output", got)
 		}
 	})
+}
+
+// Item 2, "scan clean, then swap" without a collision: bad, then clean,
+// then bad again at one key. The third upload is not a redelivery of the
+// first (its event is later): it gets its own activation, and the output
+// holds f(bad) again (a run: bad's recorded output, at this very key, was
+// overwritten by clean's); a redelivery of it still runs nothing.
+func TestEventIdentity_SameContentAgainAfterAnotherRuns(t *testing.T) {
+	for _, embedded := range []bool{false, true} {
+		name := map[bool]string{false: "ReadAndHashed", true: "TrustedSHA256"}[embedded]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.deploy("upper", nil)
+			put := func(body string) event.Event {
+				ev := e.putBytes("k/doc.txt", []byte(body), embedded)
+				ev.Time = time.Now().UTC()
+				return ev
+			}
+			e.handle(put("bad"))
+			e.handle(put("clean"))
+			again := put("bad")
+			e.handle(again)
+			if got := e.output("k/doc.txt"); got != "BAD" {
+				t.Fatalf("output %q while the input is bad again, want f(bad)", got)
+			}
+			e.handle(again) // redelivered
+			if got, n := e.rt.calls.Load(), len(e.activations()); got != 3 || n != 3 {
+				t.Fatalf("%d runs, %d activations; want 3 and 3", got, n)
+			}
+		})
+	}
 }

@@ -251,6 +251,7 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 		if jerr == nil {
 			j.rec.Fingerprint = in.fp
 			jerr = p.runRecovered(jctx, j, in, force)
+			j.rec.Fingerprint = in.fp // the bytes' own, if they were not what the store vouched for
 			j.rec.Timings.FetchMS = ms(in.fetch)
 		}
 		if jerr != nil && !p.inputFailed(j, jerr) {
@@ -265,23 +266,79 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 }
 
 // unrecorded returns a job for each of fns that has no activation for ev
-// yet: a redelivered event (same bucket, key, version and SHA-256) maps to
-// the activations already recorded and gets none.
+// yet: a redelivered event (same bucket, key, version and SHA-256, same
+// upload) maps to the activations already recorded and gets none. The
+// same content uploaded to the key again after another one ("scan clean,
+// then swap back") is not a redelivery: the key's output is then the
+// other content's, so it gets an activation of its own (see sameUpload).
 func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registry.Function, start time.Time) ([]*job, error) {
 	var pending []*job
 	for _, fn := range fns {
 		j := newJob(ev, fn, start)
-		actx, cancel := p.callCtx(ctx)
-		_, err := p.cfg.Index.GetActivation(actx, j.rec.ID)
-		cancel()
-		if err == nil {
-			continue
-		} else if !errors.Is(err, index.ErrNotFound) {
-			return nil, fmt.Errorf("pipeline: look up activation: %w", err)
+		rec, found, err := p.activation(ctx, j.rec.ID)
+		if err != nil {
+			return nil, err
 		}
-		pending = append(pending, j)
+		if found && !sameUpload(ev, rec) {
+			again := ev
+			again.Nonce = "at:" + ev.Time.UTC().Format(time.RFC3339Nano)
+			j = newJob(again, fn, start)
+			j.ev = ev
+			if _, found, err = p.activation(ctx, j.rec.ID); err != nil {
+				return nil, err
+			}
+		}
+		if !found {
+			pending = append(pending, j)
+		}
 	}
 	return pending, nil
+}
+
+// activation reads the activation record id, if there is one.
+func (p *Pipeline) activation(ctx context.Context, id string) (activation.Record, bool, error) {
+	actx, cancel := p.callCtx(ctx)
+	defer cancel()
+	rec, err := p.cfg.Index.GetActivation(actx, id)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return rec, false, nil
+	case err != nil:
+		return rec, false, fmt.Errorf("pipeline: look up activation: %w", err)
+	}
+	return rec, true, nil
+}
+
+// listingSlack is how much earlier than an object's modification time a
+// listing (reconciler, backfill) accepts the recorded event of its upload:
+// the store stamps the two apart.
+const listingSlack = 2 * time.Second
+
+// sameUpload reports whether ev, whose content at its key already has
+// activation rec, is the upload rec recorded: a redelivery (the same
+// payload, so the same event time, to the precision an index keeps), the
+// object found again by a listing (its modification time is not after
+// the recorded event's), or the upload's own event, late, after a listing
+// recorded it (the event is not after the modification time it saw). Otherwise it is the same content uploaded
+// there again later. An event without a time of its own cannot be told
+// apart: it counts as the same.
+func sameUpload(ev event.Event, rec activation.Record) bool {
+	switch {
+	case !ev.HasTime() || rec.EventTime.IsZero():
+		return true
+	case listed(ev.Source):
+		return !rec.EventTime.Before(ev.Time.Add(-listingSlack))
+	case listed(rec.EventSource): // the upload's own event, late after a listing found it
+		return !ev.Time.After(rec.EventTime.Add(listingSlack))
+	default:
+		return rec.EventTime.Sub(ev.Time).Abs() <= time.Millisecond
+	}
+}
+
+// listed reports whether events of source come from listing a bucket,
+// with the object's modification time as their time.
+func listed(source string) bool {
+	return source == reconcileSource || source == backfillSource
 }
 
 // inputFailed records on j an input that cannot be had, and reports

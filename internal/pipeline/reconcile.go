@@ -11,6 +11,9 @@ import (
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
+// reconcileSource is the event source of the reconciler's events.
+const reconcileSource = "reconcile"
+
 // Reconcile lists every triggered bucket once and sends each object that
 // has no activation through the event path, as if its event had arrived:
 // it finds the uploads whose notifications were dropped. It returns how
@@ -50,7 +53,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 		}
 		for _, o := range todo {
 			ev := event.Event{
-				Source: "reconcile", Name: "s3:ObjectCreated:Reconcile", Bucket: o.Bucket, Key: o.Key,
+				Source: reconcileSource, Name: "s3:ObjectCreated:Reconcile", Bucket: o.Bucket, Key: o.Key,
 				VersionID: o.VersionID, ETag: o.ETag, Size: o.Size, Time: o.Modified,
 			}
 			n, err := p.handle(ctx, ev)
@@ -91,7 +94,8 @@ func (p *Pipeline) processed(ctx context.Context, o objects.Info, fns []registry
 	if own, err := p.isOwnOutput(ctx, o.Bucket, o.Key, sum); err != nil || own {
 		return own, err
 	}
-	pending, err := p.unrecorded(ctx, event.Event{Bucket: o.Bucket, Key: o.Key, VersionID: o.VersionID, SHA256: sum}, fns, time.Now())
+	ev := event.Event{Source: reconcileSource, Bucket: o.Bucket, Key: o.Key, VersionID: o.VersionID, SHA256: sum, Time: o.Modified}
+	pending, err := p.unrecorded(ctx, ev, fns, time.Now())
 	return len(pending) == 0, err
 }
 

@@ -46,6 +46,7 @@ func mustDeploy(t *testing.T, c *api.Client, req api.DeployRequest) {
 func TestAttacks(t *testing.T) {
 	t.Run("MD5CollisionSameKey", attackMD5SameKey)
 	t.Run("MD5CollisionRecordedOutput", attackMD5RecordedOutput)
+	t.Run("SwapBackSameKey", attackSwapBack)
 	t.Run("GetURLOverwriteRace", attackGetURLRace)
 	t.Run("PresignedURLsAfterActivation", attackPresignAfter)
 	t.Run("UploaderSetsOutputMarker", attackOutputMarker)
@@ -82,6 +83,31 @@ func attackMD5SameKey(t *testing.T) {
 	report(t, "2 activations, output = B", fmt.Sprintf("%d activations, output %s (B is %s)", n, short(out), short(b)))
 	if n != 2 || !bytes.Equal(out, b) {
 		t.Errorf("after uploading B over its MD5 twin A: %d activations, output %s; want 2 and B's bytes", n, short(out))
+	}
+}
+
+// bad, then clean, then bad again at one key ("scan clean, then swap
+// back", no collision needed): the third upload must run, and the output
+// hold f(bad).
+func attackSwapBack(t *testing.T) {
+	s := startServer(t)
+	mustDeploy(t, s.client(acmeToken), copyFn(t, "cp", "acme-in", "k/", "acme-out", false))
+	for i, body := range []string{"bad", "clean"} {
+		s.put("acme-in", "k/doc.txt", []byte(body), nil)
+		s.waitActivations(i+1, time.Minute, onKey("acme-in", "k/doc.txt"))
+	}
+	s.put("acme-in", "k/doc.txt", []byte("bad"), nil)
+	var out []byte
+	var n int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, n = s.get("acme-out", "k/doc.txt"), len(s.waitActivations(0, time.Second, onKey("acme-in", "k/doc.txt")))
+		if n >= 3 {
+			break
+		}
+	}
+	report(t, "3 activations, output = bad", fmt.Sprintf("%d activations, output %q", n, out))
+	if string(out) != "bad" {
+		t.Errorf("after bad, clean, bad at one key: output %q, %d activations; want \"bad\"", out, n)
 	}
 }
 
