@@ -399,3 +399,76 @@ func TestSpoolBudget_ContendedIsRetriedNotDeadLettered(t *testing.T) {
 		t.Errorf("budget Used = %d after the events ended, want 0", got)
 	}
 }
+
+// Review of issue 17 (B): no wait inside a held run slot is unbounded.
+// MaxRuns 1, budget 12 MiB. "block" holds the slot for a while; x.bin
+// (8 MiB, hashed before the claim) claims and drops its input to wait for
+// the slot; its duplicate dup.bin reads 8 MiB and waits on x's claim.
+// When x gets the slot it reads its input again, but the budget is held
+// by dup.bin, which was not counted as waiting (it waits on a claim, not
+// on budget): on the parent commit nothing ever ended ("still running").
+func TestSpoolBudget_NoUnboundedWaitInsideARunSlot(t *testing.T) {
+	t.Run("DuplicateWaitingOnAClaimHoldsNoBudget", func(t *testing.T) {
+		budget := spool.NewBudget(12 * mib)
+		e, rt := budgetEnv(t, budget)
+		e.pipe, _ = pipeline.New(pipeline.Config{
+			Index: e.idx, Objects: noChecksumStore{store}, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
+			Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, MaxRuns: 1,
+		})
+		e.deploy("slow", func(f *registry.Function) {
+			f.Runtime = "sized"
+			f.Params = map[string]string{"bytes": "1", "ms": "600"}
+			f.Limits.Timeout = 5 * time.Second
+		})
+		body := strings.Repeat("x", 8*mib)
+		evs := []event.Event{e.put("block.txt", "block"), e.put("x.bin", body), e.put("dup.bin", body)}
+		var wg sync.WaitGroup
+		for i, ev := range evs {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * 150 * time.Millisecond)
+				handleWithin(t, 15*time.Second, e.pipe, ev)
+			})
+		}
+		wg.Wait()
+		d := e.decisions()
+		if d["block.txt"] != activation.Miss || d["x.bin"] != activation.Miss || d["dup.bin"] != activation.Wait {
+			t.Errorf("decisions %v; want block.txt and x.bin miss, dup.bin wait", d)
+		}
+		if got := rt.calls.Load(); got != 2 {
+			t.Errorf("function ran %d times, want 2", got)
+		}
+		if got := budget.Used(); got != 0 {
+			t.Errorf("budget Used = %d after the events ended, want 0", got)
+		}
+	})
+	t.Run("InputWaitEndsWithTheTimeout", func(t *testing.T) {
+		// Another holder keeps 8 MiB and never waits: an input of 8 MiB
+		// read inside the slot waits for budget no longer than the
+		// function's timeout, and fails as a platform error.
+		budget := spool.NewBudget(12 * mib)
+		e, rt := budgetEnv(t, budget)
+		other := spool.NewBudgeted(t.Context(), budget, t.TempDir(), 1, 0)
+		defer other.Close()
+		if _, err := other.Write(make([]byte, 8*mib)); err != nil {
+			t.Fatal(err)
+		}
+		e.deploy("big", func(f *registry.Function) {
+			f.Runtime = "sized"
+			f.Params = map[string]string{"bytes": "1"}
+			f.Limits.Timeout = time.Second
+			f.MaxAttempts = 1
+		})
+		body := strings.Repeat("t", 8*mib)
+		took := handleWithin(t, 10*time.Second, e.pipe, trusted(e.put("t.bin", body), body))
+		r := e.activations()[0]
+		if r.Decision != activation.Error || r.ErrorClass != string(runtime.ClassPlatform) || !strings.Contains(r.Error, "--spool-budget") {
+			t.Fatalf("activation %s class=%q error=%q; want a platform error naming --spool-budget", r.Decision, r.ErrorClass, r.Error)
+		}
+		if took > 5*time.Second {
+			t.Errorf("the event took %s with a 1s timeout", took)
+		}
+		if got := rt.calls.Load(); got != 0 {
+			t.Errorf("function ran %d times, want 0 (its input never fit)", got)
+		}
+	})
+}

@@ -401,6 +401,11 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		case errors.Is(err, objects.ErrNotFound):
 			return false, p.dropMissingOutput(ctx, key, rec) // deleted or overwritten since it was recorded
 		case errors.Is(err, objects.ErrPermanent):
+			if p.sourceGone(ctx, src) {
+				// The record's problem, not the event's: a deleted or refused
+				// source bucket would dead-letter every hit, of every tenant.
+				return false, p.dropMissingOutput(ctx, key, rec)
+			}
 			return true, p.fail(j, storeError(err, "copy recorded output to %s/%s", j.fn.Output.Bucket, dstKey), 1, true)
 		case err != nil:
 			return false, fmt.Errorf("pipeline: copy recorded output: %w", err)
@@ -422,6 +427,16 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 	j.rec.SavedMS = rec.FunctionMS
 	j.rec.FunctionMS = rec.FunctionMS
 	return true, nil
+}
+
+// sourceGone reports, after a copy of the recorded output src failed
+// permanently, whether src is the cause: gone, or its bucket missing or
+// refused. Otherwise the destination is, and the event a dead letter.
+func (p *Pipeline) sourceGone(ctx context.Context, src objects.Info) bool {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	_, err := p.cfg.Objects.Stat(ctx, src.Bucket, src.Key)
+	return errors.Is(err, objects.ErrNotFound) || errors.Is(err, objects.ErrPermanent)
 }
 
 // errRunUnshared is deliver's answer for a shared result past a tenant

@@ -539,12 +539,13 @@ func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
 // load fetches the bytes of an input that has none: opened from a trusted
 // fingerprint, or dropped while its event waited for a run slot. It
 // reports whether the bytes hash to another fingerprint than the input's
-// (the input then carries the one computed).
-func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatch bool, err error) {
+// (the input then carries the one computed). waits bounds its waits for
+// disk budget.
+func (p *Pipeline) load(ctx, waits context.Context, ev event.Event, in *input) (mismatch bool, err error) {
 	if in.sp != nil {
 		return false, nil
 	}
-	got, err := p.fetch(ctx, ev)
+	got, err := p.fetchWaiting(ctx, waits, ev)
 	if err != nil {
 		return false, err
 	}
@@ -560,13 +561,18 @@ func (p *Pipeline) load(ctx context.Context, ev event.Event, in *input) (mismatc
 // fetch reads the object at the event's version once, hashing it into a
 // spool so the function later runs on exactly the fingerprinted bytes.
 func (p *Pipeline) fetch(ctx context.Context, ev event.Event) (*input, error) {
+	return p.fetchWaiting(ctx, ctx, ev)
+}
+
+// fetchWaiting is fetch with its waits for disk budget bounded by waits.
+func (p *Pipeline) fetchWaiting(ctx, waits context.Context, ev event.Event) (*input, error) {
 	start := time.Now()
 	rc, info, err := p.cfg.Objects.Get(ctx, ev.Bucket, ev.Key, ev.VersionID, ev.ETag)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: get %s/%s: %w", ev.Bucket, ev.Key, err)
 	}
 	defer rc.Close()
-	sp := spool.NewBudgeted(ctx, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, 0)
+	sp := spool.NewBudgeted(waits, p.cfg.SpoolBudget, p.cfg.SpoolDir, 0, 0)
 	fp, err := fingerprint.Spool(rc, sp)
 	if err != nil {
 		sp.Close()

@@ -50,6 +50,9 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			// A background run claims only while it holds a run slot:
 			// a claim that then waited for one behind live events would
 			// make live duplicates of it wait behind the live events too.
+			// Its input is not held meanwhile: the slot's holder may be
+			// waiting for that budget (load reads it again).
+			in.dropSpooled()
 			waitStart := time.Now()
 			if err := p.runs.acquire(ctx, true); err != nil {
 				return fmt.Errorf("pipeline: wait for a run slot: %w", err)
@@ -70,6 +73,10 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		switch c.Outcome {
 		case index.Wait:
 			waited = true
+			// The budget sees only waits for budget: an input held while
+			// its event waits on a claim could be what the claim's owner
+			// waits for. A hit never needs it; a miss later reads it again.
+			in.dropSpooled()
 			if err := p.waitForOwner(ctx, c.Record, poll); err != nil {
 				return err
 			}
@@ -222,6 +229,10 @@ func (p *Pipeline) fail(j *job, err error, attempts int, deadLetter bool) error 
 	return nil
 }
 
+// errInputBudgetWait ends the wait for disk budget of an input read
+// inside a run slot once the function's timeout has passed.
+var errInputBudgetWait = errors.New("the function's timeout passed waiting for disk budget for the input")
+
 // inputError is a claimed run that cannot start because of its input:
 // the bytes could not be had (err), or they hash to another fingerprint
 // than the one the claim's key was made of (err nil).
@@ -276,10 +287,18 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 		j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	}
 	// A run needs the bytes: a trusted fingerprint came without them, or
-	// they were dropped above.
-	mismatch, err := p.load(runCtx, j.ev, in)
+	// they were dropped above. Read inside the slot, its wait for disk
+	// budget ends with the function's timeout, as the output's do: runCtx
+	// lasts as long as the lease, and the budget's holders may be waiting
+	// on something it cannot see (a claim, a slot).
+	wctx, endWait := context.WithTimeoutCause(runCtx, cmp.Or(j.fn.Limits.Timeout, registry.DefaultTimeout), errInputBudgetWait)
+	mismatch, err := p.load(runCtx, wctx, j.ev, in)
+	endWait()
 	if l := lost(runCtx); l != nil {
 		return l
+	}
+	if errors.Is(err, errInputBudgetWait) {
+		return runtime.Errorf(runtime.ClassPlatform, "load input: %v (raise --spool-budget, or lower --concurrency or --runs)", err)
 	}
 	if err != nil || mismatch {
 		return &inputError{err: err}
@@ -339,7 +358,7 @@ func (p *Pipeline) complete(ctx context.Context, key, token string, c index.Comp
 
 // runUndeduplicated runs a function marked no-dedup: no claim, no result.
 func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt runtime.Runtime) error {
-	if _, err := p.load(ctx, j.ev, in); err != nil { // every event runs: it needs the bytes
+	if _, err := p.load(ctx, ctx, j.ev, in); err != nil { // every event runs: it needs the bytes
 		return err
 	}
 	j.rec.Fingerprint = in.fp

@@ -476,6 +476,12 @@ func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInp
 	if client && in.MetadataDirective != types.MetadataDirectiveReplace {
 		if err := p.dropCopiedMarks(ctx, deref(in.Bucket), deref(in.Key)); err != nil {
 			p.logger.Error("drop dedupfn metadata a copy carried over", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
+			// The backend's copy already wrote the marks: a destination left
+			// as it is would pass for dedupfn's output (and trigger nothing)
+			// although the client was told the copy failed. Take it back.
+			if _, derr := p.Backend.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: out.VersionId}); derr != nil {
+				p.logger.Error("delete a copy that keeps dedupfn's metadata", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", derr)
+			}
 			return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
 		}
 	}

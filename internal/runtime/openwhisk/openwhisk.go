@@ -12,7 +12,9 @@
 //     retried with jittered backoff; 401/403 and 404 are
 //     runtime.ClassInit errors.
 //   - Resume: an Invocation with ExternalID polls that activation instead
-//     of invoking again. A record without a result is unfinished.
+//     of invoking again. A record without a result is unfinished. A
+//     resumed activation that failed is runtime.ClassPlatform: its URLs
+//     were the starting invocation's, revoked when that one returned.
 //   - Describe (runtime.Describer): a digest over the action's version and
 //     exec, so updating the action changes every dedup key.
 //
@@ -418,7 +420,17 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 		if err != nil {
 			return runtime.Result{ExternalID: inv.ExternalID}, err
 		}
-		return r.finish(rec, inv)
+		res, err := r.finish(rec, inv)
+		if runtime.ClassOf(err) == runtime.ClassFunction {
+			// The activation was started by another invocation, whose
+			// get_url and put_url were revoked when it returned (a lost
+			// lease): its failure may be that, so it says nothing about the
+			// function. A platform error is retried with a fresh
+			// activation and never cached.
+			err = &runtime.Error{Class: runtime.ClassPlatform, Stderr: res.Logs,
+				Err: fmt.Errorf("openwhisk: resumed activation %s, started by another invocation whose URLs are revoked, failed: %w", inv.ExternalID, err)}
+		}
+		return res, err
 	}
 	params, err := r.params(inv)
 	if err != nil {

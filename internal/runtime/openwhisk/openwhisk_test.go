@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -588,4 +591,51 @@ func TestInvoke_TenantScopedToOwnNamespace(t *testing.T) {
 		strings.Contains(err.Error(), "nocolon-secret") {
 		t.Fatalf("New with a bad tenant auth: %v, want an error not quoting it", err)
 	}
+}
+
+// Review of issue 17 (D): the pipeline revokes an invocation's get_url
+// when its Invoke returns, a lost lease included, and a successor resumes
+// that activation: the action then fails on the dead URL. That failure is
+// the platform's (retried with a fresh activation, never cached), not
+// the function's. On the parent commit it was an "application error" of
+// class function.
+func TestResume_FailureOfAnotherInvocationsActivationIsPlatform(t *testing.T) {
+	var revoked atomic.Bool
+	input := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if revoked.Load() {
+			http.Error(w, "revoked", http.StatusForbidden)
+			return
+		}
+		io.WriteString(w, "input")
+	}))
+	defer input.Close()
+	s, api := controller(t)
+	s.Register("fetcher", func(ctx context.Context, p map[string]any, _ func(string, ...any)) (map[string]any, error) {
+		time.Sleep(300 * time.Millisecond) // the starting invocation has given up by now
+		resp, err := http.Get(p["get_url"].(string))
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("get_url: %s", resp.Status)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return map[string]any{"body": base64.StdEncoding.EncodeToString(b)}, nil
+	})
+	s.SetBlockingTimeout(10 * time.Millisecond)
+	r := newRuntime(t, openwhisk.Options{API: api})
+	ctx, cancel := context.WithCancel(t.Context())
+	var id string
+	inv := &runtime.Invocation{Function: function(api, "fetcher"), Object: runtime.ObjectRef{Key: "k", GetURL: input.URL},
+		Limits: runtime.Limits{Timeout: 10 * time.Second}, OnExternalID: func(s string) { id = s; cancel() }}
+	if _, err := r.Invoke(ctx, inv); err == nil {
+		t.Fatal("cancelled invoke succeeded")
+	}
+	revoked.Store(true) // as the pipeline does once Invoke returns
+	_, _, err := invoke(t, r, function(api, "fetcher"), func(inv *runtime.Invocation) {
+		inv.ExternalID = id
+		inv.Object.GetURL = input.URL + "/successor"
+	})
+	wantClass(t, err, runtime.ClassPlatform, "403")
 }
