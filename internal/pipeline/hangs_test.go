@@ -50,17 +50,21 @@ func (r *sizedRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runti
 	return runtime.Result{OutputWritten: true}, nil
 }
 
-// budgetEnv is a pipeline with a disk budget and the sized runtime.
-func budgetEnv(t *testing.T, budget *spool.Budget) (*env, *sizedRuntime) {
+// budgetEnv is a pipeline with a disk budget and the sized runtime; opts
+// change its config.
+func budgetEnv(t *testing.T, budget *spool.Budget, opts ...func(*pipeline.Config)) (*env, *sizedRuntime) {
 	t.Helper()
 	e := newEnv(t)
 	rt := &sizedRuntime{}
-	var err error
-	e.pipe, err = pipeline.New(pipeline.Config{
+	cfg := pipeline.Config{
 		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
 		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
-	})
-	if err != nil {
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var err error
+	if e.pipe, err = pipeline.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	return e, rt
@@ -365,17 +369,9 @@ func TestSpoolBudget_HashedInputsWaitingForARunSlotHoldNoBudget(t *testing.T) {
 // about the event).
 func TestSpoolBudget_ContendedIsRetriedNotDeadLettered(t *testing.T) {
 	budget := spool.NewBudget(16 * mib)
-	e := newEnv(t)
-	rt := &sizedRuntime{}
-	var err error
-	e.pipe, err = pipeline.New(pipeline.Config{
-		Index: e.idx, Objects: store, Registry: e.reg, Runtimes: map[string]runtime.Runtime{"sized": rt},
-		Owner: "budget", SpoolDir: t.TempDir(), SpoolBudget: budget, MaxRuns: 2,
-		RetryBase: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+	e, rt := budgetEnv(t, budget, func(c *pipeline.Config) {
+		c.MaxRuns, c.RetryBase, c.RetryMax = 2, 50*time.Millisecond, 100*time.Millisecond
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.deploy("big", func(f *registry.Function) {
 		f.Runtime = "sized"
 		// Both inputs are on disk (10 MiB) when both outputs want 7 MiB more.
