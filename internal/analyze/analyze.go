@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -83,7 +84,8 @@ type Options struct {
 	// order).
 	Keys int
 	// StatAbove: objects larger than this many bytes are statted first,
-	// and not read when the store holds their SHA-256.
+	// and not read when the store holds their SHA-256. Smaller ones are
+	// statted too while the store vouches for contents (see vouching).
 	StatAbove int64
 	// FnSeconds, when > 0, is a function's run time: the report then says
 	// how much compute dedup would save. FnSource, if set, says where it
@@ -212,6 +214,7 @@ func Run(ctx context.Context, store objects.Store, t Target, o Options) (*Report
 	}
 
 	a := &aggregate{keys: o.Keys, contents: map[[32]byte]*content{}}
+	v := &vouching{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
 	for _, it := range items {
@@ -219,7 +222,7 @@ func Run(ctx context.Context, store objects.Store, t Target, o Options) (*Report
 			break
 		}
 		g.Go(func() error {
-			res, err := fingerprintObject(gctx, store, t.Bucket, it, o.StatAbove)
+			res, err := fingerprintObject(gctx, store, t.Bucket, it, o.StatAbove, v)
 			if err != nil {
 				return err
 			}
@@ -253,9 +256,9 @@ type result struct {
 }
 
 // fingerprintObject fingerprints one object, retrying transient errors.
-func fingerprintObject(ctx context.Context, store objects.Store, bucket string, it item, statAbove int64) (result, error) {
+func fingerprintObject(ctx context.Context, store objects.Store, bucket string, it item, statAbove int64, v *vouching) (result, error) {
 	for n := 1; ; n++ {
-		res, err := fingerprintOnce(ctx, store, bucket, it, statAbove)
+		res, err := fingerprintOnce(ctx, store, bucket, it, statAbove, v)
 		switch {
 		case err == nil:
 			return res, nil
@@ -270,13 +273,38 @@ func fingerprintObject(ctx context.Context, store objects.Store, bucket string, 
 	}
 }
 
-func fingerprintOnce(ctx context.Context, store objects.Store, bucket string, it item, statAbove int64) (result, error) {
-	if it.size > statAbove {
+// vouching tells whether a store keeps objects' SHA-256s (the built-in
+// endpoint hashes every write; MinIO/S3 where uploads carried a
+// full-object checksum): while it does, even small objects are statted,
+// so that nothing it vouches for is read. Once its stats gave no checksum
+// unvouchedLimit times and never one, small objects are read directly,
+// which costs no more than the stat.
+type vouching struct{ vouched, unvouched atomic.Int64 }
+
+// unvouchedLimit is how many checksum-less stats end statting small objects.
+const unvouchedLimit = 8
+
+func (v *vouching) worthStat() bool {
+	return v.vouched.Load() > 0 || v.unvouched.Load() < unvouchedLimit
+}
+
+func (v *vouching) note(vouched bool) {
+	if vouched {
+		v.vouched.Add(1)
+	} else {
+		v.unvouched.Add(1)
+	}
+}
+
+func fingerprintOnce(ctx context.Context, store objects.Store, bucket string, it item, statAbove int64, v *vouching) (result, error) {
+	if it.size > statAbove || v.worthStat() {
 		info, err := store.Stat(ctx, bucket, it.key)
 		if err != nil {
 			return result{}, err
 		}
-		if sum, ok := decodeSHA256(info.SHA256); ok {
+		sum, ok := decodeSHA256(info.SHA256)
+		v.note(ok)
+		if ok {
 			return result{sum: sum, size: info.Size, zeroRead: true}, nil
 		}
 	}
