@@ -54,9 +54,11 @@ objects, bytes, distinct contents, the duplicate share and the largest
 duplicate groups (by wasted bytes). No server is needed: analyze reads the
 store directly (--objects).
 
-Objects over 1 MiB are fingerprinted from the store's trusted SHA-256 when
-it has one (the built-in endpoint, or an S3 FULL_OBJECT checksum), with no
-read; the others are read and hashed.
+Objects are fingerprinted from the store's trusted SHA-256 when it has one
+(an S3 FULL_OBJECT checksum, given when the object was uploaded with one),
+with a HEAD and no read; the others are read and hashed. Once the store has
+answered 8 HEADs without a checksum and none with one, objects of 1 MiB or
+less are read without asking first.
 
 With --fn-seconds S (a function's run time), or --fn NAME (the median run
 time of a deployed function's recent runs, from its activations through the
