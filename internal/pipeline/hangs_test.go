@@ -70,6 +70,25 @@ func budgetEnv(t *testing.T, budget *spool.Budget, opts ...func(*pipeline.Config
 	return e, rt
 }
 
+// holdBudget has another holder keep n bytes of budget, not waiting,
+// until the test ends.
+func holdBudget(t *testing.T, budget *spool.Budget, n int) {
+	t.Helper()
+	other := spool.NewBudgeted(t.Context(), budget, t.TempDir(), 1, 0)
+	t.Cleanup(func() { other.Close() })
+	if _, err := other.Write(make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantBudgetFree fails t unless every spool gave its budget back.
+func wantBudgetFree(t *testing.T, budget *spool.Budget) {
+	t.Helper()
+	if got := budget.Used(); got != 0 {
+		t.Errorf("budget Used = %d after the events ended, want 0", got)
+	}
+}
+
 // handleWithin handles ev and fails the test if Handle has not returned
 // within d: an event that neither completes nor fails is the defect.
 func handleWithin(t *testing.T, d time.Duration, p *pipeline.Pipeline, ev event.Event) time.Duration {
@@ -112,20 +131,14 @@ func TestSpoolBudget_OutputThatCannotFitFailsNotWaits(t *testing.T) {
 		if got := rt.calls.Load(); got != 1 {
 			t.Errorf("function ran %d times, want 1 (a budget that can never fit is not retried)", got)
 		}
-		if got := budget.Used(); got != 0 {
-			t.Errorf("budget Used = %d after the event ended, want 0", got)
-		}
+		wantBudgetFree(t, budget)
 	})
 	t.Run("WaitEndsWithTheTimeout", func(t *testing.T) {
 		budget := spool.NewBudget(12 * mib)
 		e, rt := budgetEnv(t, budget)
 		// Another event's input holds 8 MiB and is not waiting: the output
 		// fits the budget alone, so it waits, but no longer than the timeout.
-		other := spool.NewBudgeted(t.Context(), budget, t.TempDir(), 1, 0)
-		defer other.Close()
-		if _, err := other.Write(make([]byte, 8*mib)); err != nil {
-			t.Fatal(err)
-		}
+		holdBudget(t, budget, 8*mib)
 		e.deploy("big", func(f *registry.Function) {
 			f.Runtime = "sized"
 			f.Params = map[string]string{"bytes": strconv.Itoa(6 * mib)}
@@ -391,9 +404,7 @@ func TestSpoolBudget_ContendedIsRetriedNotDeadLettered(t *testing.T) {
 	if got := rt.calls.Load(); got != 3 {
 		t.Errorf("function ran %d times, want 3 (both, and the refused one again)", got)
 	}
-	if got := budget.Used(); got != 0 {
-		t.Errorf("budget Used = %d after the events ended, want 0", got)
-	}
+	wantBudgetFree(t, budget)
 }
 
 // Review of issue 17 (B): no wait inside a held run slot is unbounded.
@@ -433,9 +444,7 @@ func TestSpoolBudget_NoUnboundedWaitInsideARunSlot(t *testing.T) {
 		if got := rt.calls.Load(); got != 2 {
 			t.Errorf("function ran %d times, want 2", got)
 		}
-		if got := budget.Used(); got != 0 {
-			t.Errorf("budget Used = %d after the events ended, want 0", got)
-		}
+		wantBudgetFree(t, budget)
 	})
 	t.Run("InputWaitEndsWithTheTimeout", func(t *testing.T) {
 		// Another holder keeps 8 MiB and never waits: an input of 8 MiB
@@ -443,11 +452,7 @@ func TestSpoolBudget_NoUnboundedWaitInsideARunSlot(t *testing.T) {
 		// function's timeout, and fails as a platform error.
 		budget := spool.NewBudget(12 * mib)
 		e, rt := budgetEnv(t, budget)
-		other := spool.NewBudgeted(t.Context(), budget, t.TempDir(), 1, 0)
-		defer other.Close()
-		if _, err := other.Write(make([]byte, 8*mib)); err != nil {
-			t.Fatal(err)
-		}
+		holdBudget(t, budget, 8*mib)
 		e.deploy("big", func(f *registry.Function) {
 			f.Runtime = "sized"
 			f.Params = map[string]string{"bytes": "1"}
