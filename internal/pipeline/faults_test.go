@@ -145,8 +145,12 @@ func handleAll(t *testing.T, pipes []*pipeline.Pipeline, evs []event.Event, stag
 // let another replica take over and run the function again.
 func TestLease_RenewedUntilOutputStored(t *testing.T) {
 	e := newEnv(t)
-	e.deploy("upper", func(f *registry.Function) { f.Limits.Lease = 150 * time.Millisecond })
-	slow := &slowStore{Store: store, putDelay: 600 * time.Millisecond}
+	// The output's store takes 4 leases; the lease is long enough that a
+	// scheduling stall under -race on 2 busy cores does not outlast the
+	// renewals (a 150 ms lease did: a takeover and a second run, now and
+	// then, on f13dda0 as since).
+	e.deploy("upper", func(f *registry.Function) { f.Limits.Lease = 600 * time.Millisecond })
+	slow := &slowStore{Store: store, putDelay: 2400 * time.Millisecond}
 	a, b := e.replica("a", e.idx, slow), e.replica("b", e.idx, slow)
 	evs := []event.Event{e.put("one.txt", "same"), e.put("two.txt", "same")}
 	handleAll(t, []*pipeline.Pipeline{a, b}, evs, 50*time.Millisecond)
