@@ -27,7 +27,7 @@ through its API (--api or DEDUPFN_API, default http://127.0.0.1:8080).`,
 		Version:       Version,
 	}
 	root.AddCommand(newServeCmd(), newFnCmd(), newInvokeCmd(), newActivationsCmd(), newDLQCmd(),
-		newStatsCmd(), newPurgeCmd(), newExplainCmd(), newBenchCmd(), newAnalyzeCmd())
+		newStatsCmd(), newPurgeCmd(), newExplainCmd(), newLineageCmd(), newBenchCmd(), newAnalyzeCmd())
 	root.AddCommand(newBackfillCmd())
 	return root
 }

@@ -17,6 +17,9 @@ const (
 	Wait    Decision = "wait"    // waited for another run of the same key, then reused it
 	Error   Decision = "error"   // failed; see Error and ErrorClass
 	Skipped Decision = "skipped" // no function applied (self-written output, deleted object)
+	// Delete: an input was deleted, and so was the output the function
+	// wrote for it (fn deploy --on-input-delete delete).
+	Delete Decision = "delete"
 )
 
 // Timings of the stages of one activation, in milliseconds.
@@ -36,8 +39,13 @@ type Timings struct {
 type Object struct {
 	Bucket string `json:"bucket"`
 	Key    string `json:"key"`
-	ETag   string `json:"etag,omitempty"`
-	Size   int64  `json:"size,omitempty"`
+	// VersionID is the object's version where the store keeps versions.
+	VersionID string `json:"version_id,omitempty"`
+	ETag      string `json:"etag,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	// SHA256 is the hex SHA-256 of an output's bytes, as recorded: what
+	// the functions its output triggers decide from, unread.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Record is one activation: one event processed by one function.
@@ -68,6 +76,16 @@ type Record struct {
 
 	// RetryOf is the dead-lettered activation this one retried (dlq retry).
 	RetryOf string `json:"retry_of,omitempty"`
+
+	// Cause is the activation that wrote this one's input (a pipeline's
+	// previous stage), empty for an upload; like OpenWhisk's cause.
+	Cause string `json:"cause,omitempty"`
+	// Root is the upload a pipeline started from: the event's own object
+	// for an upload.
+	Root *Object `json:"root,omitempty"`
+	// Stage is the function's place in its pipeline: 1 for a function an
+	// upload triggers, n+1 for one an output of stage n triggers.
+	Stage int `json:"stage,omitempty"`
 }
 
 // Stats are the totals over activation records.
@@ -77,10 +95,13 @@ type Stats struct {
 	// Hits counts events served from a recorded result without a run,
 	// including Waits: those that first waited for a concurrent run of
 	// the same content.
-	Hits        int64   `json:"hits"`
-	Waits       int64   `json:"waits"`
-	Errors      int64   `json:"errors"`
-	Skipped     int64   `json:"skipped"`
+	Hits    int64 `json:"hits"`
+	Waits   int64 `json:"waits"`
+	Errors  int64 `json:"errors"`
+	Skipped int64 `json:"skipped"`
+	// Deletes counts the outputs deleted with their inputs, apart from
+	// hits and runs.
+	Deletes     int64   `json:"deletes"`
 	DeadLetters int64   `json:"dead_letters"`
 	FunctionMS  float64 `json:"function_ms"`
 	SavedMS     float64 `json:"saved_ms"`
@@ -102,6 +123,8 @@ func (s *Stats) Add(r Record) {
 		s.Errors++
 	case Skipped:
 		s.Skipped++
+	case Delete:
+		s.Deletes++
 	}
 	if r.DeadLetter {
 		s.DeadLetters++

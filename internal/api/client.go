@@ -180,6 +180,14 @@ func (c *Client) Explain(ctx context.Context, fn, bucket, key string) (pipeline.
 	return out, c.do(ctx, http.MethodGet, "/v1/explain?"+q.Encode(), nil, &out)
 }
 
+// Lineage returns an object's chain back to its upload and the objects
+// derived from it.
+func (c *Client) Lineage(ctx context.Context, bucket, key string) (pipeline.Lineage, error) {
+	q := url.Values{"bucket": {bucket}, "key": {key}}
+	var out pipeline.Lineage
+	return out, c.do(ctx, http.MethodGet, "/v1/lineage?"+q.Encode(), nil, &out)
+}
+
 // StartBackfill starts a backfill job on the server and returns it.
 func (c *Client) StartBackfill(ctx context.Context, req backfill.Request) (backfill.Job, error) {
 	var out backfill.Job

@@ -54,7 +54,7 @@ func statusOf(err error) int {
 		// and not a missing API resource (404).
 		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, index.ErrNotFound), errors.Is(err, objects.ErrNotFound),
-		errors.Is(err, backfill.ErrNotFound):
+		errors.Is(err, backfill.ErrNotFound), errors.Is(err, pipeline.ErrNoLineage):
 		return http.StatusNotFound
 	case errors.Is(err, pipeline.ErrNotRetryable), errors.Is(err, backfill.ErrConflict), errors.Is(err, errAmbiguous):
 		return http.StatusConflict

@@ -253,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	s.routeActivations()
 	s.routeBackfills()
 	s.routeOps()
+	s.routeLineage()
 	s.routeInsights()
 	return s, nil
 }

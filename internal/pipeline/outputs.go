@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,11 +21,6 @@ import (
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/spool"
 )
-
-// outputDocKind names the index documents that note the outputs dedupfn
-// writes into triggered buckets (outputNote): what decides that an object
-// is dedupfn's own output, which triggers nothing.
-const outputDocKind = "output"
 
 // outputKey renders the job's output key and refuses one that is the
 // input itself.
@@ -137,7 +130,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
 		}
 		sum = fingerprint.Hex(fp)
-		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+		if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 			return nil, err
 		}
 		opts.ContentType = sniff(out)
@@ -157,7 +150,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
 				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
 			}
-			if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+			if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 				return nil, err
 			}
 			opts.ContentType = staged.ContentType
@@ -179,7 +172,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		result := resultObject(res)
 		h := sha256.Sum256(result)
 		sum = hex.EncodeToString(h[:])
-		if err := p.noteOutput(ctx, bucket, key, sum); err != nil {
+		if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 			return nil, err
 		}
 		opts.ContentType = "application/json"
@@ -191,6 +184,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 	if info.SHA256 != "" && info.SHA256 != sum {
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the store holds other bytes (SHA-256 %s) than were written (%s)", bucket, key, info.SHA256, sum)
 	}
+	j.outVersion = info.VersionID
 	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType,
 		SHA256: sum, ResultObject: isResult}, nil
 }
@@ -248,65 +242,6 @@ func (p *Pipeline) dropStaged(ctx context.Context, j *job) {
 	if err := p.cfg.Objects.Delete(ctx, j.fn.Output.Bucket, j.staging); err != nil {
 		p.log(ctx).Warn("delete staged output", "output_bucket", j.fn.Output.Bucket, "staging_key", j.staging, "err", err)
 	}
-}
-
-// outputNote is the index document (outputDocKind, outputDocID) noting
-// the output dedupfn writes at a key of a triggered bucket: the SHA-256 of
-// its bytes. Only dedupfn writes the index, so a note, unlike an object's
-// metadata (which any uploader to MinIO/S3 can set), says that the object
-// at that key with those bytes is dedupfn's own output.
-type outputNote struct {
-	SHA256 string `json:"sha256"`
-}
-
-// noteOutput notes the output with SHA-256 sum before dedupfn writes it
-// at bucket/key, so that neither its event (which may arrive before the
-// write returns) nor the reconciler runs a function on it. A note whose
-// write then fails names bytes that are not there and matches nothing.
-// Outputs in untriggered buckets need no note.
-func (p *Pipeline) noteOutput(ctx context.Context, bucket, key, sum string) error {
-	if len(p.cfg.Registry.Match(bucket, key)) == 0 {
-		return nil
-	}
-	doc, err := json.Marshal(outputNote{SHA256: sum})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	if err := p.cfg.Index.PutDoc(ctx, outputDocKind, outputDocID(bucket, key), doc); err != nil {
-		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
-	}
-	return nil
-}
-
-// isOwnOutput reports whether the object at bucket/key whose bytes have
-// SHA-256 sum is an output dedupfn wrote (noteOutput): the index decides,
-// never the object's metadata. Only a bucket some function writes into
-// can hold one, so no other costs an index read.
-func (p *Pipeline) isOwnOutput(ctx context.Context, bucket, key, sum string) (bool, error) {
-	if sum == "" || !slices.ContainsFunc(p.cfg.Registry.List(""), func(f registry.Function) bool { return f.Output.Bucket == bucket }) {
-		return false, nil
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(bucket, key))
-	switch {
-	case errors.Is(err, index.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("pipeline: look up output note: %w", err)
-	}
-	var note outputNote
-	if json.Unmarshal(doc, &note) != nil {
-		return false, nil // a note of an older format (by ETag): it decides nothing
-	}
-	return note.SHA256 == sum, nil
-}
-
-func outputDocID(bucket, key string) string {
-	h := sha256.Sum256([]byte(bucket + "\x00" + key))
-	return hex.EncodeToString(h[:16])
 }
 
 func sniff(sp *spool.Spool) string {
@@ -381,6 +316,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		case err != nil:
 			return false, fmt.Errorf("pipeline: check recorded output: %w", err)
 		}
+		j.outVersion = st.VersionID
 	} else {
 		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
 			if !retryable(runtime.ClassOf(err)) {
@@ -388,7 +324,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			}
 			return false, err
 		}
-		if err := p.noteOutput(ctx, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
+		if err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
 			return false, err
 		}
 		// If-Match on the ETag only narrows the race; the SHA-256 of what
@@ -419,14 +355,20 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			p.dropDelivered(ctx, info)
 			return false, p.dropMissingOutput(ctx, key, rec)
 		}
-		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size}
+		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, SHA256: sum}
+		j.outVersion = info.VersionID
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
-	j.rec.Output = &activation.Object{Bucket: out.Bucket, Key: out.Key, ETag: out.ETag, Size: out.Size}
+	j.rec.Output = outputObject(j, &out)
 	j.rec.Result = rec.Result
 	j.rec.SavedMS = rec.FunctionMS
 	j.rec.FunctionMS = rec.FunctionMS
 	return true, nil
+}
+
+// outputObject is the activation's record of the output o that j delivered.
+func outputObject(j *job, o *index.Output) *activation.Object {
+	return &activation.Object{Bucket: o.Bucket, Key: o.Key, VersionID: j.outVersion, ETag: o.ETag, Size: o.Size, SHA256: o.SHA256}
 }
 
 // sourceGone reports, after a copy of the recorded output src failed

@@ -13,6 +13,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -230,25 +231,33 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 	// endpoint's event, a store checksum) costs no read.
 	in, openErr := p.open(ctx, ev)
 	defer in.close()
+	var l link
 	if openErr == nil {
 		ev.SHA256 = fingerprint.Hex(in.fp)
-		if own, err := p.isOwnOutput(ctx, ev.Bucket, ev.Key, ev.SHA256); err != nil || own {
-			if own {
-				p.metrics.selfSkipped.Inc()
-			}
+		var err error
+		if ev, fns, l, err = p.linked(ctx, ev, fns); err != nil || len(fns) == 0 {
 			return nil, err
 		}
 	}
-	pending, err := p.unrecorded(ctx, ev, fns, start)
+	pending, found, err := p.unrecorded(ctx, ev, fns, start, l)
 	if err != nil {
 		return nil, err
 	}
 	var recs []activation.Record
+	next := make([]stageOutput, 0, len(pending)+len(found))
+	for _, rec := range found {
+		next = append(next, stageOutput{rec: rec})
+	}
 	for _, j := range pending {
 		j.rec.RetryOf = retryOf
 		jctx := p.withJob(ctx, j)
 		jerr := openErr
-		if jerr == nil {
+		switch {
+		case jerr != nil:
+		case l.stage() > registry.MaxChainStages:
+			jerr = p.fail(j, runtime.Errorf(runtime.ClassConfig, "pipeline deeper than %d stages: %s/%s is the output of stage %d (%s); at most %d functions are chained, as OpenWhisk limits sequences",
+				registry.MaxChainStages, ev.Bucket, ev.Key, l.prov.Stage, l.prov.Function, registry.MaxChainStages), 1, true)
+		default:
 			j.rec.Fingerprint = in.fp
 			jerr = p.runRecovered(jctx, j, in, force)
 			j.rec.Fingerprint = in.fp // the bytes' own, if they were not what the store vouched for
@@ -261,8 +270,112 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 			return recs, err
 		}
 		recs = append(recs, j.rec)
+		next = append(next, stageOutput{rec: j.rec, prov: j.prov})
+		if err := p.dropReplacedOutputs(jctx, j); err != nil {
+			return recs, err
+		}
 	}
-	return recs, nil
+	// The pipeline goes on from every output: those written now, and
+	// those an earlier delivery of this event wrote, whose next stage may
+	// not have been recorded before that delivery was cut short.
+	return recs, p.nextStage(ctx, next)
+}
+
+// linked finds whether ev's object is an output dedupfn wrote (its
+// provenance in the index names its bytes), and then returns the event
+// as its write made it, whichever way it came (in-process or from the
+// store's notification, both one event: at the time of the write), and
+// the functions of fns it may trigger: never the writer, nor any
+// function upstream of it. An upload comes back as it is.
+func (p *Pipeline) linked(ctx context.Context, ev event.Event, fns []registry.Function) (event.Event, []registry.Function, link, error) {
+	prov, err := p.ownOutput(ctx, ev.Bucket, ev.Key, ev.SHA256)
+	if err != nil || prov == nil {
+		return ev, fns, link{}, err
+	}
+	ev.Time = prov.Written
+	fns = p.downstream(prov, fns)
+	if len(fns) == 0 {
+		p.metrics.selfSkipped.Inc()
+	}
+	return ev, fns, link{prov: prov}, nil
+}
+
+// ownOutput is provenanceOf for the buckets some function writes into:
+// no other can hold an output, so no other costs an index read.
+func (p *Pipeline) ownOutput(ctx context.Context, bucket, key, sum string) (*provenance, error) {
+	if !slices.ContainsFunc(p.cfg.Registry.List(""), func(f registry.Function) bool { return f.Output.Bucket == bucket }) {
+		return nil, nil
+	}
+	return p.provenanceOf(ctx, bucket, key, sum)
+}
+
+// downstream returns the functions of fns that an output with provenance
+// prov may trigger: not its writer, nor any function upstream of it, so
+// that no pipeline loops even where the graph changed since the deploy
+// that checked it.
+func (p *Pipeline) downstream(prov *provenance, fns []registry.Function) []registry.Function {
+	id := func(tenant, name string) string { return tenant + "/" + name }
+	upstream := map[string]bool{id(prov.Tenant, prov.Function): true}
+	for _, f := range p.cfg.Registry.List(prov.Tenant) {
+		if f.Name == prov.Function {
+			for _, a := range p.cfg.Registry.Graph().Ancestors(f) {
+				upstream[id(a.Tenant, a.Name)] = true
+			}
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(fns), func(f registry.Function) bool { return upstream[id(f.Tenant, f.Name)] })
+}
+
+// stageOutput is an activation whose output may trigger the next stage,
+// with the provenance noted for that output when it was written now.
+type stageOutput struct {
+	rec  activation.Record
+	prov *provenance
+}
+
+// chainSource is the event source of an output's event, made in-process
+// when dedupfn wrote the output.
+const chainSource = "chain"
+
+// nextStage sends each output of outs to the functions it triggers, as
+// its event would: in-process, with the SHA-256 recorded for it, so a
+// stage whose input is the recorded output of a hit decides from the
+// index without reading it (early cutoff), and an embedded endpoint,
+// which publishes no events for dedupfn's own writes, chains too. The
+// store's own event for the output, where one comes, is the same event
+// (see linked) and finds its activations recorded.
+func (p *Pipeline) nextStage(ctx context.Context, outs []stageOutput) error {
+	for _, o := range outs {
+		out := o.rec.Output
+		switch {
+		case out == nil || out.SHA256 == "":
+			continue
+		case o.rec.Decision != activation.Miss && o.rec.Decision != activation.Hit && o.rec.Decision != activation.Wait:
+			continue
+		}
+		fns := p.cfg.Registry.Match(out.Bucket, out.Key)
+		if len(fns) == 0 {
+			continue
+		}
+		prov := o.prov
+		if prov == nil || prov.SHA256 != out.SHA256 {
+			var err error
+			if prov, err = p.provenanceOf(ctx, out.Bucket, out.Key, out.SHA256); err != nil {
+				return err
+			}
+			if prov == nil {
+				continue // replaced since: the new object's own event goes on from it
+			}
+		}
+		ev := event.Event{
+			Source: chainSource, Name: "s3:ObjectCreated:Chain", Bucket: out.Bucket, Key: out.Key,
+			VersionID: out.VersionID, ETag: out.ETag, Size: out.Size, SHA256: out.SHA256, Time: prov.Written,
+		}
+		if _, err := p.process(ctx, ev, fns, false, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unrecorded returns a job for each of fns that has no activation for ev
@@ -271,28 +384,33 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 // same content uploaded to the key again after another one ("scan clean,
 // then swap back") is not a redelivery: the key's output is then the
 // other content's, so it gets an activation of its own (see sameUpload).
-func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registry.Function, start time.Time) ([]*job, error) {
-	var pending []*job
+//
+// It also returns the activations found recorded, from which the
+// pipeline goes on (nextStage).
+func (p *Pipeline) unrecorded(ctx context.Context, ev event.Event, fns []registry.Function, start time.Time, l link) (pending []*job, found []activation.Record, err error) {
 	for _, fn := range fns {
 		j := newJob(ev, fn, start)
-		rec, found, err := p.activation(ctx, j.rec.ID)
+		rec, ok, err := p.activation(ctx, j.rec.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if found && !sameUpload(ev, rec) {
+		if ok && !sameUpload(ev, rec) {
 			again := ev
 			again.Nonce = "at:" + ev.Time.UTC().Format(time.RFC3339Nano)
 			j = newJob(again, fn, start)
 			j.ev = ev
-			if _, found, err = p.activation(ctx, j.rec.ID); err != nil {
-				return nil, err
+			if rec, ok, err = p.activation(ctx, j.rec.ID); err != nil {
+				return nil, nil, err
 			}
 		}
-		if !found {
-			pending = append(pending, j)
+		if ok {
+			found = append(found, rec)
+			continue
 		}
+		j.link(l)
+		pending = append(pending, j)
 	}
-	return pending, nil
+	return pending, found, nil
 }
 
 // activation reads the activation record id, if there is one.
@@ -403,6 +521,21 @@ type job struct {
 	// slot: j holds a run slot that its next invocation uses (a
 	// background run claims only while holding one, see run).
 	slot bool
+	// prov is the provenance noted for the output j wrote, if it wrote
+	// one; outVersion that output's version, where the store keeps them.
+	prov       *provenance
+	outVersion string
+}
+
+// link places j in its pipeline: its stage, the activation that wrote its
+// input and the upload its pipeline started from.
+func (j *job) link(l link) {
+	j.rec.Stage = l.stage()
+	j.rec.Root = &activation.Object{Bucket: j.ev.Bucket, Key: j.ev.Key}
+	if l.prov != nil {
+		j.rec.Cause = l.prov.Activation
+		j.rec.Root = &activation.Object{Bucket: l.prov.Root.Bucket, Key: l.prov.Root.Key}
+	}
 }
 
 func newJob(ev event.Event, fn registry.Function, start time.Time) *job {
@@ -514,9 +647,10 @@ const statFirstMin = 1 << 20
 // open returns the event's input: its trusted fingerprint when the event
 // or the store has one, else the object read and hashed.
 func (p *Pipeline) open(ctx context.Context, ev event.Event) (*input, error) {
-	// Only the built-in endpoint computes SHA256 on its events; any other
-	// source's is not ours to trust.
-	if fp, err := fingerprint.FromSHA256Hex(ev.SHA256); err == nil && ev.Source == "embedded" {
+	// Only the built-in endpoint computes SHA256 on its events, and only
+	// dedupfn itself on its outputs' (nextStage); any other source's is
+	// not ours to trust.
+	if fp, err := fingerprint.FromSHA256Hex(ev.SHA256); err == nil && (ev.Source == "embedded" || ev.Source == chainSource) {
 		return &input{fp: fp, info: objects.Info{
 			Bucket: ev.Bucket, Key: ev.Key, VersionID: ev.VersionID, ETag: ev.ETag,
 			Size: ev.Size, ContentType: ev.ContentType, Metadata: ev.Metadata,

@@ -91,11 +91,12 @@ func (p *Pipeline) processed(ctx context.Context, o objects.Info, fns []registry
 	if sum == "" {
 		return false, nil
 	}
-	if own, err := p.isOwnOutput(ctx, o.Bucket, o.Key, sum); err != nil || own {
-		return own, err
-	}
 	ev := event.Event{Source: reconcileSource, Bucket: o.Bucket, Key: o.Key, VersionID: o.VersionID, SHA256: sum, Time: o.Modified}
-	pending, err := p.unrecorded(ctx, ev, fns, time.Now())
+	ev, fns, l, err := p.linked(ctx, ev, fns)
+	if err != nil || len(fns) == 0 {
+		return len(fns) == 0, err
+	}
+	pending, _, err := p.unrecorded(ctx, ev, fns, time.Now(), l)
 	return len(pending) == 0, err
 }
 

@@ -326,7 +326,7 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
 	j.rec.Decision = activation.Miss
-	j.rec.Output = &activation.Object{Bucket: output.Bucket, Key: output.Key, ETag: output.ETag, Size: output.Size}
+	j.rec.Output = outputObject(j, output)
 	return nil
 }
 
@@ -370,7 +370,7 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 			out.Close()
 			if serr == nil {
 				j.rec.Decision = activation.Miss
-				j.rec.Output = &activation.Object{Bucket: output.Bucket, Key: output.Key, ETag: output.ETag, Size: output.Size}
+				j.rec.Output = outputObject(j, output)
 				return nil
 			}
 			err = serr

@@ -1,0 +1,247 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/runtime"
+)
+
+// Provenance lives in the index, the one source of truth about what
+// dedupfn wrote (an object's metadata is the uploader's to set). Three
+// kinds of documents are written for every output, before the output
+// itself, so that its event, however early, finds them:
+//
+//   - outputDocKind, under outputDocID(bucket, key): the provenance of the
+//     object at that key (its bytes' SHA-256, its input, function, stage,
+//     the activation that delivered it). It says the object at that key
+//     with those bytes is dedupfn's output, and so where its pipeline is.
+//   - derivedDocKind, under outputDocID(input) + "." + outputDocID(output):
+//     the edge from an input to an output made from it, found by the
+//     input's prefix (deletes, lineage).
+//   - copyDocKind, under dedupKey + "." + outputDocID(output): an object
+//     holding a recorded result's bytes, found by the record's key, so a
+//     record whose output is deleted can be re-pointed to a live copy.
+//
+// A document whose write is followed by a failed output write names bytes
+// that are not there and matches nothing.
+const (
+	outputDocKind  = "output"
+	derivedDocKind = "derived"
+	copyDocKind    = "copy"
+)
+
+// objectRef names an object in provenance documents.
+type objectRef struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// provenance is the outputDocKind document of one output object.
+type provenance struct {
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+	SHA256   string `json:"sha256"`
+	Tenant   string `json:"tenant,omitempty"`
+	Function string `json:"function,omitempty"`
+	Version  string `json:"version,omitempty"`
+	// Stage is the writing function's stage (activation.Record.Stage).
+	Stage int       `json:"stage,omitempty"`
+	Input objectRef `json:"input"`
+	Root  objectRef `json:"root"`
+	// Activation delivered the object (a run or a hit); Cause is the
+	// activation that wrote its input, empty for an upload.
+	Activation string `json:"activation,omitempty"`
+	Cause      string `json:"cause,omitempty"`
+	// DedupKey is the record whose result the object holds.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// Written is when dedupfn wrote the object: the time of the event its
+	// write makes for the functions downstream, whichever way it comes
+	// (in-process, or from the store's notification), so both are one.
+	Written time.Time `json:"written"`
+}
+
+// derivedDoc is the derivedDocKind document of one input → output edge.
+type derivedDoc struct {
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+	Tenant   string `json:"tenant"`
+	Function string `json:"function"`
+	Stage    int    `json:"stage"`
+}
+
+func outputDocID(bucket, key string) string {
+	h := sha256.Sum256([]byte(bucket + "\x00" + key))
+	return hex.EncodeToString(h[:16])
+}
+
+func derivedDocID(in, out objectRef) string {
+	return outputDocID(in.Bucket, in.Key) + "." + outputDocID(out.Bucket, out.Key)
+}
+
+func copyDocID(dedupKey string, out objectRef) string {
+	return dedupKey + "." + outputDocID(out.Bucket, out.Key)
+}
+
+// link is where an event's object sits in a pipeline: nothing for an
+// upload; for dedupfn's own output, its provenance.
+type link struct {
+	prov *provenance // nil: an upload
+}
+
+// stage is the stage of the functions the object triggers.
+func (l link) stage() int {
+	if l.prov == nil {
+		return 1
+	}
+	return l.prov.Stage + 1
+}
+
+// provenanceFor is the provenance of the output j writes at bucket/key
+// with SHA-256 sum.
+func provenanceFor(j *job, bucket, key, sum string) *provenance {
+	root := objectRef{Bucket: j.ev.Bucket, Key: j.ev.Key}
+	if j.rec.Root != nil {
+		root = objectRef{Bucket: j.rec.Root.Bucket, Key: j.rec.Root.Key}
+	}
+	return &provenance{
+		Bucket: bucket, Key: key, SHA256: sum, Tenant: j.fn.Tenant, Function: j.fn.Name, Version: j.fn.Version,
+		Stage:      max(j.rec.Stage, 1),
+		Input:      objectRef{Bucket: j.ev.Bucket, Key: j.ev.Key, SHA256: j.ev.SHA256},
+		Root:       root,
+		Activation: j.rec.ID, Cause: j.rec.Cause, DedupKey: j.rec.Key,
+		Written: time.Now().UTC(),
+	}
+}
+
+// noteOutput records the provenance of the output j is about to write at
+// bucket/key with SHA-256 sum, before it is written, so that neither its
+// event (which may arrive before the write returns) nor the reconciler
+// takes it for an upload.
+func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string) error {
+	prov := provenanceFor(j, bucket, key, sum)
+	out := objectRef{Bucket: bucket, Key: key}
+	docs := []struct {
+		kind, id string
+		doc      any
+	}{
+		{derivedDocKind, derivedDocID(prov.Input, out), derivedDoc{Bucket: bucket, Key: key, Tenant: prov.Tenant, Function: prov.Function, Stage: prov.Stage}},
+		{outputDocKind, outputDocID(bucket, key), prov},
+	}
+	if prov.DedupKey != "" {
+		docs = append(docs, struct {
+			kind, id string
+			doc      any
+		}{copyDocKind, copyDocID(prov.DedupKey, out), objectRef{Bucket: bucket, Key: key, SHA256: sum}})
+	}
+	for _, d := range docs {
+		if err := p.putDoc(ctx, d.kind, d.id, d.doc); err != nil {
+			return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
+		}
+	}
+	j.prov = prov
+	return nil
+}
+
+func (p *Pipeline) putDoc(ctx context.Context, kind, id string, v any) error {
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	return p.cfg.Index.PutDoc(ctx, kind, id, doc)
+}
+
+func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Index.DeleteDoc(ctx, kind, id); err != nil && !errors.Is(err, index.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// provenanceAt returns the provenance noted for the object at
+// bucket/key, or nil when dedupfn noted none there.
+func (p *Pipeline) provenanceAt(ctx context.Context, bucket, key string) (*provenance, error) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	doc, err := p.cfg.Index.GetDoc(ctx, outputDocKind, outputDocID(bucket, key))
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("pipeline: look up provenance of %s/%s: %w", bucket, key, err)
+	}
+	var prov provenance
+	if json.Unmarshal(doc, &prov) != nil || prov.SHA256 == "" {
+		return nil, nil // a note of an older format: it decides nothing
+	}
+	return &prov, nil
+}
+
+// provenanceOf returns the provenance of the object at bucket/key whose
+// bytes have SHA-256 sum when dedupfn wrote it (the index decides, never
+// the object's metadata), else nil: an upload, or an object that has
+// replaced dedupfn's output there since.
+func (p *Pipeline) provenanceOf(ctx context.Context, bucket, key, sum string) (*provenance, error) {
+	if sum == "" {
+		return nil, nil
+	}
+	prov, err := p.provenanceAt(ctx, bucket, key)
+	if err != nil || prov == nil || prov.SHA256 != sum {
+		return nil, err
+	}
+	return prov, nil
+}
+
+// docsPrefix calls fn for each document of kind whose id starts with
+// prefix, decoded into a fresh T.
+func docsPrefix[T any](ctx context.Context, idx index.Docs, kind, prefix string, fn func(id string, doc T) error) error {
+	return idxDocsPrefix(ctx, idx, kind, prefix, func(id string, raw []byte) error {
+		var doc T
+		if json.Unmarshal(raw, &doc) != nil {
+			return nil // not of this format: decides nothing
+		}
+		return fn(id, doc)
+	})
+}
+
+// derivedOf returns the outputs noted as made from the object at
+// bucket/key, with their document ids.
+func (p *Pipeline) derivedOf(ctx context.Context, bucket, key string) (ids []string, docs []derivedDoc, err error) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	err = docsPrefix(ctx, p.cfg.Index, derivedDocKind, outputDocID(bucket, key)+".", func(id string, d derivedDoc) error {
+		ids, docs = append(ids, id), append(docs, d)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: look up outputs of %s/%s: %w", bucket, key, err)
+	}
+	return ids, docs, nil
+}
+
+// TEMPORARY until s6/index lands.
+func idxDocsPrefix(ctx context.Context, idx index.Docs, kind, prefix string, fn func(string, []byte) error) error {
+	if d, ok := idx.(interface {
+		DocsPrefix(context.Context, string, string, func(string, []byte) error) error
+	}); ok {
+		return d.DocsPrefix(ctx, kind, prefix, fn)
+	}
+	return idx.Docs(ctx, kind, func(id string, doc []byte) error {
+		if !strings.HasPrefix(id, prefix) {
+			return nil
+		}
+		return fn(id, doc)
+	})
+}
