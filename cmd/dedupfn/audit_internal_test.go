@@ -67,7 +67,7 @@ func TestStats_ListsNondeterministicFunctions(t *testing.T) {
 
 func TestStats_JSON(t *testing.T) {
 	b, _ := json.Marshal(statsOutput{Stats: activation.Stats{Events: 2, Hits: 1}})
-	if string(b) != `{"events":2,"runs":0,"hits":1,"waits":0,"errors":0,"skipped":0,"dead_letters":0,"function_ms":0,"saved_ms":0}` {
+	if string(b) != `{"events":2,"runs":0,"hits":1,"waits":0,"errors":0,"skipped":0,"deletes":0,"dead_letters":0,"function_ms":0,"saved_ms":0}` {
 		t.Fatalf("stats --json without nondeterministic functions changed shape: %s", b)
 	}
 	b, _ = json.Marshal(statsOutput{Stats: activation.Stats{Events: 2}, Nondeterministic: nondeterministicFns([]registry.Function{markedFn("f", "t", "")})})

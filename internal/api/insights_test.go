@@ -117,7 +117,7 @@ func TestFunctionStats(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		want := "[dead_letters errors events function function_ms hit_rate hits runs saved_ms skipped tenant waits]"
+		want := "[dead_letters deletes errors events function function_ms hit_rate hits runs saved_ms skipped tenant waits]"
 		if fmt.Sprint(keys) != want {
 			t.Fatalf("a row has the fields %v, want %s", keys, want)
 		}

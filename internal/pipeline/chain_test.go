@@ -1,0 +1,347 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
+	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
+	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+)
+
+// stageRuntime wraps its input in its function's name, "thumbnail(a)",
+// and counts executions per function: a pure function per stage.
+type stageRuntime struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (r *stageRuntime) Name() string                { return "stage" }
+func (r *stageRuntime) Version() string             { return "stage/1" }
+func (r *stageRuntime) Close(context.Context) error { return nil }
+
+func (r *stageRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runtime.Result, error) {
+	r.mu.Lock()
+	r.calls[inv.Function.Name]++
+	r.mu.Unlock()
+	data, err := io.ReadAll(inv.Input)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	fmt.Fprintf(inv.Output, "%s(%s)", inv.Function.Name, data)
+	return runtime.Result{OutputWritten: true, Duration: time.Millisecond}, nil
+}
+
+func (r *stageRuntime) ran(fn string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[fn]
+}
+
+// bucketReads counts the reads of each bucket's objects.
+type bucketReads struct {
+	objects.Store
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func (s *bucketReads) Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
+	s.mu.Lock()
+	s.gets[bucket]++
+	s.mu.Unlock()
+	return s.Store.Get(ctx, bucket, key, versionID, etag)
+}
+
+func (s *bucketReads) got(bucket string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets[bucket]
+}
+
+// chainEnv is images → thumbnail → thumbs → classify → labels.
+type chainEnv struct {
+	t                      *testing.T
+	idx                    index.Index
+	reg                    *registry.Registry
+	rt                     *stageRuntime
+	objs                   *bucketReads
+	pipe                   *pipeline.Pipeline
+	images, thumbs, labels string
+}
+
+func newChainEnv(t *testing.T) *chainEnv {
+	t.Helper()
+	idx := testutil.BoltIndex(t)
+	n := bucketSeq.Add(1)
+	c := &chainEnv{t: t, idx: idx, reg: registry.New(idx, nil), rt: &stageRuntime{calls: map[string]int{}},
+		objs: &bucketReads{Store: store, gets: map[string]int{}}}
+	for _, b := range []*string{&c.images, &c.thumbs, &c.labels} {
+		*b = fmt.Sprintf("chain%d-%d-%d", len(c.images+c.thumbs+c.labels), time.Now().UnixNano()%1e6, n)
+		if err := store.MakeBucket(t.Context(), *b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	c.pipe, err = pipeline.New(pipeline.Config{
+		Index: idx, Objects: c.objs, Registry: c.reg, Runtimes: map[string]runtime.Runtime{"stage": c.rt},
+		Owner: "chain", SpoolDir: t.TempDir(), RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// deploy deploys thumbnail (images → thumbs) and classify (thumbs →
+// labels), each mutated by mutate.
+func (c *chainEnv) deploy(mutate func(*registry.Function)) {
+	c.t.Helper()
+	for _, f := range []registry.Function{
+		{Name: "thumbnail", Runtime: "stage", Trigger: registry.Trigger{Bucket: c.images}, Output: registry.Output{Bucket: c.thumbs}},
+		{Name: "classify", Runtime: "stage", Trigger: registry.Trigger{Bucket: c.thumbs}, Output: registry.Output{Bucket: c.labels, KeyTemplate: "{key}.label"}},
+	} {
+		if mutate != nil {
+			mutate(&f)
+		}
+		if _, err := c.reg.Deploy(c.t.Context(), f, []byte("code of "+f.Name)); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// upload puts an image and handles its event as the built-in endpoint
+// delivers it: with the SHA-256 it computed.
+func (c *chainEnv) upload(key, body string) {
+	c.t.Helper()
+	info, err := store.Put(c.t.Context(), c.images, key, strings.NewReader(body), int64(len(body)), objects.PutOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ev := event.Event{Source: "embedded", Name: "s3:ObjectCreated:Put", Bucket: c.images, Key: key, ETag: info.ETag,
+		Size: info.Size, SHA256: info.SHA256, Time: info.Modified}
+	if err := c.pipe.Handle(c.t.Context(), ev); err != nil {
+		c.t.Fatalf("Handle(%s): %v", key, err)
+	}
+}
+
+func (c *chainEnv) read(bucket, key string) (string, error) {
+	rc, _, err := store.Get(c.t.Context(), bucket, key, "", "")
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	return string(b), err
+}
+
+func (c *chainEnv) want(bucket, key, body string) {
+	c.t.Helper()
+	got, err := c.read(bucket, key)
+	if err != nil || got != body {
+		c.t.Errorf("%s/%s = %q, %v; want %q", bucket, key, got, err, body)
+	}
+}
+
+func (c *chainEnv) wantGone(bucket, key string) {
+	c.t.Helper()
+	if got, err := c.read(bucket, key); !errors.Is(err, objects.ErrNotFound) {
+		c.t.Errorf("%s/%s = %q, %v; want it deleted", bucket, key, got, err)
+	}
+}
+
+func (c *chainEnv) runs(thumbnail, classify int) {
+	c.t.Helper()
+	if a, b := c.rt.ran("thumbnail"), c.rt.ran("classify"); a != thumbnail || b != classify {
+		c.t.Fatalf("executions: thumbnail %d, classify %d; want %d and %d", a, b, thumbnail, classify)
+	}
+}
+
+func (c *chainEnv) activations(fn string) []activation.Record {
+	c.t.Helper()
+	recs, err := c.idx.Activations(c.t.Context(), activation.Filter{Function: fn, Limit: 1000})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return recs
+}
+
+// forgetActivations deletes fn's activation records, as a delivery cut
+// short before it recorded them would have left them: in a fresh index
+// holding everything else.
+func (c *chainEnv) forgetActivations(fn string) {
+	c.t.Helper()
+	keep := []activation.Record{}
+	for _, r := range c.activations("") {
+		if r.Function != fn {
+			keep = append(keep, r)
+		}
+	}
+	if _, err := c.idx.PruneActivations(c.t.Context(), time.Now().Add(time.Hour)); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, r := range keep {
+		if err := c.idx.AddActivation(c.t.Context(), r); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+func TestChain_EachStageDeduplicated(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil)
+	c.upload("a.jpg", "A")
+	c.upload("b.jpg", "B")
+	c.upload("c.jpg", "A")
+	c.runs(2, 2)
+	read := c.objs.got(c.thumbs) // by classify's two runs
+	for key, body := range map[string]string{"a": "A", "b": "B", "c": "A"} {
+		c.want(c.thumbs, key+".jpg", "thumbnail("+body+")")
+		c.want(c.labels, key+".jpg.label", "classify(thumbnail("+body+"))")
+	}
+	// A duplicate of the first under another key: no run in either
+	// stage, and its label is there.
+	c.upload("d.jpg", "A")
+	c.runs(2, 2)
+	c.want(c.labels, "d.jpg.label", "classify(thumbnail(A))")
+	if n := c.objs.got(c.thumbs) - read; n != 0 {
+		t.Errorf("a duplicate's walk read %d intermediate objects, want 0 (the next stage decides from the recorded SHA-256)", n)
+	}
+
+	// Each classify activation names its cause (the thumbnail activation
+	// that wrote its input), its root and its stage.
+	thumbs := map[string]activation.Record{}
+	for _, r := range c.activations("thumbnail") {
+		if r.Stage != 1 || r.Cause != "" || r.Root == nil || r.Root.Key != r.Event.Key {
+			t.Errorf("thumbnail activation of %s: stage %d, cause %q, root %+v; want stage 1, no cause, root itself", r.Event.Key, r.Stage, r.Cause, r.Root)
+		}
+		thumbs[r.ID] = r
+	}
+	labels := c.activations("classify")
+	if len(labels) != 4 {
+		t.Fatalf("%d classify activations, want 4", len(labels))
+	}
+	for _, r := range labels {
+		cause, ok := thumbs[r.Cause]
+		switch {
+		case !ok:
+			t.Errorf("classify activation of %s: cause %q is no thumbnail activation", r.Event.Key, r.Cause)
+		case r.Stage != 2 || r.Root == nil || r.Root.Bucket != c.images || r.Root.Key != cause.Event.Key || cause.Output.Key != r.Event.Key:
+			t.Errorf("classify activation of %s: stage %d, root %+v, cause's output %+v; want stage 2, root the upload", r.Event.Key, r.Stage, r.Root, cause.Output)
+		}
+	}
+}
+
+func TestChain_RedeliveryGoesOnFromRecordedOutputs(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil)
+	c.upload("a.jpg", "A")
+	// As if the first delivery was cut short after stage 1 recorded its
+	// activation, while classify was running: its activation is lost.
+	c.forgetActivations("classify")
+	info, err := store.Stat(t.Context(), c.images, "a.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event.Event{Source: "embedded", Name: "s3:ObjectCreated:Put", Bucket: c.images, Key: "a.jpg", ETag: info.ETag, Size: info.Size, SHA256: info.SHA256, Time: info.Modified}
+	if err := c.pipe.Handle(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	c.runs(1, 1) // classify hit its recorded result
+	c.want(c.labels, "a.jpg.label", "classify(thumbnail(A))")
+	if n := len(c.activations("thumbnail")); n != 1 {
+		t.Errorf("%d thumbnail activations after a redelivery, want 1", n)
+	}
+}
+
+func TestChain_EarlyCutoffOnRedeploy(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil)
+	c.upload("a.jpg", "A")
+	c.upload("b.jpg", "B")
+	c.runs(2, 2)
+	// A new version of thumbnail whose outputs are byte-identical.
+	f, err := c.reg.Get(t.Context(), registry.DefaultTenant, "thumbnail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Params = map[string]string{"unused": "v2"}
+	if f, err = c.reg.Deploy(t.Context(), f, []byte("code of thumbnail")); err != nil {
+		t.Fatal(err)
+	}
+	err = store.List(t.Context(), c.images, "", "", func(o objects.Info) error {
+		_, err := c.pipe.Backfill(t.Context(), f, o)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.runs(4, 2) // thumbnail ran again for its new version; classify did not
+	c.want(c.labels, "b.jpg.label", "classify(thumbnail(B))")
+}
+
+func TestChain_OutputNeverTriggersItsWriter(t *testing.T) {
+	c := newChainEnv(t)
+	// Output into its own trigger bucket, under a key its trigger matches.
+	f := registry.Function{Name: "thumbnail", Runtime: "stage", Trigger: registry.Trigger{Bucket: c.images}, Output: registry.Output{Bucket: c.images, KeyTemplate: "{dir}{base}.small{ext}"}}
+	if _, err := c.reg.Deploy(t.Context(), f, []byte("code")); err != nil {
+		t.Skipf("deploy refused (the graph check): %v", err) // nothing can loop then either
+	}
+	c.upload("a.jpg", "A")
+	c.runs(1, 0)
+	c.want(c.images, "a.small.jpg", "thumbnail(A)")
+}
+
+func TestLineage_ChainBackToTheUploadAndDerived(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil)
+	c.upload("a.jpg", "A")
+	all := func(string) bool { return true }
+	l, err := c.pipe.Lineage(t.Context(), c.labels, "a.jpg.label", all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(l.Chain)
+	thumb, label := c.activations("thumbnail")[0], c.activations("classify")[0]
+	want := fmt.Sprint([]pipeline.LineageStep{
+		{Bucket: c.images, Key: "a.jpg"},
+		{Bucket: c.thumbs, Key: "a.jpg", Function: "thumbnail", Version: thumb.Version, Activation: thumb.ID, Stage: 1},
+		{Bucket: c.labels, Key: "a.jpg.label", Function: "classify", Version: label.Version, Activation: label.ID, Stage: 2},
+	})
+	if got != want {
+		t.Errorf("chain\n got %s\nwant %s", got, want)
+	}
+	d, err := c.pipe.Lineage(t.Context(), c.images, "a.jpg", all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantD := fmt.Sprint([]pipeline.Derived{{Bucket: c.thumbs, Key: "a.jpg", Function: "thumbnail", Stage: 1}, {Bucket: c.labels, Key: "a.jpg.label", Function: "classify", Stage: 2}})
+	if fmt.Sprint(d.Derived) != wantD || len(d.Chain) != 1 {
+		t.Errorf("derived %v (chain %v), want %s and the upload alone", d.Derived, d.Chain, wantD)
+	}
+	// Invisible buckets are left out; an unknown object is ErrNoLineage.
+	hidden, err := c.pipe.Lineage(t.Context(), c.images, "a.jpg", func(b string) bool { return b != c.labels })
+	if err != nil || len(hidden.Derived) != 1 {
+		t.Errorf("derived without labels: %v, %v; want the thumb alone", hidden.Derived, err)
+	}
+	if _, err := c.pipe.Lineage(t.Context(), c.images, "nothing.jpg", all); !errors.Is(err, pipeline.ErrNoLineage) {
+		t.Errorf("lineage of an unknown object: %v, want ErrNoLineage", err)
+	}
+	// Provenance outlives the activations (pruning does not cut it).
+	if _, err := c.idx.PruneActivations(t.Context(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.pipe.Lineage(t.Context(), c.labels, "a.jpg.label", all); err != nil || fmt.Sprint(again.Chain) != want {
+		t.Errorf("chain after the activations were pruned: %v, %v", again.Chain, err)
+	}
+}
