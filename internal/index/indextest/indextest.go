@@ -44,6 +44,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Records", testRecords},
 		{"BadLease", testBadLease},
 		{"Docs", testDocs},
+		{"DocsPrefix", DocsPrefix},
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},
