@@ -41,6 +41,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"ExternalID", testExternalID},
 		{"DeleteAndGet", testDeleteAndGet},
 		{"DeleteResult", testDeleteResult},
+		{"RepointOutput", RepointOutput},
 		{"Records", testRecords},
 		{"BadLease", testBadLease},
 		{"Docs", testDocs},
