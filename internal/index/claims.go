@@ -150,6 +150,14 @@ type Claims interface {
 	// result unusable (output gone, past retention) never deletes a claim
 	// another replica has made since. Absent or changed: nothing, nil.
 	DeleteResult(ctx context.Context, key string, updated time.Time) error
+	// RepointOutput replaces the Output of the Done record under key with
+	// out, and sets its Updated to now, only if it is still the one last
+	// updated at updated (DeleteResult's rule): when the output object a
+	// result points to is deleted, the record is pointed at another live
+	// copy of the same bytes. State, Parts, Result and FunctionMS stay.
+	// Absent, not Done, or changed since: ErrNotFound and nothing changes,
+	// so the caller reads the record again or drops it.
+	RepointOutput(ctx context.Context, key string, updated time.Time, out Output) error
 	// Records calls fn for each record, in no particular order, until fn
 	// returns an error.
 	Records(ctx context.Context, fn func(Record) error) error

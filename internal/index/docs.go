@@ -15,6 +15,12 @@ type Docs interface {
 	DeleteDoc(ctx context.Context, kind, id string) error
 	// Docs calls fn for every document of kind, ordered by id.
 	Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error
+	// DocsPrefix calls fn for every document of kind whose id starts with
+	// prefix (byte for byte; "" is every document of kind), ordered by id,
+	// reading only those: the pipeline keeps lineage and output marks
+	// under ids that share a prefix per object. fn's error stops the walk
+	// and is returned as it is.
+	DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error
 }
 
 // Blobs are content-addressed bytes: function code, by digest.

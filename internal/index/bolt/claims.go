@@ -237,6 +237,27 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return nil
 }
 
+// RepointOutput implements index.Claims, under DeleteResult's check, in
+// a group-committed transaction. As in cas, a record that fails the check
+// is an outcome, not an error that would roll back the batch.
+func (d *DB) RepointOutput(ctx context.Context, key string, updated time.Time, out index.Output) error {
+	var found bool
+	err := d.w.Update(func(tx *bbolt.Tx) error {
+		found = false // may run again (group commit)
+		r, ok, err := getRecord(tx, key)
+		if err != nil || !ok || r.State != index.Done || !r.Updated.Equal(updated) {
+			return err
+		}
+		found = true
+		r.Output, r.Updated = &out, time.Now().UTC()
+		return putRecord(tx, r)
+	})
+	if err == nil && !found {
+		err = index.ErrNotFound
+	}
+	return wrap(err, "repoint output", key)
+}
+
 // Records implements index.Claims.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	return d.db.View(func(tx *bbolt.Tx) error {

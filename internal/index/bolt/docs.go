@@ -76,11 +76,17 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 
 // Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
-	prefix := docKey(kind, "")
+	return d.DocsPrefix(ctx, kind, "", fn)
+}
+
+// DocsPrefix implements index.Docs: a cursor seeks to the first key with
+// the prefix and stops at the first without, so no other document is read.
+func (d *DB) DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error {
+	start, skip := docKey(kind, prefix), len(docKey(kind, ""))
 	return d.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketDocs).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if err := fn(string(k[len(prefix):]), bytes.Clone(v)); err != nil {
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, start); k, v = c.Next() {
+			if err := fn(string(k[skip:]), bytes.Clone(v)); err != nil {
 				return err
 			}
 		}

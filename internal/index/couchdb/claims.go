@@ -213,6 +213,36 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return fmt.Errorf("couchdb: delete result %s: too many conflicts", key)
 }
 
+// RepointOutput implements index.Claims: an update with the _rev of the
+// record that was checked, as DeleteResult's delete; a conflict reads
+// again (and then finds it changed, unless only its _rev did).
+func (d *DB) RepointOutput(ctx context.Context, key string, updated time.Time, out index.Output) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	for range maxCASRetries {
+		cur, err := d.getClaim(ctx, key)
+		if errors.Is(err, index.ErrNotFound) {
+			return index.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("couchdb: read claim %s: %w", key, err)
+		}
+		if cur.State != index.Done || !cur.Updated.Equal(updated) {
+			return index.ErrNotFound
+		}
+		cur.Output, cur.Updated = &out, time.Now().UTC()
+		_, err = d.db.Put(ctx, cur.ID, cur)
+		switch st := kivik.HTTPStatus(err); {
+		case st == http.StatusConflict || st == http.StatusNotFound:
+			continue // changed or deleted under us: look again
+		case err != nil:
+			return fmt.Errorf("couchdb: repoint output %s: %w", key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("couchdb: repoint output %s: too many conflicts", key)
+}
+
 // Records implements index.Claims.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	ctx, cancel := d.call(ctx)

@@ -258,20 +258,44 @@ func (d *DB) rev(ctx context.Context, id string) (string, error) {
 	return doc.Rev, err
 }
 
-// prefixRange iterates the documents whose id starts with prefix, in id order.
+// listPage is how many documents one _all_docs request of prefixRange
+// returns (a variable so that tests can cross page boundaries cheaply).
+var listPage = 1000
+
+// prefixRange iterates the documents whose id starts with prefix, in id
+// order, a page at a time. Each request asks for one row more than it
+// hands to fn, and the next page starts at that row's id: a document
+// deleted between pages can neither shift nor end the walk (as a skip
+// past the last id read could).
 func (d *DB) prefixRange(ctx context.Context, prefix string, fn func(id string, rs *kivik.ResultSet) error) error {
+	start, end := prefix, prefix+"\ufff0"
+	for {
+		next, err := d.rangePage(ctx, start, end, fn)
+		if err != nil || next == "" {
+			return err
+		}
+		start = next
+	}
+}
+
+// rangePage hands fn up to listPage documents from start to end, and
+// returns the id the next page starts at, "" after the last.
+func (d *DB) rangePage(ctx context.Context, start, end string, fn func(id string, rs *kivik.ResultSet) error) (next string, err error) {
 	rs := d.db.AllDocs(ctx, kivik.IncludeDocs(), kivik.Params(map[string]any{
-		"startkey": prefix, "endkey": prefix + "\ufff0",
+		"startkey": start, "endkey": end, "limit": listPage + 1,
 	}))
 	defer rs.Close()
-	for rs.Next() {
+	for n := 0; rs.Next(); n++ {
 		id, err := rs.ID()
 		if err != nil {
-			return err
+			return "", err
+		}
+		if n == listPage {
+			return id, nil
 		}
 		if err := fn(id, rs); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return rs.Err()
+	return "", rs.Err()
 }

@@ -83,6 +83,23 @@ func TestZeroLeaseIsLocked(t *testing.T) {
 	indextest.ZeroLeaseIsLocked(t, db, db.ClearLeaseForTest)
 }
 
+// DocsPrefix (and Docs, its "" prefix) give the same answers when every
+// listing takes several pages, each ending inside or at a prefix's range.
+func TestDocsPrefix_Pages(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	for _, page := range []int{1, 2, 3} {
+		t.Run(fmt.Sprint(page), func(t *testing.T) {
+			couchdb.SetListPageForTest(t, page)
+			idx, err := index.Open(t.Context(), srv.URL(fmt.Sprintf("pages-%d", page)), index.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idx.Close()
+			indextest.DocsPrefix(t, idx)
+		})
+	}
+}
+
 // WatchDocs sees documents of its kind written through another handle (a
 // second replica) within a second, and only those.
 func TestWatchDocs(t *testing.T) {

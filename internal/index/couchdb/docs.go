@@ -82,15 +82,21 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 
 // Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	return d.DocsPrefix(ctx, kind, "", fn)
+}
+
+// DocsPrefix implements index.Docs: the _all_docs range of the document
+// ids that start with doc:KIND:PREFIX, paged (see prefixRange).
+func (d *DB) DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	prefix := docID(kind, "")
-	return d.prefixRange(ctx, prefix, func(id string, rs *kivik.ResultSet) error {
+	trim := docID(kind, "")
+	return d.prefixRange(ctx, docID(kind, prefix), func(id string, rs *kivik.ResultSet) error {
 		var g genericDoc
 		if err := rs.ScanDoc(&g); err != nil {
 			return fmt.Errorf("couchdb: decode %s: %w", id, err)
 		}
-		return fn(strings.TrimPrefix(id, prefix), g.Body)
+		return fn(strings.TrimPrefix(id, trim), g.Body)
 	})
 }
 

@@ -20,3 +20,12 @@ func (d *DB) ClearLeaseForTest(t testing.TB, key string) {
 		t.Fatal(err)
 	}
 }
+
+// SetListPageForTest makes prefixRange read n documents a request until
+// the test ends, so that a test crosses page boundaries with few documents.
+func SetListPageForTest(t testing.TB, n int) {
+	t.Helper()
+	old := listPage
+	listPage = n
+	t.Cleanup(func() { listPage = old })
+}

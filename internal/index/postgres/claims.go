@@ -206,6 +206,22 @@ func (d *DB) DeleteResult(ctx context.Context, key string, updated time.Time) er
 	return nil
 }
 
+// RepointOutput implements index.Claims: one UPDATE conditioned on the
+// state and update time that were checked, as DeleteResult's DELETE.
+func (d *DB) RepointOutput(ctx context.Context, key string, updated time.Time, out index.Output) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	tag, err := d.pool.Exec(ctx, `UPDATE dedupfn_claims SET output = $3, updated = now()
+		WHERE key = $1 AND state = 'done' AND updated = $2`, key, updated, out)
+	if err != nil {
+		return fmt.Errorf("postgres: repoint output %s: %w", key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return index.ErrNotFound
+	}
+	return nil
+}
+
 // Records implements index.Claims, streaming the rows.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
 	rows, err := d.pool.Query(ctx, `SELECT `+claimCols+` FROM dedupfn_claims`)

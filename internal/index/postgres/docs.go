@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,11 +54,30 @@ func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
 
 // Docs implements index.Docs.
 func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byte) error) error {
+	return d.DocsPrefix(ctx, kind, "", fn)
+}
+
+// docsPrefixSQL lists the documents of kind $1 from id $2 (the prefix)
+// to $3 (the prefix followed by the largest code point).
+const docsPrefixSQL = `SELECT id, body FROM dedupfn_docs
+	WHERE kind = $1 AND id >= $2 AND id < $3 AND starts_with(id, $2) ORDER BY id`
+
+// DocsPrefix implements index.Docs with a range of the primary key (kind,
+// id COLLATE "C", so byte order), as ActivationsByPrefix does: id >= prefix
+// and below prefix followed by the largest code point. A range, not LIKE:
+// a parameter in a LIKE pattern cannot use the index in a generic plan,
+// and _ and % would match.
+func (d *DB) DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	rows, err := d.pool.Query(ctx, `SELECT id, body FROM dedupfn_docs WHERE kind = $1 ORDER BY id`, kind)
+	sql, args := `SELECT id, body FROM dedupfn_docs WHERE kind = $1 ORDER BY id`, []any{kind}
+	if prefix != "" {
+		sql = docsPrefixSQL
+		args = append(args, prefix, prefix+string(utf8.MaxRune))
+	}
+	rows, err := d.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return fmt.Errorf("postgres: list docs %s: %w", kind, err)
+		return fmt.Errorf("postgres: list docs %s/%s: %w", kind, prefix, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -73,7 +93,7 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: list docs %s: %w", kind, err)
+		return fmt.Errorf("postgres: list docs %s/%s: %w", kind, prefix, err)
 	}
 	return nil
 }

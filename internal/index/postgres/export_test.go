@@ -23,3 +23,6 @@ func (d *DB) ClearLeaseForTest(t testing.TB, key string) {
 		t.Fatal(err)
 	}
 }
+
+// DocsPrefixSQLForTest is DocsPrefix's statement, for its plan.
+const DocsPrefixSQLForTest = docsPrefixSQL

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -206,6 +207,45 @@ func TestLeaseUsesServerClock(t *testing.T) {
 	if got, err := idx.Claim(t.Context(), "k", index.Parts{}, "b", time.Minute); err != nil || got.Outcome != index.Miss || got.Record.Attempt != 2 {
 		t.Fatalf("claim on a lease the server's clock says expired = %v %+v, %v; want a takeover", got.Outcome, got.Record, err)
 	}
+}
+
+// DocsPrefix reads a range of the primary key, not the kind's every
+// document: its statement's generic plan (what a prepared statement runs
+// with) bounds the index scan by the prefix.
+func TestDocsPrefix_IndexRange(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := newDB(t, pg)
+	open(t, raw) // migrates
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, sql := range []string{
+		`INSERT INTO dedupfn_docs (kind, id, body)
+			SELECT 'lineage', md5(i::text) || '/' || i, '{}' FROM generate_series(1, 20000) AS i`,
+		`ANALYZE dedupfn_docs`,
+		`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE docs_prefix AS ` + postgres.DocsPrefixSQLForTest,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE docs_prefix('lineage', 'ab', 'ab`+string(utf8.MaxRune)+`')`, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "dedupfn_docs_pkey") || !strings.Contains(plan, "id >= $2") || !strings.Contains(plan, "id < $3") || strings.Contains(plan, "Seq Scan") {
+		t.Fatalf("DocsPrefix's plan does not bound a scan of the primary key by the prefix:\n%s", plan)
+	}
+	t.Logf("plan:\n%s", plan)
 }
 
 // WatchDocs sees documents of its kind written through another handle (a
