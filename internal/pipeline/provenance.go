@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/index"
@@ -207,7 +206,7 @@ func (p *Pipeline) provenanceOf(ctx context.Context, bucket, key, sum string) (*
 // docsPrefix calls fn for each document of kind whose id starts with
 // prefix, decoded into a fresh T.
 func docsPrefix[T any](ctx context.Context, idx index.Docs, kind, prefix string, fn func(id string, doc T) error) error {
-	return idxDocsPrefix(ctx, idx, kind, prefix, func(id string, raw []byte) error {
+	return idx.DocsPrefix(ctx, kind, prefix, func(id string, raw []byte) error {
 		var doc T
 		if json.Unmarshal(raw, &doc) != nil {
 			return nil // not of this format: decides nothing
@@ -229,19 +228,4 @@ func (p *Pipeline) derivedOf(ctx context.Context, bucket, key string) (ids []str
 		return nil, nil, fmt.Errorf("pipeline: look up outputs of %s/%s: %w", bucket, key, err)
 	}
 	return ids, docs, nil
-}
-
-// TEMPORARY until s6/index lands.
-func idxDocsPrefix(ctx context.Context, idx index.Docs, kind, prefix string, fn func(string, []byte) error) error {
-	if d, ok := idx.(interface {
-		DocsPrefix(context.Context, string, string, func(string, []byte) error) error
-	}); ok {
-		return d.DocsPrefix(ctx, kind, prefix, fn)
-	}
-	return idx.Docs(ctx, kind, func(id string, doc []byte) error {
-		if !strings.HasPrefix(id, prefix) {
-			return nil
-		}
-		return fn(id, doc)
-	})
 }

@@ -211,7 +211,7 @@ func (p *Pipeline) repoint(ctx context.Context, prov *provenance) error {
 		moved := *rec.Output
 		moved.Bucket, moved.Key, moved.ETag, moved.Size = c.Bucket, c.Key, st.ETag, st.Size
 		rctx, cancel := p.callCtx(ctx)
-		err = repointOutput(rctx, p.cfg.Index, prov.DedupKey, rec.Updated, moved)
+		err = p.cfg.Index.RepointOutput(rctx, prov.DedupKey, rec.Updated, moved)
 		cancel()
 		if err == nil || errors.Is(err, index.ErrNotFound) {
 			return nil // re-pointed, or changed since: its new state stands
@@ -222,14 +222,4 @@ func (p *Pipeline) repoint(ctx context.Context, prov *provenance) error {
 		return fmt.Errorf("pipeline: drop record %s: %w", prov.DedupKey, err)
 	}
 	return nil
-}
-
-// TEMPORARY until s6/index lands.
-func repointOutput(ctx context.Context, idx index.Index, key string, updated time.Time, out index.Output) error {
-	if r, ok := idx.(interface {
-		RepointOutput(context.Context, string, time.Time, index.Output) error
-	}); ok {
-		return r.RepointOutput(ctx, key, updated, out)
-	}
-	return idx.DeleteResult(ctx, key, updated)
 }
