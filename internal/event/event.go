@@ -1,5 +1,5 @@
-// Package event is the object-created event model shared by every source,
-// and the one place where events are cleaned (see Normalize).
+// Package event is the object event model (created and removed) shared by
+// every source, and the one place where events are cleaned (see Normalize).
 package event
 
 import (
@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// Event is one object-created notification, whatever source it came from.
+// Event is one object-created or object-removed notification, whatever
+// source it came from (see Removed).
 type Event struct {
 	// Source names where the event came from: "embedded", "kafka",
 	// "webhook", "reconcile" or "invoke".
@@ -50,10 +51,12 @@ func (e Event) HasTime() bool { return !e.Time.IsZero() && !e.timeFilled }
 // ErrMalformed wraps every parse error of outside input.
 var ErrMalformed = errors.New("malformed event")
 
-// ErrNotCreated is returned for well-formed events that are not
-// object-created (deletes, ACL changes), and for objects that are never
-// function inputs (folder markers, dedupfn's staging area): sources skip them.
-var ErrNotCreated = errors.New("not an object-created event")
+// ErrNotCreated is returned for well-formed events that are neither
+// object-created nor object-removed (ACL changes, restores, replication,
+// MinIO's ObjectRemoved:NoOP), and for objects that are never function
+// inputs, created or removed (folder markers, dedupfn's staging area):
+// sources skip them.
+var ErrNotCreated = errors.New("not an object-created or object-removed event")
 
 // StagingPrefix is the key prefix under which functions that write their
 // output through a presigned URL put it, before dedupfn moves it to its
@@ -84,9 +87,29 @@ func IsCreated(name string) bool {
 	return name == "" || strings.HasPrefix(n, "ObjectCreated")
 }
 
+// noOpRemoved is MinIO's event for a delete that removed nothing (a
+// missing key, or a missing version of a key that may still exist): it
+// must never be taken for the removal of an input.
+const noOpRemoved = "ObjectRemoved:NoOP"
+
+// IsRemoved reports whether the event name is an object-removed one:
+// s3:ObjectRemoved:Delete, s3:ObjectRemoved:DeleteMarkerCreated (a delete
+// marker in a versioned bucket counts as a delete) or any other
+// ObjectRemoved:*, except MinIO's ObjectRemoved:NoOP, which removed nothing.
+func IsRemoved(name string) bool {
+	n := strings.TrimPrefix(name, "s3:")
+	return strings.HasPrefix(n, "ObjectRemoved") && n != noOpRemoved
+}
+
+// Removed reports whether e is an object-removed event (IsRemoved); every
+// other event that passed Normalize is an object-created one.
+func (e Event) Removed() bool { return IsRemoved(e.Name) }
+
 // Normalize checks the event and cleans it: resolves the key's "." and
 // ".." segments as the store does (CleanKey), trims the etag quotes and
 // lower-cases metadata keys. Keys must already be URL-decoded by the parser.
+// Object-removed events are cleaned the same way (so that a delete names
+// the key its upload's event named); they need no size, etag or SHA-256.
 func Normalize(e Event) (Event, error) {
 	if e.Bucket == "" {
 		return e, fmt.Errorf("%w: missing bucket", ErrMalformed)
@@ -94,7 +117,7 @@ func Normalize(e Event) (Event, error) {
 	if e.Key == "" {
 		return e, fmt.Errorf("%w: missing object key", ErrMalformed)
 	}
-	if !IsCreated(e.Name) {
+	if !IsCreated(e.Name) && !IsRemoved(e.Name) {
 		return e, fmt.Errorf("%w: %s", ErrNotCreated, e.Name)
 	}
 	if strings.HasSuffix(e.Key, "/") {

@@ -11,7 +11,7 @@ import (
 
 // FuzzParseEvent checks that Parse never panics, that its errors always
 // wrap ErrMalformed, and that every event it returns is a valid, already
-// normalised object-created event.
+// normalised object-created or object-removed event.
 func FuzzParseEvent(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
@@ -44,6 +44,9 @@ func FuzzParseEvent(f *testing.F) {
 			}
 			if n.ETag != ev.ETag || n.Time != ev.Time || len(n.Metadata) != len(ev.Metadata) {
 				t.Fatalf("returned event is not normalised: %+v, normalised %+v", ev, n)
+			}
+			if ev.Removed() == event.IsCreated(ev.Name) {
+				t.Fatalf("returned event is not exactly one of created and removed: %+v", ev)
 			}
 			if ev.Time.IsZero() {
 				t.Fatalf("returned event has zero time: %+v", ev)

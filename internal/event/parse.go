@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -21,18 +22,20 @@ const metaPrefix = "x-amz-meta-"
 
 // Result is what one notification payload holds.
 type Result struct {
-	// Events are the object-created events, already passed through
-	// Normalize, in payload order. Source is left empty: the caller sets it.
+	// Events are the object-created and object-removed events (see
+	// Event.Removed), already passed through Normalize, in payload order.
+	// Source is left empty: the caller sets it.
 	Events []Event `json:"events"`
-	// Skipped names the well-formed records that are not object-created
-	// (e.g. "s3:ObjectRemoved:Delete") and s3:TestEvent payloads. They
-	// need no processing: a source acknowledges them like handled events.
+	// Skipped names the well-formed records that are neither object-created
+	// nor object-removed (e.g. "s3:ObjectAcl:Put", "s3:ObjectRemoved:NoOP")
+	// and s3:TestEvent payloads. They need no processing: a source
+	// acknowledges them like handled events.
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// Parse returns the object-created events in one notification payload.
-// See ParsePayload for the accepted shapes; records that are not
-// object-created and s3:TestEvent payloads are dropped without error, so a
+// Parse returns the object-created and object-removed events in one
+// notification payload. See ParsePayload for the accepted shapes; other
+// records and s3:TestEvent payloads are dropped without error, so a
 // payload may yield no events and a nil error: the source then simply
 // acknowledges it. Every error wraps ErrMalformed, and such a payload can
 // never succeed: sources should report it and move past it.
@@ -203,12 +206,14 @@ func parseCloudEvent(data []byte) (Result, error) {
 }
 
 // nameFromCEType maps a CloudEvents type such as
-// "com.amazonaws.s3.ObjectCreated:Put" to an S3 event name, for records
-// that carry none. Other types are kept as they are (and so are skipped as
-// not object-created).
+// "com.amazonaws.s3.ObjectCreated:Put" or "...ObjectRemoved:Delete" to an
+// S3 event name, for records that carry none. Other types are kept as they
+// are (and so are skipped as neither created nor removed).
 func nameFromCEType(t string) string {
-	if i := strings.Index(t, "ObjectCreated"); i >= 0 {
-		return "s3:" + t[i:]
+	for _, kind := range []string{"ObjectCreated", "ObjectRemoved"} {
+		if i := strings.Index(t, kind); i >= 0 {
+			return "s3:" + t[i:]
+		}
 	}
 	return t
 }
@@ -233,7 +238,7 @@ func parseRecord(r *Result, raw json.RawMessage, defName string) error {
 	if rec.S3 == nil {
 		return fmt.Errorf("expected an \"s3\" object with bucket and object")
 	}
-	if !IsCreated(name) {
+	if !IsCreated(name) && !IsRemoved(name) {
 		r.Skipped = append(r.Skipped, name)
 		return nil
 	}
@@ -277,9 +282,15 @@ func parseRecord(r *Result, raw json.RawMessage, defName string) error {
 		}
 	}
 	// Normalize would fill a missing time with now; keep it zero here (see
-	// above). Bucket, key and name were checked, so Normalize cannot fail.
+	// above). Bucket, key and name were checked; a folder marker or a
+	// staged output (created or removed) is well-formed, only no input:
+	// skipped, so that it does not fail the payload's other records.
 	zero := ev.Time.IsZero()
 	ev, err = Normalize(ev)
+	if errors.Is(err, ErrNotCreated) {
+		r.Skipped = append(r.Skipped, name)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

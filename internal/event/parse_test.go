@@ -171,3 +171,105 @@ func TestCleanKey(t *testing.T) {
 		}
 	}
 }
+
+// Issue 20, item 2: object-removed events are events, parsed and cleaned
+// as created ones are; a delete marker in a versioned bucket is a delete.
+func TestParse_Removed(t *testing.T) {
+	for _, tc := range []struct {
+		file, name, key, version, time string
+	}{
+		{"minio_real_delete.json", "s3:ObjectRemoved:Delete", "holiday photos/Zürich (1)+x.jpg", "", ""},
+		{"minio_real_delete_marker.json", "s3:ObjectRemoved:DeleteMarkerCreated", "big.bin",
+			"7934662f-2ea3-4b8c-8328-d01bd2b99aa6", "2026-11-25T22:48:41.473Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := event.ParsePayload(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Events) != 1 || len(r.Skipped) != 0 {
+				t.Fatalf("got events %+v, skipped %v; want 1 event", r.Events, r.Skipped)
+			}
+			ev := r.Events[0]
+			if !ev.Removed() || ev.Name != tc.name || ev.Bucket != "images" || ev.Key != tc.key ||
+				ev.VersionID != tc.version || ev.Size != 0 || ev.ETag != "" || ev.SHA256 != "" || ev.Sequencer == "" {
+				t.Errorf("event = %+v", ev)
+			}
+			if !ev.HasTime() || (tc.time != "" && ev.Time.Format("2006-01-02T15:04:05.000Z07:00") != tc.time) {
+				t.Errorf("time = %v, want the record's %s", ev.Time, tc.time)
+			}
+		})
+	}
+}
+
+func TestIsRemoved(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		created, removed bool
+	}{
+		{"s3:ObjectCreated:Put", true, false},
+		{"", true, false},
+		{"s3:ObjectRemoved:Delete", false, true},
+		{"s3:ObjectRemoved:DeleteMarkerCreated", false, true},
+		{"s3:ObjectRemoved:DeleteAllVersions", false, true},
+		// MinIO's delete of a missing key or version: nothing was removed.
+		{"s3:ObjectRemoved:NoOP", false, false},
+		{"ObjectRemoved:Delete", false, true},
+		{"s3:ObjectAcl:Put", false, false},
+		{"s3:ObjectRestore:Completed", false, false},
+		{"s3:Replication:OperationFailedReplication", false, false},
+		{"s3:TestEvent", false, false},
+	} {
+		if got := event.IsRemoved(tc.name); got != tc.removed {
+			t.Errorf("IsRemoved(%q) = %v, want %v", tc.name, got, tc.removed)
+		}
+		if got := event.IsCreated(tc.name); got != tc.created {
+			t.Errorf("IsCreated(%q) = %v, want %v", tc.name, got, tc.created)
+		}
+		if got := (event.Event{Name: tc.name}).Removed(); got != tc.removed {
+			t.Errorf("Event{Name: %q}.Removed() = %v, want %v", tc.name, got, tc.removed)
+		}
+	}
+}
+
+func TestNormalize_Names(t *testing.T) {
+	const del = "s3:ObjectRemoved:Delete"
+	for _, tc := range []struct {
+		name, ev, key, want string
+		err                 error
+	}{
+		{name: "Created", ev: "s3:ObjectCreated:Put", key: "t/a.txt", want: "t/a.txt"},
+		{name: "Delete", ev: del, key: "t/a.txt", want: "t/a.txt"},
+		{name: "DeleteMarker", ev: "s3:ObjectRemoved:DeleteMarkerCreated", key: "t/a.txt", want: "t/a.txt"},
+		{name: "DeleteCleansKey", ev: del, key: "t/x/../b.txt", want: "t/b.txt"},
+		{name: "DeleteOutsideBucket", ev: del, key: "a/../../etc", err: event.ErrMalformed},
+		{name: "DeleteFolderMarker", ev: del, key: "t/dir/", err: event.ErrNotCreated},
+		{name: "DeleteStaged", ev: del, key: event.StagingPrefix + "abc", err: event.ErrNotCreated},
+		{name: "DeleteStagedAfterCleaning", ev: del, key: "x/../" + event.StagingPrefix + "abc", err: event.ErrNotCreated},
+		{name: "NoOP", ev: "s3:ObjectRemoved:NoOP", key: "t/a.txt", err: event.ErrNotCreated},
+		{name: "Acl", ev: "s3:ObjectAcl:Put", key: "t/a.txt", err: event.ErrNotCreated},
+		{name: "Restore", ev: "s3:ObjectRestore:Post", key: "t/a.txt", err: event.ErrNotCreated},
+		{name: "Replication", ev: "s3:Replication:OperationCompletedReplication", key: "t/a.txt", err: event.ErrNotCreated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A removed event carries no size, etag or checksum.
+			got, err := event.Normalize(event.Event{Name: tc.ev, Bucket: "b", Key: tc.key})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("Normalize = %+v, %v; want %v", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.Key != tc.want || got.Name != tc.ev || got.Time.IsZero() {
+				t.Fatalf("Normalize = %+v, %v; want key %q", got, err, tc.want)
+			}
+			if got.Removed() != event.IsRemoved(tc.ev) {
+				t.Errorf("Removed() = %v for %s", got.Removed(), tc.ev)
+			}
+		})
+	}
+}

@@ -214,6 +214,9 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 	if err != nil {
 		return 1, p.recordMalformed(ctx, ev, err)
 	}
+	if ev.Removed() {
+		return p.inputRemoved(ctx, ev)
+	}
 	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
 	if len(fns) == 0 {
 		return 0, nil

@@ -1,7 +1,7 @@
-// Package source defines where object-created events come from. Backends
-// register a URL scheme: embedded: (the built-in endpoint's durable queue),
-// kafka: (MinIO notifications through a Kafka topic), webhook: (MinIO's
-// webhook target posting to the API).
+// Package source defines where object events (created and removed) come
+// from. Backends register a URL scheme: embedded: (the built-in endpoint's
+// durable queue), kafka: (MinIO notifications through a Kafka topic),
+// webhook: (MinIO's webhook target posting to the API).
 package source
 
 import (
@@ -20,7 +20,8 @@ import (
 // deliver the event again later (at-least-once).
 type Handler func(ctx context.Context, ev event.Event) error
 
-// Source delivers object-created events to a Handler.
+// Source delivers object-created and object-removed events (see
+// event.Event.Removed) to a Handler.
 type Source interface {
 	// Run delivers events to h, possibly concurrently, until ctx is
 	// cancelled or a fatal error occurs. It returns nil on cancellation.

@@ -1,7 +1,7 @@
 // Package embedded is the durable event queue behind the built-in S3
-// endpoint: the endpoint publishes each object-created event into a bbolt
-// file (<DataDir>/queue.db) before it answers the client, and Run delivers
-// the queued events to the pipeline. It registers the events scheme
+// endpoint: the endpoint publishes each object-created and object-removed
+// event into a bbolt file (<DataDir>/queue.db) before it answers the
+// client, and Run delivers the queued events to the pipeline. It registers the events scheme
 // "embedded" and implements source.Source and source.Publisher.
 //
 // An event leaves the queue only when the handler returns nil. A failed

@@ -327,3 +327,31 @@ func crashChild(dir string) {
 		select {} // killed here
 	})
 }
+
+// Issue 20: the built-in endpoint's deletes go through the queue like its
+// uploads; the stored record keeps the name (and version, time) so the
+// handler, after a restart too, sees an object-removed event.
+func TestRemovedEventDelivered(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	removed := event.Event{Source: "embedded", Name: "s3:ObjectRemoved:Delete", Bucket: "in", Key: "gone.jpg", VersionID: "v1", Time: at}
+	q := open(t, dir, 1)
+	if err := q.Publish(t.Context(), removed); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q2 := open(t, dir, 1)
+	got := make(chan event.Event, 1)
+	run(t, q2, func(_ context.Context, e event.Event) error { got <- e; return nil })
+	select {
+	case e := <-got:
+		if !e.Removed() || e.Name != removed.Name || e.Key != "gone.jpg" || e.VersionID != "v1" || !e.Time.Equal(at) || e.Source != "embedded" {
+			t.Errorf("delivered %+v, want the removed event %+v", e, removed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("removed event not delivered")
+	}
+	testutil.Eventually(t, 5*time.Second, "an empty queue", func() bool { return queued(t, q2) == 0 })
+}

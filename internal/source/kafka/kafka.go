@@ -13,7 +13,8 @@
 // backoff until it succeeds: it is never skipped. Records that are not
 // valid notifications can never succeed: they are logged, counted, reported
 // to Options.OnMalformed and committed past. Records with no object-created
-// event in them (deletes, s3:TestEvent) are committed past silently.
+// or object-removed event in them (ACL changes, s3:TestEvent) are committed
+// past silently.
 package kafka
 
 import (

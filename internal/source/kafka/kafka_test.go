@@ -199,8 +199,11 @@ func TestSource_DeliversDecodedKeys(t *testing.T) {
 	for i, k := range keys {
 		payloads = append(payloads, minioPayload("s3:ObjectCreated:Put", "images", k, int64(100+i)))
 	}
+	// A delete is an event too (issue 20); an ACL change and a test event
+	// are acknowledged without one.
 	payloads = append(payloads,
-		minioPayload("s3:ObjectRemoved:Delete", "images", "gone.txt", 0),
+		minioPayload("s3:ObjectRemoved:Delete", "images", "gone dir/../gone.txt", 0),
+		minioPayload("s3:ObjectAcl:Put", "images", "acl.txt", 1),
 		[]byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"images"}`),
 		[]byte(`this is not an event`),
 	)
@@ -218,8 +221,8 @@ func TestSource_DeliversDecodedKeys(t *testing.T) {
 		mu.Unlock()
 	}}
 	s, stop := run(t, addr, "g-decode", col.handle, opts)
-	testutil.Eventually(t, 20*time.Second, "4 events delivered", func() bool { return col.total() >= len(keys) })
-	// Everything, including the malformed, delete and test records, is
+	testutil.Eventually(t, 20*time.Second, "5 events delivered", func() bool { return col.total() >= len(keys)+1 })
+	// Everything, including the malformed, ACL and test records, is
 	// committed: wait for the commits to cover every record.
 	testutil.Eventually(t, 20*time.Second, "all offsets committed", func() bool {
 		var sum int64
@@ -243,8 +246,16 @@ func TestSource_DeliversDecodedKeys(t *testing.T) {
 			}
 		}
 	}
-	if col.total() != len(keys) {
-		t.Errorf("delivered %d events, want %d: %+v", col.total(), len(keys), col.evs)
+	if n := col.count("gone.txt"); n != 1 {
+		t.Errorf("removed key gone.txt delivered %d times, want 1", n)
+	}
+	for _, ev := range col.evs {
+		if ev.Removed() != (ev.Key == "gone.txt") || (ev.Removed() && (ev.Name != "s3:ObjectRemoved:Delete" || ev.Bucket != "images" || ev.Source != "kafka")) {
+			t.Errorf("event %+v", ev)
+		}
+	}
+	if col.total() != len(keys)+1 {
+		t.Errorf("delivered %d events, want %d: %+v", col.total(), len(keys)+1, col.evs)
 	}
 	if s.Malformed() != 1 || len(bad) != 1 || string(bad[0]) != "this is not an event" {
 		t.Errorf("malformed = %d, reported %q; want 1", s.Malformed(), bad)

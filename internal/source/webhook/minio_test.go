@@ -33,20 +33,29 @@ func TestMinIOWebhook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A delete is posted too, and acknowledged without an event.
+	// A delete is posted too, as an object-removed event (issue 20); a
+	// delete of a key that never was (MinIO's ObjectRemoved:NoOP) is not.
 	if err := mc.RemoveObject(ctx, "images", "a.txt", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 30*time.Second, "3 events posted by MinIO", func() bool {
+	if err := mc.RemoveObject(ctx, "images", "never-there.txt", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "4 events posted by MinIO", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return len(f.evs) >= len(keys)
+		return len(f.evs) >= len(keys)+1
 	})
-	time.Sleep(500 * time.Millisecond) // the delete's post
+	time.Sleep(500 * time.Millisecond) // the no-op delete's post
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	got := map[string]int64{}
+	var removed []string
 	for _, ev := range f.evs {
+		if ev.Removed() {
+			removed = append(removed, ev.Name+" "+ev.Key)
+			continue
+		}
 		got[ev.Key] = ev.Size
 	}
 	for _, k := range keys {
@@ -54,7 +63,10 @@ func TestMinIOWebhook(t *testing.T) {
 			t.Errorf("key %q: size %d, events %+v", k, got[k], f.evs)
 		}
 	}
-	if len(f.evs) != len(keys) {
-		t.Errorf("got %d events, want %d", len(f.evs), len(keys))
+	if len(removed) != 1 || removed[0] != "s3:ObjectRemoved:Delete a.txt" {
+		t.Errorf("removed events %q, want [s3:ObjectRemoved:Delete a.txt]", removed)
+	}
+	if len(f.evs) != len(keys)+1 {
+		t.Errorf("got %d events, want %d", len(f.evs), len(keys)+1)
 	}
 }

@@ -207,6 +207,28 @@ func TestWebhook_DeliversMinIOEvent(t *testing.T) {
 	}
 }
 
+// Issue 20: an object-removed event reaches the handler, named, with its
+// key decoded and cleaned as a created event's is.
+func TestWebhook_DeliversRemovedEvent(t *testing.T) {
+	f := newFixture(t, true)
+	for _, name := range []string{"s3:ObjectRemoved:Delete", "s3:ObjectRemoved:DeleteMarkerCreated"} {
+		if r := f.post(t, "Bearer "+token, minioPayload(name, "images", "holiday photos/x/../Zürich 1.jpg", 0)); r.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d %s, want 200", name, r.StatusCode, r.Body)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.evs) != 2 {
+		t.Fatalf("got %d events, want 2: %+v", len(f.evs), f.evs)
+	}
+	for i, name := range []string{"s3:ObjectRemoved:Delete", "s3:ObjectRemoved:DeleteMarkerCreated"} {
+		ev := f.evs[i]
+		if !ev.Removed() || ev.Name != name || ev.Key != "holiday photos/Zürich 1.jpg" || ev.Bucket != "images" || ev.Source != "webhook" {
+			t.Errorf("event %d = %+v, want %s of images/holiday photos/Zürich 1.jpg", i, ev, name)
+		}
+	}
+}
+
 func TestWebhook_Responses(t *testing.T) {
 	f := newFixture(t, true)
 	f.handler = func(_ context.Context, ev event.Event) error {
@@ -223,7 +245,10 @@ func TestWebhook_Responses(t *testing.T) {
 		events   int
 	}{
 		{"Created", minioPayload("s3:ObjectCreated:Put", "b", "ok", 1), 200, "", 1},
-		{"Delete", minioPayload("s3:ObjectRemoved:Delete", "b", "gone", 0), 200, "", 0},
+		{"Delete", minioPayload("s3:ObjectRemoved:Delete", "b", "gone", 0), 200, "", 1},
+		{"DeleteMarker", minioPayload("s3:ObjectRemoved:DeleteMarkerCreated", "b", "gone", 0), 200, "", 1},
+		{"DeleteNoOP", minioPayload("s3:ObjectRemoved:NoOP", "b", "never", 0), 200, "", 0},
+		{"Acl", minioPayload("s3:ObjectAcl:Put", "b", "ok", 1), 200, "", 0},
 		{"TestEvent", []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent"}`), 200, "", 0},
 		{"Malformed", []byte(`{"Records":"nope"}`), 400, "Records must be an array", 0},
 		{"NotJSON", []byte(`<xml/>`), 400, "expected a JSON object", 0},
