@@ -39,6 +39,9 @@ func (r *stageRuntime) Invoke(_ context.Context, inv *runtime.Invocation) (runti
 	if err != nil {
 		return runtime.Result{}, err
 	}
+	if string(data) == "json" { // a JSON result, stored at KEY.json
+		return runtime.Result{Result: []byte(`{"json":true}`), Duration: time.Millisecond}, nil
+	}
 	fmt.Fprintf(inv.Output, "%s(%s)", inv.Function.Name, data)
 	return runtime.Result{OutputWritten: true, Duration: time.Millisecond}, nil
 }
@@ -343,5 +346,181 @@ func TestLineage_ChainBackToTheUploadAndDerived(t *testing.T) {
 	}
 	if again, err := c.pipe.Lineage(t.Context(), c.labels, "a.jpg.label", all); err != nil || fmt.Sprint(again.Chain) != want {
 		t.Errorf("chain after the activations were pruned: %v, %v", again.Chain, err)
+	}
+}
+
+// remove deletes an image and handles its removed event.
+func (c *chainEnv) remove(key string) {
+	c.t.Helper()
+	if err := store.Delete(c.t.Context(), c.images, key); err != nil {
+		c.t.Fatal(err)
+	}
+	ev := event.Event{Source: "embedded", Name: "s3:ObjectRemoved:Delete", Bucket: c.images, Key: key, Time: time.Now().UTC()}
+	if err := c.pipe.Handle(c.t.Context(), ev); err != nil {
+		c.t.Fatalf("Handle(delete %s): %v", key, err)
+	}
+}
+
+func onDelete(policy string) func(*registry.Function) {
+	return func(f *registry.Function) { f.OnInputDelete = policy }
+}
+
+func TestDelete_RemovesOutputsDownstream(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	c.upload("b.jpg", "B")
+	c.remove("a.jpg")
+	c.wantGone(c.thumbs, "a.jpg")
+	c.wantGone(c.labels, "a.jpg.label")
+	c.want(c.thumbs, "b.jpg", "thumbnail(B)") // nothing else
+	c.want(c.labels, "b.jpg.label", "classify(thumbnail(B))")
+	st, err := c.idx.Stats(t.Context(), "")
+	if err != nil || st.Deletes != 2 || st.Runs != 4 {
+		t.Errorf("stats %+v, %v; want 2 deletes apart from 4 runs", st, err)
+	}
+	for _, fn := range []string{"thumbnail", "classify"} {
+		n := 0
+		for _, r := range c.activations(fn) {
+			if r.Decision == activation.Delete {
+				n++
+				if r.Event.Key != map[string]string{"thumbnail": "a.jpg", "classify": "a.jpg"}[fn] || r.Output == nil {
+					t.Errorf("%s's delete activation: event %+v, output %+v", fn, r.Event, r.Output)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d delete activations, want 1", fn, n)
+		}
+	}
+	// Its lineage is gone with it; b's stays.
+	if _, err := c.pipe.Lineage(t.Context(), c.labels, "a.jpg.label", func(string) bool { return true }); !errors.Is(err, pipeline.ErrNoLineage) {
+		t.Errorf("lineage of a deleted output: %v, want ErrNoLineage", err)
+	}
+	// Uploaded again, it runs again (its record was dropped with its
+	// only output).
+	c.upload("a.jpg", "A")
+	c.runs(3, 3)
+	c.want(c.labels, "a.jpg.label", "classify(thumbnail(A))")
+}
+
+func TestDelete_KeepRemovesNothing(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil) // keep, the default
+	c.upload("a.jpg", "A")
+	c.remove("a.jpg")
+	c.want(c.thumbs, "a.jpg", "thumbnail(A)")
+	c.want(c.labels, "a.jpg.label", "classify(thumbnail(A))")
+}
+
+func TestDelete_OnlyStagesThatDelete(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(func(f *registry.Function) {
+		if f.Name == "thumbnail" {
+			f.OnInputDelete = registry.OnInputDeleteDelete
+		}
+	})
+	c.upload("a.jpg", "A")
+	c.remove("a.jpg")
+	c.wantGone(c.thumbs, "a.jpg")
+	c.want(c.labels, "a.jpg.label", "classify(thumbnail(A))") // classify keeps
+}
+
+func TestDelete_RecordRepointedToALiveCopy(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A") // the run: thumbs/a.jpg is the record's output
+	c.upload("d.jpg", "A") // a hit: a copy at thumbs/d.jpg
+	c.remove("a.jpg")
+	c.wantGone(c.thumbs, "a.jpg")
+	c.want(c.thumbs, "d.jpg", "thumbnail(A)")
+	// The record now points to the live copy: a third upload is a hit.
+	c.upload("e.jpg", "A")
+	c.runs(1, 1)
+	c.want(c.thumbs, "e.jpg", "thumbnail(A)")
+	c.want(c.labels, "e.jpg.label", "classify(thumbnail(A))")
+}
+
+func TestDelete_UserObjectAtTheOutputKeyStays(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	// The user replaces the thumb with their own bytes.
+	if _, err := store.Put(t.Context(), c.thumbs, "a.jpg", strings.NewReader("mine"), 4, objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.remove("a.jpg")
+	c.want(c.thumbs, "a.jpg", "mine")
+}
+
+func TestDelete_ReuploadedSinceKeepsOutputs(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	// The delete's event arrives after a new upload to the key.
+	if _, err := store.Put(t.Context(), c.images, "a.jpg", strings.NewReader("A"), 1, objects.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := event.Event{Source: "embedded", Name: "s3:ObjectRemoved:Delete", Bucket: c.images, Key: "a.jpg", Time: time.Now().UTC()}
+	if err := c.pipe.Handle(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	c.want(c.thumbs, "a.jpg", "thumbnail(A)")
+}
+
+func TestDelete_OverwrittenInputsOldOutputElsewhereRemoved(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	c.upload("a.jpg", "json") // its output is now thumbs/a.jpg.json
+	c.want(c.thumbs, "a.jpg.json", `{"json":true}`)
+	c.wantGone(c.thumbs, "a.jpg")
+	c.wantGone(c.labels, "a.jpg.label")
+	// With keep, the old output stays.
+	k := newChainEnv(t)
+	k.deploy(nil)
+	k.upload("a.jpg", "A")
+	k.upload("a.jpg", "json")
+	k.want(k.thumbs, "a.jpg", "thumbnail(A)")
+}
+
+func TestReconcile_InputDeletedWithoutEvent(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	c.upload("b.jpg", "B")
+	if err := store.Delete(t.Context(), c.images, "a.jpg"); err != nil { // its event lost
+		t.Fatal(err)
+	}
+	n, err := c.pipe.Reconcile(t.Context(), 0)
+	if err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want the one input found gone", n, err)
+	}
+	c.wantGone(c.thumbs, "a.jpg")
+	c.wantGone(c.labels, "a.jpg.label")
+	c.want(c.labels, "b.jpg.label", "classify(thumbnail(B))")
+	if n, err := c.pipe.Reconcile(t.Context(), 0); err != nil || n != 0 {
+		t.Fatalf("second Reconcile = %d, %v; want nothing left", n, err)
+	}
+}
+
+func TestReconcile_FindsAStageItsEventMissed(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(nil)
+	c.upload("a.jpg", "A")
+	// classify's activation and record were lost: the reconciler lists
+	// thumbs, finds dedupfn's output there without its next stage, and
+	// runs it, as the output's event would have.
+	c.forgetActivations("classify")
+	if _, err := c.pipe.Purge(t.Context(), "", "classify", "", true); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.pipe.Reconcile(t.Context(), 0)
+	if err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want 1", n, err)
+	}
+	c.runs(1, 2)
+	if n, err := c.pipe.Reconcile(t.Context(), 0); err != nil || n != 0 {
+		t.Fatalf("second Reconcile = %d, %v; want 0", n, err)
 	}
 }

@@ -65,7 +65,52 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 			}
 		}
 	}
-	return missed, nil
+	n, err := p.reconcileRemoved(ctx)
+	return missed + n, err
+}
+
+// reconcileRemoved finds the inputs deleted without an event that reached
+// dedupfn, for the functions deployed with --on-input-delete delete: each
+// output noted for such a function whose input is gone is handled as the
+// input's removed event would have been. It returns how many inputs it
+// found gone with outputs to delete.
+func (p *Pipeline) reconcileRemoved(ctx context.Context) (int, error) {
+	deletes := false
+	for _, f := range p.cfg.Registry.List("") {
+		deletes = deletes || f.OnInputDelete == registry.OnInputDeleteDelete
+	}
+	if !deletes {
+		return 0, nil
+	}
+	gone := map[objectRef]bool{}
+	err := docsPrefix(ctx, p.cfg.Index, outputDocKind, "", func(_ string, prov provenance) error {
+		in := objectRef{Bucket: prov.Input.Bucket, Key: prov.Input.Key}
+		if f, ok := p.function(prov.Tenant, prov.Function); !ok || f.OnInputDelete != registry.OnInputDeleteDelete || gone[in] {
+			return nil
+		}
+		sctx, cancel := p.callCtx(ctx)
+		_, err := p.cfg.Objects.Stat(sctx, in.Bucket, in.Key)
+		cancel()
+		if errors.Is(err, objects.ErrNotFound) {
+			gone[in] = true
+		}
+		return nil // unreadable: the next round sees it
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pipeline: list outputs: %w", err)
+	}
+	n := 0
+	for in := range gone {
+		ev := event.Event{Source: reconcileSource, Name: "s3:ObjectRemoved:Reconcile", Bucket: in.Bucket, Key: in.Key, Time: time.Now().UTC()}
+		deleted, err := p.inputRemoved(ctx, ev)
+		if err != nil {
+			return n, err
+		}
+		if deleted > 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // processed reports, without reading o, whether it needs nothing: it is
