@@ -173,6 +173,7 @@ A function that writes no output stream gets its JSON result at KEY.json.`,
 	fl.BoolVar(&df.fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
 	fl.Float64Var(&df.fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
 	fl.StringVar(&df.onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
+	fl.StringVar(&df.fn.OnInputDelete, "on-input-delete", registry.OnInputDeleteKeep, "when an input is deleted: keep its outputs, or delete the outputs this function wrote for it (and, through downstream functions that also delete, theirs); not part of the version")
 	return cmd
 }
 
@@ -293,7 +294,7 @@ nondeterministic version is also reported on stderr, in words.`,
 			if err != nil {
 				return err
 			}
-			var v any = functionView{Function: f, Limits: newLimitsView(f.Limits)}
+			var v any = newFunctionView(f)
 			if raw {
 				v = f
 			}

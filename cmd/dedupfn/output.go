@@ -86,6 +86,15 @@ type functionView struct {
 	Limits limitsView `json:"limits"` // shadows Function.Limits
 }
 
+// newFunctionView is f as fn get prints it. A function stored before
+// on_input_delete existed keeps its outputs: it shows "keep".
+func newFunctionView(f registry.Function) functionView {
+	if f.OnInputDelete == "" {
+		f.OnInputDelete = registry.OnInputDeleteKeep
+	}
+	return functionView{Function: f, Limits: newLimitsView(f.Limits)}
+}
+
 type limitsView struct {
 	Timeout   string `json:"timeout"`
 	Lease     string `json:"lease"`
