@@ -252,7 +252,7 @@ func newFnListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "List functions", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fns, err := cf.client().Functions(cmd.Context())
+			fns, err := cf.client().FunctionInfos(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -260,19 +260,29 @@ func newFnListCmd() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), fns)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER")
+			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER\tUPSTREAM\tDOWNSTREAM")
 			for _, f := range fns {
 				version := f.Version
 				if f.Nondeterministic != nil {
 					version += " (nondeterministic)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, version, f.Runtime, f.Tenant, describeTrigger(f))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, version, f.Runtime, f.Tenant, describeTrigger(f.Function),
+					functionNames(f.Upstream), functionNames(f.Downstream))
 			}
 			return tw.Flush()
 		},
 	}
 	cf.register(cmd, true)
 	return cmd
+}
+
+// functionNames is a table cell of upstream or downstream functions:
+// comma-separated, "-" for none, cut at tableCellMax.
+func functionNames(names []string) string {
+	if len(names) == 0 {
+		return "-"
+	}
+	return oneLine(strings.Join(names, ","), tableCellMax)
 }
 
 func newFnGetCmd() *cobra.Command {
@@ -290,7 +300,7 @@ of its current version found (version, at, activation, recorded_digest, audit_di
 nondeterministic version is also reported on stderr, in words.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := cf.client().Function(cmd.Context(), args[0])
+			f, err := cf.client().FunctionInfo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -301,7 +311,7 @@ nondeterministic version is also reported on stderr, in words.`,
 			if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 				return err
 			}
-			warnNondeterministic(cmd.ErrOrStderr(), f)
+			warnNondeterministic(cmd.ErrOrStderr(), f.Function)
 			return nil
 		},
 	}
