@@ -46,6 +46,16 @@ const (
 	OnMismatchDisableDedup = "disable-dedup"
 )
 
+// What an object-removed event for a function's input does to the
+// outputs it wrote for that input (Function.OnInputDelete).
+const (
+	// OnInputDeleteKeep leaves them (the default).
+	OnInputDeleteKeep = "keep"
+	// OnInputDeleteDelete deletes them, and through downstream functions
+	// that also delete, their outputs in turn.
+	OnInputDeleteDelete = "delete"
+)
+
 // ErrParamsTooLarge is returned by CheckParams.
 var ErrParamsTooLarge = errors.New("params too large")
 
@@ -139,6 +149,11 @@ type Function struct {
 	OnInputDelete string `json:"on_input_delete,omitempty"`
 	// Audit: determinism audits of hits (see Audit).
 	Audit Audit `json:"audit,omitzero"`
+	// OnInputDelete is what deleting an input does to the outputs this
+	// function wrote for it: OnInputDeleteKeep (the default) or
+	// OnInputDeleteDelete. Like limits and audits it does not change
+	// outputs, nor the Version.
+	OnInputDelete string `json:"on_input_delete,omitempty"`
 	// Version is derived from everything that can change the output.
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
@@ -194,11 +209,16 @@ func (f *Function) Validate() (err error) {
 		return fmt.Errorf("function %s: audit rate must be between 0 and 1 (a fraction of hits), got %v", f.Name, f.Audit.Rate)
 	case f.Audit.OnMismatch != "" && f.Audit.OnMismatch != OnMismatchWarn && f.Audit.OnMismatch != OnMismatchDisableDedup:
 		return fmt.Errorf("function %s: audit on_mismatch must be %q or %q, got %q", f.Name, OnMismatchWarn, OnMismatchDisableDedup, f.Audit.OnMismatch)
+	case f.OnInputDelete != "" && f.OnInputDelete != OnInputDeleteKeep && f.OnInputDelete != OnInputDeleteDelete:
+		return fmt.Errorf("function %s: on_input_delete must be %q or %q, got %q", f.Name, OnInputDeleteKeep, OnInputDeleteDelete, f.OnInputDelete)
 	case f.NoDedup && f.Audit.Rate > 0:
 		return fmt.Errorf("function %s: audit rate must be 0 for a no-dedup function (it reuses no results to audit), got %v", f.Name, f.Audit.Rate)
 	}
 	if f.Audit.Rate > 0 && f.Audit.OnMismatch == "" {
 		f.Audit.OnMismatch = OnMismatchWarn
+	}
+	if f.OnInputDelete == "" {
+		f.OnInputDelete = OnInputDeleteKeep
 	}
 	if f.Output.KeyTemplate == "" {
 		f.Output.KeyTemplate = "{key}"
