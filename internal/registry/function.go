@@ -145,8 +145,6 @@ type Function struct {
 	// result, so the same content does not run again.
 	CacheFailures bool `json:"cache_failures,omitempty"`
 	MaxAttempts   int  `json:"max_attempts"`
-	// OnInputDelete: OnInputDeleteKeep or OnInputDeleteDelete.
-	OnInputDelete string `json:"on_input_delete,omitempty"`
 	// Audit: determinism audits of hits (see Audit).
 	Audit Audit `json:"audit,omitzero"`
 	// OnInputDelete is what deleting an input does to the outputs this
