@@ -333,6 +333,18 @@ func TestEmbeddedScheme(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "objects", "bkt", "k")); err != nil {
 		t.Errorf("object not stored under <data>/objects: %v", err)
 	}
+	// dedupfn's own deletes (the pipeline removing outputs) publish
+	// nothing, unlike a client's (TestDeletePublishesRemoved): the
+	// pipeline follows them in process.
+	if err := st.Delete(t.Context(), "bkt", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Stat(t.Context(), "bkt", "k"); !errors.Is(err, objects.ErrNotFound) {
+		t.Fatalf("stat after delete: %v, want ErrNotFound", err)
+	}
+	if evs := rec.events(); len(evs) != 1 || evs[0].Removed() {
+		t.Errorf("events %+v, want only the put's", evs)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -609,33 +621,5 @@ func TestDeletePublishesRemoved(t *testing.T) {
 	}
 	if evs := removed(); len(evs) != 4 || evs[3].Key != "m3" {
 		t.Errorf("removed events %+v, want a 4th for m3 after the retry", evs)
-	}
-}
-
-// dedupfn's own deletes (the pipeline removing outputs) go through the
-// in-process Store and publish nothing: the pipeline follows them itself.
-func TestStoreDeletePublishesNothing(t *testing.T) {
-	rec := &recorder{}
-	st, err := objects.Open(t.Context(), "embedded:", objects.Options{
-		DataDir: t.TempDir(), Addr: testutil.FreeAddr(t), AccessKey: access, SecretKey: secret, Publish: rec.publish,
-	})
-	if err != nil {
-		t.Fatalf("open embedded: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MakeBucket(t.Context(), "bkt"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Put(t.Context(), "bkt", "k", strings.NewReader("x"), 1, objects.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Delete(t.Context(), "bkt", "k"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Stat(t.Context(), "bkt", "k"); !errors.Is(err, objects.ErrNotFound) {
-		t.Fatalf("stat after delete: %v, want ErrNotFound", err)
-	}
-	if evs := rec.events(); len(evs) != 1 || evs[0].Removed() {
-		t.Errorf("events %+v, want only the put's", evs)
 	}
 }
