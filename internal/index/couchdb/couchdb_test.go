@@ -235,3 +235,64 @@ func TestDesignUpgrade(t *testing.T) {
 		t.Fatalf("Open replaced a newer version's design document: rev %v, want %s", got, rev)
 	}
 }
+
+// TestDesignUpgrade_Deletes: a database whose design document version 2
+// wrote (stats views without deletes) gets the views that count them on
+// Open, and the deletes already recorded count.
+func TestDesignUpgrade_Deletes(t *testing.T) {
+	srv := peers.StartCouchDB(t)
+	ctx := t.Context()
+	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw := client.DB("upgrade_v2")
+	open := func() index.Index {
+		t.Helper()
+		idx, err := index.Open(ctx, srv.URL("upgrade_v2"), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idx.Close() })
+		return idx
+	}
+	idx := open()
+	for i, d := range []activation.Decision{activation.Miss, activation.Delete, activation.Delete} {
+		if err := idx.AddActivation(ctx, activation.Record{ID: fmt.Sprint(i), Tenant: "t", Function: "f", Decision: d, Start: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The design document as version 2 wrote it: no deletes in the views.
+	var doc map[string]any
+	if err := raw.Get(ctx, "_design/dedupfn").ScanDoc(&doc); err != nil {
+		t.Fatal(err)
+	}
+	views := doc["views"].(map[string]any)
+	for _, name := range []string{"stats", "fnstats"} {
+		v := views[name].(map[string]any)
+		for part, old := range map[string]string{"map": "\n    deletes: d === \"delete\" ? 1 : 0,", "reduce": " deletes: 0,"} {
+			s := v[part].(string)
+			if !strings.Contains(s, old) {
+				t.Fatalf("%s %s has no %q:\n%s", name, part, old, s)
+			}
+			v[part] = strings.Replace(s, old, "", 1)
+		}
+	}
+	doc["dedupfn"] = map[string]any{"version": 2}
+	if _, err := raw.Put(ctx, "_design/dedupfn", doc); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := idx.Stats(ctx, "t"); err != nil || st.Events != 3 || st.Deletes != 0 {
+		t.Fatalf("Stats with the version-2 design document = %+v, %v; want 3 events, no deletes counted", st, err)
+	}
+
+	idx = open()
+	if st, err := idx.Stats(ctx, "t"); err != nil || st.Events != 3 || st.Runs != 1 || st.Deletes != 2 {
+		t.Fatalf("Stats after Open upgraded the design document = %+v, %v; want 3 events, 1 run, 2 deletes", st, err)
+	}
+	fs, err := idx.FunctionStats(ctx, "t")
+	if err != nil || len(fs) != 1 || fs[0].Deletes != 2 {
+		t.Fatalf("FunctionStats after the upgrade = %+v, %v; want f with 2 deletes", fs, err)
+	}
+}

@@ -120,3 +120,61 @@ func TestMigrate_FunctionStatsFromKeptActivations(t *testing.T) {
 		t.Fatalf("Stats(acme) after one more = %+v, want %+v", st, wt)
 	}
 }
+
+// TestMigrate_DeletesColumn: a database a version-2 replica wrote gets
+// the deletes counters when a newer replica opens it, its totals as they
+// were, and deletes count from then on in both totals.
+func TestMigrate_DeletesColumn(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	raw := pg.CreateDB(t, "upgrade_v2")
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ms, err := migrations()
+	if err != nil || len(ms) < 3 || ms[1].version != 2 {
+		t.Fatalf("migrations = %d, %v; want versions 1, 2 and later ones", len(ms), err)
+	}
+	// The schema as a version-2 replica left it, with totals counted.
+	for _, sql := range []string{
+		`CREATE TABLE dedupfn_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
+		ms[0].sql, ms[1].sql,
+		`INSERT INTO dedupfn_schema_migrations (version, name) VALUES (1, '` + ms[0].name + `'), (2, '` + ms[1].name + `')`,
+		`INSERT INTO dedupfn_stats (tenant, shard, events, runs, hits) VALUES ('acme', 1, 3, 2, 1)`,
+		`INSERT INTO dedupfn_function_stats (tenant, function, shard, events, runs, hits) VALUES ('acme', 'thumb', 1, 3, 2, 1)`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := parseURL(mustURL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openConfig(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := activation.Stats{Events: 3, Runs: 2, Hits: 1}
+	if st, err := d.Stats(ctx, "acme"); err != nil || st != want {
+		t.Fatalf("Stats after the migration = %+v, %v; want %+v as before", st, err, want)
+	}
+	del := activation.Record{ID: "d1", Tenant: "acme", Function: "thumb", Decision: activation.Delete, Start: time.Now().UTC()}
+	if err := d.AddActivation(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	want.Add(del)
+	if want.Deletes != 1 {
+		t.Fatalf("Stats.Add of a delete = %+v, want 1 delete", want)
+	}
+	if st, err := d.Stats(ctx, "acme"); err != nil || st != want {
+		t.Fatalf("Stats after a delete = %+v, %v; want %+v", st, err, want)
+	}
+	fs, err := d.FunctionStats(ctx, "acme")
+	if err != nil || len(fs) != 1 || fs[0].Stats != want {
+		t.Fatalf("FunctionStats after a delete = %+v, %v; want thumb %+v", fs, err, want)
+	}
+}
