@@ -95,6 +95,30 @@ func TestStats_WaitsAreAmongHits(t *testing.T) {
 	}
 }
 
+// TestStats_DeletesApart: outputs deleted with their inputs get their own
+// line, apart from runs and hits, and only when there were some.
+func TestStats_DeletesApart(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeStats(&buf, statsOutput{Stats: activation.Stats{Events: 9, Runs: 3, Hits: 2, Deletes: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, line := range strings.Split(buf.String(), "\n") {
+		name, value, _ := strings.Cut(line, "  ")
+		lines[name] = strings.TrimSpace(value)
+	}
+	if lines["deleted outputs"] != "4" || lines["runs"] != "3" || lines["hits"] != "2" {
+		t.Errorf("stats should show 4 deleted outputs apart from 3 runs and 2 hits:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := writeStats(&buf, statsOutput{Stats: activation.Stats{Events: 5, Runs: 3, Hits: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "deleted") {
+		t.Errorf("stats without deletes should not show a deletes line:\n%s", buf.String())
+	}
+}
+
 func TestActivations_HitShowsSavedNotRun(t *testing.T) {
 	recs := []activation.Record{
 		{ID: "hhhhhhhhhhhh", Function: "f", Decision: activation.Hit, FunctionMS: 120, SavedMS: 120, Timings: activation.Timings{TotalMS: 3}},
