@@ -120,7 +120,7 @@ names several is refused with their ids.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new activations as they are recorded, oldest first, until Ctrl-C (--json: one JSON object a line)")
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "with --follow, how often to ask the API")
 	among := fmt.Sprintf(" (among the %d newest that match the other flags)", api.DefaultActivationScan)
-	cmd.Flags().StringVar(&decision, "decision", "", "only activations with this decision: hit, miss, wait, error or skipped"+among)
+	cmd.Flags().StringVar(&decision, "decision", "", "only activations with this decision: hit, miss, wait, error, skipped or delete"+among)
 	cmd.Flags().BoolVar(&errs, "errors", false, "only failed or dead-lettered activations"+among)
 	return cmd
 }
