@@ -196,7 +196,8 @@ func printDeployed(w io.Writer, resp api.DeployResponse) {
 	case resp.NewVersion:
 		fmt.Fprintf(w, "deployed %s version %s (was %s): results of the old version are not reused\n", f.Name, f.Version, resp.Previous)
 	default:
-		fmt.Fprintf(w, "%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
+		// Trigger, limits or policies may have changed: not the output.
+		fmt.Fprintf(w, "updated %s, still version %s (code and params unchanged: recorded results stay valid), triggered by %s\n", f.Name, f.Version, describeTrigger(f))
 	}
 	if f.Audit.Rate > 0 {
 		fmt.Fprintf(w, "auditing %s of hits for determinism (on mismatch: %s)\n", auditRate(f.Audit.Rate), f.Audit.OnMismatch)
