@@ -68,6 +68,9 @@ type Record struct {
 
 	// RetryOf is the dead-lettered activation this one retried (dlq retry).
 	RetryOf string `json:"retry_of,omitempty"`
+	// Cause is the activation that caused this one (a sequence's, as
+	// OpenWhisk's "cause"), or "".
+	Cause string `json:"cause,omitempty"`
 }
 
 // Stats are the totals over activation records.

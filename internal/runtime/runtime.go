@@ -139,6 +139,13 @@ type Invocation struct {
 	// ExternalID, if set, is a remote activation already started by a
 	// previous owner of this claim: poll it instead of invoking again.
 	ExternalID string
+	// Value, when non-nil, makes this a direct invocation (OpenWhisk's
+	// POST .../actions/NAME, pipeline.InvokeDirect): no object. Value is
+	// the parameters as one JSON object, passed as they are (an
+	// actionloop "value", a wasm module's stdin, a remote action's
+	// params); Params, Input, Object and Output are unused, and the
+	// function's result is Result.Result.
+	Value json.RawMessage
 }
 
 // Result of a successful invocation.

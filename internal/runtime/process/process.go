@@ -210,9 +210,11 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
-	value, err := actionio.Params(inv, r.opts.InlineLimit)
-	if err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
+	var value any = inv.Value // a direct invocation: the parameters are the value
+	if inv.Value == nil {
+		if value, err = actionio.Params(inv, r.opts.InlineLimit); err != nil {
+			return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
+		}
 	}
 	key := poolKey(fn, env, inv.Limits.MemoryBytes)
 	pl, err := r.pool(key, fn, filepath.Base(dir))
@@ -270,7 +272,7 @@ func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, erro
 
 // activate runs one activation on p. healthy reports whether p may serve
 // another one.
-func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation, value map[string]any) (runtime.Result, bool, error) {
+func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation, value any) (runtime.Result, bool, error) {
 	maxLog := inv.Limits.MaxLogBytes
 	if maxLog <= 0 {
 		maxLog = DefaultMaxLogBytes
