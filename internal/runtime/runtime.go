@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,6 +77,35 @@ func ClassOf(err error) Class {
 		return ClassTimeout
 	}
 	return ClassPlatform
+}
+
+// ErrResultNotObject: a direct invocation's result (Invocation.Value) is
+// not one JSON object (DirectResult).
+var ErrResultNotObject = errors.New("result is not a JSON object")
+
+// DirectResult checks a function's result b as a direct invocation's
+// result, OpenWhisk's rule: one JSON object (else a ClassFunction error
+// wrapping ErrResultNotObject); an object with an "error" field is the
+// function's own failure, OpenWhisk's application error: a ClassFunction
+// error naming it, with the result returned too, to be recorded.
+func DirectResult(b []byte) (json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	// Only "error" is decoded: the other fields are skipped, not copied.
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) || json.Unmarshal(b, &probe) != nil {
+		return nil, &Error{Class: ClassFunction, Err: fmt.Errorf("%w: %.200q", ErrResultNotObject, b)}
+	}
+	if e := probe.Error; e != nil {
+		msg := string(e)
+		var s string
+		if json.Unmarshal(e, &s) == nil {
+			msg = s
+		}
+		return json.RawMessage(b), Errorf(ClassFunction, "action error: %s", msg)
+	}
+	return json.RawMessage(b), nil
 }
 
 // Limits bound one invocation.

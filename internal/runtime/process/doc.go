@@ -50,6 +50,11 @@
 // runtime.ObjectRef), the deploy-time params, and, when the object is at
 // most Options.InlineLimit bytes, its bytes base64-encoded as "body".
 //
+// A direct invocation (runtime.Invocation.Value: an OpenWhisk action
+// invoked on its parameters) has no object: "value" is exactly the
+// parameters, and the result line, one JSON object, is the result
+// (runtime.DirectResult; a "body" in it is only a field).
+//
 // Output convention: a result object with a string field "body" holding
 // valid base64 is an output object: its decoded bytes go to
 // Invocation.Output (Result.OutputWritten), and the rest of the result

@@ -443,34 +443,27 @@ func looksOOM(stderr string) bool {
 
 var errNotJSON = errors.New("result is not a JSON object or array")
 
-// result interprets the action's result line.
+// result interprets the action's result line: for a direct invocation
+// (Invocation.Value) the result itself (runtime.DirectResult), else an
+// object or array, under the output convention.
 func result(b []byte, inv *runtime.Invocation) (runtime.Result, error) {
 	b = bytes.TrimSpace(b)
 	if !json.Valid(b) || (b[0] != '{' && b[0] != '[') {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction,
 			Err: fmt.Errorf("process: %w: %.200q", errNotJSON, b)}
 	}
-	if b[0] == '[' {
+	if b[0] == '[' && inv.Value == nil {
 		return runtime.Result{Result: json.RawMessage(b)}, nil
 	}
-	// Only "error" is decoded: the other fields (a body of up to
-	// MaxResultBytes) are skipped, not copied.
-	var probe struct {
-		Error json.RawMessage `json:"error"`
+	res, err := runtime.DirectResult(b)
+	if re := (*runtime.Error)(nil); errors.As(err, &re) {
+		re.Err = fmt.Errorf("process: %w", re.Err)
+		return runtime.Result{Result: res}, re
 	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("process: %w: %w", errNotJSON, err)}
+	if inv.Value != nil {
+		return runtime.Result{Result: res}, nil
 	}
-	if e := probe.Error; e != nil {
-		msg := string(e)
-		var s string
-		if json.Unmarshal(e, &s) == nil {
-			msg = s
-		}
-		return runtime.Result{Result: json.RawMessage(b)}, &runtime.Error{Class: runtime.ClassFunction,
-			Err: fmt.Errorf("process: action error: %s", msg)}
-	}
-	return actionio.Output(runtime.Result{Result: json.RawMessage(b)}, inv)
+	return actionio.Output(runtime.Result{Result: res}, inv)
 }
 
 // names returns the OpenWhisk namespace (the tenant, or "_") and the fully
