@@ -55,7 +55,7 @@ type proc struct {
 // through a shim (see shim.go) that applies the memory limit and, when
 // uid >= 0, the user, and that takes the action's whole process tree down
 // with it. Nothing is read yet: the caller waits for the ack.
-func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxResult int) (*proc, error) {
+func startProc(argv []string, dir string, env []string, memBytes uint64, uid, gid, maxResult int) (*proc, error) {
 	// stdin, stdout, stderr, fd 3 (results), fd 4 (lifeline)
 	var pipes [5][2]*os.File
 	for i := range pipes {
@@ -75,7 +75,7 @@ func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxRes
 	lifeR, lifeW := pipes[4][0], pipes[4][1]
 	cmd := &exec.Cmd{
 		Path:       shimExe,
-		Args:       shimArgs(path, memBytes, uid, gid),
+		Args:       shimArgs(argv, memBytes, uid, gid),
 		Dir:        dir,
 		Env:        append(slices.Clip(env), shimEnv+"="+shimMagic),
 		Stdin:      inR,
@@ -91,7 +91,7 @@ func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxRes
 		for _, pp := range pipes {
 			closeFiles(pp[0], pp[1])
 		}
-		return nil, fmt.Errorf("process: start %s: %w", path, err)
+		return nil, fmt.Errorf("process: start %s: %w", argv[0], err)
 	}
 	// The child has its copies; the parent keeps only its own ends, so
 	// that EOF arrives when the child (and its children) are gone. lifeW

@@ -90,6 +90,12 @@ type Options struct {
 	// Defaults DefaultMaxUnzipBytes and DefaultMaxUnzipFiles.
 	MaxUnzipBytes int64
 	MaxUnzipFiles int
+	// Node and Python are the absolute paths of the node and python3
+	// interpreters that run the nodejs and python kinds' launchers
+	// (launchers.go). New finds them on the server's PATH
+	// (exec.LookPath) when empty; a kind whose interpreter is not found
+	// cannot be deployed (Prepare) or run.
+	Node, Python string
 }
 
 // Runtime is the process runtime. It is safe for concurrent use.
@@ -110,6 +116,7 @@ type Runtime struct {
 var (
 	_ runtime.Runtime   = (*Runtime)(nil)
 	_ runtime.Forgetter = (*Runtime)(nil)
+	_ runtime.Preparer  = (*Runtime)(nil)
 )
 
 // New validates opts and returns a Runtime. It starts nothing: processes
@@ -136,6 +143,11 @@ func New(opts Options) (*Runtime, error) {
 			return nil, err
 		}
 		if err := reachable(opts.WorkDir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range languages {
+		if err := l.find(&opts); err != nil {
 			return nil, err
 		}
 	}
@@ -206,6 +218,10 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
+	argv, err := r.argv(path)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
 	env, err := r.env(fn)
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
@@ -223,7 +239,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	}
 	for tries := 1; ; tries++ {
 		p, err := pl.acquire(ctx, func() (*proc, error) {
-			return r.start(path, dir, env, inv.Limits.MemoryBytes)
+			return r.start(argv, dir, env, inv.Limits.MemoryBytes)
 		})
 		if err != nil {
 			return runtime.Result{}, err
@@ -245,9 +261,10 @@ var errDiedIdle = errors.New("exited while idle")
 // pipe is atomic, written whole or not at all.
 const pipeBuf = 4096
 
-// start starts and acks one process, tracking it for Close.
-func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, error) {
-	p, err := startProc(path, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
+// start starts and acks one process of argv, tracking it for Close.
+func (r *Runtime) start(argv []string, dir string, env []string, mem uint64) (*proc, error) {
+	path := argv[len(argv)-1] // the executable, or the launcher script its interpreter runs
+	p, err := startProc(argv, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
 	if err != nil {
 		return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
