@@ -51,6 +51,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
@@ -88,11 +90,14 @@ type language struct {
 	source string
 	// mainRE is what a main name must match.
 	mainRE *regexp.Regexp
+	// memory, if set, turns a memory limit into the interpreter's flags
+	// and an address-space limit; nil: RLIMIT_AS is the limit.
+	memory func(mem uint64) (flags []string, addressSpace uint64)
 }
 
 var languages = []language{
 	{name: "nodejs", launcher: "launcher.js", binary: "node", interpreter: func(o *Options) *string { return &o.Node },
-		source: "index.js", mainRE: regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)},
+		source: "index.js", mainRE: regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`), memory: nodeMemory},
 	{name: "python", launcher: "launcher.py", binary: "python3", interpreter: func(o *Options) *string { return &o.Python },
 		source: "__main__.py", mainRE: regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)},
 }
@@ -319,20 +324,46 @@ func decodeManifest(r io.Reader) (manifest, error) {
 	return m, nil
 }
 
-// argv is how the runtime starts the unpacked executable at path: itself,
-// or a launcher script with its language's interpreter.
-func (r *Runtime) argv(path string) ([]string, error) {
+// command is what a process of a function runs: argv (the executable
+// first) and the address-space limit (RLIMIT_AS, 0 = none) it runs under.
+type command struct {
+	argv         []string
+	addressSpace uint64
+}
+
+// command is how the runtime starts the unpacked executable at path under
+// a memory limit of mem bytes (0 = none): itself, or a launcher script
+// with its language's interpreter and memory flags.
+func (r *Runtime) command(path string, mem uint64) (command, error) {
 	for _, l := range languages {
 		if filepath.Base(path) != l.launcher {
 			continue
 		}
 		interp := *l.interpreter(&r.opts)
 		if interp == "" {
-			return nil, fmt.Errorf("process: %s actions need %s, which the server did not find on its PATH", l.name, l.binary)
+			return command{}, fmt.Errorf("process: %s actions need %s, which the server did not find on its PATH", l.name, l.binary)
 		}
-		return []string{interp, path}, nil
+		c := command{argv: []string{interp, path}, addressSpace: mem}
+		if l.memory != nil && mem > 0 {
+			flags, space := l.memory(mem)
+			c.argv = slices.Concat([]string{interp}, flags, []string{path})
+			c.addressSpace = space
+		}
+		return c, nil
 	}
-	return []string{path}, nil
+	return command{argv: []string{path}, addressSpace: mem}, nil
+}
+
+// nodeReserve is the address space V8 reserves beyond its heap (code
+// range, thread stacks, cages): node does not start under an RLIMIT_AS of
+// 512 MiB even with a small heap.
+const nodeReserve = 1 << 30
+
+// nodeMemory bounds node by its heap (--max-old-space-size, the memory
+// limit), and its address space only loosely, by the heap and
+// nodeReserve: V8 reserves far more address space than it uses.
+func nodeMemory(mem uint64) ([]string, uint64) {
+	return []string{"--max-old-space-size=" + strconv.FormatUint(max(mem>>20, 1), 10)}, mem + nodeReserve
 }
 
 // Prepare implements runtime.Preparer: code of a nodejs or python action

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dedupfn/dedupfn/internal/runtime"
 	"github.com/dedupfn/dedupfn/internal/runtime/process"
@@ -309,5 +310,32 @@ func TestLauncher_ExecUser(t *testing.T) {
 		if got := resultOf(t, r, f, `{}`); got["uid"] != 65534.0 {
 			t.Errorf("%s ran as uid %v, want nobody (65534)", kind, got["uid"])
 		}
+	}
+}
+
+// The memory limit of a nodejs action is V8's heap (node does not start
+// under an address-space limit that small); a python action's is
+// RLIMIT_AS, as for any process function. Over it, the run is ClassOOM.
+func TestLauncher_MemoryLimit(t *testing.T) {
+	needNode(t)
+	needPython(t)
+	r := launcherRuntime(t)
+	for _, tc := range []struct{ kind, code string }{
+		{"nodejs:20", `function main(a) { if (a.hog) { const k = []; for (;;) k.push(new Array(1e6).fill(k.length)); } return {ok: true}; }`},
+		{"python:3", "def main(a):\n    if a.get('hog'):\n        k = []\n        while True:\n            k.append([len(k)] * 1000000)\n    return {'ok': True}\n"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			f := action(t, "mem-"+strings.ReplaceAll(tc.kind, ":", ""), tc.kind, []byte(tc.code), false, "")
+			call := func(params string) (runtime.Result, error) {
+				return r.Invoke(t.Context(), &runtime.Invocation{Function: f, Value: json.RawMessage(params),
+					Limits: runtime.Limits{Timeout: 30 * time.Second, MemoryBytes: 256 << 20}})
+			}
+			if res, err := call(`{}`); err != nil || string(res.Result) != `{"ok":true}` && string(res.Result) != `{"ok": true}` {
+				t.Fatalf("under a 256 MiB limit: %s, %v", res.Result, err)
+			}
+			if _, err := call(`{"hog":true}`); runtime.ClassOf(err) != runtime.ClassOOM {
+				t.Fatalf("over the limit: %v, want an OOM error", err)
+			}
+		})
 	}
 }

@@ -218,7 +218,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
-	argv, err := r.argv(path)
+	cmd, err := r.command(path, inv.Limits.MemoryBytes)
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
@@ -239,7 +239,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	}
 	for tries := 1; ; tries++ {
 		p, err := pl.acquire(ctx, func() (*proc, error) {
-			return r.start(argv, dir, env, inv.Limits.MemoryBytes)
+			return r.start(cmd, dir, env, inv.Limits.MemoryBytes)
 		})
 		if err != nil {
 			return runtime.Result{}, err
@@ -261,10 +261,10 @@ var errDiedIdle = errors.New("exited while idle")
 // pipe is atomic, written whole or not at all.
 const pipeBuf = 4096
 
-// start starts and acks one process of argv, tracking it for Close.
-func (r *Runtime) start(argv []string, dir string, env []string, mem uint64) (*proc, error) {
-	path := argv[len(argv)-1] // the executable, or the launcher script its interpreter runs
-	p, err := startProc(argv, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
+// start starts and acks one process of c, tracking it for Close.
+func (r *Runtime) start(c command, dir string, env []string, mem uint64) (*proc, error) {
+	path := c.argv[len(c.argv)-1] // the executable, or the launcher script its interpreter runs
+	p, err := startProc(c, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
 	if err != nil {
 		return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}

@@ -66,7 +66,8 @@ func init() {
 }
 
 // shimArgs returns the shim's arguments for running argv (its path
-// first) with a memory limit and, when uid >= 0, as uid/gid.
+// first) with an address-space limit (RLIMIT_AS, 0 = none) and, when
+// uid >= 0, as uid/gid.
 func shimArgs(argv []string, memBytes uint64, uid, gid int) []string {
 	return append([]string{shimArg0, argv[0], strconv.FormatUint(memBytes, 10), strconv.Itoa(uid), strconv.Itoa(gid)}, argv[1:]...)
 }

@@ -58,6 +58,12 @@ def main():
             if not isinstance(result, dict):
                 result = {"error": "The action did not return a dictionary."}
             out = json.dumps(result)
+        except MemoryError:
+            # Out of memory is the platform's limit, not the action's
+            # answer: die, so that the runtime reports (and retries) it.
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
         except BaseException as e:
             traceback.print_exc()
             out = json.dumps({"error": str(e) or type(e).__name__})
