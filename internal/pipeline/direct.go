@@ -71,7 +71,12 @@ type DirectRequest struct {
 // failures are retried up to the function's MaxAttempts. A direct
 // invocation is never a dead letter: its caller sees the failure.
 //
-// Errors: only index unavailability (nothing was recorded).
+// ctx bounds the whole invocation, waits for a concurrent identical one
+// included: a caller that answers before the result (OpenWhisk's
+// non-blocking invocation, or a blocking one past its wait) passes a ctx
+// that outlives its request.
+//
+// Errors: only index unavailability, or ctx's end (nothing was recorded).
 func (p *Pipeline) InvokeDirect(ctx context.Context, req DirectRequest) (rec activation.Record, err error) {
 	start := time.Now()
 	fn := req.Function

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,5 +286,15 @@ func TestInvokeDirect_BadParamsRecorded(t *testing.T) {
 	}
 	if r := e.invoke(""); r.Decision != activation.Miss || string(r.Result) != `{"echo":{}}` {
 		t.Fatalf("no params: %s %s", r.Decision, r.Result)
+	}
+}
+
+// dedupfn's own API deploys bucket functions: CheckBuckets refuses an
+// action as invalid, naming the missing trigger bucket.
+func TestCheckBuckets_RefusesAnAction(t *testing.T) {
+	e := newDirectEnv(t, nil)
+	err := e.pipe.CheckBuckets(t.Context(), e.fn)
+	if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "trigger bucket must be set") {
+		t.Fatalf("CheckBuckets(action) = %v, want an invalid definition naming the trigger bucket", err)
 	}
 }

@@ -54,3 +54,22 @@ func TestMatches_NeverAnAction(t *testing.T) {
 		t.Fatal("a bucket function is an action")
 	}
 }
+
+// The reconciler lists the trigger buckets: an action adds none (an
+// empty bucket name would fail every listing).
+func TestBuckets_NoneOfAnAction(t *testing.T) {
+	r, _ := newRegistry(t)
+	ctx := t.Context()
+	if _, err := r.Deploy(ctx, registry.Function{Name: "hello", Runtime: "process"}, []byte("code")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deploy(ctx, validFn(), []byte("code")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Buckets(); len(got) != 1 || got[0] != "images" {
+		t.Fatalf("Buckets() = %q, want [images]", got)
+	}
+	if got := r.Match("", "x"); len(got) != 0 {
+		t.Fatalf("Match of an empty bucket: %v", got)
+	}
+}
