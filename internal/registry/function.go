@@ -169,6 +169,13 @@ func (f *Function) Deduplicated() bool {
 	return !f.NoDedup && (f.Nondeterministic == nil || f.Audit.OnMismatch != OnMismatchDisableDedup)
 }
 
+// IsAction reports whether f is an action: a function without a trigger
+// or output bucket, invoked directly only (OpenWhisk's POST
+// .../actions/NAME, pipeline.InvokeDirect) on JSON parameters, never
+// matched by object events. Its Params are still its deploy-time
+// params; the parameters of an invocation travel with it.
+func (f *Function) IsAction() bool { return f.Trigger.Bucket == "" && f.Output.Bucket == "" }
+
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // ErrInvalid is wrapped by Validate's errors: a definition that cannot be
@@ -197,9 +204,9 @@ func (f *Function) Validate() (err error) {
 		return fmt.Errorf("tenant must match %s, got %q", nameRE, f.Tenant)
 	case f.Runtime == "":
 		return fmt.Errorf("function %s: runtime must be set (wasm, process or openwhisk)", f.Name)
-	case f.Trigger.Bucket == "":
-		return fmt.Errorf("function %s: trigger bucket must be set", f.Name)
-	case f.Output.Bucket == "":
+	case f.Trigger.Bucket == "" && (f.Output.Bucket != "" || f.Trigger.Prefix != "" || len(f.Trigger.Suffixes) > 0):
+		return fmt.Errorf("function %s: trigger bucket must be set (or no trigger and no output bucket, for an action invoked directly)", f.Name)
+	case f.Output.Bucket == "" && f.Trigger.Bucket != "":
 		return fmt.Errorf("function %s: output bucket must be set", f.Name)
 	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.Limits.Retention < 0 || f.MaxAttempts < 0:
 		return fmt.Errorf("function %s: limits must be >= 0", f.Name)
@@ -233,8 +240,10 @@ func (f *Function) Validate() (err error) {
 	if f.MaxAttempts == 0 {
 		f.MaxAttempts = DefaultMaxAttempts
 	}
-	if err := f.checkOutputTemplate(); err != nil {
-		return err
+	if !f.IsAction() { // an action writes no objects
+		if err := f.checkOutputTemplate(); err != nil {
+			return err
+		}
 	}
 	f.Version = f.version()
 	return nil
@@ -304,7 +313,10 @@ func ParamsOf(ctx context.Context, idx interface {
 }
 
 // Matches reports whether an object triggers f.
-func (f *Function) Matches(bucket, key string) bool { return f.Mismatch(bucket, key) == "" }
+// An action never does.
+func (f *Function) Matches(bucket, key string) bool {
+	return !f.IsAction() && f.Mismatch(bucket, key) == ""
+}
 
 // Placeholders are the names an output-key template may use, each with
 // what it renders for input a/b/cat.jpg of function thumbnail.

@@ -278,11 +278,14 @@ func (r *Registry) Match(bucket, key string) []Function {
 	return out
 }
 
-// Buckets returns the distinct trigger buckets, for the reconciler.
+// Buckets returns the distinct trigger buckets, for the reconciler
+// (actions have none).
 func (r *Registry) Buckets() []string {
 	seen := map[string]bool{}
 	for _, f := range r.List("") {
-		seen[f.Trigger.Bucket] = true
+		if !f.IsAction() {
+			seen[f.Trigger.Bucket] = true
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for b := range seen {
