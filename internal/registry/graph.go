@@ -24,7 +24,12 @@ const resultSuffix = ".json"
 // its input keys) may match g's trigger prefix and suffixes. It errs
 // towards true: where a template says nothing certain (a {base} first, a
 // {dir} last), any key may come out.
-func Feeds(f, g Function) bool { return outputOf(f).triggers(g) }
+func Feeds(f, g Function) bool {
+	if f.IsAction() || g.IsAction() {
+		return false // invoked directly: no bucket in or out
+	}
+	return outputOf(f).triggers(g)
+}
 
 // output is what is known of every object a function writes.
 type output struct {
@@ -197,9 +202,8 @@ func NewGraph(fns []Function) *Graph {
 	g.down, g.up = make([][]int, len(g.fns)), make([][]int, len(g.fns))
 	for i, f := range g.fns {
 		g.ids[docID(f.Tenant, f.Name)] = i
-		out := outputOf(f)
 		for j, h := range g.fns {
-			if out.triggers(h) {
+			if Feeds(f, h) {
 				g.down[i] = append(g.down[i], j)
 				g.up[j] = append(g.up[j], i)
 			}
@@ -212,8 +216,7 @@ func NewGraph(fns []Function) *Graph {
 // tenant and name (f itself where its outputs may trigger it). f need
 // not be in the graph.
 func (g *Graph) Downstream(f Function) []Function {
-	out := outputOf(f)
-	return g.list(g.neighbours(f, g.down, out.triggers))
+	return g.list(g.neighbours(f, g.down, func(h Function) bool { return Feeds(f, h) }))
 }
 
 // Upstream returns the functions whose outputs may trigger f, sorted by

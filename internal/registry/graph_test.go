@@ -331,3 +331,14 @@ func TestRegistry_GraphFollowsCache(t *testing.T) {
 		t.Fatalf("after delete: Downstream(thumbnail) = %v", names(got))
 	}
 }
+
+func TestFeeds_ActionsAreNoEdges(t *testing.T) {
+	action := registry.Function{Name: "a", Runtime: "process"}
+	fn := registry.Function{Name: "f", Runtime: "wasm", Trigger: registry.Trigger{Bucket: "in"}, Output: registry.Output{Bucket: "out"}}
+	if registry.Feeds(action, action) || registry.Feeds(action, fn) || registry.Feeds(fn, action) {
+		t.Fatal("an action (no buckets) feeds or is fed")
+	}
+	if err := registry.CheckGraph([]registry.Function{action}, action, func(registry.Function) bool { return true }); err != nil {
+		t.Fatalf("redeploying an action: %v", err)
+	}
+}
