@@ -298,3 +298,51 @@ func TestCheckBuckets_RefusesAnAction(t *testing.T) {
 		t.Fatalf("CheckBuckets(action) = %v, want an invalid definition naming the trigger bucket", err)
 	}
 }
+
+// An action passes the deploy-time checks of Prepare (its definition,
+// its runtime, its code: a nodejs action's needs node), as fn deploy's
+// bucket functions do.
+func TestPrepare_Action(t *testing.T) {
+	e := newDirectEnv(t, nil)
+	code, cfg, err := process.ActionCode("python:3", []byte("def main(a):\n    return a\n"), false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := registry.Function{Name: "py", Runtime: "process", Config: cfg}
+	if err := e.pipe.Prepare(t.Context(), fn, code); err != nil {
+		t.Fatalf("Prepare(action): %v", err)
+	}
+	fn.Runtime = "cobol"
+	if err := e.pipe.Prepare(t.Context(), fn, code); err == nil || !strings.Contains(err.Error(), "not enabled") {
+		t.Fatalf("Prepare(action of a runtime not enabled) = %v", err)
+	}
+}
+
+// The whole path of an OpenWhisk nodejs action: ActionCode, deploy,
+// InvokeDirect through the launcher, deduplicated.
+func TestInvokeDirect_NodejsAction(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/node"); err != nil {
+		testutil.Missing(t, "/usr/bin/node")
+	}
+	e := newDirectEnv(t, nil)
+	code, cfg, err := process.ActionCode("nodejs:20", []byte(`
+const fs = require("fs");
+async function main(args) {
+  fs.appendFileSync(process.env.RUNS, JSON.stringify(args) + "\n");
+  return {greeting: "hello " + args.name};
+}`), false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["env.RUNS"] = e.runs
+	if e.fn, err = e.reg.Deploy(t.Context(), registry.Function{Name: "hello", Runtime: "process", Config: cfg}, code); err != nil {
+		t.Fatal(err)
+	}
+	first, second := e.invoke(`{"name":"ada"}`), e.invoke(`{ "name" : "ada" }`)
+	if first.Decision != activation.Miss || second.Decision != activation.Hit || string(second.Result) != `{"greeting":"hello ada"}` {
+		t.Fatalf("%s %s, %s %s (%s)", first.Decision, first.Result, second.Decision, second.Result, first.Error)
+	}
+	if n := e.executions(); n != 1 {
+		t.Fatalf("%d executions, want 1", n)
+	}
+}
