@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,8 +32,10 @@ const DirectSource = "api"
 // parameters: OpenWhisk's POST .../actions/NAME.
 type DirectRequest struct {
 	// Function is an action (registry.Function.IsAction), or any function
-	// invoked with parameters. Its deploy-time Params (strings) are merged
-	// under Params.
+	// invoked with parameters, as the registry returns it: its code is
+	// read by CodeDigest (registry.Deploy stores it); limits and attempts
+	// left zero take the registry's defaults. Its deploy-time Params
+	// (strings) are merged under Params.
 	Function registry.Function
 	// Params are the merged parameters (package < action < invocation),
 	// one JSON object; nil or empty is {}.
@@ -80,6 +83,11 @@ type DirectRequest struct {
 func (p *Pipeline) InvokeDirect(ctx context.Context, req DirectRequest) (rec activation.Record, err error) {
 	start := time.Now()
 	fn := req.Function
+	fn.Tenant = registry.TenantOr(fn.Tenant)
+	fn.Limits.Timeout = cmp.Or(fn.Limits.Timeout, registry.DefaultTimeout)
+	fn.Limits.Lease = cmp.Or(fn.Limits.Lease, registry.DefaultLease)
+	fn.Limits.MemoryMB = cmp.Or(fn.Limits.MemoryMB, registry.DefaultMemoryMB)
+	fn.MaxAttempts = cmp.Or(fn.MaxAttempts, registry.DefaultMaxAttempts)
 	id := req.ActivationID
 	if id == "" {
 		id = newActivationID()

@@ -346,3 +346,16 @@ async function main(args) {
 		t.Fatalf("%d executions, want 1", n)
 	}
 }
+
+// A function as the caller built it, limits and attempts unset, runs with
+// the registry's defaults (a claim needs a lease).
+func TestInvokeDirect_DefaultsUnsetLimits(t *testing.T) {
+	e := newDirectEnv(t, nil)
+	bare := registry.Function{Name: e.fn.Name, Runtime: e.fn.Runtime, CodeDigest: e.fn.CodeDigest, Config: e.fn.Config, Version: e.fn.Version}
+	for _, want := range []activation.Decision{activation.Miss, activation.Hit} {
+		rec, err := e.pipe.InvokeDirect(t.Context(), pipeline.DirectRequest{Function: bare, Params: json.RawMessage(`{"x":1}`)})
+		if err != nil || rec.Decision != want || rec.Tenant != registry.DefaultTenant {
+			t.Fatalf("%s tenant %q (%s), %v; want %s", rec.Decision, rec.Tenant, rec.Error, err, want)
+		}
+	}
+}
