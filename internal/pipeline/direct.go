@@ -111,7 +111,8 @@ func (p *Pipeline) InvokeDirect(ctx context.Context, req DirectRequest) (rec act
 		}
 		rec = j.rec
 	}()
-	return j.rec, p.runDirect(ctx, j, req.Params)
+	err = p.runDirect(ctx, j, req.Params)
+	return j.rec, err
 }
 
 // runDirect decides and runs one direct invocation, filling j's record;
