@@ -359,3 +359,36 @@ func TestInvokeDirect_DefaultsUnsetLimits(t *testing.T) {
 		}
 	}
 }
+
+// panicRuntime panics in every invocation: a bug on the direct path.
+type panicRuntime struct{}
+
+func (panicRuntime) Name() string                { return "panic" }
+func (panicRuntime) Version() string             { return "panic/1" }
+func (panicRuntime) Close(context.Context) error { return nil }
+func (panicRuntime) Invoke(context.Context, *runtime.Invocation) (runtime.Result, error) {
+	panic("runtime bug")
+}
+
+// A panic on the direct path is recorded as a platform error with its
+// stack, and the server goes on.
+func TestInvokeDirect_PanicRecorded(t *testing.T) {
+	idx := testutil.BoltIndex(t)
+	reg := registry.New(idx, nil)
+	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg,
+		Runtimes: map[string]runtime.Runtime{"panic": panicRuntime{}}, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := reg.Deploy(t.Context(), registry.Function{Name: "p", Runtime: "panic"}, []byte("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := pipe.InvokeDirect(t.Context(), pipeline.DirectRequest{Function: fn, Params: json.RawMessage(`{}`)})
+	if err != nil || rec.Decision != activation.Error || rec.ErrorClass != string(runtime.ClassPlatform) || !strings.Contains(rec.Logs, "goroutine") {
+		t.Fatalf("%s %q %q, %v; want a platform error with the stack", rec.Decision, rec.ErrorClass, rec.Error, err)
+	}
+	if _, err := idx.GetActivation(t.Context(), rec.ID); err != nil {
+		t.Fatalf("not recorded: %v", err)
+	}
+}
