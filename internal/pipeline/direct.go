@@ -327,8 +327,10 @@ func (d *directRun) invoke(ctx context.Context, claim index.Record) (runtime.Res
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	invokeStart := time.Now()
-	res, err := d.rt.Invoke(ctx, inv)
-	p.runs.release()
+	res, err := func() (runtime.Result, error) {
+		defer p.runs.release() // a panicking runtime must not keep the slot
+		return d.rt.Invoke(ctx, inv)
+	}()
 	res = invoked(j, res, invokeStart)
 	// Compact, as the index keeps it: a hit's result is then the miss's.
 	var compact bytes.Buffer

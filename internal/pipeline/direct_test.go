@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,7 +377,7 @@ func TestInvokeDirect_PanicRecorded(t *testing.T) {
 	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg,
-		Runtimes: map[string]runtime.Runtime{"panic": panicRuntime{}}, SpoolDir: t.TempDir()})
+		Runtimes: map[string]runtime.Runtime{"panic": panicRuntime{}}, SpoolDir: t.TempDir(), MaxRuns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,11 +385,16 @@ func TestInvokeDirect_PanicRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := pipe.InvokeDirect(t.Context(), pipeline.DirectRequest{Function: fn, Params: json.RawMessage(`{}`)})
-	if err != nil || rec.Decision != activation.Error || rec.ErrorClass != string(runtime.ClassPlatform) || !strings.Contains(rec.Logs, "goroutine") {
-		t.Fatalf("%s %q %q, %v; want a platform error with the stack", rec.Decision, rec.ErrorClass, rec.Error, err)
-	}
-	if _, err := idx.GetActivation(t.Context(), rec.ID); err != nil {
-		t.Fatalf("not recorded: %v", err)
+	// More panics than run slots (MaxRuns 1): none keeps its slot.
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		rec, err := pipe.InvokeDirect(ctx, pipeline.DirectRequest{Function: fn, Params: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)})
+		cancel()
+		if err != nil || rec.Decision != activation.Error || rec.ErrorClass != string(runtime.ClassPlatform) || !strings.Contains(rec.Logs, "goroutine") {
+			t.Fatalf("%d: %s %q %q, %v; want a platform error with the stack", i, rec.Decision, rec.ErrorClass, rec.Error, err)
+		}
+		if _, err := idx.GetActivation(t.Context(), rec.ID); err != nil {
+			t.Fatalf("not recorded: %v", err)
+		}
 	}
 }
