@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,8 +32,10 @@ const DirectSource = "api"
 // parameters: OpenWhisk's POST .../actions/NAME.
 type DirectRequest struct {
 	// Function is an action (registry.Function.IsAction), or any function
-	// invoked with parameters. Its deploy-time Params (strings) are merged
-	// under Params.
+	// invoked with parameters, as the registry returns it: its code is
+	// read by CodeDigest (registry.Deploy stores it); limits and attempts
+	// left zero take the registry's defaults. Its deploy-time Params
+	// (strings) are merged under Params.
 	Function registry.Function
 	// Params are the merged parameters (package < action < invocation),
 	// one JSON object; nil or empty is {}.
@@ -80,6 +83,11 @@ type DirectRequest struct {
 func (p *Pipeline) InvokeDirect(ctx context.Context, req DirectRequest) (rec activation.Record, err error) {
 	start := time.Now()
 	fn := req.Function
+	fn.Tenant = registry.TenantOr(fn.Tenant)
+	fn.Limits.Timeout = cmp.Or(fn.Limits.Timeout, registry.DefaultTimeout)
+	fn.Limits.Lease = cmp.Or(fn.Limits.Lease, registry.DefaultLease)
+	fn.Limits.MemoryMB = cmp.Or(fn.Limits.MemoryMB, registry.DefaultMemoryMB)
+	fn.MaxAttempts = cmp.Or(fn.MaxAttempts, registry.DefaultMaxAttempts)
 	id := req.ActivationID
 	if id == "" {
 		id = newActivationID()
@@ -103,7 +111,8 @@ func (p *Pipeline) InvokeDirect(ctx context.Context, req DirectRequest) (rec act
 		}
 		rec = j.rec
 	}()
-	return j.rec, p.runDirect(ctx, j, req.Params)
+	err = p.runDirect(ctx, j, req.Params)
+	return j.rec, err
 }
 
 // runDirect decides and runs one direct invocation, filling j's record;
@@ -318,8 +327,10 @@ func (d *directRun) invoke(ctx context.Context, claim index.Record) (runtime.Res
 	}
 	j.rec.Timings.RunWaitMS += ms(time.Since(waitStart))
 	invokeStart := time.Now()
-	res, err := d.rt.Invoke(ctx, inv)
-	p.runs.release()
+	res, err := func() (runtime.Result, error) {
+		defer p.runs.release() // a panicking runtime must not keep the slot
+		return d.rt.Invoke(ctx, inv)
+	}()
 	res = invoked(j, res, invokeStart)
 	// Compact, as the index keeps it: a hit's result is then the miss's.
 	var compact bytes.Buffer

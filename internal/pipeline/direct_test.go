@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +297,104 @@ func TestCheckBuckets_RefusesAnAction(t *testing.T) {
 	err := e.pipe.CheckBuckets(t.Context(), e.fn)
 	if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "trigger bucket must be set") {
 		t.Fatalf("CheckBuckets(action) = %v, want an invalid definition naming the trigger bucket", err)
+	}
+}
+
+// An action passes the deploy-time checks of Prepare (its definition,
+// its runtime, its code: a nodejs action's needs node), as fn deploy's
+// bucket functions do.
+func TestPrepare_Action(t *testing.T) {
+	e := newDirectEnv(t, nil)
+	code, cfg, err := process.ActionCode("python:3", []byte("def main(a):\n    return a\n"), false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := registry.Function{Name: "py", Runtime: "process", Config: cfg}
+	if err := e.pipe.Prepare(t.Context(), fn, code); err != nil {
+		t.Fatalf("Prepare(action): %v", err)
+	}
+	fn.Runtime = "cobol"
+	if err := e.pipe.Prepare(t.Context(), fn, code); err == nil || !strings.Contains(err.Error(), "not enabled") {
+		t.Fatalf("Prepare(action of a runtime not enabled) = %v", err)
+	}
+}
+
+// The whole path of an OpenWhisk nodejs action: ActionCode, deploy,
+// InvokeDirect through the launcher, deduplicated.
+func TestInvokeDirect_NodejsAction(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/node"); err != nil {
+		testutil.Missing(t, "/usr/bin/node")
+	}
+	e := newDirectEnv(t, nil)
+	code, cfg, err := process.ActionCode("nodejs:20", []byte(`
+const fs = require("fs");
+async function main(args) {
+  fs.appendFileSync(process.env.RUNS, JSON.stringify(args) + "\n");
+  return {greeting: "hello " + args.name};
+}`), false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["env.RUNS"] = e.runs
+	if e.fn, err = e.reg.Deploy(t.Context(), registry.Function{Name: "hello", Runtime: "process", Config: cfg}, code); err != nil {
+		t.Fatal(err)
+	}
+	first, second := e.invoke(`{"name":"ada"}`), e.invoke(`{ "name" : "ada" }`)
+	if first.Decision != activation.Miss || second.Decision != activation.Hit || string(second.Result) != `{"greeting":"hello ada"}` {
+		t.Fatalf("%s %s, %s %s (%s)", first.Decision, first.Result, second.Decision, second.Result, first.Error)
+	}
+	if n := e.executions(); n != 1 {
+		t.Fatalf("%d executions, want 1", n)
+	}
+}
+
+// A function as the caller built it, limits and attempts unset, runs with
+// the registry's defaults (a claim needs a lease).
+func TestInvokeDirect_DefaultsUnsetLimits(t *testing.T) {
+	e := newDirectEnv(t, nil)
+	bare := registry.Function{Name: e.fn.Name, Runtime: e.fn.Runtime, CodeDigest: e.fn.CodeDigest, Config: e.fn.Config, Version: e.fn.Version}
+	for _, want := range []activation.Decision{activation.Miss, activation.Hit} {
+		rec, err := e.pipe.InvokeDirect(t.Context(), pipeline.DirectRequest{Function: bare, Params: json.RawMessage(`{"x":1}`)})
+		if err != nil || rec.Decision != want || rec.Tenant != registry.DefaultTenant {
+			t.Fatalf("%s tenant %q (%s), %v; want %s", rec.Decision, rec.Tenant, rec.Error, err, want)
+		}
+	}
+}
+
+// panicRuntime panics in every invocation: a bug on the direct path.
+type panicRuntime struct{}
+
+func (panicRuntime) Name() string                { return "panic" }
+func (panicRuntime) Version() string             { return "panic/1" }
+func (panicRuntime) Close(context.Context) error { return nil }
+func (panicRuntime) Invoke(context.Context, *runtime.Invocation) (runtime.Result, error) {
+	panic("runtime bug")
+}
+
+// A panic on the direct path is recorded as a platform error with its
+// stack, and the server goes on.
+func TestInvokeDirect_PanicRecorded(t *testing.T) {
+	idx := testutil.BoltIndex(t)
+	reg := registry.New(idx, nil)
+	pipe, err := pipeline.New(pipeline.Config{Index: idx, Objects: store, Registry: reg,
+		Runtimes: map[string]runtime.Runtime{"panic": panicRuntime{}}, SpoolDir: t.TempDir(), MaxRuns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := reg.Deploy(t.Context(), registry.Function{Name: "p", Runtime: "panic"}, []byte("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More panics than run slots (MaxRuns 1): none keeps its slot.
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		rec, err := pipe.InvokeDirect(ctx, pipeline.DirectRequest{Function: fn, Params: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)})
+		cancel()
+		if err != nil || rec.Decision != activation.Error || rec.ErrorClass != string(runtime.ClassPlatform) || !strings.Contains(rec.Logs, "goroutine") {
+			t.Fatalf("%d: %s %q %q, %v; want a platform error with the stack", i, rec.Decision, rec.ErrorClass, rec.Error, err)
+		}
+		if _, err := idx.GetActivation(t.Context(), rec.ID); err != nil {
+			t.Fatalf("not recorded: %v", err)
+		}
 	}
 }

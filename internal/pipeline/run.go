@@ -518,13 +518,12 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	defer endWaits(nil)
 	out := in.sp.Sibling(octx, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
-		Function: fn,
-		Params:   j.fn.Params,
-		Input:    in.sp.Reader(),
-		Object:   ref,
-		Output:   out,
-		Limits:   p.limits(j),
-
+		Function:     fn,
+		Params:       j.fn.Params,
+		Input:        in.sp.Reader(),
+		Object:       ref,
+		Output:       out,
+		Limits:       p.limits(j),
 		ActivationID: j.rec.ID,
 		ExternalID:   claim.ExternalID,
 		OnExternalID: p.onExternalID(ctx, j, key, claim),

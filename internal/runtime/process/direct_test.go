@@ -1,7 +1,6 @@
 package process_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -24,20 +23,6 @@ for line in sys.stdin:
     out.flush()
 `
 
-// newProcess returns a process runtime closed at cleanup.
-func newProcess(tb testing.TB, opts process.Options) *process.Runtime {
-	tb.Helper()
-	if opts.WorkDir == "" {
-		opts.WorkDir = tb.TempDir()
-	}
-	r, err := process.New(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { r.Close(context.Background()) })
-	return r
-}
-
 // invokeDirect runs f directly on params (Invocation.Value).
 func invokeDirect(tb testing.TB, r runtime.Runtime, f runtime.Function, params string) (runtime.Result, error) {
 	tb.Helper()
@@ -49,7 +34,7 @@ func invokeDirect(tb testing.TB, r runtime.Runtime, f runtime.Function, params s
 // object fields, no body) and the result line is the result.
 func TestDirect_ValueIsTheParams(t *testing.T) {
 	needPython(t)
-	r := newProcess(t, process.Options{})
+	r := newRuntime(t, process.Options{})
 	f := fn(t, "value", []byte(pyValue))
 	res, err := invokeDirect(t, r, f, `{"name":"ada","n":[1,{"x":null}]}`)
 	if err != nil {
@@ -71,7 +56,7 @@ func TestDirect_ValueIsTheParams(t *testing.T) {
 
 func TestDirect_Results(t *testing.T) {
 	needPython(t)
-	r := newProcess(t, process.Options{})
+	r := newRuntime(t, process.Options{})
 	f := fn(t, "value", []byte(pyValue))
 	for _, tc := range []struct {
 		name, answer string

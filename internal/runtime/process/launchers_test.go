@@ -47,7 +47,7 @@ func zipOf(tb testing.TB, files map[string]string) []byte {
 // launcherRuntime is a process runtime with the machine's interpreters.
 func launcherRuntime(tb testing.TB) *process.Runtime {
 	tb.Helper()
-	return newProcess(tb, process.Options{Node: "/usr/bin/node", Python: "/usr/bin/python3"})
+	return newRuntime(tb, process.Options{Node: "/usr/bin/node", Python: "/usr/bin/python3"})
 }
 
 // action turns an exec into a function, failing tb on error.
@@ -272,7 +272,7 @@ func TestActionCode(t *testing.T) {
 // run, naming what is missing.
 func TestLauncher_MissingInterpreter(t *testing.T) {
 	t.Setenv("PATH", "/nonexistent")
-	bare := newProcess(t, process.Options{})
+	bare := newRuntime(t, process.Options{})
 	f := action(t, "js", "nodejs:20", []byte("function main() { return {}; }"), false, "")
 	if err := bare.Prepare(t.Context(), f); runtime.ClassOf(err) != runtime.ClassInit || !strings.Contains(err.Error(), "nodejs:20 needs node") {
 		t.Fatalf("Prepare: %v, want an init error naming the kind and node", err)
@@ -301,7 +301,7 @@ func TestLauncher_ExecUser(t *testing.T) {
 	if err := os.Chmod(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := newProcess(t, process.Options{WorkDir: work, ExecUser: "nobody", Node: "/usr/bin/node", Python: "/usr/bin/python3"})
+	r := newRuntime(t, process.Options{WorkDir: work, ExecUser: "nobody", Node: "/usr/bin/node", Python: "/usr/bin/python3"})
 	for kind, code := range map[string]string{
 		"nodejs:20": `function main() { return {uid: process.getuid()}; }`,
 		"python:3":  "import os\ndef main(args):\n    return {'uid': os.getuid()}\n",
