@@ -2,6 +2,7 @@ package couchdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -112,4 +113,9 @@ func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	return d.getBody(ctx, blobPrefix+digest)
+}
+
+// PutDocs implements index.Docs.
+func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
+	return errors.ErrUnsupported
 }

@@ -123,3 +123,8 @@ func (d *DB) GetBlob(ctx context.Context, digest string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// PutDocs implements index.Docs.
+func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
+	return errors.ErrUnsupported
+}
