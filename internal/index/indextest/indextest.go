@@ -46,6 +46,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"BadLease", testBadLease},
 		{"Docs", testDocs},
 		{"DocsPrefix", DocsPrefix},
+		{"PutDocs", PutDocs},
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},
