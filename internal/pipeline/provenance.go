@@ -160,16 +160,6 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 	return nil
 }
 
-func (p *Pipeline) putDoc(ctx context.Context, kind, id string, v any) error {
-	doc, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	return p.cfg.Index.PutDoc(ctx, kind, id, doc)
-}
-
 func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
