@@ -33,6 +33,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/owapi"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/plugin"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -270,6 +271,9 @@ type serveSecrets struct {
 	adminToken     string
 	tenants        []api.Tenant
 	owOpts         openwhisk.Options
+	// owNamespaces are the OpenWhisk API's namespaces; none: /api/v1 is
+	// not served.
+	owNamespaces []owapi.Namespace
 }
 
 // checkSecrets reads serve's credentials from the environment (and
@@ -301,6 +305,9 @@ func checkSecrets(o serveOptions) (serveSecrets, error) {
 		return sec, err
 	}
 	if sec.owOpts, err = o.sec.openWhiskOptions(sec.tenants); err != nil {
+		return sec, err
+	}
+	if sec.owNamespaces, err = openWhiskNamespaces(os.Getenv("DEDUPFN_OPENWHISK_KEYS"), o.sec.owAdminNS, sec.tenants); err != nil {
 		return sec, err
 	}
 	return sec, nil
