@@ -229,6 +229,9 @@ func (s *Server) putAction(w http.ResponseWriter, q *request) error {
 		doc.Limits = *body.Limits
 	}
 	doc.Limits = doc.Limits.fill()
+	if err := s.checkLimits(doc.Limits); err != nil {
+		return err
+	}
 	if body.Publish != nil {
 		doc.Publish = *body.Publish
 	}
@@ -259,6 +262,20 @@ func (s *Server) putAction(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// checkLimits refuses limits beyond the server's (as fn deploy refuses
+// a --memory over --max-memory), in OpenWhisk's words.
+func (s *Server) checkLimits(l limitsDoc) error {
+	switch {
+	case l.Timeout > maxTimeoutMS:
+		return badRequest("timeout %d milliseconds exceeds allowed threshold of %d milliseconds", l.Timeout, maxTimeoutMS)
+	case l.Memory > s.cfg.MaxMemoryMB:
+		return badRequest("memory %d MB exceeds allowed threshold of %d MB", l.Memory, s.cfg.MaxMemoryMB)
+	case l.Concurrency > 1:
+		return badRequest("concurrency %d exceeds allowed threshold of 1", l.Concurrency)
+	}
 	return nil
 }
 
@@ -312,6 +329,9 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 	if int64(len(code)) > s.cfg.MaxCodeBytes {
 		return withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("exec larger than allowed: %d > %d bytes", len(code), s.cfg.MaxCodeBytes))
 	}
+	if hostKind(kind) && !caller.Admin && !slices.Contains(s.cfg.TenantRuntimes, runtimeProcess) {
+		return withStatus(http.StatusForbidden, fmt.Errorf("The supplied authentication is not authorized to access actions of kind '%s': host code is the operator's; namespace %s may create kinds wasm and sequence", kind, caller.Name))
+	}
 	var fn registry.Function
 	var exe []byte
 	switch {
@@ -343,7 +363,7 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 		return badRequest("The specified runtime '%s' is not supported by this platform. Valid values are: '%s'.", kind, strings.Join(supportedKinds, "', '"))
 	}
 	if !caller.Admin && !slices.Contains(s.cfg.TenantRuntimes, fn.Runtime) {
-		return withStatus(http.StatusForbidden, fmt.Errorf("The supplied authentication is not authorized to access actions of kind '%s': host code is the operator's; namespace %s may create kinds wasm and sequence", kind, caller.Name))
+		return withStatus(http.StatusForbidden, fmt.Errorf("The supplied authentication is not authorized to access actions of kind '%s': runtime %s is not one tenants may deploy", kind, fn.Runtime))
 	}
 	name, err := functionName(pkg, doc.Name)
 	if err != nil {
@@ -362,6 +382,9 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 		return err
 	}
 	fn.Config[configParams] = string(params)
+	if err := fn.CheckParams(s.cfg.MaxParamsBytes); err != nil {
+		return err
+	}
 	fn.Limits = registry.Limits{Timeout: time.Duration(doc.Limits.Timeout) * time.Millisecond, MemoryMB: doc.Limits.Memory}
 	fn.NoDedup = !doc.Annotations.bool(annotDedup, true)
 	fn.CacheFailures = doc.Annotations.bool(annotCacheFailures, false)

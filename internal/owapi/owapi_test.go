@@ -310,6 +310,12 @@ func TestActions_Kinds(t *testing.T) {
 	if fn, err := e.reg.Get(t.Context(), registry.DefaultTenant, "ow.js"); err != nil || fn.Runtime != "process" {
 		t.Fatalf("registry function %+v, %v", fn, err)
 	}
+	for _, limits := range []map[string]any{{"memory": 4096}, {"timeout": 300_001}, {"concurrency": 2}} {
+		a := wasmAction(nil)
+		a["limits"] = limits
+		e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/big", a, 400, nil)
+	}
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/big", wasmAction(map[string]any{"x": strings.Repeat("p", 70<<10)}), 413, nil)
 	e.want(guestKey, "PUT", "/api/v1/namespaces/_/actions/x", map[string]any{"exec": map[string]any{"kind": "cobol:85", "code": "x"}}, 400, &eb)
 	if !strings.Contains(eb.Error, "'cobol:85' is not supported") {
 		t.Fatalf("400 body %+v", eb)

@@ -51,6 +51,12 @@ const (
 	defaultListLimit = 30
 	// maxJSONBytes bounds every JSON body but an action's.
 	maxJSONBytes = 1 << 20
+	// defaultMaxCodeBytes and defaultMaxMemoryMB are the API's defaults
+	// (api.DefaultMaxCodeBytes, api.DefaultMaxMemoryMB).
+	defaultMaxCodeBytes = 64 << 20
+	defaultMaxMemoryMB  = 2048
+	// maxTimeoutMS bounds an action's timeout limit (OpenWhisk's 300 s).
+	maxTimeoutMS = 300_000
 	// minKeyLen is the shortest UUID:KEY accepted.
 	minKeyLen = 16
 )
@@ -141,9 +147,14 @@ type Config struct {
 	// TenantRuntimes are the runtimes tenants may deploy (the API's
 	// DefaultTenantRuntimes); sequences are always allowed.
 	TenantRuntimes []string
-	// MaxCodeBytes bounds an action's code.
-	MaxCodeBytes int64
-	Logger       *slog.Logger
+	// MaxCodeBytes bounds an action's code (default the API's 64 MiB);
+	// MaxMemoryMB its memory limit (default 2048, fn deploy's
+	// --max-memory); MaxParamsBytes its parameters as JSON (default
+	// registry.DefaultMaxParamsBytes, --max-params).
+	MaxCodeBytes   int64
+	MaxMemoryMB    int
+	MaxParamsBytes int
+	Logger         *slog.Logger
 }
 
 // Server serves the API.
@@ -174,6 +185,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxCodeBytes <= 0 {
+		cfg.MaxCodeBytes = defaultMaxCodeBytes
+	}
+	if cfg.MaxMemoryMB <= 0 {
+		cfg.MaxMemoryMB = defaultMaxMemoryMB
+	}
+	if cfg.MaxParamsBytes <= 0 {
+		cfg.MaxParamsBytes = registry.DefaultMaxParamsBytes
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), logger: cfg.Logger.With("component", "owapi"), byName: map[string]*Namespace{}}
 	keys := map[string]bool{}

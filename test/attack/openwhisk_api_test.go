@@ -16,6 +16,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/owapi"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 // Keys of the OpenWhisk API (/api/v1): one per namespace.
@@ -42,6 +43,41 @@ func TestOpenWhiskAPIAttacks(t *testing.T) {
 	t.Run("OWFeedOtherBucket", attackOWFeedOtherBucket)
 	t.Run("OWCrossSite", attackOWCrossSite)
 	t.Run("OWFeedAuthKeyAtRest", attackOWAuthKeyAtRest)
+	t.Run("OWHugeLimitsAndParams", attackOWHugeLimits)
+}
+
+// acme asks for a terabyte of memory, an hour's timeout, and 25 MiB of
+// parameters: each refused, as fn deploy refuses them (--max-memory,
+// --max-params), and no function deployed.
+func attackOWHugeLimits(t *testing.T) {
+	s := startServerEnv(t, []string{owKeysEnv})
+	var sts []string
+	for _, tc := range []struct {
+		name string
+		mod  func(a map[string]any)
+	}{
+		{"memory", func(a map[string]any) { a["limits"] = map[string]any{"memory": 1 << 20} }},
+		{"timeout", func(a map[string]any) { a["limits"] = map[string]any{"timeout": 3_600_000} }},
+		{"params", func(a map[string]any) {
+			a["parameters"] = []map[string]any{{"key": "x", "value": strings.Repeat("p", 25<<20)}}
+		}},
+	} {
+		a := copyAction(t)
+		tc.mod(a)
+		st, b := s.ow(owAcmeKey, "PUT", "/namespaces/_/actions/big-"+tc.name, a)
+		sts = append(sts, fmt.Sprintf("%s=%d", tc.name, st))
+		if st < 400 || st >= 500 {
+			t.Errorf("acme's action with huge %s: %d %.300s", tc.name, st, b)
+		}
+	}
+	fns, err := s.client(adminToken).Functions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, "refused, no function", fmt.Sprintf("%s; %d functions", strings.Join(sts, " "), len(fns)))
+	if len(fns) != 0 {
+		t.Errorf("functions deployed: %d", len(fns))
+	}
 }
 
 // ow sends an OpenWhisk API request with key (Basic; "" = none) and
@@ -147,7 +183,7 @@ func attackOWOtherNamespace(t *testing.T) {
 // with an error containing want.
 func serveExits(t *testing.T, want string, env ...string) string {
 	t.Helper()
-	cmd := exec.Command(dedupfnBin, "serve", "--data", t.TempDir(), "--s3-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
+	cmd := exec.Command(dedupfnBin, "serve", "--data", t.TempDir(), "--s3-addr", testutil.FreeAddr(t), "--api-addr", testutil.FreeAddr(t))
 	cmd.Env = append(os.Environ(), "DEDUPFN_ACCESS_KEY="+accessKey, "DEDUPFN_SECRET_KEY="+secretKey, "DEDUPFN_API_TOKEN="+adminToken,
 		"DEDUPFN_TENANT_TOKENS=acme="+acmeToken+":acme-in,acme-out")
 	cmd.Env = append(cmd.Env, env...)
