@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -159,12 +158,10 @@ func (s *Server) routeActions() {
 // actionBody is the body of PUT …/actions/NAME; absent fields keep
 // their values on an update.
 type actionBody struct {
-	Exec        *execDoc   `json:"exec"`
-	Parameters  keyValues  `json:"parameters"`
-	Annotations keyValues  `json:"annotations"`
-	Limits      *limitsDoc `json:"limits"`
-	Publish     *bool      `json:"publish"`
-	Version     string     `json:"version"`
+	entityBody
+	Exec    *execDoc   `json:"exec"`
+	Limits  *limitsDoc `json:"limits"`
+	Version string     `json:"version"`
 }
 
 func (s *Server) putAction(w http.ResponseWriter, q *request) error {
@@ -174,31 +171,16 @@ func (s *Server) putAction(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	var body actionBody
-	if err := decode(w, q.r, s.codeBodyLimit(), &body); err != nil {
+	var old actionDoc
+	id, found, unlock, err := s.beginPut(w, q, kindAction, joinPath(pkg, name), s.codeBodyLimit(), &body, &old)
+	defer unlock()
+	if err != nil {
 		return err
 	}
-	if err := body.Parameters.check("parameters"); err != nil {
-		return err
-	}
-	if err := body.Annotations.check("annotations"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if pkg != "" {
 		if ok, err := s.exists(ctx, kindPackage, docID(q.ns, pkg)); err != nil || !ok {
 			return errors.Join(err, notFound())
 		}
-	}
-	id := docID(q.ns, joinPath(pkg, name))
-	var old actionDoc
-	err = s.getDoc(ctx, kindAction, id, &old)
-	found := err == nil
-	if err != nil && statusOf(err) != http.StatusNotFound {
-		return err
-	}
-	if found && !overwrite(q) {
-		return withStatus(http.StatusConflict, errors.New(msgExists))
 	}
 	doc := actionDoc{entity: entity{Namespace: q.ns, Name: name}, Limits: defaultLimits}
 	if pkg != "" {
@@ -219,21 +201,16 @@ func (s *Server) putAction(w http.ResponseWriter, q *request) error {
 	} else if !found {
 		return badRequest("The request content was malformed: exec undefined")
 	}
-	if body.Parameters != nil {
-		doc.Parameters = body.Parameters
-	}
 	if body.Annotations != nil {
-		doc.Annotations = body.Annotations.without(annotDedupfn).without("exec")
+		body.Annotations = body.Annotations.without(annotDedupfn).without("exec")
 	}
+	body.apply(&doc.entity)
 	if body.Limits != nil {
 		doc.Limits = *body.Limits
 	}
 	doc.Limits = doc.Limits.fill()
 	if err := s.checkLimits(doc.Limits); err != nil {
 		return err
-	}
-	if body.Publish != nil {
-		doc.Publish = *body.Publish
 	}
 	if doc.Exec.Kind == "nodejs:default" {
 		doc.Exec.Kind = defaultNodeKind
@@ -437,34 +414,23 @@ func (s *Server) getAction(w http.ResponseWriter, q *request) error {
 }
 
 func (s *Server) listActions(w http.ResponseWriter, q *request) error {
-	skip, limit, err := listWindow(q)
-	if err != nil {
-		return err
-	}
-	var out []actionView
 	if q.ns == SystemNamespace {
+		skip, limit, err := listWindow(q)
+		if err != nil {
+			return err
+		}
+		out := []actionView{}
 		for _, a := range builtinActions() {
 			v, _ := s.view(q.r.Context(), &a.doc, false)
 			out = append(out, v)
 		}
-	} else {
-		err = s.eachDoc(q.r.Context(), kindAction, q.ns, func(path string, b []byte) error {
-			var d actionDoc
-			if err := json.Unmarshal(b, &d); err != nil {
-				return err
-			}
-			v, err := s.view(q.r.Context(), &d, false)
-			out = append(out, v)
-			return err
-		})
-		if err != nil {
-			return err
-		}
+		writeSorted(w, out, skip, limit)
+		return nil
 	}
-	// Newest first, as OpenWhisk lists.
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated > out[j].Updated })
-	writeJSON(w, http.StatusOK, window(out, skip, limit))
-	return nil
+	return listEntities(s, w, q, kindAction, func(_ string, d *actionDoc) (actionView, bool, error) {
+		v, err := s.view(q.r.Context(), d, false)
+		return v, err == nil, err
+	})
 }
 
 func (s *Server) deleteAction(w http.ResponseWriter, q *request) error {

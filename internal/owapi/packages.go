@@ -2,10 +2,8 @@ package owapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -34,10 +32,16 @@ type packageContent struct {
 
 // packageBody is the body of PUT …/packages/NAME.
 type packageBody struct {
-	Parameters  keyValues       `json:"parameters"`
-	Annotations keyValues       `json:"annotations"`
-	Publish     *bool           `json:"publish"`
-	Binding     json.RawMessage `json:"binding"`
+	entityBody
+	Binding json.RawMessage `json:"binding"`
+}
+
+// check refuses what entityBody.check refuses, and bindings.
+func (b *packageBody) check() error {
+	if v := strings.TrimSpace(string(b.Binding)); v != "" && v != "{}" && v != "null" {
+		return badRequest("package bindings are not supported by dedupfn")
+	}
+	return b.entityBody.check()
 }
 
 // routePackages mounts the package endpoints.
@@ -75,45 +79,18 @@ func (s *Server) putPackage(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	var body packageBody
-	if err := decode(w, q.r, maxJSONBytes, &body); err != nil {
-		return err
-	}
-	if err := body.Parameters.check("parameters"); err != nil {
-		return err
-	}
-	if err := body.Annotations.check("annotations"); err != nil {
-		return err
-	}
-	if b := strings.TrimSpace(string(body.Binding)); b != "" && b != "{}" && b != "null" {
-		return badRequest("package bindings are not supported by dedupfn")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := docID(q.ns, name)
 	var old packageDoc
-	err := s.getDoc(ctx, kindPackage, id, &old)
-	found := err == nil
-	if err != nil && statusOf(err) != http.StatusNotFound {
+	id, found, unlock, err := s.beginPut(w, q, kindPackage, name, maxJSONBytes, &body, &old)
+	defer unlock()
+	if err != nil {
 		return err
-	}
-	if found && !overwrite(q) {
-		return withStatus(http.StatusConflict, errors.New(msgExists))
 	}
 	doc := packageDoc{entity: entity{Namespace: q.ns, Name: name}}
 	var prev *entity
 	if found {
 		doc, prev = old, &old.entity
 	}
-	if body.Parameters != nil {
-		doc.Parameters = body.Parameters
-	}
-	if body.Annotations != nil {
-		doc.Annotations = body.Annotations
-	}
-	if body.Publish != nil {
-		doc.Publish = *body.Publish
-	}
-	doc.Parameters = doc.Parameters.orEmpty()
+	body.apply(&doc.entity)
 	doc.touch(prev)
 	if err := s.putDoc(ctx, kindPackage, id, doc); err != nil {
 		return err
@@ -169,31 +146,19 @@ func (s *Server) getPackage(w http.ResponseWriter, q *request) error {
 }
 
 func (s *Server) listPackages(w http.ResponseWriter, q *request) error {
-	skip, limit, err := listWindow(q)
-	if err != nil {
-		return err
-	}
-	out := []entity{}
 	if q.ns == SystemNamespace {
-		for _, p := range systemPackages() {
-			out = append(out, p.entity)
-		}
-	} else {
-		err = s.eachDoc(q.r.Context(), kindPackage, q.ns, func(_ string, b []byte) error {
-			var d packageDoc
-			if err := json.Unmarshal(b, &d); err != nil {
-				return err
-			}
-			out = append(out, d.entity)
-			return nil
-		})
+		skip, limit, err := listWindow(q)
 		if err != nil {
 			return err
 		}
+		out := []entity{}
+		for _, p := range systemPackages() {
+			out = append(out, p.entity)
+		}
+		writeSorted(w, out, skip, limit)
+		return nil
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated > out[j].Updated })
-	writeJSON(w, http.StatusOK, window(out, skip, limit))
-	return nil
+	return listEntities(s, w, q, kindPackage, func(_ string, d *packageDoc) (entity, bool, error) { return d.entity, true, nil })
 }
 
 // deletePackage deletes a package; one holding actions only with

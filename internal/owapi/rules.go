@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 )
 
@@ -66,11 +65,10 @@ func pathOf(f fqn) entityPath {
 
 // ruleBody is the body of PUT …/rules/NAME and POST (status).
 type ruleBody struct {
-	Trigger     string    `json:"trigger"`
-	Action      string    `json:"action"`
-	Status      string    `json:"status"`
-	Annotations keyValues `json:"annotations"`
-	Publish     *bool     `json:"publish"`
+	entityBody
+	Trigger string `json:"trigger"`
+	Action  string `json:"action"`
+	Status  string `json:"status"`
 }
 
 // routeRules mounts the rule endpoints.
@@ -105,23 +103,11 @@ func (s *Server) putRule(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	var body ruleBody
-	if err := decode(w, q.r, maxJSONBytes, &body); err != nil {
-		return err
-	}
-	if err := body.Annotations.check("annotations"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := docID(q.ns, name)
 	var old ruleDoc
-	err := s.getDoc(ctx, kindRule, id, &old)
-	found := err == nil
-	if err != nil && statusOf(err) != http.StatusNotFound {
+	id, found, unlock, err := s.beginPut(w, q, kindRule, name, maxJSONBytes, &body, &old)
+	defer unlock()
+	if err != nil {
 		return err
-	}
-	if found && !overwrite(q) {
-		return withStatus(http.StatusConflict, errors.New(msgExists))
 	}
 	doc := ruleDoc{entity: entity{Namespace: q.ns, Name: name}, Status: statusActive}
 	var prev *entity
@@ -157,21 +143,22 @@ func (s *Server) putRule(w http.ResponseWriter, q *request) error {
 		}
 		doc.Action = pathOf(a)
 	}
-	if body.Annotations != nil {
-		doc.Annotations = body.Annotations
-	}
-	if body.Publish != nil {
-		doc.Publish = *body.Publish
-	}
+	body.Parameters = nil
+	body.apply(&doc.entity)
 	doc.touch(prev)
 	doc.Parameters = nil
-	if err := s.applyRule(ctx, q.caller, &doc); err != nil {
+	return s.saveRule(w, q, id, &doc)
+}
+
+// saveRule applies a rule (applyRule) and stores and answers it.
+func (s *Server) saveRule(w http.ResponseWriter, q *request, id string, r *ruleDoc) error {
+	if err := s.applyRule(q.r.Context(), q.caller, r); err != nil {
 		return err
 	}
-	if err := s.putDoc(ctx, kindRule, id, doc); err != nil {
+	if err := s.putDoc(q.r.Context(), kindRule, id, r); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, doc.view())
+	writeJSON(w, http.StatusOK, r.view())
 	return nil
 }
 
@@ -185,21 +172,7 @@ func (s *Server) getRule(w http.ResponseWriter, q *request) error {
 }
 
 func (s *Server) listRules(w http.ResponseWriter, q *request) error {
-	skip, limit, err := listWindow(q)
-	if err != nil {
-		return err
-	}
-	rules, err := s.rulesOf(q.r.Context(), q.caller, "")
-	if err != nil {
-		return err
-	}
-	out := []ruleView{}
-	for _, r := range rules {
-		out = append(out, r.view())
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated > out[j].Updated })
-	writeJSON(w, http.StatusOK, window(out, skip, limit))
-	return nil
+	return listEntities(s, w, q, kindRule, func(_ string, r *ruleDoc) (ruleView, bool, error) { return r.view(), true, nil })
 }
 
 func (s *Server) deleteRule(w http.ResponseWriter, q *request) error {
@@ -243,12 +216,5 @@ func (s *Server) setRuleStatus(w http.ResponseWriter, q *request) error {
 		return nil
 	}
 	d.Status = body.Status
-	if err := s.applyRule(ctx, q.caller, &d); err != nil {
-		return err
-	}
-	if err := s.putDoc(ctx, kindRule, id, d); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d.view())
-	return nil
+	return s.saveRule(w, q, id, &d)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +141,110 @@ func bumpVersion(v string) string {
 		return "0.0.1"
 	}
 	return parts[0] + "." + parts[1] + "." + strconv.Itoa(n+1)
+}
+
+// entityBody are the fields of a PUT's body every entity has; absent
+// ones keep their values on an update.
+type entityBody struct {
+	Parameters  keyValues `json:"parameters"`
+	Annotations keyValues `json:"annotations"`
+	Publish     *bool     `json:"publish"`
+}
+
+// check refuses parameters or annotations without a key or a value.
+func (b *entityBody) check() error {
+	if err := b.Parameters.check("parameters"); err != nil {
+		return err
+	}
+	return b.Annotations.check("annotations")
+}
+
+// apply sets e's fields that b has.
+func (b *entityBody) apply(e *entity) {
+	if b.Parameters != nil {
+		e.Parameters = b.Parameters
+	}
+	if b.Annotations != nil {
+		e.Annotations = b.Annotations
+	}
+	if b.Publish != nil {
+		e.Publish = *b.Publish
+	}
+	e.Parameters = e.Parameters.orEmpty()
+}
+
+// existing reads the entity a PUT replaces into old: found reports
+// whether there is one; there is one and the PUT does not overwrite: 409.
+func (s *Server) existing(q *request, kind, id string, old any) (found bool, err error) {
+	err = s.getDoc(q.r.Context(), kind, id, old)
+	switch {
+	case err != nil && statusOf(err) == http.StatusNotFound:
+		return false, nil
+	case err != nil:
+		return false, err
+	case !overwrite(q):
+		return true, withStatus(http.StatusConflict, errors.New(msgExists))
+	}
+	return true, nil
+}
+
+// beginPut starts a PUT of an entity of kind named name (below the
+// request's namespace): it decodes the body into body (at most limit
+// bytes) and checks it, takes s.mu (release it with the returned
+// unlock), and reads the entity the PUT replaces into old (existing).
+func (s *Server) beginPut(w http.ResponseWriter, q *request, kind, name string, limit int64, body interface{ check() error }, old any) (id string, found bool, unlock func(), err error) {
+	unlock = func() {}
+	if err := decode(w, q.r, limit, body); err != nil {
+		return "", false, unlock, err
+	}
+	if err := body.check(); err != nil {
+		return "", false, unlock, err
+	}
+	s.mu.Lock()
+	id = docID(q.ns, name)
+	found, err = s.existing(q, kind, id, old)
+	if err != nil {
+		s.mu.Unlock()
+		return "", false, unlock, err
+	}
+	return id, found, s.mu.Unlock, nil
+}
+
+// updatedAt orders entities in lists, newest first.
+func (e entity) updatedAt() int64 { return e.Updated }
+
+// listEntities answers a list of the documents of kind in the request's
+// namespace, newest first, in the query's window; view maps each
+// (path below the namespace, decoded document) to what is listed, or
+// false to leave it out.
+func listEntities[T any, V interface{ updatedAt() int64 }](s *Server, w http.ResponseWriter, q *request, kind string, view func(path string, d *T) (V, bool, error)) error {
+	skip, limit, err := listWindow(q)
+	if err != nil {
+		return err
+	}
+	out := []V{}
+	err = s.eachDoc(q.r.Context(), kind, q.ns, func(path string, b []byte) error {
+		var d T
+		if err := json.Unmarshal(b, &d); err != nil {
+			return err
+		}
+		v, ok, err := view(path, &d)
+		if ok {
+			out = append(out, v)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeSorted(w, out, skip, limit)
+	return nil
+}
+
+// writeSorted answers items newest first, in the window skip, limit.
+func writeSorted[V interface{ updatedAt() int64 }](w http.ResponseWriter, items []V, skip, limit int) {
+	sort.SliceStable(items, func(i, j int) bool { return items[i].updatedAt() > items[j].updatedAt() })
+	writeJSON(w, http.StatusOK, window(items, skip, limit))
 }
 
 // docID is the index id of an entity.

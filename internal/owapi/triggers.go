@@ -3,9 +3,7 @@ package owapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
@@ -37,9 +35,7 @@ type ruleLink struct {
 
 // triggerBody is the body of PUT …/triggers/NAME.
 type triggerBody struct {
-	Parameters  keyValues `json:"parameters"`
-	Annotations keyValues `json:"annotations"`
-	Publish     *bool     `json:"publish"`
+	entityBody
 }
 
 // routeTriggers mounts the trigger endpoints.
@@ -58,42 +54,18 @@ func (s *Server) putTrigger(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	var body triggerBody
-	if err := decode(w, q.r, maxJSONBytes, &body); err != nil {
-		return err
-	}
-	if err := body.Parameters.check("parameters"); err != nil {
-		return err
-	}
-	if err := body.Annotations.check("annotations"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := docID(q.ns, name)
 	var old triggerDoc
-	err := s.getDoc(ctx, kindTrigger, id, &old)
-	found := err == nil
-	if err != nil && statusOf(err) != http.StatusNotFound {
+	id, found, unlock, err := s.beginPut(w, q, kindTrigger, name, maxJSONBytes, &body, &old)
+	defer unlock()
+	if err != nil {
 		return err
-	}
-	if found && !overwrite(q) {
-		return withStatus(http.StatusConflict, errors.New(msgExists))
 	}
 	doc := triggerDoc{entity: entity{Namespace: q.ns, Name: name}}
 	var prev *entity
 	if found {
 		doc, prev = old, &old.entity
 	}
-	if body.Parameters != nil {
-		doc.Parameters = body.Parameters
-	}
-	if body.Annotations != nil {
-		doc.Annotations = body.Annotations
-	}
-	if body.Publish != nil {
-		doc.Publish = *body.Publish
-	}
-	doc.Parameters = doc.Parameters.orEmpty()
+	body.apply(&doc.entity)
 	doc.touch(prev)
 	if err := s.putDoc(ctx, kindTrigger, id, doc); err != nil {
 		return err
@@ -136,25 +108,7 @@ func (s *Server) getTrigger(w http.ResponseWriter, q *request) error {
 }
 
 func (s *Server) listTriggers(w http.ResponseWriter, q *request) error {
-	skip, limit, err := listWindow(q)
-	if err != nil {
-		return err
-	}
-	out := []entity{}
-	err = s.eachDoc(q.r.Context(), kindTrigger, q.ns, func(_ string, b []byte) error {
-		var d triggerDoc
-		if err := json.Unmarshal(b, &d); err != nil {
-			return err
-		}
-		out = append(out, d.entity)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated > out[j].Updated })
-	writeJSON(w, http.StatusOK, window(out, skip, limit))
-	return nil
+	return listEntities(s, w, q, kindTrigger, func(_ string, d *triggerDoc) (entity, bool, error) { return d.entity, true, nil })
 }
 
 // deleteTrigger deletes a trigger. Its rules stay (as in OpenWhisk),
