@@ -621,7 +621,7 @@ func (s *Server) postAction(w http.ResponseWriter, q *request) error {
 	case <-ctx.Done():
 		return nil // the client has gone; the invocation goes on
 	}
-	if o.err != nil {
+	if o.err != nil && o.rec.ID == "" { // no record: nothing ran to show
 		return o.err
 	}
 	v := s.activationView(ctx, q.caller, o.rec, true)

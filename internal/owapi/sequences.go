@@ -86,7 +86,7 @@ func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved
 		}
 		cid := newID()
 		crec, err := s.run(ctx, caller, comp, merged, cid, id, depth+1)
-		if err != nil {
+		if err != nil && crec.ID == "" {
 			if errors.Is(err, context.Canceled) {
 				return rec, err
 			}
