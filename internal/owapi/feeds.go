@@ -32,9 +32,6 @@ const (
 	feedDelete = "DELETE"
 )
 
-// onInputDelete values (fn deploy's --on-input-delete).
-var onInputDeleteValues = []string{"", "keep", "delete"}
-
 // feedConfig is the objects feed's configuration of a trigger.
 type feedConfig struct {
 	Bucket        string `json:"bucket"`
@@ -42,7 +39,7 @@ type feedConfig struct {
 	Suffix        string `json:"suffix,omitempty"`
 	OutputBucket  string `json:"output_bucket"`
 	OutputKey     string `json:"output_key,omitempty"`
-	OnInputDelete string `json:"on_input_delete,omitempty"`
+	OnInputDelete string `json:"on_input_delete,omitempty"` // registry.OnInputDeleteKeep or Delete
 }
 
 // feedParams reads a feed's parameters from an invocation's payload.
@@ -72,6 +69,7 @@ func (c feedConfig) bucketFunction(fn registry.Function) registry.Function {
 		fn.Trigger.Suffixes = []string{c.Suffix}
 	}
 	fn.Output = registry.Output{Bucket: c.OutputBucket, KeyTemplate: c.OutputKey}
+	fn.OnInputDelete = c.OnInputDelete
 	return fn
 }
 
@@ -80,13 +78,6 @@ func (c feedConfig) bucketFunction(fn registry.Function) registry.Function {
 func (s *Server) checkFeed(ctx context.Context, caller *Namespace, c feedConfig) error {
 	if c.Bucket == "" || c.OutputBucket == "" {
 		return badRequest("the objects feed needs the parameters bucket and output_bucket")
-	}
-	valid := false
-	for _, v := range onInputDeleteValues {
-		valid = valid || v == c.OnInputDelete
-	}
-	if !valid {
-		return badRequest("feed parameter on_input_delete must be keep or delete, got %q", c.OnInputDelete)
 	}
 	if err := caller.checkBucket("bucket", c.Bucket); err != nil {
 		return err

@@ -507,14 +507,15 @@ func TestObjectsFeed(t *testing.T) {
 	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "guest-in", "output_bucket": "acme-out"}), 403, nil)
 	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "acme-in", "output_bucket": "acme-in"}), 400, nil)
 	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "acme-in", "output_bucket": "acme-out", "output_key": "{nope}"}), 400, nil)
+	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "acme-in", "output_bucket": "acme-out", "on_input_delete": "shred"}), 400, nil)
 	var rec activationJSON
-	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "acme-in", "suffix": ".jpg", "output_bucket": "acme-out", "output_key": "thumbs/{key}"}), 200, &rec)
+	e.want(acmeKey, "POST", feedPath, feed("CREATE", map[string]any{"bucket": "acme-in", "suffix": ".jpg", "output_bucket": "acme-out", "output_key": "thumbs/{key}", "on_input_delete": "delete"}), 200, &rec)
 	if strings.Contains(string(rec.Response.Result), "secret") {
 		t.Fatalf("the feed's activation holds the auth key: %s", rec.Response.Result)
 	}
 	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/rules/r", map[string]any{"trigger": "/acme/objs", "action": "/acme/thumb"}, 200, nil)
 	fn, err := e.reg.Get(t.Context(), "acme", "owrule.r")
-	if err != nil || fn.Trigger.Bucket != "acme-in" || fn.Output.KeyTemplate != "thumbs/{key}" || fn.Runtime != "wasm" || fn.Params["size"] != "64" {
+	if err != nil || fn.Trigger.Bucket != "acme-in" || fn.Output.KeyTemplate != "thumbs/{key}" || fn.Runtime != "wasm" || fn.Params["size"] != "64" || fn.OnInputDelete != "delete" {
 		t.Fatalf("bucket function %+v, %v", fn, err)
 	}
 	e.want(acmeKey, "POST", "/api/v1/namespaces/_/rules/r", map[string]any{"status": "inactive"}, 200, nil)
