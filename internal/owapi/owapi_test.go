@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -403,6 +404,18 @@ func TestInvoke(t *testing.T) {
 		t.Fatalf("logs %v", logs)
 	}
 	e.want(acmeKey, "GET", "/api/v1/namespaces/_/activations?limit=201", nil, 400, nil)
+	e.want(guestKey, "GET", "/api/v1/namespaces/_/activations?limit=200", nil, 200, &list)
+	if len(list) != 0 {
+		t.Fatalf("guest lists acme's activations: %d", len(list))
+	}
+	e.want(acmeKey, "GET", "/api/v1/namespaces/_/activations?limit=200&since="+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10), nil, 200, &list)
+	if len(list) != 0 {
+		t.Fatalf("since an hour ahead: %d activations", len(list))
+	}
+	e.want(acmeKey, "GET", "/api/v1/namespaces/_/activations?limit=200&upto=1000", nil, 200, &list)
+	if len(list) != 0 {
+		t.Fatalf("upto 1970: %d activations", len(list))
+	}
 }
 
 func TestBuiltins(t *testing.T) {
