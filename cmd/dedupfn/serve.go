@@ -383,6 +383,7 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 		return nil, err
 	}
 	*closers = append(*closers, closeRuntimes)
+	runtimes[owapi.BuiltinRuntime] = owapi.Builtins{} // /whisk.system/utils of the OpenWhisk API
 
 	inputs, err := openInputs(o, sec.owOpts.API, logger)
 	if err != nil {
@@ -423,6 +424,22 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
 		InstanceID: c.instanceID,
 	})
+	if len(sec.owNamespaces) > 0 {
+		owSrv, err := owapi.New(owapi.Config{
+			Namespaces: sec.owNamespaces, Registry: reg, Index: idx, Invoker: pipe, Deployer: pipe,
+			ActionCode: process.ActionCode, TenantRuntimes: api.DefaultTenantRuntimes, MaxCodeBytes: o.sec.maxCodeBytes,
+			MaxMemoryMB: o.sec.maxMemoryMB, MaxParamsBytes: o.sec.maxParamsBytes, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		*closers = append(*closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			owSrv.Close(ctx)
+		})
+		apiCfg.OpenWhisk = owSrv.Handler()
+	}
 	// Actions fetch get_url by the public URL's name: the operator's, as
 	// an --api-host is.
 	apiCfg.ExtraHosts = append(apiCfg.ExtraHosts, publicHost(inputs))

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
+	"github.com/dedupfn/dedupfn/internal/runtime/process"
 )
 
 // Annotations dedupfn reads on an action.
@@ -42,11 +44,6 @@ const (
 	runtimeWasm     = "wasm"
 	runtimeProcess  = "process"
 )
-
-// hostKinds are the kinds whose code runs on the host (process runtime).
-func hostKind(kind string) bool {
-	return strings.HasPrefix(kind, "nodejs:") || strings.HasPrefix(kind, "python:3") || kind == "blackbox" || kind == "native"
-}
 
 // supportedKinds is the list unknown kinds are answered with.
 var supportedKinds = []string{"blackbox", "native", "nodejs:20", "python:3", kindSequence, kindWasm}
@@ -306,7 +303,7 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 	if int64(len(code)) > s.cfg.MaxCodeBytes {
 		return withStatus(http.StatusRequestEntityTooLarge, fmt.Errorf("exec larger than allowed: %d > %d bytes", len(code), s.cfg.MaxCodeBytes))
 	}
-	if hostKind(kind) && !caller.Admin && !slices.Contains(s.cfg.TenantRuntimes, runtimeProcess) {
+	if process.HostKind(kind) && !caller.Admin && !slices.Contains(s.cfg.TenantRuntimes, runtimeProcess) {
 		return withStatus(http.StatusForbidden, fmt.Errorf("The supplied authentication is not authorized to access actions of kind '%s': host code is the operator's; namespace %s may create kinds wasm and sequence", kind, caller.Name))
 	}
 	var fn registry.Function
@@ -321,7 +318,7 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 			return badRequest("kind wasm: code is not base64: %v", err)
 		}
 		fn.Runtime, exe = runtimeWasm, mod
-	case hostKind(kind) && s.cfg.ActionCode != nil:
+	case process.HostKind(kind) && s.cfg.ActionCode != nil:
 		raw := code
 		if doc.Exec.Binary {
 			b, err := base64.StdEncoding.DecodeString(string(code))
@@ -563,7 +560,7 @@ func (s *Server) run(ctx context.Context, caller *Namespace, a *resolved, params
 	if err != nil {
 		return activation.Record{}, err
 	}
-	return s.cfg.Invoker.InvokeDirect(ctx, Invocation{Function: fn, Params: params, ActivationID: id, Cause: cause})
+	return s.cfg.Invoker.InvokeDirect(ctx, pipeline.DirectRequest{Function: fn, Params: params, ActivationID: id, Cause: cause})
 }
 
 // postAction invokes an action (or, for the objects feed, handles a

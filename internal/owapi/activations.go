@@ -118,7 +118,7 @@ func (s *Server) activationView(ctx context.Context, caller *Namespace, rec acti
 		Start: rec.Start.UnixMilli(), Logs: []string{}, Version: "0.0.1"}
 	v.Duration = int64(math.Round(rec.Timings.TotalMS))
 	v.End = rec.Start.Add(time.Duration(v.Duration) * time.Millisecond).UnixMilli()
-	v.Cause = recordCause(rec)
+	v.Cause = rec.Cause
 	where, kind, limits := s.describe(ctx, caller, rec, &v)
 	resp := response(rec)
 	if full {

@@ -18,6 +18,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	_ "github.com/dedupfn/dedupfn/internal/index/bolt"
 	"github.com/dedupfn/dedupfn/internal/owapi"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
@@ -33,11 +34,11 @@ const (
 type fakeInvoker struct {
 	idx   index.Activations
 	mu    sync.Mutex
-	calls []owapi.Invocation
+	calls []pipeline.DirectRequest
 	delay time.Duration
 }
 
-func (f *fakeInvoker) InvokeDirect(ctx context.Context, inv owapi.Invocation) (activation.Record, error) {
+func (f *fakeInvoker) InvokeDirect(ctx context.Context, inv pipeline.DirectRequest) (activation.Record, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, inv)
 	f.mu.Unlock()
@@ -57,10 +58,10 @@ func (f *fakeInvoker) InvokeDirect(ctx context.Context, inv owapi.Invocation) (a
 	return rec, f.idx.AddActivation(ctx, rec)
 }
 
-func (f *fakeInvoker) invocations() []owapi.Invocation {
+func (f *fakeInvoker) invocations() []pipeline.DirectRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]owapi.Invocation(nil), f.calls...)
+	return append([]pipeline.DirectRequest(nil), f.calls...)
 }
 
 // fakeDeployer accepts every definition and bucket.

@@ -60,7 +60,7 @@ func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved
 	if a.builtin != "" || a.ns == SystemNamespace {
 		rec.Function = ""
 	}
-	setCause(&rec, cause)
+	rec.Cause = cause
 	if depth >= maxSequenceDepth {
 		return rec, badRequest("Too many actions in the sequence.")
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/index"
+	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
@@ -98,22 +99,10 @@ func (n *Namespace) checkBucket(what, bucket string) error {
 	return withStatus(http.StatusForbidden, fmt.Errorf("%s %q is not one of namespace %s's buckets", what, bucket, n.Name))
 }
 
-// Invocation is one direct invocation of an action (the pipeline's
-// DirectRequest, seen from here).
-type Invocation struct {
-	Function registry.Function
-	// Params are the merged parameters, one JSON object.
-	Params json.RawMessage
-	// ActivationID is the 32-hex id to record the activation under.
-	ActivationID string
-	// Cause is the activation that caused this one (a sequence's, a
-	// trigger's), or "".
-	Cause string
-}
-
-// Invoker runs actions: deduplicated, and recorded as activations.
+// Invoker runs actions: deduplicated, and recorded as activations
+// (*pipeline.Pipeline).
 type Invoker interface {
-	InvokeDirect(ctx context.Context, inv Invocation) (activation.Record, error)
+	InvokeDirect(ctx context.Context, req pipeline.DirectRequest) (activation.Record, error)
 }
 
 // Deployer checks bucket functions before a rule deploys them (the
@@ -130,8 +119,8 @@ type Store interface {
 	index.Activations
 }
 
-// ActionCodeFunc turns an action's code of a host-code kind into a
-// process-runtime function (process.ActionCode).
+// ActionCodeFunc turns an action's code of a host-code kind
+// (process.HostKind) into a process-runtime function (process.ActionCode).
 type ActionCodeFunc func(kind string, code []byte, binary bool, main string) (exe []byte, config map[string]string, err error)
 
 // Config wires the API.
