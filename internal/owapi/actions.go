@@ -212,6 +212,9 @@ func (s *Server) putAction(w http.ResponseWriter, q *request) error {
 	if doc.Exec.Kind == "nodejs:default" {
 		doc.Exec.Kind = defaultNodeKind
 	}
+	if body.Exec != nil && !doc.Exec.Binary && process.HostKind(doc.Exec.Kind) && base64Zip(code) {
+		doc.Exec.Binary = true // as OpenWhisk infers it: clients send a zip as base64 without saying so
+	}
 	doc.Exec.Code = ""
 	if err := s.deployAction(ctx, q.caller, pkg, &doc, code); err != nil {
 		return err
@@ -376,6 +379,15 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 	}
 	doc.Function, doc.CodeDigest, doc.DedupVersion = deployed.Name, registry.Digest(code), deployed.Version
 	return nil
+}
+
+// base64Zip reports whether code is a zip in base64.
+func base64Zip(code []byte) bool {
+	if len(code) < 8 {
+		return false
+	}
+	head, err := base64.StdEncoding.DecodeString(string(code[:8]))
+	return err == nil && bytes.HasPrefix(head, []byte("PK\x03\x04"))
 }
 
 // paramsObject is parameters as one JSON object, keys sorted and values

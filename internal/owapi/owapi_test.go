@@ -551,3 +551,19 @@ func TestObjectsFeed(t *testing.T) {
 	}
 	e.want(guestKey, "POST", feedPath, map[string]any{"lifecycleEvent": "DELETE", "triggerName": "/acme/objs"}, 403, nil)
 }
+
+// A zip sent as base64 code without binary (as the npm client sends a
+// Buffer) is binary, as OpenWhisk infers it.
+func TestActions_ZipInferredBinary(t *testing.T) {
+	e := newEnv(t)
+	zip := base64.StdEncoding.EncodeToString([]byte("PK\x03\x04 rest of a zip"))
+	var a actionJSON
+	e.want(guestKey, "PUT", "/api/v1/namespaces/_/actions/z", map[string]any{"exec": map[string]any{"kind": "nodejs:20", "code": zip}}, 200, &a)
+	if !a.Exec.Binary || a.Exec.Code == nil || *a.Exec.Code != zip {
+		t.Fatalf("exec %+v, want binary with the code as sent", a.Exec)
+	}
+	e.want(guestKey, "PUT", "/api/v1/namespaces/_/actions/s", map[string]any{"exec": map[string]any{"kind": "nodejs:20", "code": "function main() {}"}}, 200, &a)
+	if a.Exec.Binary {
+		t.Fatal("source code made binary")
+	}
+}
