@@ -33,6 +33,8 @@ func TestOpenWhiskNamespaces(t *testing.T) {
 		{"KeyWithoutColon", "guest=abcdefghijklmnopq", "guest", "namespace=UUID:KEY"},
 		{"TwoKeys", "beta=" + gk, "guest", "has a key already"},
 		{"TenantNamedLikeAdmin", "acme=" + ak, "acme", "named like the OpenWhisk admin namespace"},
+		{"WellKnownGuestKey", "guest=" + owapi.WellKnownGuestKey, "guest", "well-known guest key"},
+		{"SameKeyTwice", "guest=" + gk + ";acme=" + gk, "guest", "also another namespace's"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := openWhiskNamespaces(tc.env, tc.admin, tenants)

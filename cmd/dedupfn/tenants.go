@@ -299,5 +299,5 @@ func openWhiskNamespaces(env, adminNS string, tenants []api.Tenant) ([]owapi.Nam
 			return nil, fmt.Errorf("tenant %s is named like the OpenWhisk admin namespace (--openwhisk-admin-namespace): rename one of them", adminNS)
 		}
 	}
-	return out, nil
+	return out, owapi.CheckNamespaces(out)
 }

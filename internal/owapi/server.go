@@ -185,26 +185,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxParamsBytes = registry.DefaultMaxParamsBytes
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), logger: cfg.Logger.With("component", "owapi"), byName: map[string]*Namespace{}}
-	keys := map[string]bool{}
+	if err := CheckNamespaces(cfg.Namespaces); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Namespaces {
-		n := &cfg.Namespaces[i]
-		uuid, _, ok := strings.Cut(n.Key, ":")
-		switch {
-		case n.Name == "" || n.Name == "_" || n.Name == SystemNamespace || !entityNameRE.MatchString(n.Name):
-			return nil, fmt.Errorf("owapi: namespace name %q is not allowed", n.Name)
-		case !ok || uuid == "" || len(n.Key) < minKeyLen:
-			return nil, fmt.Errorf("owapi: namespace %s: key must be UUID:KEY with %d+ characters", n.Name, minKeyLen)
-		case n.Key == WellKnownGuestKey:
-			return nil, fmt.Errorf("owapi: namespace %s: the key is OpenWhisk's well-known guest key, which anyone knows: choose another", n.Name)
-		case keys[n.Key]:
-			return nil, fmt.Errorf("owapi: namespace %s: its key is also another namespace's", n.Name)
-		case s.byName[n.Name] != nil:
-			return nil, fmt.Errorf("owapi: namespace %s is defined twice", n.Name)
-		case !n.Admin && n.Tenant == "":
-			return nil, fmt.Errorf("owapi: namespace %s: neither the admin's nor a tenant's", n.Name)
-		}
-		keys[n.Key] = true
-		s.byName[n.Name] = n
+		s.byName[cfg.Namespaces[i].Name] = &cfg.Namespaces[i]
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.routeNamespaces()
@@ -217,6 +202,34 @@ func New(cfg Config) (*Server, error) {
 		writeError(w, withStatus(http.StatusNotFound, errors.New(msgNotFound)))
 	})
 	return s, nil
+}
+
+// CheckNamespaces refuses a namespace without a name or key, a key
+// shorter than 16 characters or without a ':', OpenWhisk's well-known
+// guest key, one key for two namespaces, a name given twice, and a
+// namespace that is neither the admin's nor a tenant's. Its errors never
+// quote a key.
+func CheckNamespaces(namespaces []Namespace) error {
+	keys, names := map[string]bool{}, map[string]bool{}
+	for _, n := range namespaces {
+		uuid, _, ok := strings.Cut(n.Key, ":")
+		switch {
+		case n.Name == "" || n.Name == "_" || n.Name == SystemNamespace || !entityNameRE.MatchString(n.Name):
+			return fmt.Errorf("owapi: namespace name %q is not allowed", n.Name)
+		case !ok || uuid == "" || len(n.Key) < minKeyLen:
+			return fmt.Errorf("owapi: namespace %s: key must be UUID:KEY with %d+ characters", n.Name, minKeyLen)
+		case n.Key == WellKnownGuestKey:
+			return fmt.Errorf("owapi: namespace %s: the key is OpenWhisk's well-known guest key, which anyone knows: choose another", n.Name)
+		case keys[n.Key]:
+			return fmt.Errorf("owapi: namespace %s: its key is also another namespace's", n.Name)
+		case names[n.Name]:
+			return fmt.Errorf("owapi: namespace %s is defined twice", n.Name)
+		case !n.Admin && n.Tenant == "":
+			return fmt.Errorf("owapi: namespace %s: neither the admin's nor a tenant's", n.Name)
+		}
+		keys[n.Key], names[n.Name] = true, true
+	}
+	return nil
 }
 
 // Handler returns the API's handler, to mount at Prefix.

@@ -201,6 +201,11 @@ func serveExits(t *testing.T, want string, env ...string) string {
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("serve: %v, output:\n%s\nwant an exit with %q", err, out, want)
 	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, want) {
+			return l
+		}
+	}
 	return firstLine(fmt.Errorf("%s", strings.TrimSpace(string(out))))
 }
 
