@@ -81,6 +81,13 @@ async function main () {
     params: { bucket: 'ow-in', output_bucket: 'ow-out', output_key: 'out/{key}' } })
   await ow.rules.create({ name: 'objs-py', trigger: 'objs', action: 'py' })
   out('feed', { ok: true })
+
+  // The sequence's components were caused by it; then delete the wasm action.
+  const comp = await ow.activations.get({ activationId: seq.logs[0] })
+  const hit = await ow.activations.get({ activationId: second.activationId })
+  await ow.actions.delete({ name: 'copy' })
+  const gone = await ow.actions.get({ name: 'copy' }).then(() => 200, (err) => err.statusCode)
+  out('after', { causedBySeq: comp.cause === seq.activationId, hit: annotation(hit, 'dedupfn').decision, gone })
 }
 
 main().catch((err) => { console.error('openwhisk.js:', err.message || err); process.exit(1) })
@@ -163,6 +170,7 @@ func TestOpenWhiskAPI(t *testing.T) {
 	}
 	wantJSON("host", `{"js1":{"v":1,"kind":"js"},"py1":{"v":1,"kind":"python"},"many":20}`)
 	wantJSON("sequence", `{"result":{"s":"q"},"components":2}`)
+	wantJSON("after", `{"causedBySeq":true,"hit":"hit","gone":404}`)
 	var trig struct {
 		ActivationID string `json:"activationId"`
 		FiredRun     bool   `json:"firedRun"`
