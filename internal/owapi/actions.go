@@ -551,16 +551,24 @@ type outcome struct {
 
 // start invokes a resolved action (a sequence's components one by one)
 // in the background, owned by the server, and returns where its outcome
-// arrives: the request may stop waiting, the invocation goes on.
-func (s *Server) start(caller *Namespace, a *resolved, params json.RawMessage, id, cause string) <-chan outcome {
+// arrives: the request may stop waiting, the invocation goes on. With
+// the caller's invocations in flight at MaxInFlight it starts none: 429.
+func (s *Server) start(caller *Namespace, a *resolved, params json.RawMessage, id, cause string) (<-chan outcome, error) {
+	slots := s.inFlight[caller.Name]
+	select {
+	case slots <- struct{}{}:
+	default:
+		return nil, withStatus(http.StatusTooManyRequests, fmt.Errorf("Too many concurrent requests in flight (count: %d, allowed: %d).", cap(slots), cap(slots)))
+	}
 	done := make(chan outcome, 1)
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
+		defer func() { <-slots }()
 		rec, err := s.run(s.bgCtx, caller, a, params, id, cause, 0)
 		done <- outcome{rec, err}
 	}()
-	return done
+	return done, nil
 }
 
 // run invokes a resolved action and returns its record.
@@ -612,7 +620,10 @@ func (s *Server) postAction(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	id := newID()
-	done := s.start(q.caller, a, params, id, "")
+	done, err := s.start(q.caller, a, params, id, "")
+	if err != nil {
+		return err
+	}
 	w.Header().Set("x-openwhisk-activation-id", id)
 	accepted := map[string]string{"activationId": id}
 	if !blocking {

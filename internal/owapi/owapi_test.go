@@ -79,10 +79,16 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, func(*owapi.Config) {})
+}
+
+// newEnvWith is newEnv with its config changed by mod.
+func newEnvWith(t *testing.T, mod func(*owapi.Config)) *env {
+	t.Helper()
 	idx := testutil.BoltIndex(t)
 	reg := registry.New(idx, nil)
 	inv := &fakeInvoker{idx: idx}
-	srv, err := owapi.New(owapi.Config{
+	cfg := owapi.Config{
 		Namespaces: []owapi.Namespace{
 			{Name: "guest", Key: guestKey, Admin: true},
 			{Name: "acme", Key: acmeKey, Tenant: "acme", Buckets: []string{"acme-in", "acme-out"}},
@@ -92,7 +98,9 @@ func newEnv(t *testing.T) *env {
 			return append([]byte("exe:"), code...), map[string]string{"main": main}, nil
 		},
 		TenantRuntimes: []string{"wasm"}, MaxCodeBytes: 1 << 20,
-	})
+	}
+	mod(&cfg)
+	srv, err := owapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,4 +574,25 @@ func TestActions_ZipInferredBinary(t *testing.T) {
 	if a.Exec.Binary {
 		t.Fatal("source code made binary")
 	}
+}
+
+// A namespace's invocations in flight are bounded (429 beyond), and
+// another namespace's are not taken by them.
+func TestInvoke_InFlightBound(t *testing.T) {
+	e := newEnvWith(t, func(c *owapi.Config) { c.MaxInFlight = 2 })
+	e.inv.delay = 500 * time.Millisecond
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/slow", wasmAction(nil), 200, nil)
+	e.want(guestKey, "PUT", "/api/v1/namespaces/_/actions/slow", wasmAction(nil), 200, nil)
+	e.want(acmeKey, "POST", "/api/v1/namespaces/_/actions/slow", nil, 202, nil)
+	e.want(acmeKey, "POST", "/api/v1/namespaces/_/actions/slow", nil, 202, nil)
+	var eb errBody
+	e.want(acmeKey, "POST", "/api/v1/namespaces/_/actions/slow", nil, 429, &eb)
+	if !strings.Contains(eb.Error, "Too many concurrent requests") {
+		t.Fatalf("429 body %+v", eb)
+	}
+	e.want(guestKey, "POST", "/api/v1/namespaces/_/actions/slow", nil, 202, nil)
+	testutil.Eventually(t, 5*time.Second, "a slot free again", func() bool {
+		st, _, _ := e.do(acmeKey, "POST", "/api/v1/namespaces/_/actions/slow", nil)
+		return st == 202
+	})
 }

@@ -56,6 +56,10 @@ const (
 	// (api.DefaultMaxCodeBytes, api.DefaultMaxMemoryMB).
 	defaultMaxCodeBytes = 64 << 20
 	defaultMaxMemoryMB  = 2048
+	// DefaultMaxInFlight bounds each namespace's invocations in flight
+	// (blocking or not, rule firings included); beyond it an invocation is
+	// answered 429, as OpenWhisk's concurrency limit.
+	DefaultMaxInFlight = 256
 	// maxTimeoutMS bounds an action's timeout limit (OpenWhisk's 300 s).
 	maxTimeoutMS = 300_000
 	// minKeyLen is the shortest UUID:KEY accepted.
@@ -143,7 +147,10 @@ type Config struct {
 	MaxCodeBytes   int64
 	MaxMemoryMB    int
 	MaxParamsBytes int
-	Logger         *slog.Logger
+	// MaxInFlight bounds each namespace's invocations in flight (default
+	// DefaultMaxInFlight).
+	MaxInFlight int
+	Logger      *slog.Logger
 }
 
 // Server serves the API.
@@ -163,6 +170,8 @@ type Server struct {
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+	// inFlight holds a slot per invocation in flight, by namespace.
+	inFlight map[string]chan struct{}
 }
 
 // New checks the namespaces and returns the server. A namespace without
@@ -184,12 +193,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxParamsBytes <= 0 {
 		cfg.MaxParamsBytes = registry.DefaultMaxParamsBytes
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), logger: cfg.Logger.With("component", "owapi"), byName: map[string]*Namespace{}}
 	if err := CheckNamespaces(cfg.Namespaces); err != nil {
 		return nil, err
 	}
+	s.inFlight = map[string]chan struct{}{}
 	for i := range cfg.Namespaces {
 		s.byName[cfg.Namespaces[i].Name] = &cfg.Namespaces[i]
+		s.inFlight[cfg.Namespaces[i].Name] = make(chan struct{}, cfg.MaxInFlight)
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.routeNamespaces()

@@ -183,11 +183,12 @@ func (s *Server) fireTrigger(w http.ResponseWriter, q *request) error {
 			json.Unmarshal(params, &p)
 			params, err = mergeParams(a.pkgParams, a.doc.Parameters, p)
 		}
-		if err != nil {
-			line.StatusCode, line.Error = statusDeveloperError, err.Error()
-		} else {
+		if err == nil {
 			line.ActivationID, line.Success = newID(), true
-			s.start(q.caller, a, params, line.ActivationID, id)
+			_, err = s.start(q.caller, a, params, line.ActivationID, id)
+		}
+		if err != nil {
+			line.StatusCode, line.Success, line.ActivationID, line.Error = statusDeveloperError, false, "", err.Error()
 		}
 		b, _ := json.Marshal(line)
 		logs = append(append(logs, b...), '\n')
