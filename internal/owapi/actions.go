@@ -565,16 +565,22 @@ func (s *Server) start(caller *Namespace, a *resolved, params json.RawMessage, i
 	go func() {
 		defer s.bg.Done()
 		defer func() { <-slots }()
-		rec, err := s.run(s.bgCtx, caller, a, params, id, cause, 0)
+		rec, err := s.run(s.bgCtx, caller, a, params, id, cause, nil)
 		done <- outcome{rec, err}
 	}()
 	return done, nil
 }
 
 // run invokes a resolved action and returns its record.
-func (s *Server) run(ctx context.Context, caller *Namespace, a *resolved, params json.RawMessage, id, cause string, depth int) (activation.Record, error) {
+// budget counts down the invocations a top-level sequence may still make
+// (nil: none is running).
+func (s *Server) run(ctx context.Context, caller *Namespace, a *resolved, params json.RawMessage, id, cause string, budget *int) (activation.Record, error) {
 	if a.doc.Exec.Kind == kindSequence {
-		return s.runSequence(ctx, caller, a, params, id, cause, depth)
+		if budget == nil {
+			n := maxSequenceActions
+			budget = &n
+		}
+		return s.runSequence(ctx, caller, a, params, id, cause, budget)
 	}
 	fn, err := s.function(ctx, caller, a)
 	if err != nil {

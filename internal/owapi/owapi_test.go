@@ -596,3 +596,24 @@ func TestInvoke_InFlightBound(t *testing.T) {
 		return st == 202
 	})
 }
+
+// Sequences that name each other stop after 50 invocations in all,
+// however they nest.
+func TestSequence_Bounded(t *testing.T) {
+	e := newEnv(t)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/inc", wasmAction(nil), 200, nil)
+	seq := func(c ...string) map[string]any {
+		return map[string]any{"exec": map[string]any{"kind": "sequence", "components": c}}
+	}
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/b", seq("inc"), 200, nil)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/a", seq("b", "b"), 200, nil)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/b?overwrite=true", seq("a", "a"), 200, nil)
+	var rec activationJSON
+	e.want(acmeKey, "POST", "/api/v1/namespaces/_/actions/a?blocking=true&timeout=20000", nil, 502, &rec)
+	if !strings.Contains(string(rec.Response.Result), "Too many actions") {
+		t.Fatalf("result %s, want the sequence bound", rec.Response.Result)
+	}
+	if n := len(e.inv.invocations()); n != 0 {
+		t.Fatalf("%d actions ran, want none (a and b hold only each other)", n)
+	}
+}

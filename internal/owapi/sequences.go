@@ -11,9 +11,11 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 )
 
-// maxSequenceDepth bounds sequences of sequences (OpenWhisk bounds a
-// sequence's actions, 50, in all).
-const maxSequenceDepth = 50
+// maxSequenceActions bounds the invocations one sequence makes, those
+// of the sequences it holds included (OpenWhisk's 50 actions): sequences
+// of sequences that name each other would otherwise run without end, or
+// exponentially many actions.
+const maxSequenceActions = 50
 
 // checkSequence checks a sequence's components when it is created: each
 // one exists and the caller may invoke it, and none is the sequence.
@@ -21,7 +23,7 @@ func (s *Server) checkSequence(ctx context.Context, caller *Namespace, pkg strin
 	if len(doc.Exec.Components) == 0 {
 		return badRequest(msgSeqNoComp)
 	}
-	if len(doc.Exec.Components) > maxSequenceDepth {
+	if len(doc.Exec.Components) > maxSequenceActions {
 		return badRequest("Too many actions in the sequence.")
 	}
 	self := fqn{ns: caller.Name, pkg: pkg, name: doc.Name}
@@ -52,7 +54,7 @@ func (s *Server) checkSequence(ctx context.Context, caller *Namespace, pkg strin
 // does. The sequence's record (recorded here: no function runs for it)
 // lists the components' activation ids as its logs and has the last
 // result.
-func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved, params json.RawMessage, id, cause string, depth int) (activation.Record, error) {
+func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved, params json.RawMessage, id, cause string, budget *int) (activation.Record, error) {
 	start := time.Now()
 	rec := activation.Record{ID: id, EventID: id, Tenant: caller.tenant(), Function: a.doc.Function, Start: start.UTC(),
 		EventSource: sourceSequence, EventTime: start.UTC(), Decision: activation.Skipped, Attempts: 1}
@@ -61,15 +63,16 @@ func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved
 		rec.Function = ""
 	}
 	rec.Cause = cause
-	if depth >= maxSequenceDepth {
-		return rec, badRequest("Too many actions in the sequence.")
-	}
 	input := params
 	var logs []byte
 	for _, c := range a.doc.Exec.Components {
 		f, err := parseFQN(c, caller.Name)
 		if err != nil {
 			return rec, err
+		}
+		if *budget--; *budget < 0 {
+			rec.Decision, rec.Error, rec.ErrorClass = activation.Error, msgSeqFailure+" Too many actions in the sequence.", "function"
+			break
 		}
 		comp, err := s.resolveAction(ctx, caller, f)
 		if err != nil {
@@ -85,7 +88,7 @@ func (s *Server) runSequence(ctx context.Context, caller *Namespace, a *resolved
 			return rec, err
 		}
 		cid := newID()
-		crec, err := s.run(ctx, caller, comp, merged, cid, id, depth+1)
+		crec, err := s.run(ctx, caller, comp, merged, cid, id, budget)
 		if err != nil && crec.ID == "" {
 			if errors.Is(err, context.Canceled) {
 				return rec, err
