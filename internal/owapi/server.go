@@ -8,8 +8,9 @@
 // statusOf only. Each resource has its own file: namespaces.go,
 // actions.go, activations.go, packages.go, triggers.go, rules.go,
 // feeds.go (/whisk.system/dedupfn/objects), sequences.go and utils.go
-// (/whisk.system/utils). store.go keeps the OpenWhisk entities as index
-// documents; names.go maps them to registry function names.
+// (/whisk.system/utils, run by builtin.go's runtime). store.go keeps the
+// OpenWhisk entities as index documents; names.go maps them to registry
+// function names. Invocations go through pipeline.InvokeDirect.
 package owapi
 
 import (
