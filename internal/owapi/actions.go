@@ -346,6 +346,9 @@ func (s *Server) deployAction(ctx context.Context, caller *Namespace, pkg string
 	if err != nil {
 		return err
 	}
+	if err := s.notClaimed(ctx, doc.Tenant, name, doc.Function); err != nil {
+		return err
+	}
 	fn.Tenant, fn.Name = doc.Tenant, name
 	if fn.Config == nil {
 		fn.Config = map[string]string{}
@@ -388,6 +391,23 @@ func base64Zip(code []byte) bool {
 	}
 	head, err := base64.StdEncoding.DecodeString(string(code[:8]))
 	return err == nil && bytes.HasPrefix(head, []byte("PK\x03\x04"))
+}
+
+// notClaimed refuses to deploy the function name of tenant over one that
+// is not the entity's own (own, "" for a new entity): a function deployed
+// with fn deploy under that name stays as it is.
+func (s *Server) notClaimed(ctx context.Context, tenant, name, own string) error {
+	if name == own {
+		return nil
+	}
+	_, err := s.cfg.Registry.Get(ctx, tenant, name)
+	switch {
+	case err == nil:
+		return withStatus(http.StatusConflict, fmt.Errorf("a dedupfn function named %s exists that this API did not create: delete it or choose another name", name))
+	case errors.Is(err, registry.ErrNotFound):
+		return nil
+	}
+	return err
 }
 
 // paramsObject is parameters as one JSON object, keys sorted and values

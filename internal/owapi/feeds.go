@@ -219,6 +219,9 @@ func (s *Server) applyRule(ctx context.Context, caller *Namespace, r *ruleDoc) e
 	if err != nil {
 		return err
 	}
+	if err := s.notClaimed(ctx, caller.tenant(), name, r.Function); err != nil {
+		return err
+	}
 	fn = t.Feed.bucketFunction(fn)
 	fn.Name, fn.Version, fn.Nondeterministic = name, "", nil
 	fn.Params = stringParams(a.pkgParams, a.doc.Parameters, t.Parameters)

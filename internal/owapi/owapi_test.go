@@ -617,3 +617,24 @@ func TestSequence_Bounded(t *testing.T) {
 		t.Fatalf("%d actions ran, want none (a and b hold only each other)", n)
 	}
 }
+
+// A function deployed with fn deploy under an action's or a rule's
+// function name is not overwritten by the API.
+func TestActions_FunctionNameTaken(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"ow.mine", "owrule.r"} {
+		fn := registry.Function{Tenant: "acme", Name: name, Runtime: "wasm", Trigger: registry.Trigger{Bucket: "acme-in"}, Output: registry.Output{Bucket: "acme-out"}}
+		if _, err := e.reg.Deploy(t.Context(), fn, []byte("code")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/mine", wasmAction(nil), 409, nil)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/act", wasmAction(nil), 200, nil)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/actions/act?overwrite=true", wasmAction(nil), 200, nil)
+	feed := map[string]any{"lifecycleEvent": "CREATE", "triggerName": "/_/objs", "bucket": "acme-in", "output_bucket": "acme-out", "output_key": "o/{key}"}
+	e.want(acmeKey, "POST", "/api/v1/namespaces/whisk.system/actions/dedupfn/objects?blocking=true", feed, 200, nil)
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/rules/r", map[string]any{"trigger": "objs", "action": "act"}, 409, nil)
+	if fn, err := e.reg.Get(t.Context(), "acme", "owrule.r"); err != nil || fn.Output.KeyTemplate != "{key}" {
+		t.Fatalf("fn deploy's owrule.r after the rule: %+v, %v", fn, err)
+	}
+}
