@@ -475,7 +475,7 @@ func (s *Server) deleteAction(w http.ResponseWriter, q *request) error {
 	if err := s.getDoc(ctx, kindAction, id, &d); err != nil {
 		return err
 	}
-	if err := s.removeAction(ctx, id, &d); err != nil {
+	if err := s.removeAction(ctx, q.caller, fqn{ns: q.ns, pkg: pkg, name: name}, &d); err != nil {
 		return err
 	}
 	v, err := s.view(ctx, &d, false)
@@ -486,15 +486,19 @@ func (s *Server) deleteAction(w http.ResponseWriter, q *request) error {
 	return nil
 }
 
-// removeAction deletes an action's document and function. Its results
-// and activations stay until pruned.
-func (s *Server) removeAction(ctx context.Context, id string, d *actionDoc) error {
+// removeAction deletes action f's document and function, and the bucket
+// functions of rules to it. Its results and activations stay until
+// pruned.
+func (s *Server) removeAction(ctx context.Context, caller *Namespace, f fqn, d *actionDoc) error {
+	if err := s.undeployRulesTo(ctx, caller, f); err != nil {
+		return err
+	}
 	if d.Function != "" {
 		if err := s.cfg.Registry.Delete(ctx, d.Tenant, d.Function); err != nil && !errors.Is(err, registry.ErrNotFound) {
 			return err
 		}
 	}
-	return s.deleteDoc(ctx, kindAction, id)
+	return s.deleteDoc(ctx, kindAction, docID(f.ns, joinPath(f.pkg, f.name)))
 }
 
 // resolved is an action found for a caller: its document, the

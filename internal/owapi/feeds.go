@@ -315,20 +315,44 @@ func (s *Server) undeployRulesOf(ctx context.Context, caller *Namespace, trigger
 // f, after an update of f: they run its new code. Failures are logged:
 // the action's update stands.
 func (s *Server) redeployRules(ctx context.Context, caller *Namespace, f fqn) {
-	rules, err := s.rulesOf(ctx, caller, "")
-	if err != nil {
-		s.logger.Warn("list rules to redeploy", "action", f.String(), "err", err)
-		return
-	}
-	for i := range rules {
-		r := &rules[i]
-		if r.Function == "" || r.actionFQN() != f {
-			continue
-		}
+	err := s.eachObjectRuleTo(ctx, caller, f, func(r *ruleDoc) error {
 		if err := s.applyRule(ctx, caller, r); err != nil {
 			s.logger.Warn("redeploy the bucket function of a rule", "rule", r.Name, "action", f.String(), "err", err)
+			return nil
+		}
+		return s.putDoc(ctx, kindRule, docID(caller.Name, r.Name), r)
+	})
+	if err != nil {
+		s.logger.Warn("redeploy the rules of an action", "action", f.String(), "err", err)
+	}
+}
+
+// undeployRulesTo deletes the bucket functions of the rules to action f,
+// which is being deleted: they would run its code on. The rules stay,
+// as in OpenWhisk, without function.
+func (s *Server) undeployRulesTo(ctx context.Context, caller *Namespace, f fqn) error {
+	return s.eachObjectRuleTo(ctx, caller, f, func(r *ruleDoc) error {
+		if err := s.undeployRule(ctx, r); err != nil {
+			return err
+		}
+		return s.putDoc(ctx, kindRule, docID(caller.Name, r.Name), r)
+	})
+}
+
+// eachObjectRuleTo calls fn with each of the caller's rules to action f
+// that has a bucket function.
+func (s *Server) eachObjectRuleTo(ctx context.Context, caller *Namespace, f fqn, fn func(r *ruleDoc) error) error {
+	rules, err := s.rulesOf(ctx, caller, "")
+	if err != nil {
+		return err
+	}
+	for i := range rules {
+		if rules[i].Function == "" || rules[i].actionFQN() != f {
 			continue
 		}
-		s.putDoc(ctx, kindRule, docID(caller.Name, r.Name), r)
+		if err := fn(&rules[i]); err != nil {
+			return err
+		}
 	}
+	return nil
 }

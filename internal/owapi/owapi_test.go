@@ -557,6 +557,11 @@ func TestObjectsFeed(t *testing.T) {
 	if _, err := e.reg.Get(t.Context(), "acme", "owrule.r"); err == nil {
 		t.Fatal("a deleted rule kept its bucket function")
 	}
+	e.want(acmeKey, "PUT", "/api/v1/namespaces/_/rules/r", map[string]any{"trigger": "/acme/objs", "action": "/acme/thumb"}, 200, nil)
+	e.want(acmeKey, "DELETE", "/api/v1/namespaces/_/actions/thumb", nil, 200, nil)
+	if _, err := e.reg.Get(t.Context(), "acme", "owrule.r"); err == nil {
+		t.Fatal("a deleted action's rule kept its bucket function")
+	}
 	e.want(guestKey, "POST", feedPath, map[string]any{"lifecycleEvent": "DELETE", "triggerName": "/acme/objs"}, 403, nil)
 }
 

@@ -184,7 +184,7 @@ func (s *Server) deletePackage(w http.ResponseWriter, q *request) error {
 		if err := s.getDoc(ctx, kindAction, id, &a); err != nil {
 			return err
 		}
-		if err := s.removeAction(ctx, id, &a); err != nil {
+		if err := s.removeAction(ctx, q.caller, fqn{ns: q.ns, pkg: name, name: a.Name}, &a); err != nil {
 			return err
 		}
 	}
