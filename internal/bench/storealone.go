@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -20,7 +21,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/objects/s3server"
 	"github.com/dedupfn/dedupfn/internal/source"
-	srcembedded "github.com/dedupfn/dedupfn/internal/source/embedded"
+	_ "github.com/dedupfn/dedupfn/internal/source/embedded" // the queue serve publishes to
 )
 
 // storeAlone is the result of the store-alone phase.
@@ -57,9 +58,13 @@ func runStoreAlone(ctx context.Context, o Options, dir string, uploads []upload,
 		return storeAlone{}, fmt.Errorf("store alone: %w", err)
 	}
 	defer q.Close()
+	pub, ok := q.(source.Publisher)
+	if !ok {
+		return storeAlone{}, errors.New("store alone: the embedded queue takes no publishes")
+	}
 	st, err := s3server.Open(ctx, &url.URL{Scheme: "embedded"}, objects.Options{
 		Logger: logger, DataDir: dir, Addr: addr, AccessKey: o.AccessKey, SecretKey: o.SecretKey,
-		Publish: q.(*srcembedded.Queue).Publish,
+		Publish: pub.Publish,
 	})
 	if err != nil {
 		return storeAlone{}, fmt.Errorf("store alone: %w", err)
