@@ -55,8 +55,8 @@ duplicate groups (by wasted bytes). No server is needed: analyze reads the
 store directly (--objects).
 
 Objects are fingerprinted from the store's trusted SHA-256 when it has one
-(an S3 FULL_OBJECT checksum, given when the object was uploaded with one),
-with a HEAD and no read; the others are read and hashed. Once the store has
+(an S3 FULL_OBJECT checksum: on MinIO/S3 when the object was uploaded with
+one, on the built-in endpoint always), with a HEAD and no read; the others are read and hashed. Once the store has
 answered 8 HEADs without a checksum and none with one, objects of 1 MiB or
 less are read without asking first.
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dedupfn/dedupfn/internal/objects"
@@ -228,5 +231,68 @@ func TestAnalyze_FnUsesMedianAndSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(out, `"fn_seconds": 0.1,`) || !strings.Contains(out, `"fn_seconds_source": "the median of 5 recent runs of thumb"`) {
 		t.Errorf("--json lacks the median and its source:\n%s", out)
+	}
+}
+
+// TestAnalyze_BuiltInEndpointReadsNothing: over HTTP, the built-in
+// endpoint's HEADs in checksum mode carry the SHA-256 it stored on each
+// write, so analyze reads no object's bytes: every object is a HEAD, and
+// the endpoint serves no object GET (counted by a proxy in front of it).
+func TestAnalyze_BuiltInEndpointReadsNothing(t *testing.T) {
+	store, storeURL := NewAnalyzeStore(t)
+	if err := store.MakeBucket(t.Context(), "docs"); err != nil {
+		t.Fatal(err)
+	}
+	// Small objects (HEADed while the store vouches) and one above the
+	// 1 MiB stat threshold; 3 pairs of duplicates.
+	bodies := map[string]string{
+		"a": "alpha", "a-copy": "alpha", "b": "beta", "b-copy": "beta", "c": "gamma",
+		"big": strings.Repeat("x", 2<<20), "big-copy": strings.Repeat("x", 2<<20), "empty": "",
+	}
+	for k, v := range bodies {
+		if _, err := store.Put(t.Context(), "docs", k, strings.NewReader(v), int64(len(v)), objects.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := url.Parse("http://" + strings.TrimSuffix(strings.TrimPrefix(storeURL, "s3://"), "?tls=false"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	requests := map[string]int{} // "GET object", "HEAD object", "GET bucket"
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		// The Host and path pass unchanged: the client signed them.
+		pr.Out.URL.Scheme, pr.Out.URL.Host = u.Scheme, u.Host
+		what := "bucket"
+		if strings.Count(strings.Trim(pr.In.URL.Path, "/"), "/") > 0 {
+			what = "object"
+		}
+		mu.Lock()
+		requests[pr.In.Method+" "+what]++
+		mu.Unlock()
+	}})
+	defer proxy.Close()
+	t.Setenv("DEDUPFN_S3_ACCESS_KEY", "analyze-access")
+	t.Setenv("DEDUPFN_S3_SECRET_KEY", "analyze-secret-key")
+	out, err := runAnalyzeCmd(t, "s3://docs", "--objects", "s3://"+strings.TrimPrefix(proxy.URL, "http://")+"?tls=false", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Objects   int64 `json:"objects"`
+		Distinct  int64 `json:"distinct"`
+		ZeroRead  int64 `json:"zero_read"`
+		ReadBytes int64 `json:"read_bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if got.Objects != 8 || got.Distinct != 5 || got.ZeroRead != 8 || got.ReadBytes != 0 {
+		t.Errorf("objects %d, distinct %d, zero read %d, read bytes %d: want 8, 5, 8 and 0\n%s", got.Objects, got.Distinct, got.ZeroRead, got.ReadBytes, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests["GET object"] != 0 || requests["HEAD object"] != 8 {
+		t.Errorf("requests at the endpoint %v: want 8 object HEADs and no object GET", requests)
 	}
 }

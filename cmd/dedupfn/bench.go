@@ -36,13 +36,17 @@ dir on free loopback ports and, in one run, side by side:
   raw       N PUTs of --size bytes to an untriggered bucket (--uploaders at once)
   alone     the function run once on each distinct content in this process,
             GOMAXPROCS at once: with raw, the least any pipeline must spend here
+  store     store alone: the e2e uploads, each followed by the output write
+            its miss (Put) or hit (Copy) makes, on an embedded store in this
+            process (no dedupfn): with alone, the e2e phase's ceiling
   e2e       the copy function (--wasm) on bucket "bench-in"; N PUTs with 50% duplicates
             (N/2 distinct contents, each uploaded twice, shuffled), timed from
             the first upload until every activation is recorded
   baseline  the same uploads to the same code deployed with --no-dedup
 
 It prints the raw PUT rate, events/s and their ratio, the ceiling ratio (raw
-time / (raw time + alone time)), hit latency (p50/p99 of activation total_ms of
+time / (raw time + alone time)), the store ceiling ratio ((store time + alone
+time) / e2e time: the e2e rate's share of that ceiling), hit latency (p50/p99 of activation total_ms of
 hits; waits, which end with the run they wait for, apart), the platform overhead of misses
 (total_ms - invoke_ms - run_wait_ms, p50), runs vs distinct contents and the dedup vs
 no-dedup comparison. It fails if runs != distinct contents. Progress goes
@@ -78,7 +82,7 @@ runs made side by side (--serve-arg to compare serve settings).`,
 	fl.StringVar(&o.wasm, "wasm", defaultBenchWasm, "the copy function (examples/copy built for GOOS=wasip1 GOARCH=wasm)")
 	fl.BoolVar(&o.json, "json", false, "print one JSON object")
 	fl.StringArrayVar(&o.serveArgs, "serve-arg", nil, "extra argument for the serve started (repeatable), e.g. --serve-arg=--concurrency=16")
-	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of serve during the e2e phase to this file (for go tool pprof)")
+	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of serve during the e2e phase to this file, and its block and mutex profiles to FILE.block and FILE.mutex (for go tool pprof)")
 	return cmd
 }
 
@@ -137,8 +141,10 @@ func printBenchReport(w io.Writer, r bench.Report) {
 	fmt.Fprintf(tw, "raw PUT/s (untriggered bucket)\t%.0f\t\n", r.RawPutsPerS)
 	fmt.Fprintf(tw, "end-to-end events/s\t%.0f\tratio %.2f× the raw PUT rate (PUT/s while triggered: %.0f)\n", r.EventsPerS, r.Ratio, r.TriggeredPutsPerS)
 	fmt.Fprintf(tw, "ceiling ratio\t%.2f×\traw time ÷ (raw time + %d runs of the function alone, %.2f s)\n", r.CeilingRatio, r.Distinct, r.FunctionAloneS)
+	fmt.Fprintf(tw, "store ceiling ratio\t%.2f×\t(store alone %.2f s + function alone) ÷ e2e %.2f s; store-alone writes p50 hit %.2f (p99 %.2f), miss %.2f ms\n",
+		r.StoreCeilingRatio, r.StoreAloneS, r.E2ES, r.StoreAloneHitWriteP50MS, r.StoreAloneHitWriteP99MS, r.StoreAloneMissWriteP50MS)
 	if r.CPUBusy.Raw > 0 {
-		fmt.Fprintf(tw, "cores busy\t\traw %.0f%%, alone %.0f%%, e2e %.0f%% (serve + bench)\n", 100*r.CPUBusy.Raw, 100*r.CPUBusy.Alone, 100*r.CPUBusy.E2E)
+		fmt.Fprintf(tw, "cores busy\t\traw %.0f%%, alone %.0f%%, store alone %.0f%%, e2e %.0f%% (serve + bench)\n", 100*r.CPUBusy.Raw, 100*r.CPUBusy.Alone, 100*r.CPUBusy.StoreAlone, 100*r.CPUBusy.E2E)
 		fmt.Fprintf(tw, "CPU ceiling ratio\t%.2f×\tif the e2e phase kept every core busy and added no CPU to the PUTs' and the runs'\n", r.CPUCeilingRatio)
 	}
 	fmt.Fprintf(tw, "hit total_ms p50 / p99\t%.2f / %.2f\tp50 fetch+hash %.2f, lookup %.2f, store %.2f; p99 lookup %.2f, store %.2f\n",

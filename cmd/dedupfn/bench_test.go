@@ -41,7 +41,8 @@ func TestBenchSmoke(t *testing.T) {
 	if err := os.WriteFile(wasmFile, wasmtest.Build(t, filepath.Join(pkgDir, "..", "..", "examples", "copy")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), bin, "bench", "--objects", "100", "--uploaders", "4", "--json", "--wasm", wasmFile)
+	prof := filepath.Join(dir, "e2e.pprof")
+	cmd := exec.CommandContext(t.Context(), bin, "bench", "--objects", "100", "--uploaders", "4", "--json", "--wasm", wasmFile, "--cpuprofile", prof)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -69,6 +70,24 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if c := num(rep, "ceiling_ratio"); c <= 0 || c >= 1 || num(rep, "function_alone_s") <= 0 {
 		t.Errorf("ceiling_ratio %v, function_alone_s %v: want a ratio in (0, 1) from a positive time", c, num(rep, "function_alone_s"))
+	}
+	// The store-alone phase: its time, added to the function's, against
+	// the e2e phase's; a hit's Copy and a miss's Put both measured.
+	for _, k := range []string{"store_alone_s", "e2e_s", "store_ceiling_ratio", "store_alone_hit_write_p50_ms", "store_alone_hit_write_p99_ms", "store_alone_miss_write_p50_ms"} {
+		if v := num(rep, k); v <= 0 {
+			t.Errorf("%s = %v, want > 0", k, v)
+		}
+	}
+	if sa, e2e := num(rep, "store_alone_s"), num(rep, "e2e_s"); sa >= e2e*10 {
+		t.Errorf("store_alone_s %v against e2e_s %v: the store work alone cannot take 10× the whole pipeline's", sa, e2e)
+	}
+	if got, want := num(rep, "store_ceiling_ratio"), (num(rep, "store_alone_s")+num(rep, "function_alone_s"))/num(rep, "e2e_s"); got < want*0.999 || got > want*1.001 {
+		t.Errorf("store_ceiling_ratio %v, want (store_alone_s + function_alone_s) / e2e_s = %v", got, want)
+	}
+	for _, f := range []string{prof, prof + ".block", prof + ".mutex"} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("--cpuprofile: %s missing or empty (%v)", f, err)
+		}
 	}
 	if runs, distinct := num(rep, "runs"), num(rep, "distinct"); runs != 50 || distinct != 50 {
 		t.Errorf("runs %v, distinct %v: want 50 and 50 for 100 uploads with 50%% duplicates", runs, distinct)

@@ -1,6 +1,7 @@
 // Package bench is the harness of `dedupfn bench`: it starts `dedupfn
 // serve` on embedded defaults in a temporary data dir, measures the raw
-// PUT rate of its S3 endpoint, the function alone, the end-to-end event
+// PUT rate of its S3 endpoint, the function alone, the store work alone
+// (in this process, on an embedded store of its own), the end-to-end event
 // rate with 50% duplicates and the same uploads through a --no-dedup
 // function, and reports them (Report). The cluster bench of test/e2e
 // computes its percentiles as this package does (Percentile).
@@ -76,7 +77,8 @@ type Options struct {
 	// S3 endpoint (set in its environment).
 	AccessKey, SecretKey string
 	// CPUProfile, if set, is where the serve writes a CPU profile of the
-	// e2e phase (CPUProfileSupported systems only).
+	// e2e phase, and its block and mutex profiles to CPUProfile.block and
+	// CPUProfile.mutex (CPUProfileSupported systems only).
 	CPUProfile string
 	// Log receives the serve's last log lines when a run fails after the
 	// serve started (nil: nowhere).
@@ -167,10 +169,26 @@ type Report struct {
 	// and bench kept busy (Linux; 0 elsewhere). Below 1, the runs could
 	// use idle cores, so CeilingRatio is not a bound but CPUCeilingRatio is.
 	CPUBusy struct {
-		Raw   float64 `json:"raw"`
-		Alone float64 `json:"alone"`
-		E2E   float64 `json:"e2e"`
+		Raw        float64 `json:"raw"`
+		Alone      float64 `json:"alone"`
+		StoreAlone float64 `json:"store_alone"`
+		E2E        float64 `json:"e2e"`
 	} `json:"cpu_busy"`
+
+	// StoreAloneS is the wall time of the e2e phase's store work alone
+	// (runStoreAlone): each upload and the output write its miss (a Put)
+	// or hit (a Copy) makes, in-process on an embedded store, no dedupfn.
+	// StoreCeilingRatio is (StoreAloneS + FunctionAloneS) / E2ES: the e2e
+	// rate as a share of the rate of a pipeline that added nothing to the
+	// store work and the runs and could not overlap them (target ≥ 0.9).
+	StoreAloneS       float64 `json:"store_alone_s"`
+	StoreCeilingRatio float64 `json:"store_ceiling_ratio"`
+	E2ES              float64 `json:"e2e_s"`
+	// The store-alone phase's output writes, p50 and p99: what a hit's
+	// and a miss's store stage cannot go below.
+	StoreAloneHitWriteP50MS  float64 `json:"store_alone_hit_write_p50_ms"`
+	StoreAloneHitWriteP99MS  float64 `json:"store_alone_hit_write_p99_ms"`
+	StoreAloneMissWriteP50MS float64 `json:"store_alone_miss_write_p50_ms"`
 
 	Objects   int      `json:"objects"`
 	Size      int      `json:"size"`
@@ -283,6 +301,22 @@ func (s *server) run(ctx context.Context, o Options, prog *reporter) (Report, er
 		rep.CPUCeilingRatio = 1 / (rep.CPUBusy.Raw + rep.CPUBusy.Alone*alone.Seconds()/raw.Seconds())
 	}
 
+	sdir, err := storeAloneDir(s.dir)
+	if err != nil {
+		return rep, err
+	}
+	busy = startBusyMeter(pids...)
+	sa, err := runStoreAlone(ctx, o, sdir, uploads, contents, prog)
+	if err != nil {
+		return rep, err
+	}
+	rep.CPUBusy.StoreAlone = busy.busy()
+	os.RemoveAll(sdir)
+	rep.StoreAloneS = sa.wall.Seconds()
+	rep.StoreAloneHitWriteP50MS, rep.StoreAloneHitWriteP99MS = Percentile(sa.hitWrite, 50), Percentile(sa.hitWrite, 99)
+	rep.StoreAloneMissWriteP50MS = Percentile(sa.missWrite, 50)
+	prog.line("store alone: %d PUTs and their output writes in %s (%.0f/s)", len(uploads), sa.wall.Round(time.Millisecond), float64(len(uploads))/sa.wall.Seconds())
+
 	if err := s.startProfile(); err != nil {
 		return rep, err
 	}
@@ -297,6 +331,8 @@ func (s *server) run(ctx context.Context, o Options, prog *reporter) (Report, er
 	}
 	rep.TriggeredPutsPerS = float64(o.Objects) / up.Seconds()
 	rep.EventsPerS = float64(o.Objects) / wall.Seconds()
+	rep.E2ES = wall.Seconds()
+	rep.StoreCeilingRatio = (rep.StoreAloneS + rep.FunctionAloneS) / wall.Seconds()
 	rep.Ratio = rep.EventsPerS / rep.RawPutsPerS
 	rep.Runs, rep.Hits, rep.Waits, rep.Errors = st.Runs, st.Hits, st.Waits, st.Errors
 	rep.Baseline.DedupRuns, rep.Baseline.DedupFunctionMS, rep.Baseline.DedupWallS = st.Runs, st.FunctionMS, wall.Seconds()

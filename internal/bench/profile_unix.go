@@ -3,10 +3,20 @@
 package bench
 
 import (
+	"errors"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
+)
+
+// Sampling of the contention profiles written beside the CPU profile:
+// one blocking event per blockRate ns spent blocked, one mutex
+// contention event in mutexFraction. Only on between the signals.
+const (
+	blockRate     = 10_000
+	mutexFraction = 10
 )
 
 // The serve that `dedupfn bench --cpuprofile` starts profiles itself
@@ -23,9 +33,11 @@ const CPUProfileSupported = true
 
 // ProfileOnSignals makes this process (a serve started by Run, given
 // --ProfileSignalsFlag=path) write a CPU profile to path between the
-// signals that Run sends around the e2e phase. Each profile is written
-// under a temporary name and renamed: Run waits for path to appear,
-// complete.
+// signals that Run sends around the e2e phase, and the block and mutex
+// contention profiles of the same interval to path.block and
+// path.mutex. The CPU profile is written last,
+// under a temporary name and renamed: Run waits for path to appear, the
+// others complete.
 func ProfileOnSignals(path string) error {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, cpuProfileStart, cpuProfileStop)
@@ -41,10 +53,16 @@ func ProfileOnSignals(path string) error {
 				if pprof.StartCPUProfile(f) != nil {
 					f.Close()
 					f = nil
+					continue
 				}
+				runtime.SetBlockProfileRate(blockRate)
+				runtime.SetMutexProfileFraction(mutexFraction)
 			case s == cpuProfileStop && f != nil:
 				pprof.StopCPUProfile()
-				if f.Close() == nil {
+				runtime.SetBlockProfileRate(0)
+				runtime.SetMutexProfileFraction(0)
+				perr := errors.Join(writeProfile("block", path+".block"), writeProfile("mutex", path+".mutex"))
+				if f.Close() == nil && perr == nil {
 					os.Rename(path+".tmp", path)
 				}
 				f = nil
@@ -52,4 +70,13 @@ func ProfileOnSignals(path string) error {
 		}
 	}()
 	return nil
+}
+
+// writeProfile writes the runtime profile name to path.
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup(name).WriteTo(f, 0), f.Close())
 }

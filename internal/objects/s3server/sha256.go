@@ -3,6 +3,7 @@ package s3server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/versity/versitygw/backend/meta"
 	"github.com/versity/versitygw/s3api/middlewares"
 
@@ -180,4 +182,95 @@ func lowerKeys(m map[string]string) map[string]string {
 		out[strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-")] = v
 	}
 	return out
+}
+
+// The gateway's HEAD and GET with x-amz-checksum-mode: ENABLED of a whole
+// object report the stored SHA-256 as x-amz-checksum-sha256 (base64, type
+// FULL_OBJECT), as S3 reports a checksum verified on upload: clients
+// (analyze, the s3 client's Stat) then need not read the bytes to know
+// them. Only for the whole object (no range or part), and never in place
+// of a checksum the backend itself keeps (a client's, verified on upload).
+
+// wholeObject reports whether a request in checksum mode asks for the whole
+// object: the only case where S3 reports a full-object checksum.
+func wholeObject(mode types.ChecksumMode, rng *string, part *int32) bool {
+	return mode == types.ChecksumModeEnabled && deref(rng) == "" && part == nil
+}
+
+// withStoredSHA256 reports sum (hex) in a response's checksum fields, unless
+// the backend already reports a SHA-256 or a checksum of another type.
+func withStoredSHA256(sum string, have *string, typ types.ChecksumType) (*string, types.ChecksumType) {
+	if sum == "" || have != nil || (typ != "" && typ != types.ChecksumTypeFullObject) {
+		return have, typ
+	}
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		return have, typ
+	}
+	b64 := base64.StdEncoding.EncodeToString(raw)
+	return &b64, types.ChecksumTypeFullObject
+}
+
+// GetObject serves a client's GET. The stored SHA-256 is read from the very
+// file descriptor whose bytes the answer streams, so it is that content's
+// whatever concurrent writers do (see sha256Attr).
+func (c clientBackend) GetObject(ctx context.Context, in *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
+	out, err := c.Backend.GetObject(ctx, in)
+	if err != nil || out == nil || !wholeObject(in.ChecksumMode, in.Range, in.PartNumber) {
+		return out, err
+	}
+	out.ChecksumSHA256, out.ChecksumType = withStoredSHA256(c.storedSHA256(out.Body, deref(in.Bucket), deref(in.Key)), out.ChecksumSHA256, out.ChecksumType)
+	return out, nil
+}
+
+// headRaced, when set (tests), runs between reading the SHA-256 of the
+// object's file and the backend's HEAD: where an overwrite would race.
+var headRaced func(bucket, key string)
+
+// HeadObject answers a client's HEAD. The backend's HEAD reads the object
+// by path and returns no file, so an overwrite may land between reading
+// the SHA-256 and the HEAD: the SHA-256 would then be one content's and
+// the ETag and size another's. So the file is opened first and the
+// SHA-256 read through that descriptor, then the backend heads the path,
+// then the path is checked to still name the opened file (same inode,
+// which cannot be reused while it is open). Objects are never rewritten in
+// place and a file is linked as an object only once, at its write, so a
+// path that names the same file before and after the HEAD named it
+// during the HEAD: the answer's ETag and size are that file's, and so is
+// the SHA-256. Otherwise the header is left out (the client reads the
+// bytes), never wrong. Comparing ETags instead would trust MD5, which
+// collides.
+func (c clientBackend) HeadObject(ctx context.Context, in *s3.HeadObjectInput) (*s3.HeadObjectOutput, error) {
+	if !c.xattrs || !wholeObject(in.ChecksumMode, in.Range, in.PartNumber) || deref(in.VersionId) != "" {
+		return c.Backend.HeadObject(ctx, in)
+	}
+	bucket, key := deref(in.Bucket), deref(in.Key)
+	var (
+		sum    string
+		opened os.FileInfo
+		path   string
+	)
+	if filepath.IsLocal(bucket) && filepath.IsLocal(key) {
+		path = filepath.Join(c.dataDir, bucket, key)
+		if f, err := os.Open(path); err == nil {
+			// Held open until the check: an inode number is only reused
+			// once its file is gone, unlinked and closed.
+			defer f.Close()
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				opened, sum = fi, c.storedSHA256(f, bucket, key)
+			}
+		}
+	}
+	if headRaced != nil && sum != "" {
+		headRaced(bucket, key)
+	}
+	out, err := c.Backend.HeadObject(ctx, in)
+	if err != nil || out == nil || sum == "" {
+		return out, err
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(opened, now) {
+		return out, nil // overwritten or deleted meanwhile: say nothing
+	}
+	out.ChecksumSHA256, out.ChecksumType = withStoredSHA256(sum, out.ChecksumSHA256, out.ChecksumType)
+	return out, nil
 }

@@ -183,6 +183,29 @@ func TestSHA256(t *testing.T) {
 			if gi.SHA256 != want {
 				t.Errorf("get sha256 = %q, want %q", gi.SHA256, want)
 			}
+			// Over HTTP, HEAD and GET in checksum mode report it too, as
+			// S3 reports a full-object checksum (base64); not otherwise.
+			wantB64 := b64Sum(tc.body)
+			oi, err := mc.StatObject(t.Context(), b, tc.key, minio.StatObjectOptions{Checksum: true})
+			if err != nil {
+				t.Fatalf("HEAD: %v", err)
+			}
+			if oi.ChecksumSHA256 != wantB64 || oi.ChecksumMode != "FULL_OBJECT" {
+				t.Errorf("HEAD x-amz-checksum-sha256 %q (type %q), want %q FULL_OBJECT", oi.ChecksumSHA256, oi.ChecksumMode, wantB64)
+			}
+			if oi, err := mc.StatObject(t.Context(), b, tc.key, minio.StatObjectOptions{}); err != nil || (oi.ChecksumSHA256 != "" && tc.name != "PutSHA256Checksum") {
+				t.Errorf("HEAD without checksum mode: checksum %q (%v), want none", oi.ChecksumSHA256, err)
+			}
+			obj, err := mc.GetObject(t.Context(), b, tc.key, minio.GetObjectOptions{Checksum: true})
+			if err != nil {
+				t.Fatalf("GET: %v", err)
+			}
+			body, err := io.ReadAll(obj) // minio-go checks the checksum at EOF
+			goi, serr := obj.Stat()
+			obj.Close()
+			if err != nil || serr != nil || !bytes.Equal(body, tc.body) || goi.ChecksumSHA256 != wantB64 {
+				t.Errorf("GET: %d bytes (%v, %v), checksum %q, want the %d bytes written and %q", len(body), err, serr, goi.ChecksumSHA256, len(tc.body), wantB64)
+			}
 		})
 	}
 
