@@ -50,7 +50,8 @@ type Lineage struct {
 // the caller checks the object's own bucket. ErrNoLineage when dedupfn
 // knows nothing of the object.
 func (p *Pipeline) Lineage(ctx context.Context, bucket, key string, visible func(bucket string) bool) (Lineage, error) {
-	var l Lineage
+	// Lists, never null, in the API's body: [] when there is nothing.
+	l := Lineage{Chain: []LineageStep{}}
 	prov, err := p.currentProvenance(ctx, bucket, key)
 	if err != nil {
 		return l, err
@@ -100,7 +101,7 @@ func (p *Pipeline) currentProvenance(ctx context.Context, bucket, key string) (*
 // derivedFrom walks the outputs made from o, breadth first (stage by
 // stage), keeping those whose provenance still names their input.
 func (p *Pipeline) derivedFrom(ctx context.Context, o objectRef, visible func(string) bool) ([]Derived, error) {
-	var out []Derived
+	out := []Derived{}
 	seen := map[objectRef]bool{o: true}
 	level := []objectRef{o}
 	for depth := 0; len(level) > 0 && depth < registry.MaxChainStages; depth++ {
