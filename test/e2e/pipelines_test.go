@@ -1,0 +1,434 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/testutil"
+)
+
+// Issue 20's pipelines through the binary: images → thumbnail → thumbs →
+// classify → labels, two --exec functions (testdata/chaosaction, which
+// returns its input upper-cased) that append every execution to a side
+// file of their own, so runs are counted from the functions' side, not
+// from dedupfn's records.
+
+var (
+	imageA = []byte("image A: a cat on a mat\n")
+	imageB = []byte("image B: a dog in a fog\n")
+)
+
+// stageOut is what one stage of chaosaction makes of body.
+func stageOut(body []byte) []byte { return bytes.ToUpper(body) }
+
+// chain is the two-stage pipeline on one dedupfn serve (the built-in
+// endpoint unless the caller's args say otherwise).
+type chain struct {
+	t                     *testing.T
+	s                     *server
+	thumbLog, classifyLog string
+}
+
+// chainFn deploys chaosaction as name, from bucket in to bucket out,
+// appending its executions to log, with --on-input-delete policy (none:
+// the default) and any extra flags.
+func chainFn(s *server, name, in, out, log, policy string, extra ...string) {
+	s.t.Helper()
+	args := []string{"fn", "deploy", name, "--exec", chaosaction, "--bucket", in, "--output-bucket", out,
+		"--param", "log=" + log, "--param", "ms=0",
+		"--memory", "1536"} // RLIMIT_AS: a Go runtime reserves ~1 GiB of address space at start
+	if policy != "" {
+		args = append(args, "--on-input-delete", policy)
+	}
+	s.cli(append(args, extra...)...)
+}
+
+// startChain starts serve with the built-in endpoint and deploys
+// thumbnail and classify with --on-input-delete policy.
+func startChain(t *testing.T, policy string, extra ...string) *chain {
+	t.Helper()
+	args := []string{"--create-bucket", "images", "--create-bucket", "thumbs", "--create-bucket", "labels"}
+	s := startServer(t, t.TempDir(), append(args, extra...)...)
+	dir := t.TempDir()
+	c := &chain{t: t, s: s, thumbLog: filepath.Join(dir, "thumbnail.log"), classifyLog: filepath.Join(dir, "classify.log")}
+	c.deploy(policy)
+	return c
+}
+
+func (c *chain) deploy(policy string, extra ...string) {
+	c.t.Helper()
+	chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy, extra...)
+	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, policy)
+}
+
+// upload puts body at images/key with the aws cli, as a user would.
+func (c *chain) upload(key string, body []byte) {
+	c.t.Helper()
+	f := filepath.Join(c.t.TempDir(), "upload")
+	if err := os.WriteFile(f, body, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.s.aws("s3", "cp", f, "s3://images/"+key)
+}
+
+// executions counts the executions in a stage's side file per content
+// (the first 16 hex digits of its input's SHA-256), and in all.
+func executions(t *testing.T, side string) (map[string]int, int) {
+	t.Helper()
+	per, total := map[string]int{}, 0
+	if _, err := os.Stat(side); os.IsNotExist(err) {
+		return per, 0 // the stage never ran
+	}
+	for content, es := range readExecutions(t, side) {
+		per[content] = len(es)
+		total += len(es)
+	}
+	return per, total
+}
+
+// wantRuns checks each stage's executions, counted from its side file.
+func (c *chain) wantRuns(thumbnail, classify int) {
+	c.t.Helper()
+	_, a := executions(c.t, c.thumbLog)
+	_, b := executions(c.t, c.classifyLog)
+	if a != thumbnail || b != classify {
+		c.t.Fatalf("executions from the side files: thumbnail %d, classify %d; want %d and %d", a, b, thumbnail, classify)
+	}
+}
+
+// objects lists a bucket's keys with their bodies.
+func objectsIn(t *testing.T, mc *minio.Client, bucket string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for o := range mc.ListObjects(t.Context(), bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		obj, err := mc.GetObject(t.Context(), bucket, o.Key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil {
+			t.Fatalf("read %s/%s: %v", bucket, o.Key, err)
+		}
+		out[o.Key] = string(b)
+	}
+	return out
+}
+
+// wantObjects checks a bucket holds exactly want (key → body).
+func wantObjects(t *testing.T, mc *minio.Client, bucket string, want map[string]string) {
+	t.Helper()
+	if got := objectsIn(t, mc, bucket); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("bucket %s holds\n %q\nwant\n %q", bucket, got, want)
+	}
+}
+
+// outputsOf is what each of keys (→ its upload's body) makes in thumbs
+// and in labels.
+func outputsOf(uploads map[string][]byte) (thumbs, labels map[string]string) {
+	thumbs, labels = map[string]string{}, map[string]string{}
+	for k, body := range uploads {
+		thumbs[k] = string(stageOut(body))
+		labels[k] = string(stageOut(stageOut(body)))
+	}
+	return thumbs, labels
+}
+
+// threeUploads is the issue's first case: a, b, c (c a duplicate of a),
+// each through both stages.
+func (c *chain) threeUploads() map[string][]byte {
+	c.t.Helper()
+	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB, "c.jpg": imageA}
+	for _, k := range []string{"a.jpg", "b.jpg", "c.jpg"} {
+		c.upload(k, up[k])
+	}
+	c.s.waitEvents(6, 2*time.Minute)
+	return up
+}
+
+// TestPipeline_EachStageDeduplicated: 3 uploads of 2 distinct images give
+// 2 thumbnail runs and 2 classify runs (the side files), 3 thumbs and 3
+// labels; a 4th upload duplicating the first under another key gives 0
+// new runs in either stage, and its label object exists. Each classify
+// activation names its cause (the thumbnail activation that wrote its
+// input), its root (the upload) and its stage.
+func TestPipeline_EachStageDeduplicated(t *testing.T) {
+	c := startChain(t, "")
+	up := c.threeUploads()
+	st := c.s.stats()
+	if st.Events != 6 || st.Runs != 4 || st.Hits != 2 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 6 activations (3 per stage), 4 runs, 2 hits, no errors", st)
+	}
+	c.wantRuns(2, 2)
+	mc := c.s.minio()
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, mc, "thumbs", thumbs)
+	wantObjects(t, mc, "labels", labels)
+
+	up["d.jpg"] = imageA
+	c.upload("d.jpg", imageA)
+	st = c.s.waitEvents(8, time.Minute)
+	time.Sleep(time.Second) // a run would show now
+	c.wantRuns(2, 2)
+	if st = c.s.stats(); st.Events != 8 || st.Runs != 4 || st.Hits != 4 {
+		t.Errorf("stats after the duplicate %+v: want 8 activations, still 4 runs, 4 hits", st)
+	}
+	thumbs, labels = outputsOf(up)
+	wantObjects(t, mc, "thumbs", thumbs)
+	wantObjects(t, mc, "labels", labels)
+
+	byID := map[string]activation.Record{}
+	acts := c.s.activations()
+	for _, a := range acts {
+		byID[a.ID] = a
+	}
+	for _, a := range acts {
+		switch a.Function {
+		case "thumbnail":
+			if a.Stage != 1 || a.Cause != "" || a.Root == nil || *a.Root != (activation.Object{Bucket: "images", Key: a.Event.Key}) {
+				t.Errorf("thumbnail activation of %s: stage %d, cause %q, root %+v; want stage 1, no cause, the upload itself", a.Event.Key, a.Stage, a.Cause, a.Root)
+			}
+		case "classify":
+			cause, ok := byID[a.Cause]
+			switch {
+			case !ok || cause.Function != "thumbnail" || cause.Output == nil:
+				t.Errorf("classify activation of %s: cause %q is no thumbnail activation with an output", a.Event.Key, a.Cause)
+			case a.Stage != 2 || a.Event.Bucket != "thumbs" || cause.Output.Bucket != "thumbs" || cause.Output.Key != a.Event.Key ||
+				a.Root == nil || *a.Root != (activation.Object{Bucket: "images", Key: cause.Event.Key}):
+				t.Errorf("classify activation of %s/%s: stage %d, root %+v, cause's output %+v; want stage 2, the cause's output its input, root the upload",
+					a.Event.Bucket, a.Event.Key, a.Stage, a.Root, cause.Output)
+			}
+		default:
+			t.Errorf("activation of %q", a.Function)
+		}
+	}
+}
+
+// cliErr runs a dedupfn client command that may fail: its combined
+// output and error.
+func (s *server) cliErr(args ...string) (string, error) {
+	cmd := exec.Command(dedupfn, args...)
+	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestPipeline_CycleRefused: deploying a third function labels → images
+// is refused, naming the cycle; nothing is deployed.
+func TestPipeline_CycleRefused(t *testing.T) {
+	c := startChain(t, "")
+	out, err := c.s.cliErr("fn", "deploy", "index", "--exec", chaosaction, "--bucket", "labels", "--output-bucket", "images", "--memory", "1536")
+	const want = "deploying index would close a cycle: thumbnail → classify → index → thumbnail"
+	if err == nil || !strings.Contains(out, want) || !strings.Contains(out, "HTTP 400") {
+		t.Fatalf("deploy of labels → images: err %v, output %s; want a 400 saying %q", err, out, want)
+	}
+	if fns := functions(t, c.s.api); fmt.Sprint(fns) != "[classify thumbnail]" {
+		t.Fatalf("functions after the refused deploy: %v", fns)
+	}
+}
+
+// TestPipeline_EarlyCutoffOnRedeploy: thumbnail redeployed with a new
+// version whose outputs are byte-identical, then backfilled: thumbnail
+// runs again (once per distinct content), classify does not, counted
+// from the side files; every label is still there.
+func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
+	c := startChain(t, "")
+	up := c.threeUploads()
+	c.wantRuns(2, 2)
+	// A param chaosaction ignores: a new version, the same outputs.
+	redeployed := time.Now()
+	out := c.s.cli("fn", "deploy", "thumbnail", "--exec", chaosaction, "--bucket", "images", "--output-bucket", "thumbs",
+		"--param", "log="+c.thumbLog, "--param", "ms=0", "--param", "v=2", "--memory", "1536")
+	if !strings.Contains(out, "results of the old version are not reused") {
+		t.Fatalf("redeploy: %s; want a new version", out)
+	}
+	bf := c.s.cli("backfill", "thumbnail")
+	if !strings.Contains(bf, "runs 2") {
+		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
+	}
+	// The backfill's thumbs flow on to classify: 3 more activations each.
+	st := c.s.waitEvents(12, time.Minute)
+	time.Sleep(time.Second) // a classify run would show now
+	c.wantRuns(4, 2)
+	if st = c.s.stats(); st.Events != 12 || st.Runs != 6 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 12 activations, 6 runs (2 of them the new thumbnail's), no errors", st)
+	}
+	n := 0
+	for _, a := range c.s.activations() {
+		if a.Function == "classify" {
+			n++
+			if a.Decision == activation.Miss && a.Start.After(redeployed) {
+				t.Errorf("classify ran on %s after the redeploy", a.Event.Key)
+			}
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d classify activations, want 6: the backfill's outputs reach the next stage", n)
+	}
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, c.s.minio(), "thumbs", thumbs)
+	wantObjects(t, c.s.minio(), "labels", labels)
+}
+
+// TestPipeline_DeleteFollowsInput: with --on-input-delete delete on both
+// stages, deleting images/a.jpg (the aws cli, through the built-in
+// endpoint) removes thumbs/a.jpg and its label within seconds and
+// nothing else; each deletion is an activation (decision delete).
+func TestPipeline_DeleteFollowsInput(t *testing.T) {
+	c := startChain(t, "delete")
+	up := c.threeUploads()
+	c.s.aws("s3", "rm", "s3://images/a.jpg")
+	mc := c.s.minio()
+	start := time.Now()
+	testutil.Eventually(t, 10*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
+		_, thumb := objectsIn(t, mc, "thumbs")["a.jpg"]
+		_, label := objectsIn(t, mc, "labels")["a.jpg"]
+		return !thumb && !label
+	})
+	t.Logf("outputs deleted %s after the input", time.Since(start).Round(time.Millisecond))
+	time.Sleep(time.Second) // a deletion too many would show now
+	delete(up, "a.jpg")
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, mc, "thumbs", thumbs)
+	wantObjects(t, mc, "labels", labels)
+	wantObjects(t, mc, "images", map[string]string{"b.jpg": string(imageB), "c.jpg": string(imageA)})
+	st := c.s.stats()
+	if st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 2 deletes, apart from the 4 runs", st)
+	}
+	for _, a := range c.s.activations() {
+		if a.Decision != activation.Delete {
+			continue
+		}
+		want := map[string]string{"thumbnail": "thumbs", "classify": "labels"}[a.Function]
+		if a.Output == nil || a.Output.Bucket != want || a.Output.Key != "a.jpg" || a.Root == nil || a.Root.Key != "a.jpg" {
+			t.Errorf("%s's delete activation: output %+v, root %+v; want %s/a.jpg, root images/a.jpg", a.Function, a.Output, a.Root, want)
+		}
+	}
+	// c.jpg shares a's content: its record was re-pointed to c's live
+	// output, so a new copy is a hit in both stages.
+	c.upload("e.jpg", imageA)
+	c.s.waitEvents(10, time.Minute)
+	c.wantRuns(2, 2)
+	if got := objectsIn(t, mc, "labels")["e.jpg"]; got != labels["c.jpg"] {
+		t.Errorf("labels/e.jpg = %q, want %q", got, labels["c.jpg"])
+	}
+}
+
+// TestPipeline_KeepRemovesNothing: with keep (explicit on thumbnail, the
+// default on classify) deleting images/a.jpg removes neither thumbs/a.jpg
+// nor its label. A witness function on images with delete shows the
+// delete event did arrive: its output goes.
+func TestPipeline_KeepRemovesNothing(t *testing.T) {
+	c := startChain(t, "", "--create-bucket", "witness")
+	c.deploy("keep")
+	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, "") // the default
+	chainFn(c.s, "witness", "images", "witness", filepath.Join(t.TempDir(), "witness.log"), "delete")
+	if got := c.s.cli("fn", "get", "classify"); !strings.Contains(got, `"on_input_delete": "keep"`) {
+		t.Errorf("classify deployed without --on-input-delete:\n%s; want keep", got)
+	}
+	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
+	c.upload("a.jpg", imageA)
+	c.upload("b.jpg", imageB)
+	c.s.waitEvents(6, time.Minute) // 2 × thumbnail, classify, witness
+	mc := c.s.minio()
+	c.s.aws("s3", "rm", "s3://images/a.jpg")
+	testutil.Eventually(t, 10*time.Second, "the witness's witness/a.jpg deleted", func() bool {
+		_, ok := objectsIn(t, mc, "witness")["a.jpg"]
+		return !ok
+	})
+	time.Sleep(2 * time.Second) // a deletion of a kept output would show now
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, mc, "thumbs", thumbs)
+	wantObjects(t, mc, "labels", labels)
+	// The user deletes a thumb: classify keeps (its default) the label.
+	c.s.aws("s3", "rm", "s3://thumbs/b.jpg")
+	time.Sleep(2 * time.Second)
+	wantObjects(t, mc, "labels", labels)
+	if st := c.s.stats(); st.Deletes != 1 {
+		t.Errorf("stats %+v: want the witness's 1 delete alone", st)
+	}
+}
+
+// lineageJSON is `dedupfn lineage URL --json`, decoded without a schema
+// so that its exact shape is checked.
+func lineageJSON(t *testing.T, s *server, url string) map[string][]map[string]any {
+	t.Helper()
+	out := s.cli("lineage", url, "--json")
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("lineage %s --json: %v\n%s", url, err, out)
+	}
+	if len(raw) != 2 || raw["chain"] == nil || raw["derived"] == nil {
+		t.Fatalf("lineage %s --json: %s; want one object with exactly chain and derived", url, out)
+	}
+	l := map[string][]map[string]any{}
+	for _, k := range []string{"chain", "derived"} {
+		var list []map[string]any
+		if err := json.Unmarshal(raw[k], &list); err != nil || list == nil {
+			t.Fatalf("lineage %s --json: %s is %s; want a list", url, k, raw[k])
+		}
+		l[k] = list
+	}
+	return l
+}
+
+// TestPipeline_LineageBackToUpload: `dedupfn lineage s3://labels/<key>`
+// shows the chain back to images/<key>, for a label a run made (b.jpg)
+// and one a hit delivered (c.jpg), with --json's shape exactly as issue
+// 20 states; an input lists every object derived from it, stage by
+// stage; an object dedupfn knows nothing of is a 404.
+func TestPipeline_LineageBackToUpload(t *testing.T) {
+	c := startChain(t, "")
+	c.threeUploads()
+	delivered := map[string]activation.Record{} // by function and output key
+	for _, a := range c.s.activations() {
+		if a.Output != nil {
+			delivered[a.Function+" "+a.Output.Key] = a
+		}
+	}
+	for _, key := range []string{"b.jpg", "c.jpg"} {
+		thumb, label := delivered["thumbnail "+key], delivered["classify "+key]
+		want := []map[string]any{
+			{"bucket": "images", "key": key},
+			{"bucket": "thumbs", "key": key, "function": "thumbnail", "version": thumb.Version, "activation": thumb.ID, "stage": float64(1)},
+			{"bucket": "labels", "key": key, "function": "classify", "version": label.Version, "activation": label.ID, "stage": float64(2)},
+		}
+		l := lineageJSON(t, c.s, "s3://labels/"+key)
+		if fmt.Sprint(l["chain"]) != fmt.Sprint(want) || len(l["derived"]) != 0 {
+			t.Errorf("lineage of labels/%s (%s, %s):\n chain %v\n  want %v\n derived %v, want []", key, thumb.Decision, label.Decision, l["chain"], want, l["derived"])
+		}
+		text := c.s.cli("lineage", "s3://labels/"+key)
+		for _, w := range []string{"s3://images/" + key, "upload", "s3://thumbs/" + key, "thumbnail@" + thumb.Version, thumb.ID, "classify@" + label.Version, label.ID} {
+			if !strings.Contains(text, w) {
+				t.Errorf("lineage s3://labels/%s lacks %q:\n%s", key, w, text)
+			}
+		}
+	}
+	l := lineageJSON(t, c.s, "s3://images/a.jpg")
+	wantD := []map[string]any{
+		{"bucket": "thumbs", "key": "a.jpg", "function": "thumbnail", "stage": float64(1)},
+		{"bucket": "labels", "key": "a.jpg", "function": "classify", "stage": float64(2)},
+	}
+	if fmt.Sprint(l["derived"]) != fmt.Sprint(wantD) || fmt.Sprint(l["chain"]) != fmt.Sprint([]map[string]any{{"bucket": "images", "key": "a.jpg"}}) {
+		t.Errorf("lineage of images/a.jpg: chain %v, derived %v; want the upload alone and %v", l["chain"], l["derived"], wantD)
+	}
+	out, err := c.s.cliErr("lineage", "s3://images/nothing.jpg")
+	if err == nil || !strings.Contains(out, "HTTP 404") {
+		t.Errorf("lineage of an unknown object: err %v, %s; want a 404", err, out)
+	}
+}
