@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
 // Issue 20's pipelines through the binary: images → thumbnail → thumbs →
@@ -36,14 +38,16 @@ func stageOut(body []byte) []byte { return bytes.ToUpper(body) }
 // endpoint unless the caller's args say otherwise).
 type chain struct {
 	t                     *testing.T
-	s                     *server
+	s                     *server       // the API and CLI
+	mc                    *minio.Client // the store
+	put                   func(key string, body []byte)
 	thumbLog, classifyLog string
 }
 
 // chainFn deploys chaosaction as name, from bucket in to bucket out,
 // appending its executions to log, with --on-input-delete policy (none:
 // the default) and any extra flags.
-func chainFn(s *server, name, in, out, log, policy string, extra ...string) {
+func chainFn(s *server, name, in, out, log, policy string, extra ...string) string {
 	s.t.Helper()
 	args := []string{"fn", "deploy", name, "--exec", chaosaction, "--bucket", in, "--output-bucket", out,
 		"--param", "log=" + log, "--param", "ms=0",
@@ -51,7 +55,7 @@ func chainFn(s *server, name, in, out, log, policy string, extra ...string) {
 	if policy != "" {
 		args = append(args, "--on-input-delete", policy)
 	}
-	s.cli(append(args, extra...)...)
+	return s.cli(append(args, extra...)...)
 }
 
 // startChain starts serve with the built-in endpoint and deploys
@@ -60,9 +64,21 @@ func startChain(t *testing.T, policy string, extra ...string) *chain {
 	t.Helper()
 	args := []string{"--create-bucket", "images", "--create-bucket", "thumbs", "--create-bucket", "labels"}
 	s := startServer(t, t.TempDir(), append(args, extra...)...)
-	dir := t.TempDir()
-	c := &chain{t: t, s: s, thumbLog: filepath.Join(dir, "thumbnail.log"), classifyLog: filepath.Join(dir, "classify.log")}
+	c := newChain(t, s, s.minio())
+	c.put = c.awsUpload
 	c.deploy(policy)
+	return c
+}
+
+// newChain is a chain driven through s, its objects in mc's store.
+func newChain(t *testing.T, s *server, mc *minio.Client) *chain {
+	dir := t.TempDir()
+	c := &chain{t: t, s: s, mc: mc, thumbLog: filepath.Join(dir, "thumbnail.log"), classifyLog: filepath.Join(dir, "classify.log")}
+	c.put = func(key string, body []byte) {
+		if _, err := mc.PutObject(t.Context(), "images", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("put images/%s: %v", key, err)
+		}
+	}
 	return c
 }
 
@@ -72,8 +88,13 @@ func (c *chain) deploy(policy string, extra ...string) {
 	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, policy)
 }
 
-// upload puts body at images/key with the aws cli, as a user would.
 func (c *chain) upload(key string, body []byte) {
+	c.t.Helper()
+	c.put(key, body)
+}
+
+// awsUpload puts body at images/key with the aws cli, as a user would.
+func (c *chain) awsUpload(key string, body []byte) {
 	c.t.Helper()
 	f := filepath.Join(c.t.TempDir(), "upload")
 	if err := os.WriteFile(f, body, 0o644); err != nil {
@@ -174,7 +195,7 @@ func TestPipeline_EachStageDeduplicated(t *testing.T) {
 		t.Errorf("stats %+v: want 6 activations (3 per stage), 4 runs, 2 hits, no errors", st)
 	}
 	c.wantRuns(2, 2)
-	mc := c.s.minio()
+	mc := c.mc
 	thumbs, labels := outputsOf(up)
 	wantObjects(t, mc, "thumbs", thumbs)
 	wantObjects(t, mc, "labels", labels)
@@ -249,13 +270,8 @@ func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
 	c := startChain(t, "")
 	up := c.threeUploads()
 	c.wantRuns(2, 2)
-	// A param chaosaction ignores: a new version, the same outputs.
 	redeployed := time.Now()
-	out := c.s.cli("fn", "deploy", "thumbnail", "--exec", chaosaction, "--bucket", "images", "--output-bucket", "thumbs",
-		"--param", "log="+c.thumbLog, "--param", "ms=0", "--param", "v=2", "--memory", "1536")
-	if !strings.Contains(out, "results of the old version are not reused") {
-		t.Fatalf("redeploy: %s; want a new version", out)
-	}
+	c.redeployThumbnail("")
 	bf := c.s.cli("backfill", "thumbnail")
 	if !strings.Contains(bf, "runs 2") {
 		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
@@ -280,8 +296,18 @@ func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
 		t.Errorf("%d classify activations, want 6: the backfill's outputs reach the next stage", n)
 	}
 	thumbs, labels := outputsOf(up)
-	wantObjects(t, c.s.minio(), "thumbs", thumbs)
-	wantObjects(t, c.s.minio(), "labels", labels)
+	wantObjects(t, c.mc, "thumbs", thumbs)
+	wantObjects(t, c.mc, "labels", labels)
+}
+
+// redeployThumbnail deploys thumbnail again with a param chaosaction
+// ignores: a new version whose outputs are byte-identical.
+func (c *chain) redeployThumbnail(policy string) {
+	c.t.Helper()
+	out := chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy, "--param", "v=2")
+	if !strings.Contains(out, "results of the old version are not reused") {
+		c.t.Fatalf("redeploy: %s; want a new version", out)
+	}
 }
 
 // TestPipeline_DeleteFollowsInput: with --on-input-delete delete on both
@@ -292,7 +318,7 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 	c := startChain(t, "delete")
 	up := c.threeUploads()
 	c.s.aws("s3", "rm", "s3://images/a.jpg")
-	mc := c.s.minio()
+	mc := c.mc
 	start := time.Now()
 	testutil.Eventually(t, 10*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
 		_, thumb := objectsIn(t, mc, "thumbs")["a.jpg"]
@@ -345,7 +371,7 @@ func TestPipeline_KeepRemovesNothing(t *testing.T) {
 	c.upload("a.jpg", imageA)
 	c.upload("b.jpg", imageB)
 	c.s.waitEvents(6, time.Minute) // 2 × thumbnail, classify, witness
-	mc := c.s.minio()
+	mc := c.mc
 	c.s.aws("s3", "rm", "s3://images/a.jpg")
 	testutil.Eventually(t, 10*time.Second, "the witness's witness/a.jpg deleted", func() bool {
 		_, ok := objectsIn(t, mc, "witness")["a.jpg"]
@@ -430,5 +456,102 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 	out, err := c.s.cliErr("lineage", "s3://images/nothing.jpg")
 	if err == nil || !strings.Contains(out, "HTTP 404") {
 		t.Errorf("lineage of an unknown object: err %v, %s; want a 404", err, out)
+	}
+}
+
+// TestPipeline_MinIOKafka is the chain on the production wiring: real
+// MinIO publishing every bucket's put and delete events to a Kafka
+// broker, 2 replicas sharing CouchDB. dedupfn's outputs reach the next
+// stage in-process and again as MinIO's events of its writes: one
+// activation each, whichever replica gets the event. The counts are the
+// built-in endpoint's: 2 runs per stage for 3 uploads, none for a 4th
+// duplicate; a redeployed thumbnail with identical outputs, backfilled,
+// runs again and classify does not; deleting images/a.jpg removes its
+// thumb and label (delete on both stages) and nothing else; redeployed
+// with keep, a delete removes nothing; lineage through the other replica.
+func TestPipeline_MinIOKafka(t *testing.T) {
+	cl := startCluster(t, 2, peers.MinIOOptions{})
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	}
+	r0, r1 := cl.replicas[0], cl.replicas[1]
+	c := newChain(t, r0, cl.mc)
+	c.deploy("delete")
+	testutil.Eventually(t, 5*time.Second, "the chain on the other replica", func() bool {
+		return strings.Contains(r1.cli("fn", "list"), "classify")
+	})
+	// settled waits for MinIO's events of dedupfn's own writes, which
+	// would show as activations too many, then checks the totals.
+	settled := func(events, runs, hits, deletes int64) {
+		t.Helper()
+		r0.waitEvents(events, 2*time.Minute)
+		time.Sleep(3 * time.Second)
+		if st := r1.stats(); st.Events != events || st.Runs != runs || st.Hits != hits || st.Deletes != deletes || st.Errors != 0 {
+			t.Fatalf("stats %+v: want %d activations, %d runs, %d hits, %d deletes, no errors", st, events, runs, hits, deletes)
+		}
+	}
+
+	up := c.threeUploads()
+	settled(6, 4, 2, 0)
+	c.wantRuns(2, 2)
+	up["d.jpg"] = imageA
+	c.upload("d.jpg", imageA)
+	settled(8, 4, 4, 0)
+	c.wantRuns(2, 2)
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, cl.mc, "thumbs", thumbs)
+	wantObjects(t, cl.mc, "labels", labels)
+
+	l := lineageJSON(t, r1, "s3://labels/d.jpg")
+	var got []string
+	for _, s := range l["chain"] {
+		got = append(got, fmt.Sprintf("%v/%v %v %v", s["bucket"], s["key"], s["function"], s["stage"]))
+	}
+	if want := "[images/d.jpg <nil> <nil> thumbs/d.jpg thumbnail 1 labels/d.jpg classify 2]"; fmt.Sprint(got) != want {
+		t.Errorf("lineage of labels/d.jpg through the other replica: %v, want %s", got, want)
+	}
+
+	// Early cutoff: 2 thumbnail runs of the new version, 2 hits; classify
+	// hits all 4 of the rewritten thumbs.
+	c.redeployThumbnail("delete")
+	if bf := r0.cli("backfill", "thumbnail"); !strings.Contains(bf, "runs 2") {
+		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
+	}
+	settled(16, 6, 10, 0)
+	c.wantRuns(4, 2)
+	wantObjects(t, cl.mc, "labels", labels)
+
+	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
+		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
+		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
+		return !thumb && !label
+	})
+	t.Logf("outputs deleted %s after the input", time.Since(start).Round(time.Millisecond))
+	settled(18, 6, 10, 2)
+	delete(up, "a.jpg")
+	thumbs, labels = outputsOf(up)
+	wantObjects(t, cl.mc, "thumbs", thumbs)
+	wantObjects(t, cl.mc, "labels", labels)
+
+	c.deploy("keep")
+	testutil.Eventually(t, 5*time.Second, "keep on the other replica", func() bool {
+		return strings.Contains(r1.cli("fn", "get", "thumbnail"), `"on_input_delete": "keep"`) &&
+			strings.Contains(r1.cli("fn", "get", "classify"), `"on_input_delete": "keep"`)
+	})
+	if err := cl.mc.RemoveObject(t.Context(), "images", "b.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // a.jpg's outputs went within this
+	wantObjects(t, cl.mc, "thumbs", thumbs)
+	wantObjects(t, cl.mc, "labels", labels)
+	if st := r1.stats(); st.Deletes != 2 {
+		t.Errorf("stats %+v: a delete with keep recorded a deletion", st)
 	}
 }
