@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -553,5 +555,109 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 	wantObjects(t, cl.mc, "labels", labels)
 	if st := r1.stats(); st.Deletes != 2 {
 		t.Errorf("stats %+v: a delete with keep recorded a deletion", st)
+	}
+}
+
+const (
+	tenantAdmin  = "admin-token-0123456789"
+	tenantAcme   = "acme-token-0123456789"
+	tenantGlobex = "globex-token-0123456789"
+)
+
+// tenantsFile writes a --tenants file: acme and globex, with their
+// buckets.
+func tenantsFile(t *testing.T, acme, globex []string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "tenants.yaml")
+	body := fmt.Sprintf("acme:\n  token: %s\n  buckets: [%s]\nglobex:\n  token: %s\n  buckets: [%s]\n",
+		tenantAcme, strings.Join(acme, ", "), tenantGlobex, strings.Join(globex, ", "))
+	if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// copyAs deploys slowcopy.wasm as a tenant's function from in to out.
+func copyAs(s *server, token, name, in, out string, extra ...string) (string, error) {
+	return s.cliErr(append([]string{"fn", "deploy", name, "--token", token, "--wasm", slowcopy, "--bucket", in,
+		"--output-bucket", out, "--param", "ms=0"}, extra...)...)
+}
+
+func mustCopyAs(s *server, token, name, in, out string, extra ...string) {
+	s.t.Helper()
+	if out, err := copyAs(s, token, name, in, out, extra...); err != nil {
+		s.t.Fatalf("deploy %s: %v\n%s", name, err, out)
+	}
+}
+
+// tenantServer is serve with the built-in endpoint, an admin token (the
+// CLI's too, through the environment) and a --tenants file.
+func tenantServer(t *testing.T, dir, tenants string) *server {
+	t.Helper()
+	t.Setenv("DEDUPFN_API_TOKEN", tenantAdmin)
+	args := []string{"--tenants", tenants}
+	for _, b := range []string{"acme-in", "acme-out", "globex-in", "globex-out", "common", "spare"} {
+		args = append(args, "--create-bucket", b)
+	}
+	return startServer(t, dir, args...)
+}
+
+// TestPipeline_CrossTenant: a tenant's function is never triggered by
+// another tenant's outputs unless the bucket is the tenant's own. acme
+// cannot put a trigger on globex's output bucket, nor globex an output in
+// acme's; in a bucket both own (common), globex's output triggers acme's
+// function, as an upload there would; globex's outputs in its own bucket
+// trigger nothing of acme's.
+func TestPipeline_CrossTenant(t *testing.T) {
+	s := tenantServer(t, t.TempDir(), tenantsFile(t, []string{"acme-in", "acme-out", "common"}, []string{"globex-in", "globex-out", "common"}))
+	if out, err := copyAs(s, tenantAcme, "spy", "globex-out", "acme-out"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `trigger bucket "globex-out"`) {
+		t.Errorf("acme's trigger on globex's output bucket: err %v, %s; want a 403 naming the bucket", err, out)
+	}
+	if out, err := copyAs(s, tenantGlobex, "feed", "globex-in", "acme-in"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `output bucket "acme-in"`) {
+		t.Errorf("globex's output into acme's trigger bucket: err %v, %s; want a 403 naming the bucket", err, out)
+	}
+	mustCopyAs(s, tenantGlobex, "gout", "globex-in", "globex-out")
+	mustCopyAs(s, tenantGlobex, "gshare", "globex-in", "common")
+	mustCopyAs(s, tenantAcme, "aone", "acme-in", "acme-out")
+	mustCopyAs(s, tenantAcme, "acommon", "common", "acme-out", "--output-key", "from-common/{key}")
+
+	body := "globex's secret"
+	if _, err := s.minio().PutObject(t.Context(), "globex-in", "x.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEvents(3, time.Minute) // gout, gshare, and acommon on gshare's output
+	time.Sleep(time.Second)      // an activation too many would show now
+	acts := s.activations()
+	got := map[string]activation.Record{}
+	for _, a := range acts {
+		got[a.Tenant+"/"+a.Function+" "+a.Event.Bucket+"/"+a.Event.Key] = a
+	}
+	gshare, acommon := got["globex/gshare globex-in/x.bin"], got["acme/acommon common/x.bin"]
+	if len(acts) != 3 || got["globex/gout globex-in/x.bin"].ID == "" || gshare.ID == "" || acommon.ID == "" {
+		t.Fatalf("activations %v: want globex's gout and gshare on the upload, acme's acommon on gshare's output in common, nothing else", slices.Collect(maps.Keys(got)))
+	}
+	if acommon.Stage != 2 || acommon.Cause != gshare.ID || acommon.Root == nil || acommon.Root.Bucket != "globex-in" {
+		t.Errorf("acme's activation on globex's output: stage %d, cause %q, root %+v; want stage 2 caused by gshare %s", acommon.Stage, acommon.Cause, acommon.Root, gshare.ID)
+	}
+	mc := s.minio()
+	wantObjects(t, mc, "acme-out", map[string]string{"from-common/x.bin": body})
+	wantObjects(t, mc, "globex-out", map[string]string{"x.bin": body})
+	// acme sees its own activations only, and lineage of its own objects
+	// never names globex's bucket.
+	as := exec.Command(dedupfn, "activations", "--json", "--limit", "100", "--token", tenantAcme)
+	as.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+	out, err := as.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "gout") || strings.Contains(string(out), `"function":"gshare"`) {
+		t.Errorf("acme's activations name globex's functions:\n%s", out)
+	}
+	lo, err := s.cliErr("lineage", "s3://acme-out/from-common/x.bin", "--json", "--token", tenantAcme)
+	if err != nil || strings.Contains(lo, "globex-in") {
+		t.Errorf("acme's lineage of its output: %v\n%s; want a chain without globex's bucket", err, lo)
+	}
+	if lo, err := s.cliErr("lineage", "s3://globex-out/x.bin", "--token", tenantAcme); err == nil || !strings.Contains(lo, "HTTP 404") {
+		t.Errorf("acme's lineage of globex's object: %v\n%s; want a 404", err, lo)
 	}
 }
