@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -660,4 +661,33 @@ func TestPipeline_CrossTenant(t *testing.T) {
 	if lo, err := s.cliErr("lineage", "s3://globex-out/x.bin", "--token", tenantAcme); err == nil || !strings.Contains(lo, "HTTP 404") {
 		t.Errorf("acme's lineage of globex's object: %v\n%s; want a 404", err, lo)
 	}
+}
+
+// TestPipeline_CrossTenant_RevokedBucket: a bucket taken from acme (the
+// tenants file changed, serve restarted) and given to globex: globex's
+// outputs there no longer trigger the function acme deployed on it while
+// it was acme's. It fails on main: the event path matches functions by
+// trigger alone (Registry.Match in Pipeline.handle and nextStage) and
+// never re-checks the tenant's buckets, as invoke and backfill do.
+func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
+	dir := t.TempDir()
+	s := tenantServer(t, dir, tenantsFile(t, []string{"acme-in", "acme-out", "spare"}, []string{"globex-in", "globex-out"}))
+	mustCopyAs(s, tenantAcme, "watch", "spare", "acme-out")
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	s.start("--tenants", tenantsFile(t, []string{"acme-in", "acme-out"}, []string{"globex-in", "globex-out", "spare"}),
+		"--create-bucket", "spare") // start takes the flags anew
+	mustCopyAs(s, tenantGlobex, "gspare", "globex-in", "spare")
+	body := "globex's own"
+	if _, err := s.minio().PutObject(t.Context(), "globex-in", "y.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEvents(1, time.Minute)
+	time.Sleep(2 * time.Second) // acme's watch would have run by now
+	for _, a := range s.activations() {
+		if a.Tenant == "acme" {
+			t.Errorf("acme's %s ran on globex's output %s/%s (%s) in a bucket no longer acme's", a.Function, a.Event.Bucket, a.Event.Key, a.Decision)
+		}
+	}
+	wantObjects(t, s.minio(), "acme-out", map[string]string{})
 }
