@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -67,40 +66,14 @@ func TestChaos_ChainKills(t *testing.T) {
 			keys = append(keys, fmt.Sprintf("c%d/%03d", copy, i))
 		}
 	}
-	killed := map[int]bool{}
-	stop := make(chan struct{})
-	var killer sync.WaitGroup
-	var mu sync.Mutex // guards the replicas while the killer restarts them
-	killer.Go(func() {
-		for range 6 {
-			select {
-			case <-stop:
-				return
-			case <-time.After(3 * time.Second):
-			}
-			mu.Lock()
-			victim := c.replicas[rand.IntN(len(c.replicas))]
-			killed[victim.cmd.Process.Pid] = true
-			victim.kill()
-			time.Sleep(500 * time.Millisecond)
-			logged := victim.logLen()
-			victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
-			mu.Unlock()
-			testutil.Eventually(t, 30*time.Second, "the restarted replica to get partitions", func() bool {
-				return strings.Contains(victim.logSince(logged), "partitions assigned")
-			})
-		}
-	})
+	k := startKiller(t, c, events)
 	c.uploads(keys, contentOf, nil)
 	want := 2 * len(keys)
 	testutil.Eventually(t, 8*time.Minute, fmt.Sprintf("%d activations", want), func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		st, ok := c.replicas[0].tryStats()
+		st, ok := k.stats(c.replicas[0])
 		return ok && st.Events >= int64(want)
 	})
-	close(stop)
-	killer.Wait()
+	killed := k.stop()
 	time.Sleep(3 * time.Second) // a straggler would show as an extra activation
 	if len(killed) == 0 {
 		t.Fatal("no replica was killed: this run proves nothing about crashes")
@@ -135,30 +108,7 @@ func TestChaos_ChainKills(t *testing.T) {
 		if len(byContent) != chainChaosDistinct {
 			t.Errorf("%s executed %d contents, want %d", stage, len(byContent), chainChaosDistinct)
 		}
-		t.Logf("%s: %d contents, %d re-executions after a kill", stage, len(byContent), rerunsAfterKills(t, stage, byContent, killed))
+		t.Logf("%s: %d contents, %d re-executions after a kill", stage, len(byContent), checkReruns(t, stage, byContent, killed))
 	}
 	t.Logf("%d replicas killed", len(killed))
-}
-
-// rerunsAfterKills checks one stage's executions as TestChaos_Kills does
-// its function's, and returns how many there were again: each only after
-// an execution of the content that never ended or whose replica was
-// killed, none overlapping the one before.
-func rerunsAfterKills(t *testing.T, stage string, byContent map[string][]*execution, killed map[int]bool) int {
-	t.Helper()
-	reruns := 0
-	for content, es := range byContent {
-		for i := 1; i < len(es); i++ {
-			prev := es[i-1]
-			reruns++
-			switch {
-			case prev.end >= 0 && prev.end > es[i].start:
-				t.Errorf("%s, content %s: execution %d started while execution %d (pid %d) was still running", stage, content, i, i-1, prev.pid)
-			case prev.end >= 0 && !killed[prev.ppid] && !killed[prev.gppid]:
-				t.Errorf("%s, content %s: ran again after execution %d (pid %d, parents %d %d) ended on a replica that was not killed (killed: %v)",
-					stage, content, i-1, prev.pid, prev.ppid, prev.gppid, killed)
-			}
-		}
-	}
-	return reruns
 }

@@ -37,8 +37,9 @@ var (
 // stageOut is what one stage of chaosaction makes of body.
 func stageOut(body []byte) []byte { return bytes.ToUpper(body) }
 
-// chain is the two-stage pipeline on one dedupfn serve (the built-in
-// endpoint unless the caller's args say otherwise).
+// chain is the two-stage pipeline, driven through one dedupfn serve:
+// with the built-in endpoint (startChain) or a replica of a cluster
+// (newChain).
 type chain struct {
 	t                     *testing.T
 	s                     *server       // the API and CLI
@@ -85,9 +86,9 @@ func newChain(t *testing.T, s *server, mc *minio.Client) *chain {
 	return c
 }
 
-func (c *chain) deploy(policy string, extra ...string) {
+func (c *chain) deploy(policy string) {
 	c.t.Helper()
-	chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy, extra...)
+	chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy)
 	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, policy)
 }
 
@@ -106,32 +107,32 @@ func (c *chain) awsUpload(key string, body []byte) {
 	c.s.aws("s3", "cp", f, "s3://images/"+key)
 }
 
-// executions counts the executions in a stage's side file per content
-// (the first 16 hex digits of its input's SHA-256), and in all.
-func executions(t *testing.T, side string) (map[string]int, int) {
+// executions counts the executions in a stage's side file, and the
+// contents they ran on.
+func executions(t *testing.T, side string) (total, contents int) {
 	t.Helper()
-	per, total := map[string]int{}, 0
 	if _, err := os.Stat(side); os.IsNotExist(err) {
-		return per, 0 // the stage never ran
+		return 0, 0 // the stage never ran
 	}
-	for content, es := range readExecutions(t, side) {
-		per[content] = len(es)
+	byContent := readExecutions(t, side)
+	for _, es := range byContent {
 		total += len(es)
 	}
-	return per, total
+	return total, len(byContent)
 }
 
-// wantRuns checks each stage's executions, counted from its side file.
+// wantRuns checks each stage's executions, counted from its side file:
+// thumbnail and classify in all, each on the 2 distinct images' content.
 func (c *chain) wantRuns(thumbnail, classify int) {
 	c.t.Helper()
-	_, a := executions(c.t, c.thumbLog)
-	_, b := executions(c.t, c.classifyLog)
-	if a != thumbnail || b != classify {
-		c.t.Fatalf("executions from the side files: thumbnail %d, classify %d; want %d and %d", a, b, thumbnail, classify)
+	a, ac := executions(c.t, c.thumbLog)
+	b, bc := executions(c.t, c.classifyLog)
+	if a != thumbnail || b != classify || ac != 2 || bc != 2 {
+		c.t.Fatalf("executions from the side files: thumbnail %d of %d contents, classify %d of %d; want %d and %d, of 2 contents each", a, ac, b, bc, thumbnail, classify)
 	}
 }
 
-// objects lists a bucket's keys with their bodies.
+// objectsIn lists a bucket's keys with their bodies.
 func objectsIn(t *testing.T, mc *minio.Client, bucket string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
