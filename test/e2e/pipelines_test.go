@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -691,4 +692,39 @@ func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
 		}
 	}
 	wantObjects(t, s.minio(), "acme-out", map[string]string{})
+}
+
+// TestPipeline_ConcurrentDuplicatesRunOncePerStage: 20 simultaneous
+// uploads of one new content under 20 keys (and one of another) run each
+// stage once per content, counted from the side files, and every upload
+// gets its label: the waits of stage 1 deliver outputs that stage 2
+// decides from the index.
+func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
+	c := startChain(t, "", "--concurrency", "16")
+	const n = 20
+	up := map[string][]byte{"other.jpg": imageB}
+	for i := range n {
+		up[fmt.Sprintf("u%02d.jpg", i)] = imageA
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for key, body := range up {
+		wg.Go(func() {
+			<-start
+			if _, err := c.mc.PutObject(t.Context(), "images", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	st := c.s.waitEvents(2*(n+1), 2*time.Minute)
+	time.Sleep(time.Second)
+	c.wantRuns(2, 2)
+	if st = c.s.stats(); st.Events != 2*(n+1) || st.Runs != 4 || st.Errors != 0 {
+		t.Errorf("stats %+v: want %d activations, 4 runs, no errors", st, 2*(n+1))
+	}
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, c.mc, "thumbs", thumbs)
+	wantObjects(t, c.mc, "labels", labels)
 }
