@@ -728,3 +728,49 @@ func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
 	wantObjects(t, c.mc, "thumbs", thumbs)
 	wantObjects(t, c.mc, "labels", labels)
 }
+
+// TestPipeline_Webhook is the chain with MinIO's webhook target posting
+// every bucket's put and delete events to `serve --events webhook:`: the
+// same counts as the other sources (MinIO's events of dedupfn's outputs
+// count once), and deleting images/a.jpg removes its thumb and label.
+func TestPipeline_Webhook(t *testing.T) {
+	const token = "webhook-token-0123456789"
+	api := testutil.FreeAddr(t)
+	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
+	mc := m.Client(t)
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		if err := mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("DEDUPFN_API_TOKEN", token)
+	s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: api, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	s.start("--objects", m.URL(), "--events", "webhook:")
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		m.Notify(t, b, m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	}
+	c := newChain(t, s, mc)
+	c.deploy("delete")
+	up := c.threeUploads()
+	time.Sleep(3 * time.Second) // MinIO's events of the outputs would show as activations too many
+	if st := s.stats(); st.Events != 6 || st.Runs != 4 || st.Hits != 2 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 6 activations, 4 runs, 2 hits, no errors", st)
+	}
+	c.wantRuns(2, 2)
+	if err := mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
+		_, thumb := objectsIn(t, mc, "thumbs")["a.jpg"]
+		_, label := objectsIn(t, mc, "labels")["a.jpg"]
+		return !thumb && !label
+	})
+	time.Sleep(2 * time.Second)
+	delete(up, "a.jpg")
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, mc, "thumbs", thumbs)
+	wantObjects(t, mc, "labels", labels)
+	if st := s.stats(); st.Deletes != 2 {
+		t.Errorf("stats %+v: want 2 deletes", st)
+	}
+}
