@@ -774,3 +774,48 @@ func TestPipeline_Webhook(t *testing.T) {
 		t.Errorf("stats %+v: want 2 deletes", st)
 	}
 }
+
+// TestPipeline_ReconcilerDeletesWithoutEvent: MinIO publishes put events
+// only (the setup before issue 20), so a delete reaches dedupfn through
+// no event: the reconciler finds images/a.jpg gone and removes its thumb
+// and label, and nothing else.
+func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
+	cl := startCluster(t, 1, peers.MinIOOptions{}, "--reconcile", "1s", "--reconcile-grace", "2s")
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll)
+	}
+	c := newChain(t, cl.replicas[0], cl.mc)
+	c.deploy("delete")
+	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
+	c.upload("a.jpg", imageA)
+	c.upload("b.jpg", imageB)
+	c.s.waitEvents(4, time.Minute)
+	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
+		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
+		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
+		return !thumb && !label
+	})
+	t.Logf("the reconciler deleted the outputs %s after the input", time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second) // more passes of the reconciler
+	delete(up, "a.jpg")
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, cl.mc, "thumbs", thumbs)
+	wantObjects(t, cl.mc, "labels", labels)
+	if st := c.s.stats(); st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 2 deletes apart from 4 runs", st)
+	}
+	// The reconciler found the input gone; the label went in its cascade.
+	for _, a := range c.s.activations() {
+		if want := map[string]string{"thumbnail": "reconcile", "classify": "chain"}[a.Function]; a.Decision == activation.Delete && a.EventSource != want {
+			t.Errorf("%s's deletion of %+v came from %q, want %q", a.Function, a.Output, a.EventSource, want)
+		}
+	}
+	c.wantRuns(2, 2)
+}
