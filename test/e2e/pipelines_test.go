@@ -819,3 +819,41 @@ func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
 	}
 	c.wantRuns(2, 2)
 }
+
+// TestPipeline_DeleteMarker: in versioned buckets on MinIO → Kafka, a
+// delete without a version id (a delete marker) counts as a delete: the
+// input's thumb and label go, the other upload's stay.
+func TestPipeline_DeleteMarker(t *testing.T) {
+	cl := startCluster(t, 1, peers.MinIOOptions{})
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.mc.EnableVersioning(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	}
+	c := newChain(t, cl.replicas[0], cl.mc)
+	c.deploy("delete")
+	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
+	c.upload("a.jpg", imageA)
+	c.upload("b.jpg", imageB)
+	c.s.waitEvents(4, time.Minute)
+	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
+		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
+		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
+		return !thumb && !label
+	})
+	time.Sleep(3 * time.Second)
+	delete(up, "a.jpg")
+	thumbs, labels := outputsOf(up)
+	wantObjects(t, cl.mc, "thumbs", thumbs)
+	wantObjects(t, cl.mc, "labels", labels)
+	if st := c.s.stats(); st.Events != 6 || st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
+		t.Errorf("stats %+v: want 6 activations: 2 deletes apart from 4 runs (MinIO's events of versioned outputs count once)", st)
+	}
+}
