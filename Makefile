@@ -23,6 +23,7 @@ build: wasm
 
 wasm:
 	$(WASMBUILD) -o $(BIN)/thumbnail.wasm ./examples/thumbnail
+	$(WASMBUILD) -o $(BIN)/classify.wasm ./examples/classify
 
 # Starts the whole pipeline on embedded defaults with data in ./data.
 run: build

@@ -120,7 +120,7 @@ names several is refused with their ids.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new activations as they are recorded, oldest first, until Ctrl-C (--json: one JSON object a line)")
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "with --follow, how often to ask the API")
 	among := fmt.Sprintf(" (among the %d newest that match the other flags)", api.DefaultActivationScan)
-	cmd.Flags().StringVar(&decision, "decision", "", "only activations with this decision: hit, miss, wait, error or skipped"+among)
+	cmd.Flags().StringVar(&decision, "decision", "", "only activations with this decision: hit, miss, wait, error, skipped or delete"+among)
 	cmd.Flags().BoolVar(&errs, "errors", false, "only failed or dead-lettered activations"+among)
 	return cmd
 }
@@ -304,8 +304,11 @@ func writeStats(w io.Writer, out statsOutput) error {
 	if st.Waits > 0 {
 		hits += fmt.Sprintf(", %d of them after waiting for a run of the same content", st.Waits)
 	}
-	fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%s\nerrors\t%d\nskipped\t%d\ndead letters\t%d\n",
-		st.Events, st.Runs, hits, st.Errors, st.Skipped, st.DeadLetters)
+	fmt.Fprintf(tw, "events\t%d\nruns\t%d\nhits\t%s\nerrors\t%d\nskipped\t%d\n", st.Events, st.Runs, hits, st.Errors, st.Skipped)
+	if st.Deletes > 0 { // only with --on-input-delete delete: no line to puzzle over otherwise
+		fmt.Fprintf(tw, "deleted outputs\t%d\n", st.Deletes)
+	}
+	fmt.Fprintf(tw, "dead letters\t%d\n", st.DeadLetters)
 	fmt.Fprintf(tw, "function time\t%.3f s\ntime saved\t%.3f s\n", st.FunctionMS/1000, st.SavedMS/1000)
 	if err := tw.Flush(); err != nil {
 		return err

@@ -89,3 +89,21 @@ func TestFnDeployHelp_DocumentsPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// Issue 20: --on-input-delete is sent as on_input_delete (keep unless
+// given), and fn get shows it.
+func TestFnDeploy_OnInputDelete(t *testing.T) {
+	if f := deployWith(t); f.OnInputDelete != registry.OnInputDeleteKeep {
+		t.Errorf("no flag sent on_input_delete %q, want keep", f.OnInputDelete)
+	}
+	if f := deployWith(t, "--on-input-delete", "delete"); f.OnInputDelete != registry.OnInputDeleteDelete {
+		t.Errorf("--on-input-delete delete sent %q", f.OnInputDelete)
+	}
+	for stored, want := range map[string]string{"delete": `"on_input_delete": "delete"`, "": `"on_input_delete": "keep"`} {
+		f := registry.Function{Tenant: "t", Name: "thumb", Runtime: "wasm", Version: "v1", OnInputDelete: stored}
+		out := runCmd(t, newRootCmd(), "fn", "get", "thumb", "--api", fakeAPI(t, map[string]any{"/v1/functions/thumb": f}))
+		if !strings.Contains(out, want) {
+			t.Errorf("stored %q: fn get lacks %s:\n%s", stored, want, out)
+		}
+	}
+}

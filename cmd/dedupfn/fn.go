@@ -173,6 +173,7 @@ A function that writes no output stream gets its JSON result at KEY.json.`,
 	fl.BoolVar(&df.fn.CacheFailures, "cache-failures", false, "record deterministic function errors so the same content does not run again")
 	fl.Float64Var(&df.fn.Audit.Rate, "audit-rate", 0, "fraction of hits (0 to 1) that also run the function in the background and compare its output with the recorded one")
 	fl.StringVar(&df.onMismatch, "on-mismatch", registry.OnMismatchWarn, "when an audit finds the function nondeterministic: warn (keep reusing results) or disable-dedup (run every event of this version)")
+	fl.StringVar(&df.fn.OnInputDelete, "on-input-delete", registry.OnInputDeleteKeep, "when an input is deleted: keep its outputs, or delete the outputs this function wrote for it (and, through downstream functions that also delete, theirs); not part of the version")
 	return cmd
 }
 
@@ -195,7 +196,8 @@ func printDeployed(w io.Writer, resp api.DeployResponse) {
 	case resp.NewVersion:
 		fmt.Fprintf(w, "deployed %s version %s (was %s): results of the old version are not reused\n", f.Name, f.Version, resp.Previous)
 	default:
-		fmt.Fprintf(w, "%s unchanged at version %s: recorded results stay valid\n", f.Name, f.Version)
+		// Trigger, limits or policies may have changed: not the output.
+		fmt.Fprintf(w, "updated %s, still version %s (code and params unchanged: recorded results stay valid), triggered by %s\n", f.Name, f.Version, describeTrigger(f))
 	}
 	if f.Audit.Rate > 0 {
 		fmt.Fprintf(w, "auditing %s of hits for determinism (on mismatch: %s)\n", auditRate(f.Audit.Rate), f.Audit.OnMismatch)
@@ -251,7 +253,7 @@ func newFnListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "List functions", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fns, err := cf.client().Functions(cmd.Context())
+			fns, err := cf.client().FunctionInfos(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -259,19 +261,29 @@ func newFnListCmd() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), fns)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER")
+			fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tTENANT\tTRIGGER\tUPSTREAM\tDOWNSTREAM")
 			for _, f := range fns {
 				version := f.Version
 				if f.Nondeterministic != nil {
 					version += " (nondeterministic)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, version, f.Runtime, f.Tenant, describeTrigger(f))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, version, f.Runtime, f.Tenant, describeTrigger(f.Function),
+					functionNames(f.Upstream), functionNames(f.Downstream))
 			}
 			return tw.Flush()
 		},
 	}
 	cf.register(cmd, true)
 	return cmd
+}
+
+// functionNames is a table cell of upstream or downstream functions:
+// comma-separated, "-" for none, cut at tableCellMax.
+func functionNames(names []string) string {
+	if len(names) == 0 {
+		return "-"
+	}
+	return oneLine(strings.Join(names, ","), tableCellMax)
 }
 
 func newFnGetCmd() *cobra.Command {
@@ -289,18 +301,18 @@ of its current version found (version, at, activation, recorded_digest, audit_di
 nondeterministic version is also reported on stderr, in words.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := cf.client().Function(cmd.Context(), args[0])
+			f, err := cf.client().FunctionInfo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			var v any = functionView{Function: f, Limits: newLimitsView(f.Limits)}
+			var v any = newFunctionView(f)
 			if raw {
 				v = f
 			}
 			if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 				return err
 			}
-			warnNondeterministic(cmd.ErrOrStderr(), f)
+			warnNondeterministic(cmd.ErrOrStderr(), f.Function)
 			return nil
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
@@ -82,8 +83,23 @@ func writeActivations(w io.Writer, recs []activation.Record, header bool, minWid
 // limits as durations people read ("60s"), the rest as the API sends it.
 // The API's own JSON keeps nanoseconds: other clients read it.
 type functionView struct {
-	registry.Function
+	api.FunctionInfo
 	Limits limitsView `json:"limits"` // shadows Function.Limits
+}
+
+// newFunctionView is f as fn get prints it. A function stored before
+// on_input_delete existed keeps its outputs: it shows "keep".
+func newFunctionView(f api.FunctionInfo) functionView {
+	if f.OnInputDelete == "" {
+		f.OnInputDelete = registry.OnInputDeleteKeep
+	}
+	if f.Upstream == nil {
+		f.Upstream = []string{}
+	}
+	if f.Downstream == nil {
+		f.Downstream = []string{}
+	}
+	return functionView{FunctionInfo: f, Limits: newLimitsView(f.Limits)}
 }
 
 type limitsView struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/registry"
 )
 
@@ -94,6 +95,30 @@ func TestStats_WaitsAreAmongHits(t *testing.T) {
 	}
 }
 
+// TestStats_DeletesApart: outputs deleted with their inputs get their own
+// line, apart from runs and hits, and only when there were some.
+func TestStats_DeletesApart(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeStats(&buf, statsOutput{Stats: activation.Stats{Events: 9, Runs: 3, Hits: 2, Deletes: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, line := range strings.Split(buf.String(), "\n") {
+		name, value, _ := strings.Cut(line, "  ")
+		lines[name] = strings.TrimSpace(value)
+	}
+	if lines["deleted outputs"] != "4" || lines["runs"] != "3" || lines["hits"] != "2" {
+		t.Errorf("stats should show 4 deleted outputs apart from 3 runs and 2 hits:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := writeStats(&buf, statsOutput{Stats: activation.Stats{Events: 5, Runs: 3, Hits: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "deleted") {
+		t.Errorf("stats without deletes should not show a deletes line:\n%s", buf.String())
+	}
+}
+
 func TestActivations_HitShowsSavedNotRun(t *testing.T) {
 	recs := []activation.Record{
 		{ID: "hhhhhhhhhhhh", Function: "f", Decision: activation.Hit, FunctionMS: 120, SavedMS: 120, Timings: activation.Timings{TotalMS: 3}},
@@ -165,5 +190,36 @@ func TestParamsText(t *testing.T) {
 		if p != want[0] || c != want[1] {
 			t.Errorf("paramsText(%q) = %q, %q, want %q, %q", in, p, c, want[0], want[1])
 		}
+	}
+}
+
+// Issue 20 item 4: fn list shows each function's upstream and downstream
+// functions, fn get lists them.
+func TestFnList_UpstreamDownstream(t *testing.T) {
+	fn := func(name, in, out string, up, down []string) api.FunctionInfo {
+		return api.FunctionInfo{Function: registry.Function{Tenant: "t", Name: name, Runtime: "wasm", Version: "v1",
+			Trigger: registry.Trigger{Bucket: in}, Output: registry.Output{Bucket: out, KeyTemplate: "{key}"}}, Upstream: up, Downstream: down}
+	}
+	fns := []api.FunctionInfo{
+		fn("thumbnail", "images", "thumbs", []string{}, []string{"classify"}),
+		fn("classify", "thumbs", "labels", []string{"thumbnail"}, []string{"index", "other/audit"}),
+	}
+	apiURL := fakeAPI(t, map[string]any{"/v1/functions": fns, "/v1/functions/classify": fns[1]})
+	out := runCmd(t, newRootCmd(), "fn", "list", "--api", apiURL)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "UPSTREAM   DOWNSTREAM") {
+		t.Fatalf("want a header ending UPSTREAM DOWNSTREAM and two rows:\n%s", out)
+	}
+	for i, want := range []string{"- classify", "thumbnail index,other/audit"} {
+		f := strings.Fields(lines[i+1])
+		if got := strings.Join(f[len(f)-2:], " "); got != want {
+			t.Errorf("row %d ends %q, want %q:\n%s", i+1, got, want, out)
+		}
+	}
+	get := runCmd(t, newRootCmd(), "fn", "get", "classify", "--api", apiURL)
+	if !strings.Contains(get, `"upstream": [
+    "thumbnail"
+  ]`) || !strings.Contains(get, `"other/audit"`) {
+		t.Errorf("fn get lacks upstream and downstream:\n%s", get)
 	}
 }

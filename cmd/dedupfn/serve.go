@@ -391,7 +391,7 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 		Index: idx, Objects: store, Registry: reg, Runtimes: runtimes, Owner: o.replicaID,
 		SpoolDir: filepath.Join(dataDir, "tmp"), Logger: logger, Metrics: promReg, DescribeTTL: o.describeTTL,
 		SpoolBudget: spool.NewBudget(o.spoolBudget), ActivationRetention: o.activationRetention, MaxRuns: o.runs,
-		Inputs: inputs,
+		Inputs: inputs, TenantBuckets: tenantBuckets(sec.tenants),
 	})
 	if err != nil {
 		return nil, err

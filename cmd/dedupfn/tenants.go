@@ -220,3 +220,13 @@ func (o *securityOptions) apiConfig(cfg api.Config) api.Config {
 	cfg.MaxParamsBytes = o.maxParamsBytes
 	return cfg
 }
+
+// tenantBuckets is each tenant's buckets, for the pipeline's check that a
+// tenant's function still may use its buckets (pipeline.Config.TenantBuckets).
+func tenantBuckets(tenants []api.Tenant) map[string][]string {
+	m := make(map[string][]string, len(tenants))
+	for _, t := range tenants {
+		m[t.Name] = t.Buckets
+	}
+	return m
+}

@@ -77,8 +77,9 @@ type Record struct {
 	// RetryOf is the dead-lettered activation this one retried (dlq retry).
 	RetryOf string `json:"retry_of,omitempty"`
 
-	// Cause is the activation that wrote this one's input (a pipeline's
-	// previous stage), empty for an upload; like OpenWhisk's cause.
+	// Cause is the activation that caused this one: the one that wrote
+	// its input (a pipeline's previous stage), or a sequence's, as
+	// OpenWhisk's "cause"; empty for an upload.
 	Cause string `json:"cause,omitempty"`
 	// Root is the upload a pipeline started from: the event's own object
 	// for an upload.

@@ -62,7 +62,7 @@ func activationFilter(r *http.Request, c caller) (activation.Filter, error) {
 }
 
 // decisions are the values of GET /v1/activations?decision=.
-var decisions = []activation.Decision{activation.Hit, activation.Miss, activation.Wait, activation.Error, activation.Skipped}
+var decisions = []activation.Decision{activation.Hit, activation.Miss, activation.Wait, activation.Error, activation.Skipped, activation.Delete}
 
 // recordFilter reads the decision and errors parameters of an activation
 // listing: the records to keep, or nil to keep all.

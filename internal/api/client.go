@@ -87,6 +87,26 @@ func (c *Client) Function(ctx context.Context, name string) (registry.Function, 
 	return out, c.do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), nil, &out)
 }
 
+// FunctionInfos lists functions with their upstream and downstream
+// functions.
+func (c *Client) FunctionInfos(ctx context.Context) ([]FunctionInfo, error) {
+	var out []FunctionInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/functions", nil, &out)
+}
+
+// FunctionInfo gets one function with its upstream and downstream
+// functions.
+func (c *Client) FunctionInfo(ctx context.Context, name string) (FunctionInfo, error) {
+	var out FunctionInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), nil, &out)
+}
+
+// Graph returns the function graph the caller may see (GET /v1/graph).
+func (c *Client) Graph(ctx context.Context) (FunctionGraph, error) {
+	var out FunctionGraph
+	return out, c.do(ctx, http.MethodGet, "/v1/graph", nil, &out)
+}
+
 // DeleteFunction deletes a function.
 func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), nil, nil)

@@ -23,3 +23,29 @@ func TestDashboard_TotalLeavesQueueOut(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboard_FunctionGraph: the page draws GET /v1/graph as an inline
+// SVG (no library), buckets and functions by stage, each edge labelled
+// events · runs · hit rate, and an activation's cause and root. The
+// browser test (test/e2e TestDashboard) reads the data-* attributes.
+func TestDashboard_FunctionGraph(t *testing.T) {
+	page := string(dashboard)
+	for _, want := range []string{
+		`id="panel-graph"`, `<div class="graph" id="graph"></div>`,
+		`settle(api("/v1/graph"))`, `else renderGraph(graph.v);`,
+		`function renderGraph(g) {`,
+		`count(e.events) + " · " + count(e.runs) + " · " + pct(e.hit_rate)`,
+		`"data-from": e.from, "data-to": e.to`, `"data-kind": n.kind`,
+		`const c = col.get(e.from) + 1;`, // stage columns
+		`id="d-cause"`, `id="d-root"`, `actHref(r.cause)`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard.html lacks %s", want)
+		}
+	}
+	// Everything from the API goes in as text: names are uploaders' and
+	// tenants' words.
+	if strings.Contains(page, "innerHTML") {
+		t.Error("dashboard.html uses innerHTML")
+	}
+}

@@ -25,6 +25,7 @@ func (s *Server) routeFunctions() {
 	s.handle("GET /v1/functions/{name}", s.getFunction)
 	s.handle("DELETE /v1/functions/{name}", s.deleteFunction)
 	s.handle("POST /v1/invoke", s.invoke)
+	s.routeGraph() // the function graph: graph.go
 }
 
 // DeployRequest is the body of POST /v1/functions.
@@ -166,12 +167,48 @@ func (s *Server) authorizeDeploy(c caller, fn registry.Function) error {
 	return nil
 }
 
-func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) error {
-	fns := s.cfg.Registry.List(c.tenant)
-	if fns == nil {
-		fns = []registry.Function{}
+// FunctionInfo is a function as GET /v1/functions and
+// /v1/functions/{name} answer it: its definition, and its neighbours in
+// the function graph (registry.Graph) that the caller may see, by name
+// ("tenant/name" for another tenant's than the caller's).
+type FunctionInfo struct {
+	registry.Function
+	// Upstream are the functions whose outputs may trigger this one,
+	// Downstream those its outputs may trigger; sorted, never null.
+	Upstream   []string `json:"upstream"`
+	Downstream []string `json:"downstream"`
+}
+
+// sees reports whether c may see the functions of tenant: the admin
+// acting for all tenants sees every one's.
+func (c caller) sees(tenant string) bool { return c.tenant == "" || tenant == c.tenant }
+
+// functionInfo is f with its neighbours in g that c may see.
+func functionInfo(g *registry.Graph, c caller, f registry.Function) FunctionInfo {
+	self := registry.TenantOr(c.tenant)
+	names := func(fns []registry.Function) []string {
+		out := []string{}
+		for _, h := range fns {
+			switch {
+			case !c.sees(h.Tenant):
+			case h.Tenant == self:
+				out = append(out, h.Name)
+			default:
+				out = append(out, h.Tenant+"/"+h.Name)
+			}
+		}
+		return out
 	}
-	writeJSON(w, http.StatusOK, fns)
+	return FunctionInfo{Function: f, Upstream: names(g.Upstream(f)), Downstream: names(g.Downstream(f))}
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, c caller) error {
+	g := s.cfg.Registry.Graph()
+	out := []FunctionInfo{}
+	for _, f := range s.cfg.Registry.List(c.tenant) {
+		out = append(out, functionInfo(g, c, f))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -180,7 +217,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, fn)
+	writeJSON(w, http.StatusOK, functionInfo(s.cfg.Registry.Graph(), c, fn))
 	return nil
 }
 

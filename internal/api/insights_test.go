@@ -360,7 +360,7 @@ func TestActivationFilters(t *testing.T) {
 	}
 	t.Run("Invalid", func(t *testing.T) {
 		for q, want := range map[string]string{
-			"decision=done":    `decision must be one of [hit miss wait error skipped], got "done"`,
+			"decision=done":    `decision must be one of [hit miss wait error skipped delete], got "done"`,
 			"errors=sure":      `errors must be 1 or 0, got "sure"`,
 			"decision=HIT":     `decision must be one of`,
 			"errors=1&limit=0": `limit must be a positive integer`,

@@ -5,7 +5,9 @@
 // bearer token); each resource mounts its own routes in its own file:
 // functions.go (deploy, list, get, delete, invoke), activations.go
 // (records, dead letters, retry), backfills.go, ops.go (stats, purge,
-// explain) and insights.go (the dashboard's totals and series). Handlers
+// explain), lineage.go (an object's chain and what was derived from it),
+// graph.go (the function graph) and insights.go (the dashboard's totals
+// and series). Handlers
 // return errors; errors.go maps them to statuses, in statusOf only.
 // client.go is the Go client of all of them.
 package api

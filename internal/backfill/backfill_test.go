@@ -133,6 +133,9 @@ func (e *env) deploy(mutate func(*registry.Function)) registry.Function {
 	f := registry.Function{Name: "upper", Runtime: "test",
 		Trigger: registry.Trigger{Bucket: e.in, Prefix: "in/", Suffixes: []string{".txt"}}, Output: registry.Output{Bucket: e.out}}
 	mutate(&f)
+	if f.Output.Bucket == f.Trigger.Bucket { // a loop Deploy refuses: the pipeline's own guard is under test
+		return testutil.DeployUnchecked(e.t, e.idx, e.reg, f, []byte("code"))
+	}
 	f, err := e.reg.Deploy(e.t.Context(), f, []byte("code"))
 	if err != nil {
 		e.t.Fatal(err)

@@ -9,6 +9,14 @@ type Docs interface {
 	// PutDoc stores an opaque JSON document of a kind ("function", ...)
 	// under id, replacing any previous one. Idempotent.
 	PutDoc(ctx context.Context, kind, id string, doc []byte) error
+	// PutDocs stores every document of docs, of any kinds, replacing any
+	// previous ones, as PutDoc would one after the other (of two with
+	// the same kind and id the last wins), in one write where the
+	// backend can: bolt and PostgreSQL store all or none in one
+	// transaction; CouchDB in one _bulk_docs request, which is not
+	// atomic (after an error some may be stored). An empty docs writes
+	// nothing. Idempotent.
+	PutDocs(ctx context.Context, docs []Doc) error
 	// GetDoc returns the document, or ErrNotFound.
 	GetDoc(ctx context.Context, kind, id string) ([]byte, error)
 	// DeleteDoc removes a document. ErrNotFound if absent.
@@ -21,6 +29,34 @@ type Docs interface {
 	// under ids that share a prefix per object. fn's error stops the walk
 	// and is returned as it is.
 	DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error
+}
+
+// Doc is one document of PutDocs.
+type Doc struct {
+	Kind, ID string
+	Doc      []byte
+}
+
+// LastDocs returns docs without any document that a later one of the
+// same kind and id replaces, in their order otherwise: what a backend
+// writing them in one statement or request (where a key may appear only
+// once) stores. docs itself is returned when no key repeats.
+func LastDocs(docs []Doc) []Doc {
+	type key struct{ kind, id string }
+	last := make(map[key]int, len(docs))
+	for i, d := range docs {
+		last[key{d.Kind, d.ID}] = i
+	}
+	if len(last) == len(docs) {
+		return docs
+	}
+	out := make([]Doc, 0, len(last))
+	for i, d := range docs {
+		if last[key{d.Kind, d.ID}] == i {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Blobs are content-addressed bytes: function code, by digest.

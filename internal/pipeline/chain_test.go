@@ -524,3 +524,32 @@ func TestReconcile_FindsAStageItsEventMissed(t *testing.T) {
 		t.Fatalf("second Reconcile = %d, %v; want 0", n, err)
 	}
 }
+
+// A bucket taken from a tenant since its deploy triggers nothing of it,
+// neither an upload nor another function's output, and records nothing
+// (which would show the tenant an object no longer its own).
+func TestTenantBuckets_RevokedBucketTriggersNothing(t *testing.T) {
+	c := newChainEnv(t)
+	for _, f := range []registry.Function{
+		{Tenant: "globex", Name: "thumbnail", Runtime: "stage", Trigger: registry.Trigger{Bucket: c.images}, Output: registry.Output{Bucket: c.thumbs}},
+		{Tenant: "acme", Name: "watch", Runtime: "stage", Trigger: registry.Trigger{Bucket: c.thumbs}, Output: registry.Output{Bucket: c.labels}},
+	} {
+		if _, err := c.reg.Deploy(t.Context(), f, []byte("code")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	c.pipe, err = pipeline.New(pipeline.Config{
+		Index: c.idx, Objects: c.objs, Registry: c.reg, Runtimes: map[string]runtime.Runtime{"stage": c.rt},
+		Owner: "chain", SpoolDir: t.TempDir(),
+		TenantBuckets: map[string][]string{"acme": {c.labels}, "globex": {c.images, c.thumbs}}, // thumbs went to globex
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.upload("a.jpg", "A")
+	if got := c.rt.ran("watch"); got != 0 || len(c.activations("watch")) != 0 || c.rt.ran("thumbnail") != 1 {
+		t.Fatalf("watch ran %d times (%d activations), thumbnail %d; want acme's watch silent on a bucket no longer acme's",
+			got, len(c.activations("watch")), c.rt.ran("thumbnail"))
+	}
+}

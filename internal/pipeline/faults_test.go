@@ -27,6 +27,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime"
+	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
 // faultIndex injects failures into chosen index calls.
@@ -294,10 +295,8 @@ func (h *hangingRenewIndex) Renew(ctx context.Context, key, token string, lease 
 // function on its own output, even with output bucket = input bucket.
 func TestPresignedOutput_NeverTriggers(t *testing.T) {
 	e := newEnv(t)
-	e.deploy("upper", func(f *registry.Function) {
-		f.Params = map[string]string{"mode": "presign"}
-		f.Output = registry.Output{Bucket: e.in, KeyTemplate: "out/{key}"}
-	})
+	testutil.DeployUnchecked(t, e.idx, e.reg, registry.Function{Name: "upper", Runtime: "test", Params: map[string]string{"mode": "presign"},
+		Trigger: registry.Trigger{Bucket: e.in}, Output: registry.Output{Bucket: e.in, KeyTemplate: "out/{key}"}}, []byte("code of upper"))
 	e.handle(e.put("x.txt", "data"))
 	// Deliver an event for every object now in the bucket, as a
 	// notification source would (plain S3 events carry no metadata).
@@ -356,7 +355,7 @@ func TestHandle_PanicRecordedNotCrashed(t *testing.T) {
 // them, and not count them as missed events.
 func TestReconcile_SkipsOwnOutputsWithoutReading(t *testing.T) {
 	e := newEnv(t)
-	e.deploy("upper", func(f *registry.Function) { f.Output = registry.Output{Bucket: e.in, KeyTemplate: "out/{key}"} })
+	e.deployLoop("upper")
 	e.handle(e.put("x.txt", "data"))
 	counting := &slowStore{Store: store}
 	p := e.replica("r", e.idx, counting)

@@ -50,8 +50,7 @@ type Lineage struct {
 // the caller checks the object's own bucket. ErrNoLineage when dedupfn
 // knows nothing of the object.
 func (p *Pipeline) Lineage(ctx context.Context, bucket, key string, visible func(bucket string) bool) (Lineage, error) {
-	// Lists, never null, in the API's body: [] when there is nothing.
-	l := Lineage{Chain: []LineageStep{}}
+	l := Lineage{Chain: []LineageStep{}, Derived: []Derived{}}
 	prov, err := p.currentProvenance(ctx, bucket, key)
 	if err != nil {
 		return l, err

@@ -92,6 +92,13 @@ type Config struct {
 	// sandbox. nil: they get no get_url, only inputs small enough to
 	// pass inline.
 	Inputs *inputurl.Server
+	// TenantBuckets are, for each tenant whose buckets are scoped (the
+	// tenants file), the buckets it may use now: a function of such a
+	// tenant runs only while its trigger and output buckets are both
+	// among them, so a bucket taken from a tenant since its deploy (and
+	// perhaps given to another) triggers nothing of it. Tenants absent
+	// here (the admin's) are not scoped.
+	TenantBuckets map[string][]string
 	// ActivationRetention is how long activation records are kept (0 =
 	// forever). The reconciler leaves older objects alone: their records,
 	// which say they were processed, may have been pruned.
@@ -217,12 +224,33 @@ func (p *Pipeline) handle(ctx context.Context, ev event.Event) (n int, err error
 	if ev.Removed() {
 		return p.inputRemoved(ctx, ev)
 	}
-	fns := p.cfg.Registry.Match(ev.Bucket, ev.Key)
+	fns := p.match(ev.Bucket, ev.Key)
 	if len(fns) == 0 {
 		return 0, nil
 	}
 	recs, err := p.process(ctx, ev, fns, false, "")
 	return len(recs), err
+}
+
+// match returns the functions an object triggers (registry.Match) whose
+// tenant may still use both their buckets (Config.TenantBuckets). One
+// that may not is left out without an activation, which would show the
+// tenant an object of a bucket no longer its own; the operator sees it
+// in the log.
+func (p *Pipeline) match(bucket, key string) []registry.Function {
+	fns := p.cfg.Registry.Match(bucket, key)
+	if len(p.cfg.TenantBuckets) == 0 {
+		return fns
+	}
+	return slices.DeleteFunc(fns, func(f registry.Function) bool {
+		own, scoped := p.cfg.TenantBuckets[f.Tenant]
+		if !scoped || (slices.Contains(own, f.Trigger.Bucket) && slices.Contains(own, f.Output.Bucket)) {
+			return false
+		}
+		p.logger.Warn("function not run: its bucket is no longer its tenant's (tenants file); redeploy or delete it",
+			"tenant", f.Tenant, "fn", f.Name, "bucket", bucket, "trigger_bucket", f.Trigger.Bucket, "output_bucket", f.Output.Bucket)
+		return true
+	})
 }
 
 // process fetches the object once and runs each function on it. A
@@ -356,7 +384,7 @@ func (p *Pipeline) nextStage(ctx context.Context, outs []stageOutput) error {
 		case o.rec.Decision != activation.Miss && o.rec.Decision != activation.Hit && o.rec.Decision != activation.Wait:
 			continue
 		}
-		fns := p.cfg.Registry.Match(out.Bucket, out.Key)
+		fns := p.match(out.Bucket, out.Key)
 		if len(fns) == 0 {
 			continue
 		}

@@ -149,6 +149,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// deployLoop deploys name with its output into its own trigger bucket
+// under out/{key}, which its trigger matches: a loop the graph check
+// refuses at deploy, stored unchecked (testutil.DeployUnchecked) to test
+// the pipeline's own guard.
+func (e *env) deployLoop(name string) registry.Function {
+	e.t.Helper()
+	f := registry.Function{Name: name, Runtime: "test", Trigger: registry.Trigger{Bucket: e.in}, Output: registry.Output{Bucket: e.in, KeyTemplate: "out/{key}"}}
+	return testutil.DeployUnchecked(e.t, e.idx, e.reg, f, []byte("code of "+name))
+}
+
 func (e *env) deploy(name string, mutate func(*registry.Function)) registry.Function {
 	e.t.Helper()
 	f := registry.Function{Name: name, Runtime: "test", Trigger: registry.Trigger{Bucket: e.in}, Output: registry.Output{Bucket: e.out}}
@@ -292,7 +302,7 @@ func TestHandle_RedeliveredEventRecordedOnce(t *testing.T) {
 func TestHandle_SelfWrittenOutputsNeverTrigger(t *testing.T) {
 	e := newEnv(t)
 	e.out = e.in // output into the input bucket
-	e.deploy("upper", func(f *registry.Function) { f.Output = registry.Output{Bucket: e.in, KeyTemplate: "out/{key}"} })
+	e.deployLoop("upper")
 	e.handle(e.put("x.txt", "hello"))
 	out, err := store.Stat(t.Context(), e.in, "out/x.txt")
 	if err != nil {

@@ -141,23 +141,23 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 			doc      any
 		}{copyDocKind, copyDocID(prov.DedupKey, out), objectRef{Bucket: bucket, Key: key, SHA256: sum}})
 	}
-	for _, d := range docs {
-		if err := p.putDoc(ctx, d.kind, d.id, d.doc); err != nil {
+	// One write for all of them (one shared commit on bolt, one statement
+	// on PostgreSQL): each PutDoc was a commit of its own on the hot path.
+	put := make([]index.Doc, len(docs))
+	for i, d := range docs {
+		doc, err := json.Marshal(d.doc)
+		if err != nil {
 			return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
 		}
+		put[i] = index.Doc{Kind: d.kind, ID: d.id, Doc: doc}
+	}
+	cctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	if err := p.cfg.Index.PutDocs(cctx, put); err != nil {
+		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
 	}
 	j.prov = prov
 	return nil
-}
-
-func (p *Pipeline) putDoc(ctx context.Context, kind, id string, v any) error {
-	doc, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
-	return p.cfg.Index.PutDoc(ctx, kind, id, doc)
 }
 
 func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {

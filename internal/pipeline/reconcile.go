@@ -38,7 +38,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, grace time.Duration) (int, err
 			if o.Modified.After(cutoff) || o.Modified.Before(pruned) {
 				return nil
 			}
-			fns := p.cfg.Registry.Match(o.Bucket, o.Key)
+			fns := p.match(o.Bucket, o.Key)
 			if len(fns) == 0 {
 				return nil
 			}

@@ -36,7 +36,33 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 	if !j.fn.Deduplicated() { // --no-dedup, or found nondeterministic under disable-dedup
 		return p.runUndeduplicated(ctx, j, in, rt)
 	}
+	return p.claimLoop(ctx, j, key, parts, &eventRun{p: p, j: j, in: in, rt: rt, key: key, parts: parts, force: force})
+}
 
+// claimant is what differs between the claimed runs claimLoop decides:
+// an event's (eventRun) and a direct invocation's (directRun, direct.go).
+type claimant interface {
+	// dropInput gives back the disk an input holds while its job waits
+	// (for a claim, a slot, a backoff); the run reads it again.
+	dropInput()
+	// hit serves a Done or Failed record, filling the job's record and
+	// its decision. served false: the record was unusable (and deleted),
+	// or a forced run deleted it: claim again.
+	hit(ctx context.Context, rec index.Record, waited bool) (served bool, err error)
+	// runClaimed runs the function while holding claim and commits its
+	// result; see Pipeline.runClaimed.
+	runClaimed(ctx context.Context, claim index.Record, claimedAt time.Time) error
+	// abandoned handles an error of runClaimed that says nothing about
+	// the function (an event's input could not be had): handled reports
+	// that it did, err is then what claimLoop returns.
+	abandoned(ctx context.Context, err error, claim index.Record) (handled bool, rerr error)
+}
+
+// claimLoop claims key and, until the job's record is final, follows the
+// claim: waits for another owner, serves a hit, or runs the function
+// (retried as its class allows, the failure recorded or cached). It
+// returns an error only when the index is unavailable.
+func (p *Pipeline) claimLoop(ctx context.Context, j *job, key string, parts index.Parts, cl claimant) error {
 	lookupStart := time.Now()
 	waited := false
 	poll := 20 * time.Millisecond
@@ -52,7 +78,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			// make live duplicates of it wait behind the live events too.
 			// Its input is not held meanwhile: the slot's holder may be
 			// waiting for that budget (load reads it again).
-			in.dropSpooled()
+			cl.dropInput()
 			waitStart := time.Now()
 			if err := p.runs.acquire(ctx, true); err != nil {
 				return fmt.Errorf("pipeline: wait for a run slot: %w", err)
@@ -76,7 +102,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			// The budget sees only waits for budget: an input held while
 			// its event waits on a claim could be what the claim's owner
 			// waits for. A hit never needs it; a miss later reads it again.
-			in.dropSpooled()
+			cl.dropInput()
 			if err := p.waitForOwner(ctx, c.Record, poll); err != nil {
 				return err
 			}
@@ -84,32 +110,12 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 			continue
 
 		case index.Hit:
-			if force {
-				force = false
-				if err := p.deleteResult(ctx, key, c.Record.Updated); err != nil {
-					return fmt.Errorf("pipeline: force: delete %s: %w", key, err)
-				}
-				continue
-			}
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
-			delivered, err := p.deliver(ctx, j, key, parts, c.Record)
-			if errors.Is(err, errRunUnshared) {
-				return p.runUndeduplicated(ctx, j, in, rt)
-			}
-			if err != nil {
+			served, err := cl.hit(ctx, c.Record, waited)
+			if err != nil || served {
 				return err
 			}
-			if !delivered {
-				continue // output gone or record not ours: run again
-			}
-			if c.Record.State == index.Done && j.rec.Decision != activation.Error {
-				j.rec.Decision = activation.Hit
-				if waited {
-					j.rec.Decision = activation.Wait
-				}
-				p.audit(ctx, j, in, key, c.Record) // sampled; runs in the background
-			}
-			return nil
+			continue // output gone, record not ours, or forced: claim again
 
 		case index.Miss:
 			j.rec.Timings.LookupMS = ms(time.Since(lookupStart))
@@ -121,18 +127,13 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				p.releaseClaim(ctx, key, c.Record.Token)
 				return fmt.Errorf("pipeline: %s: lease lost %d times; the event will be delivered again", key, leasesLost)
 			}
-			err = p.runClaimed(ctx, j, in, rt, key, c.Record, claimedAt)
+			err = cl.runClaimed(ctx, c.Record, claimedAt)
 			p.dropSlot(j) // unused if the run ended before its invocation
 			if err == nil {
 				return nil
 			}
-			var ie *inputError
-			if errors.As(err, &ie) {
-				p.releaseClaim(ctx, key, c.Record.Token)
-				if ie.err != nil {
-					return ie.err
-				}
-				return p.run(ctx, j, in, force) // under the key of the bytes' own fingerprint
+			if handled, rerr := cl.abandoned(ctx, err, c.Record); handled {
+				return rerr
 			}
 			if ctx.Err() != nil {
 				// Shutting down: leave the claim to expire and the event to be redelivered.
@@ -160,7 +161,7 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 				if errors.Is(err, spool.ErrContended) {
 					// Holding the input while backing off would keep the
 					// others waiting on it: give its disk back, read again.
-					in.dropSpooled()
+					cl.dropInput()
 				}
 				if err := backoff.Sleep(ctx, backoff.Delay(attempt, p.cfg.RetryBase, p.cfg.RetryMax)); err != nil {
 					return err
@@ -172,6 +173,71 @@ func (p *Pipeline) run(ctx context.Context, j *job, in *input, force bool) error
 		}
 		return fmt.Errorf("pipeline: claim %s: unknown outcome %v", key, c.Outcome)
 	}
+}
+
+// eventRun is the claimant of an event's job: its input object, the
+// output object a hit delivers, and the determinism audit of hits.
+type eventRun struct {
+	p     *Pipeline
+	j     *job
+	in    *input
+	rt    runtime.Runtime
+	key   string
+	parts index.Parts
+	force bool // delete a recorded result once and run again (dlq retry --force)
+}
+
+func (e *eventRun) dropInput() { e.in.dropSpooled() }
+
+func (e *eventRun) hit(ctx context.Context, rec index.Record, waited bool) (bool, error) {
+	p, j := e.p, e.j
+	if e.force {
+		e.force = false
+		if err := p.deleteResult(ctx, e.key, rec.Updated); err != nil {
+			return false, fmt.Errorf("pipeline: force: delete %s: %w", e.key, err)
+		}
+		return false, nil
+	}
+	delivered, err := p.deliver(ctx, j, e.key, e.parts, rec)
+	if errors.Is(err, errRunUnshared) {
+		return true, p.runUndeduplicated(ctx, j, e.in, e.rt)
+	}
+	if err != nil || !delivered {
+		return false, err
+	}
+	if rec.State == index.Done && j.rec.Decision != activation.Error {
+		hitDecision(j, waited)
+		p.audit(ctx, j, e.in, e.key, rec) // sampled; runs in the background
+	}
+	return true, nil
+}
+
+// hitDecision marks j's record as served from a recorded result: a hit,
+// or a wait when it first waited for the run that recorded it.
+func hitDecision(j *job, waited bool) {
+	j.rec.Decision = activation.Hit
+	if waited {
+		j.rec.Decision = activation.Wait
+	}
+}
+
+func (e *eventRun) runClaimed(ctx context.Context, claim index.Record, claimedAt time.Time) error {
+	return e.p.runClaimed(ctx, e.j, e.in, e.rt, e.key, claim, claimedAt)
+}
+
+// abandoned handles an input that cannot be had (the event fails, to be
+// delivered again or skipped), or whose bytes are other than the claim's
+// fingerprint (run again under the bytes' own key).
+func (e *eventRun) abandoned(ctx context.Context, err error, claim index.Record) (bool, error) {
+	var ie *inputError
+	if !errors.As(err, &ie) {
+		return false, nil
+	}
+	e.p.releaseClaim(ctx, e.key, claim.Token)
+	if ie.err != nil {
+		return true, ie.err
+	}
+	return true, e.p.run(ctx, e.j, e.in, e.force) // under the key of the bytes' own fingerprint
 }
 
 // waitForOwner returns once the claim another owner holds may have ended:
@@ -362,20 +428,34 @@ func (p *Pipeline) runUndeduplicated(ctx context.Context, j *job, in *input, rt 
 		return err
 	}
 	j.rec.Fingerprint = in.fp
+	return p.retried(ctx, j, func() error {
+		out, res, err := p.invoke(ctx, j, in, rt, "", index.Record{})
+		if err != nil {
+			if out != nil {
+				out.Close()
+			}
+			return err
+		}
+		output, err := p.storeOutput(ctx, j, out, res)
+		out.Close()
+		if err != nil {
+			return err
+		}
+		j.rec.Decision = activation.Miss
+		j.rec.Output = outputObject(j, output)
+		return nil
+	})
+}
+
+// retried calls once, a run without a claim, until it succeeds, fails
+// for good, or j's function's attempts are spent: the last failure is
+// then j's record. It returns an error only when ctx ends.
+func (p *Pipeline) retried(ctx context.Context, j *job, once func() error) error {
 	for attempt := 1; ; attempt++ {
 		j.rec.Attempts = attempt
-		out, res, err := p.invoke(ctx, j, in, rt, "", index.Record{})
+		err := once()
 		if err == nil {
-			output, serr := p.storeOutput(ctx, j, out, res)
-			out.Close()
-			if serr == nil {
-				j.rec.Decision = activation.Miss
-				j.rec.Output = outputObject(j, output)
-				return nil
-			}
-			err = serr
-		} else if out != nil {
-			out.Close()
+			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -438,27 +518,15 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	defer endWaits(nil)
 	out := in.sp.Sibling(octx, 0, p.cfg.MaxOutputBytes)
 	inv := &runtime.Invocation{
-		Function: fn,
-		Params:   j.fn.Params,
-		Input:    in.sp.Reader(),
-		Object:   ref,
-		Output:   out,
-		Limits: runtime.Limits{
-			Timeout:        j.fn.Limits.Timeout,
-			MemoryBytes:    uint64(j.fn.Limits.MemoryMB) << 20,
-			MaxOutputBytes: p.cfg.MaxOutputBytes,
-			MaxLogBytes:    DefaultMaxLogBytes,
-		},
+		Function:     fn,
+		Params:       j.fn.Params,
+		Input:        in.sp.Reader(),
+		Object:       ref,
+		Output:       out,
+		Limits:       p.limits(j),
 		ActivationID: j.rec.ID,
 		ExternalID:   claim.ExternalID,
-	}
-	if key != "" {
-		inv.OnExternalID = func(id string) {
-			j.rec.ExternalID = id
-			if err := p.cfg.Index.SetExternalID(ctx, key, claim.Token, id); err != nil {
-				p.log(ctx).Warn("record external activation id", "dedup_key", key, "external_id", id, "err", err)
-			}
-		}
+		OnExternalID: p.onExternalID(ctx, j, key, claim),
 	}
 	release, err := p.loadFunction(ctx, rt, j) // compiled already where a slot is held (runClaimed)
 	if err != nil {
@@ -490,9 +558,16 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	if refused := out.Refused(); refused != nil {
 		err = spoolRefused(refused) // whatever the function made of the failed write
 	}
-	j.rec.Timings.InvokeMS = ms(time.Since(invokeStart))
+	return out, invoked(j, res, invokeStart), err
+}
+
+// invoked notes on j's record what an invocation started at start
+// returned (its time, logs, result, remote id), and returns res with
+// its Duration measured here when the runtime reported none.
+func invoked(j *job, res runtime.Result, start time.Time) runtime.Result {
+	j.rec.Timings.InvokeMS = ms(time.Since(start))
 	if res.Duration == 0 {
-		res.Duration = time.Since(invokeStart)
+		res.Duration = time.Since(start)
 	}
 	j.rec.FunctionMS = ms(res.Duration)
 	j.rec.Logs = res.Logs
@@ -500,7 +575,33 @@ func (p *Pipeline) invoke(ctx context.Context, j *job, in *input, rt runtime.Run
 	if res.ExternalID != "" {
 		j.rec.ExternalID = res.ExternalID
 	}
-	return out, res, err
+	return res
+}
+
+// limits are the bounds of an invocation of j's function.
+func (p *Pipeline) limits(j *job) runtime.Limits {
+	return runtime.Limits{
+		Timeout:        j.fn.Limits.Timeout,
+		MemoryBytes:    uint64(j.fn.Limits.MemoryMB) << 20,
+		MaxOutputBytes: p.cfg.MaxOutputBytes,
+		MaxLogBytes:    DefaultMaxLogBytes,
+	}
+}
+
+// onExternalID is the Invocation.OnExternalID of a run holding claim on
+// key: it stores a remote activation id on the claim, so a successor
+// polls that activation instead of starting another. nil without a key
+// (a run without a claim).
+func (p *Pipeline) onExternalID(ctx context.Context, j *job, key string, claim index.Record) func(string) {
+	if key == "" {
+		return nil
+	}
+	return func(id string) {
+		j.rec.ExternalID = id
+		if err := p.cfg.Index.SetExternalID(ctx, key, claim.Token, id); err != nil {
+			p.log(ctx).Warn("record external activation id", "dedup_key", key, "external_id", id, "err", err)
+		}
+	}
 }
 
 // acquireRun takes a run slot for j's invocation: the one j holds, if

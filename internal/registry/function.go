@@ -46,6 +46,16 @@ const (
 	OnMismatchDisableDedup = "disable-dedup"
 )
 
+// What an object-removed event for a function's input does to the
+// outputs it wrote for that input (Function.OnInputDelete).
+const (
+	// OnInputDeleteKeep leaves them (the default).
+	OnInputDeleteKeep = "keep"
+	// OnInputDeleteDelete deletes them, and through downstream functions
+	// that also delete, their outputs in turn.
+	OnInputDeleteDelete = "delete"
+)
+
 // ErrParamsTooLarge is returned by CheckParams.
 var ErrParamsTooLarge = errors.New("params too large")
 
@@ -135,10 +145,13 @@ type Function struct {
 	// result, so the same content does not run again.
 	CacheFailures bool `json:"cache_failures,omitempty"`
 	MaxAttempts   int  `json:"max_attempts"`
-	// OnInputDelete: OnInputDeleteKeep or OnInputDeleteDelete.
-	OnInputDelete string `json:"on_input_delete,omitempty"`
 	// Audit: determinism audits of hits (see Audit).
 	Audit Audit `json:"audit,omitzero"`
+	// OnInputDelete is what deleting an input does to the outputs this
+	// function wrote for it: OnInputDeleteKeep (the default) or
+	// OnInputDeleteDelete. Like limits and audits it does not change
+	// outputs, nor the Version.
+	OnInputDelete string `json:"on_input_delete,omitempty"`
 	// Version is derived from everything that can change the output.
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
@@ -155,6 +168,13 @@ type Function struct {
 func (f *Function) Deduplicated() bool {
 	return !f.NoDedup && (f.Nondeterministic == nil || f.Audit.OnMismatch != OnMismatchDisableDedup)
 }
+
+// IsAction reports whether f is an action: a function without a trigger
+// or output bucket, invoked directly only (OpenWhisk's POST
+// .../actions/NAME, pipeline.InvokeDirect) on JSON parameters, never
+// matched by object events. Its Params are still its deploy-time
+// params; the parameters of an invocation travel with it.
+func (f *Function) IsAction() bool { return f.Trigger.Bucket == "" && f.Output.Bucket == "" }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
@@ -184,9 +204,9 @@ func (f *Function) Validate() (err error) {
 		return fmt.Errorf("tenant must match %s, got %q", nameRE, f.Tenant)
 	case f.Runtime == "":
 		return fmt.Errorf("function %s: runtime must be set (wasm, process or openwhisk)", f.Name)
-	case f.Trigger.Bucket == "":
-		return fmt.Errorf("function %s: trigger bucket must be set", f.Name)
-	case f.Output.Bucket == "":
+	case f.Trigger.Bucket == "" && (f.Output.Bucket != "" || f.Trigger.Prefix != "" || len(f.Trigger.Suffixes) > 0):
+		return fmt.Errorf("function %s: trigger bucket must be set (or no trigger and no output bucket, for an action invoked directly)", f.Name)
+	case f.Output.Bucket == "" && f.Trigger.Bucket != "":
 		return fmt.Errorf("function %s: output bucket must be set", f.Name)
 	case f.Limits.Timeout < 0 || f.Limits.Lease < 0 || f.Limits.MemoryMB < 0 || f.Limits.Retention < 0 || f.MaxAttempts < 0:
 		return fmt.Errorf("function %s: limits must be >= 0", f.Name)
@@ -194,11 +214,16 @@ func (f *Function) Validate() (err error) {
 		return fmt.Errorf("function %s: audit rate must be between 0 and 1 (a fraction of hits), got %v", f.Name, f.Audit.Rate)
 	case f.Audit.OnMismatch != "" && f.Audit.OnMismatch != OnMismatchWarn && f.Audit.OnMismatch != OnMismatchDisableDedup:
 		return fmt.Errorf("function %s: audit on_mismatch must be %q or %q, got %q", f.Name, OnMismatchWarn, OnMismatchDisableDedup, f.Audit.OnMismatch)
+	case f.OnInputDelete != "" && f.OnInputDelete != OnInputDeleteKeep && f.OnInputDelete != OnInputDeleteDelete:
+		return fmt.Errorf("function %s: on_input_delete must be %q or %q, got %q", f.Name, OnInputDeleteKeep, OnInputDeleteDelete, f.OnInputDelete)
 	case f.NoDedup && f.Audit.Rate > 0:
 		return fmt.Errorf("function %s: audit rate must be 0 for a no-dedup function (it reuses no results to audit), got %v", f.Name, f.Audit.Rate)
 	}
 	if f.Audit.Rate > 0 && f.Audit.OnMismatch == "" {
 		f.Audit.OnMismatch = OnMismatchWarn
+	}
+	if f.OnInputDelete == "" {
+		f.OnInputDelete = OnInputDeleteKeep
 	}
 	if f.Output.KeyTemplate == "" {
 		f.Output.KeyTemplate = "{key}"
@@ -215,8 +240,10 @@ func (f *Function) Validate() (err error) {
 	if f.MaxAttempts == 0 {
 		f.MaxAttempts = DefaultMaxAttempts
 	}
-	if err := f.checkOutputTemplate(); err != nil {
-		return err
+	if !f.IsAction() { // an action writes no objects
+		if err := f.checkOutputTemplate(); err != nil {
+			return err
+		}
 	}
 	f.Version = f.version()
 	return nil
@@ -286,7 +313,10 @@ func ParamsOf(ctx context.Context, idx interface {
 }
 
 // Matches reports whether an object triggers f.
-func (f *Function) Matches(bucket, key string) bool { return f.Mismatch(bucket, key) == "" }
+// An action never does.
+func (f *Function) Matches(bucket, key string) bool {
+	return !f.IsAction() && f.Mismatch(bucket, key) == ""
+}
 
 // Placeholders are the names an output-key template may use, each with
 // what it renders for input a/b/cat.jpg of function thumbnail.

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -73,6 +74,33 @@ func TestVersion_ChangesWithCodeAndParamsOnly(t *testing.T) {
 		if f.Version == base.Version {
 			t.Errorf("changing %s kept version %s", name, f.Version)
 		}
+	}
+}
+
+// Issue 20: on_input_delete defaults to keep, takes keep or delete, and
+// does not change the version (it does not change outputs).
+func TestValidate_OnInputDelete(t *testing.T) {
+	base := validFn()
+	if err := base.Validate(); err != nil || base.OnInputDelete != registry.OnInputDeleteKeep {
+		t.Fatalf("default: on_input_delete %q, %v; want %q", base.OnInputDelete, err, registry.OnInputDeleteKeep)
+	}
+	f := validFn()
+	f.OnInputDelete = registry.OnInputDeleteDelete
+	if err := f.Validate(); err != nil || f.OnInputDelete != registry.OnInputDeleteDelete {
+		t.Fatalf("delete: on_input_delete %q, %v", f.OnInputDelete, err)
+	}
+	if f.Version != base.Version {
+		t.Errorf("on_input_delete changed the version: %s vs %s", f.Version, base.Version)
+	}
+	f = validFn()
+	f.OnInputDelete = "purge"
+	if err := f.Validate(); err == nil || !errors.Is(err, registry.ErrInvalid) ||
+		err.Error() != `function thumbnail: on_input_delete must be "keep" or "delete", got "purge"` {
+		t.Fatalf("purge: %v", err)
+	}
+	b, _ := json.Marshal(f)
+	if !strings.Contains(string(b), `"on_input_delete":"purge"`) {
+		t.Errorf("JSON %s does not name on_input_delete", b)
 	}
 }
 

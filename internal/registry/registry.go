@@ -46,6 +46,9 @@ type Registry struct {
 	// was read at (index.DocRevisions); revsOK is false without them.
 	revs   [2]uint64
 	revsOK bool
+	// graph is the function graph of cache, built by Graph when first
+	// asked for after the cache changed (nil until then).
+	graph *Graph
 
 	code codeCache
 }
@@ -84,6 +87,17 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 		}
 	}
 	f.Nondeterministic = nil // the registry's to say, never the deployer's
+	// Checked against this replica's cache, freshly read: two replicas
+	// deploying at once, each half of a cycle, may both pass. That is
+	// accepted (deploys are rare and operator-driven); the pipeline still
+	// never lets an output trigger its writer or anything upstream of
+	// it, and stops a chain deeper than MaxChainStages.
+	if err := r.Refresh(ctx); err != nil {
+		return f, err
+	}
+	if err := CheckGraph(r.List(""), f, visibleTo(f.Tenant)); err != nil {
+		return f, err
+	}
 	now := time.Now().UTC()
 	f.Created, f.Updated = now, now
 	if old, err := r.Get(ctx, f.Tenant, f.Name); err == nil {
@@ -103,6 +117,29 @@ func (r *Registry) Deploy(ctx context.Context, f Function, code []byte) (Functio
 	f = r.attach(f)
 	r.mu.RUnlock()
 	return f, nil
+}
+
+// visibleTo says which functions tenant may see named in its errors:
+// its own, and all of them for DefaultTenant (the admin's).
+func visibleTo(tenant string) func(Function) bool {
+	return func(f Function) bool { return tenant == DefaultTenant || f.Tenant == tenant }
+}
+
+// Graph returns the function graph of the cached functions. It is built
+// once per change of the cache (Refresh), so it is cheap to call per event.
+func (r *Registry) Graph() *Graph {
+	r.mu.RLock()
+	g := r.graph
+	r.mu.RUnlock()
+	if g != nil {
+		return g
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.graph == nil {
+		r.graph = NewGraph(r.cache)
+	}
+	return r.graph
 }
 
 // Get returns a function by tenant and name, read from the index.
@@ -191,6 +228,7 @@ func (r *Registry) cacheMark(tenant, name string, m Nondeterministic) {
 		fns[i] = r.attach(f)
 	}
 	r.cache = fns
+	r.graph = nil // holds the functions without the mark
 }
 
 // attach returns f with the mark of its version, if any. r.mu must be held.
@@ -240,11 +278,14 @@ func (r *Registry) Match(bucket, key string) []Function {
 	return out
 }
 
-// Buckets returns the distinct trigger buckets, for the reconciler.
+// Buckets returns the distinct trigger buckets, for the reconciler
+// (actions have none).
 func (r *Registry) Buckets() []string {
 	seen := map[string]bool{}
 	for _, f := range r.List("") {
-		seen[f.Trigger.Bucket] = true
+		if !f.IsAction() {
+			seen[f.Trigger.Bucket] = true
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for b := range seen {
@@ -326,6 +367,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 		fns[i] = r.attach(f)
 	}
 	r.cache = fns
+	r.graph = nil
 	r.revs, r.revsOK = revs, revsOK
 	r.mu.Unlock()
 	for _, f := range removed(old, fns) {

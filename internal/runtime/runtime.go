@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,35 @@ func ClassOf(err error) Class {
 	return ClassPlatform
 }
 
+// ErrResultNotObject: a direct invocation's result (Invocation.Value) is
+// not one JSON object (DirectResult).
+var ErrResultNotObject = errors.New("result is not a JSON object")
+
+// DirectResult checks a function's result b as a direct invocation's
+// result, OpenWhisk's rule: one JSON object (else a ClassFunction error
+// wrapping ErrResultNotObject); an object with an "error" field is the
+// function's own failure, OpenWhisk's application error: a ClassFunction
+// error naming it, with the result returned too, to be recorded.
+func DirectResult(b []byte) (json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	// Only "error" is decoded: the other fields are skipped, not copied.
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) || json.Unmarshal(b, &probe) != nil {
+		return nil, &Error{Class: ClassFunction, Err: fmt.Errorf("%w: %.200q", ErrResultNotObject, b)}
+	}
+	if e := probe.Error; e != nil {
+		msg := string(e)
+		var s string
+		if json.Unmarshal(e, &s) == nil {
+			msg = s
+		}
+		return json.RawMessage(b), Errorf(ClassFunction, "action error: %s", msg)
+	}
+	return json.RawMessage(b), nil
+}
+
 // Limits bound one invocation.
 type Limits struct {
 	Timeout     time.Duration
@@ -139,6 +169,13 @@ type Invocation struct {
 	// ExternalID, if set, is a remote activation already started by a
 	// previous owner of this claim: poll it instead of invoking again.
 	ExternalID string
+	// Value, when non-nil, makes this a direct invocation (OpenWhisk's
+	// POST .../actions/NAME, pipeline.InvokeDirect): no object. Value is
+	// the parameters as one JSON object, passed as they are (an
+	// actionloop "value", a wasm module's stdin, a remote action's
+	// params); Params, Input, Object and Output are unused, and the
+	// function's result is Result.Result.
+	Value json.RawMessage
 }
 
 // Result of a successful invocation.

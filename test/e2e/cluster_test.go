@@ -79,7 +79,7 @@ func startPeersIndex(t testing.TB, minioOpts peers.MinIOOptions, startIndex func
 			t.Fatal(err)
 		}
 	}
-	c.minio.Notify(t, "photos", c.minio.ARN, notification.ObjectCreatedAll)
+	c.minio.Notify(t, "photos", c.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	return c
 }
 
@@ -347,7 +347,7 @@ func TestWebhookSource(t *testing.T) {
 	s.start("--objects", m.URL(), "--events", "webhook:")
 	s.cli("fn", "deploy", "copy", "--token", token, "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
 
-	m.Notify(t, "photos", m.WebhookARN, notification.ObjectCreatedAll)
+	m.Notify(t, "photos", m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	for i, body := range []string{"one", "two", "one"} {
 		if _, err := mc.PutObject(t.Context(), "photos", fmt.Sprintf("k%d", i), strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)
@@ -374,7 +374,7 @@ func TestWebhookSource(t *testing.T) {
 
 // TestReadmeProductionCommands follows the README's production section
 // with the mc CLI, word for word where it can: target id DEDUPFN, `mc mb`,
-// `mc event add ... --event put`, then a replica as documented.
+// `mc event add ... --event put,delete`, then a replica as documented.
 func TestReadmeProductionCommands(t *testing.T) {
 	mcBin := testutil.Tool(t, "DEDUPFN_MC", "bin/mc")
 	k := peers.StartKafka(t, topic)
@@ -390,7 +390,7 @@ func TestReadmeProductionCommands(t *testing.T) {
 	}
 	mc("alias", "set", "prod", "http://"+m.Endpoint, m.AccessKey, m.SecretKey)
 	mc("mb", "prod/photos", "prod/thumbnails")
-	mc("event", "add", "prod/photos", "arn:minio:sqs::DEDUPFN:kafka", "--event", "put")
+	mc("event", "add", "prod/photos", "arn:minio:sqs::DEDUPFN:kafka", "--event", "put,delete")
 
 	couch := peers.StartCouchDB(t)
 	t.Setenv("DEDUPFN_S3_ACCESS_KEY", m.AccessKey)

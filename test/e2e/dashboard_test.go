@@ -815,7 +815,7 @@ func TestDashboardContract(t *testing.T) {
 		}
 		switch {
 		case path == "GET /v1/stats":
-			answer(w, 200, `{"events": 1234, "runs": 200, "hits": 1000, "waits": 12, "errors": 30, "skipped": 4, "dead_letters": 3, "function_ms": 93000, "saved_ms": 412000}`)
+			answer(w, 200, `{"events": 1234, "runs": 200, "hits": 1000, "waits": 12, "errors": 30, "skipped": 4, "deletes": 5, "dead_letters": 3, "function_ms": 93000, "saved_ms": 412000}`)
 		case path == "GET /v1/functions":
 			answer(w, 200, fmt.Sprintf(`[
 				{"tenant": "default", "name": "thumbnail", "runtime": "wasm", "version": "0123456789ab", "trigger": {"bucket": "images", "suffixes": [".jpg"]},
@@ -879,7 +879,7 @@ func TestDashboardContract(t *testing.T) {
 	b.wait("every panel", `["fns", "series", "backfills", "dlq", "acts"].every(p => document.getElementById("panel-" + p).dataset.state === "ok")`)
 
 	k := b.kpis()
-	for stat, want := range map[string]string{"events": "1,234", "runs": "200", "hits": "1,000", "hit_rate": "83.3%", "errors": "30", "dead_letters": "3", "function_ms": "1m 33s", "saved_ms": "6m 52s"} {
+	for stat, want := range map[string]string{"events": "1,234", "runs": "200", "hits": "1,000", "hit_rate": "83.3%", "errors": "30", "dead_letters": "3", "function_ms": "1m 33s", "saved_ms": "6m 52s", "deletes": "5"} {
 		if k[stat].Text != want {
 			t.Errorf("total %s shows %q, want %q", stat, k[stat].Text, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -12,14 +13,37 @@ import (
 
 func docKey(kind, id string) []byte { return []byte(kind + "\x00" + id) }
 
-// PutDoc implements index.Docs.
+// PutDoc implements index.Docs. It goes through the group commit (d.w)
+// like the claims: the pipeline notes documents for every output it
+// writes, and concurrent events should share one fsync round.
 func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
-	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketDocs).Put(docKey(kind, id), doc); err != nil {
-			return err
+	return wrap(d.w.Update(func(tx *bbolt.Tx) error { return putDoc(tx, kind, id, doc) }), "put doc", kind+"/"+id)
+}
+
+// PutDocs implements index.Docs: all of docs in one write transaction,
+// shared with other writers by the group commit.
+func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	return wrap(d.w.Update(func(tx *bbolt.Tx) error {
+		for _, doc := range docs {
+			if err := putDoc(tx, doc.Kind, doc.ID, doc.Doc); err != nil {
+				return fmt.Errorf("%s/%s: %w", doc.Kind, doc.ID, err)
+			}
 		}
-		return bumpDocRev(tx, kind)
-	}), "put doc", kind+"/"+id)
+		return nil
+	}), "put docs", "")
+}
+
+// putDoc writes one document and counts the write for its kind. It may
+// run more than once (see groupcommit.Committer.Update): it only writes
+// into tx.
+func putDoc(tx *bbolt.Tx, kind, id string, doc []byte) error {
+	if err := tx.Bucket(bucketDocs).Put(docKey(kind, id), doc); err != nil {
+		return err
+	}
+	return bumpDocRev(tx, kind)
 }
 
 // bumpDocRev counts a write of a document of kind, in the write's own

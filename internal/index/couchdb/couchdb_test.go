@@ -146,20 +146,38 @@ func TestPruneActivations_RacingReplicas(t *testing.T) {
 	indextest.PruneRacing(t, open(), open(), 700)
 }
 
+// upgradeDB starts a CouchDB-API server and returns a raw client of its
+// database name, for writing design documents as other versions did,
+// and open, which opens that database as this version does (closed with
+// the test).
+func upgradeDB(t *testing.T, name string) (*kivik.DB, func() index.Index) {
+	t.Helper()
+	srv := peers.StartCouchDB(t)
+	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	open := func() index.Index {
+		t.Helper()
+		idx, err := index.Open(t.Context(), srv.URL(name), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idx.Close() })
+		return idx
+	}
+	return client.DB(name), open
+}
+
 // TestDesignUpgrade: a database whose design document an older version
 // wrote (no fnstats view, no version) gets the new one on Open, with
 // Stats unchanged; a handle whose view an older replica removed again
 // puts it back when asked; a newer version's design document is left
 // alone.
 func TestDesignUpgrade(t *testing.T) {
-	srv := peers.StartCouchDB(t)
 	ctx := t.Context()
-	client, err := kivik.New("couch", "http://"+srv.Addr+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	raw := client.DB("upgrade")
+	raw, open := upgradeDB(t, "upgrade")
 	design := func() map[string]any {
 		t.Helper()
 		var doc map[string]any
@@ -177,15 +195,6 @@ func TestDesignUpgrade(t *testing.T) {
 		if _, err := raw.Put(ctx, "_design/dedupfn", doc); err != nil {
 			t.Fatal(err)
 		}
-	}
-	open := func() index.Index {
-		t.Helper()
-		idx, err := index.Open(ctx, srv.URL("upgrade"), index.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { idx.Close() })
-		return idx
 	}
 	idx := open()
 	for i, fn := range []string{"a", "b", "a"} {
@@ -233,5 +242,59 @@ func TestDesignUpgrade(t *testing.T) {
 	open()
 	if got := design()["_rev"]; got != rev {
 		t.Fatalf("Open replaced a newer version's design document: rev %v, want %s", got, rev)
+	}
+}
+
+// TestDesignUpgrade_Deletes: a database whose design document version 2
+// wrote (stats views without deletes) gets the views that count them on
+// Open, and the deletes already recorded count.
+func TestDesignUpgrade_Deletes(t *testing.T) {
+	ctx := t.Context()
+	raw, open := upgradeDB(t, "upgrade_v2")
+	idx := open()
+	for i, d := range []activation.Decision{activation.Miss, activation.Delete, activation.Delete} {
+		if err := idx.AddActivation(ctx, activation.Record{ID: fmt.Sprint(i), Tenant: "t", Function: "f", Decision: d, Start: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The design document as version 2 wrote it: no deletes in the views.
+	var doc map[string]any
+	if err := raw.Get(ctx, "_design/dedupfn").ScanDoc(&doc); err != nil {
+		t.Fatal(err)
+	}
+	views := doc["views"].(map[string]any)
+	for _, name := range []string{"stats", "fnstats"} {
+		v := views[name].(map[string]any)
+		for part, old := range map[string]string{"map": "\n    deletes: d === \"delete\" ? 1 : 0,", "reduce": " deletes: 0,"} {
+			s := v[part].(string)
+			if !strings.Contains(s, old) {
+				t.Fatalf("%s %s has no %q:\n%s", name, part, old, s)
+			}
+			v[part] = strings.Replace(s, old, "", 1)
+		}
+	}
+	doc["dedupfn"] = map[string]any{"version": 2}
+	if _, err := raw.Put(ctx, "_design/dedupfn", doc); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := idx.Stats(ctx, "t"); err != nil || st.Events != 3 || st.Deletes != 0 {
+		t.Fatalf("Stats with the version-2 design document = %+v, %v; want 3 events, no deletes counted", st, err)
+	}
+
+	idx = open()
+	// A version above 2, or a version-2 replica in a rolling upgrade would
+	// take the views as its own of other content and write them back.
+	if err := raw.Get(ctx, "_design/dedupfn").ScanDoc(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc["dedupfn"].(map[string]any); v["version"] != float64(couchdb.DesignVersionForTest) || couchdb.DesignVersionForTest <= 2 {
+		t.Fatalf("design document version %v after Open, want %d, above 2", v, couchdb.DesignVersionForTest)
+	}
+	if st, err := idx.Stats(ctx, "t"); err != nil || st.Events != 3 || st.Runs != 1 || st.Deletes != 2 {
+		t.Fatalf("Stats after Open upgraded the design document = %+v, %v; want 3 events, 1 run, 2 deletes", st, err)
+	}
+	fs, err := idx.FunctionStats(ctx, "t")
+	if err != nil || len(fs) != 1 || fs[0].Deletes != 2 {
+		t.Fatalf("FunctionStats after the upgrade = %+v, %v; want f with 2 deletes", fs, err)
 	}
 }

@@ -13,13 +13,14 @@ import (
 // designVersion is the version of views: ensureDesign replaces a design
 // document of a lower version, or of this version with other content, and
 // leaves a higher one (a newer replica's, in a rolling upgrade) alone.
-// Bump it with every change to views. 2: the fnstats view.
-const designVersion = 2
+// Bump it with every change to views. 2: the fnstats view. 3: deletes
+// in the stats views.
+const designVersion = 3
 
 // statsReduce folds the values emitted by the stats and fnstats views:
 // the same fields as activation.Stats.Add.
 const statsReduce = `function (keys, values, rereduce) {
-  var s = {events: 0, runs: 0, hits: 0, waits: 0, errors: 0, skipped: 0, dead_letters: 0, function_ms: 0, saved_ms: 0};
+  var s = {events: 0, runs: 0, hits: 0, waits: 0, errors: 0, skipped: 0, deletes: 0, dead_letters: 0, function_ms: 0, saved_ms: 0};
   for (var i = 0; i < values.length; i++) for (var k in s) s[k] += values[i][k] || 0;
   return s;
 }`
@@ -28,7 +29,8 @@ const statsReduce = `function (keys, values, rereduce) {
 // (activation.Stats.Add of doc alone), emitted by the stats views.
 const statsValue = `{
     events: 1, runs: d === "miss" ? 1 : 0, hits: (d === "hit" || d === "wait") ? 1 : 0, waits: d === "wait" ? 1 : 0,
-    errors: d === "error" ? 1 : 0, skipped: d === "skipped" ? 1 : 0, dead_letters: doc.dead_letter ? 1 : 0,
+    errors: d === "error" ? 1 : 0, skipped: d === "skipped" ? 1 : 0,
+    deletes: d === "delete" ? 1 : 0, dead_letters: doc.dead_letter ? 1 : 0,
     function_ms: d === "miss" ? (doc.function_ms || 0) : 0, saved_ms: doc.saved_ms || 0
   }`
 

@@ -46,6 +46,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"BadLease", testBadLease},
 		{"Docs", testDocs},
 		{"DocsPrefix", DocsPrefix},
+		{"PutDocs", PutDocs},
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},
@@ -460,6 +461,7 @@ func testActivations(t *testing.T, idx index.Index) {
 	add(5, "globex", "ocr", activation.Skipped)
 	add(6, "acme", "ocr", activation.Miss)
 	dup := add(7, "globex", "thumb", activation.Miss)
+	add(8, "acme", "thumb", activation.Delete) // an output deleted with its input: counted apart
 	dup2 := dup
 	dup2.Decision = activation.Hit // a redelivery recorded differently must still not count
 	for _, r := range []activation.Record{dup, dup2} {
@@ -494,18 +496,18 @@ func testActivations(t *testing.T, idx index.Index) {
 		f    activation.Filter
 		want string
 	}{
-		{"All", activation.Filter{}, "[act-07 act-06 act-05 act-04 act-03 act-02 act-01]"},
-		{"Limit", activation.Filter{Limit: 2}, "[act-07 act-06]"},
-		{"Tenant", activation.Filter{Tenant: "acme"}, "[act-06 act-03 act-02 act-01]"},
-		{"Function", activation.Filter{Function: "thumb"}, "[act-07 act-04 act-02 act-01]"},
-		{"TenantFunction", activation.Filter{Function: "thumb", Tenant: "acme"}, "[act-02 act-01]"},
-		{"TenantLimit", activation.Filter{Tenant: "acme", Limit: 3}, "[act-06 act-03 act-02]"},
+		{"All", activation.Filter{}, "[act-08 act-07 act-06 act-05 act-04 act-03 act-02 act-01]"},
+		{"Limit", activation.Filter{Limit: 2}, "[act-08 act-07]"},
+		{"Tenant", activation.Filter{Tenant: "acme"}, "[act-08 act-06 act-03 act-02 act-01]"},
+		{"Function", activation.Filter{Function: "thumb"}, "[act-08 act-07 act-04 act-02 act-01]"},
+		{"TenantFunction", activation.Filter{Function: "thumb", Tenant: "acme"}, "[act-08 act-02 act-01]"},
+		{"TenantLimit", activation.Filter{Tenant: "acme", Limit: 3}, "[act-08 act-06 act-03]"},
 		{"FunctionLimit", activation.Filter{Function: "ocr", Limit: 1}, "[act-06]"},
 		{"UnknownTenant", activation.Filter{Tenant: "nobody"}, "[]"},
 		// Since is inclusive: act-05 started exactly at it.
-		{"Since", activation.Filter{Since: base.Add(5 * time.Second)}, "[act-07 act-06 act-05]"},
-		{"SinceTenant", activation.Filter{Tenant: "acme", Since: base.Add(2 * time.Second)}, "[act-06 act-03 act-02]"},
-		{"SinceFunction", activation.Filter{Function: "thumb", Since: base.Add(3 * time.Second)}, "[act-07 act-04]"},
+		{"Since", activation.Filter{Since: base.Add(5 * time.Second)}, "[act-08 act-07 act-06 act-05]"},
+		{"SinceTenant", activation.Filter{Tenant: "acme", Since: base.Add(2 * time.Second)}, "[act-08 act-06 act-03 act-02]"},
+		{"SinceFunction", activation.Filter{Function: "thumb", Since: base.Add(3 * time.Second)}, "[act-08 act-07 act-04]"},
 		{"SinceTenantFunctionLimit", activation.Filter{Tenant: "globex", Function: "thumb", Since: base, Limit: 1}, "[act-07]"},
 		{"SinceFuture", activation.Filter{Since: base.Add(time.Hour)}, "[]"},
 	} {
@@ -525,6 +527,9 @@ func testActivations(t *testing.T, idx index.Index) {
 		got, err := idx.Stats(ctx, tenant)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tenant == "" && (want.Deletes != 1 || want.Runs != 3 || want.Hits != 2) {
+			t.Fatalf("test records add up to %+v, want 1 delete apart from 3 runs and 2 hits", want)
 		}
 		if got != want {
 			t.Errorf("Stats(%q) = %+v\nwant (activation.Stats.Add over each record once) %+v", tenant, got, want)
@@ -997,7 +1002,7 @@ func testFunctionStats(t *testing.T, idx index.Index) {
 		recs = append(recs, r)
 		return r
 	}
-	decisions := []activation.Decision{activation.Miss, activation.Hit, activation.Wait, activation.Error, activation.Skipped, activation.Hit}
+	decisions := []activation.Decision{activation.Miss, activation.Hit, activation.Wait, activation.Error, activation.Skipped, activation.Hit, activation.Delete}
 	for i := range 24 {
 		tenant := []string{"acme", "globex", "acmex"}[i%3] // "acmex" extends "acme"
 		fn := []string{"thumb", "ocr", "thumb/v2", "t"}[i%4]
@@ -1022,6 +1027,13 @@ func testFunctionStats(t *testing.T, idx index.Index) {
 			checkFunctionStats(t, idx, tenant, wantFunctionStats(recs, tenant), when)
 		}
 	}
+	var deletes int64
+	for _, f := range wantFunctionStats(recs, "") {
+		deletes += f.Deletes
+	}
+	if deletes == 0 {
+		t.Fatal("test records hold no delete decision")
+	}
 	check("after adding")
 	for _, tenant := range []string{"acme", "acmex", "globex"} {
 		fs, err := idx.FunctionStats(ctx, tenant)
@@ -1032,6 +1044,7 @@ func testFunctionStats(t *testing.T, idx index.Index) {
 		for _, f := range fs {
 			sum.Events, sum.Runs, sum.Hits, sum.Waits = sum.Events+f.Events, sum.Runs+f.Runs, sum.Hits+f.Hits, sum.Waits+f.Waits
 			sum.Errors, sum.Skipped, sum.DeadLetters = sum.Errors+f.Errors, sum.Skipped+f.Skipped, sum.DeadLetters+f.DeadLetters
+			sum.Deletes += f.Deletes
 			sum.FunctionMS, sum.SavedMS = sum.FunctionMS+f.FunctionMS, sum.SavedMS+f.SavedMS
 		}
 		if st, err := idx.Stats(ctx, tenant); err != nil || st != sum {

@@ -14,7 +14,8 @@ import (
 // same database as writer (another replica), calls fn once when the
 // watch starts and within a second of every write or delete of a
 // document of its kind through writer, and not for other writes (other
-// kinds, claims, activations). WatchDocs returns nil once ctx ends.
+// kinds, claims, activations; a PutDocs wakes it when one of its
+// documents is of the kind). WatchDocs returns nil once ctx ends.
 func WatchDocs(t *testing.T, writer index.Index, watcher index.DocWatcher) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -69,6 +70,19 @@ func WatchDocs(t *testing.T, writer index.Index, watcher index.DocWatcher) {
 		for len(calls) > 0 { // a batch may be reported by one call or several
 			<-calls
 		}
+	}
+	// PutDocs wakes the watchers of the kinds it writes, and only those.
+	other := []index.Doc{{Kind: "other", ID: "y", Doc: []byte(`{}`)}, {Kind: "copy", ID: "z", Doc: []byte(`{}`)}}
+	if err := writer.PutDocs(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	quiet("a PutDocs of other kinds")
+	if err := writer.PutDocs(t.Context(), append(other, index.Doc{Kind: "function", ID: "g", Doc: []byte(`{}`)})); err != nil {
+		t.Fatal(err)
+	}
+	expect("a PutDocs with a function document")
+	for len(calls) > 0 {
+		<-calls
 	}
 	if err := writer.DeleteDoc(t.Context(), "function", "f"); err != nil {
 		t.Fatal(err)

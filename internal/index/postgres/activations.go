@@ -21,7 +21,7 @@ import (
 const addStatsSet = `
 	events = s.events + excluded.events, runs = s.runs + excluded.runs, hits = s.hits + excluded.hits,
 	waits = s.waits + excluded.waits, errors = s.errors + excluded.errors, skipped = s.skipped + excluded.skipped,
-	dead_letters = s.dead_letters + excluded.dead_letters, function_ms = s.function_ms + excluded.function_ms,
+	deletes = s.deletes + excluded.deletes, dead_letters = s.dead_letters + excluded.dead_letters, function_ms = s.function_ms + excluded.function_ms,
 	saved_ms = s.saved_ms + excluded.saved_ms`
 
 // addActivationSQL inserts the activation and, only if that insert won
@@ -36,12 +36,12 @@ WITH ins AS (
 	ON CONFLICT (id) DO NOTHING
 	RETURNING tenant, function
 ), fn AS (
-	INSERT INTO dedupfn_function_stats AS s (tenant, function, shard, events, runs, hits, waits, errors, skipped, dead_letters, function_ms, saved_ms)
-	SELECT tenant, function, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM ins
+	INSERT INTO dedupfn_function_stats AS s (tenant, function, shard, events, runs, hits, waits, errors, skipped, deletes, dead_letters, function_ms, saved_ms)
+	SELECT tenant, function, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM ins
 	ON CONFLICT (tenant, function, shard) DO UPDATE SET` + addStatsSet + `
 )
-INSERT INTO dedupfn_stats AS s (tenant, shard, events, runs, hits, waits, errors, skipped, dead_letters, function_ms, saved_ms)
-SELECT tenant, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM ins
+INSERT INTO dedupfn_stats AS s (tenant, shard, events, runs, hits, waits, errors, skipped, deletes, dead_letters, function_ms, saved_ms)
+SELECT tenant, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM ins
 ON CONFLICT (tenant, shard) DO UPDATE SET` + addStatsSet
 
 // AddActivation implements index.Activations in one statement (see
@@ -60,7 +60,7 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	defer cancel()
 	_, err = d.pool.Exec(ctx, addActivationSQL,
 		r.ID, r.Tenant, r.Function, r.Start, r.Event.Bucket, r.Event.Key, r.Event.ETag, string(doc),
-		rand.IntN(statShards), st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.DeadLetters, st.FunctionMS, st.SavedMS)
+		rand.IntN(statShards), st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.Deletes, st.DeadLetters, st.FunctionMS, st.SavedMS)
 	if err != nil {
 		return fmt.Errorf("postgres: add activation %s: %w", r.ID, err)
 	}
@@ -149,7 +149,7 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	defer cancel()
 	sql := `SELECT coalesce(sum(events), 0)::bigint, coalesce(sum(runs), 0)::bigint, coalesce(sum(hits), 0)::bigint,
 		coalesce(sum(waits), 0)::bigint, coalesce(sum(errors), 0)::bigint, coalesce(sum(skipped), 0)::bigint,
-		coalesce(sum(dead_letters), 0)::bigint, coalesce(sum(function_ms), 0), coalesce(sum(saved_ms), 0)
+		coalesce(sum(deletes), 0)::bigint, coalesce(sum(dead_letters), 0)::bigint, coalesce(sum(function_ms), 0), coalesce(sum(saved_ms), 0)
 		FROM dedupfn_stats`
 	var args []any
 	if tenant != "" {
@@ -158,7 +158,7 @@ func (d *DB) Stats(ctx context.Context, tenant string) (activation.Stats, error)
 	}
 	var st activation.Stats
 	err := d.pool.QueryRow(ctx, sql, args...).Scan(&st.Events, &st.Runs, &st.Hits, &st.Waits, &st.Errors,
-		&st.Skipped, &st.DeadLetters, &st.FunctionMS, &st.SavedMS)
+		&st.Skipped, &st.Deletes, &st.DeadLetters, &st.FunctionMS, &st.SavedMS)
 	if err != nil {
 		return st, fmt.Errorf("postgres: stats %q: %w", tenant, err)
 	}
@@ -171,7 +171,7 @@ func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.Fun
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	sql := `SELECT tenant, function, sum(events)::bigint, sum(runs)::bigint, sum(hits)::bigint, sum(waits)::bigint,
-		sum(errors)::bigint, sum(skipped)::bigint, sum(dead_letters)::bigint, sum(function_ms), sum(saved_ms)
+		sum(errors)::bigint, sum(skipped)::bigint, sum(deletes)::bigint, sum(dead_letters)::bigint, sum(function_ms), sum(saved_ms)
 		FROM dedupfn_function_stats`
 	var args []any
 	if tenant != "" {
@@ -187,7 +187,7 @@ func (d *DB) FunctionStats(ctx context.Context, tenant string) ([]activation.Fun
 		var fs activation.FunctionStats
 		st := &fs.Stats
 		err := row.Scan(&fs.Tenant, &fs.Function, &st.Events, &st.Runs, &st.Hits, &st.Waits, &st.Errors,
-			&st.Skipped, &st.DeadLetters, &st.FunctionMS, &st.SavedMS)
+			&st.Skipped, &st.Deletes, &st.DeadLetters, &st.FunctionMS, &st.SavedMS)
 		return fs, err
 	})
 	if err != nil {

@@ -23,6 +23,35 @@ func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 	return nil
 }
 
+// putDocsSQL upserts the documents given as three arrays of one length
+// (kinds, ids, bodies): one statement, so one round trip and one
+// transaction for any number of them. The docs trigger notifies each
+// kind's watchers as PutDoc's insert does, once per kind and transaction
+// (PostgreSQL folds identical notifications of a transaction).
+const putDocsSQL = `INSERT INTO dedupfn_docs (kind, id, body)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+	ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`
+
+// PutDocs implements index.Docs in one statement. ON CONFLICT DO UPDATE
+// may not touch a row twice, so a document replaced later in docs is
+// left out (index.LastDocs).
+func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	docs = index.LastDocs(docs)
+	kinds, ids, bodies := make([]string, len(docs)), make([]string, len(docs)), make([][]byte, len(docs))
+	for i, doc := range docs {
+		kinds[i], ids[i], bodies[i] = doc.Kind, doc.ID, doc.Doc
+	}
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	if _, err := d.pool.Exec(ctx, putDocsSQL, kinds, ids, bodies); err != nil {
+		return fmt.Errorf("postgres: put %d docs (%s/%s, ...): %w", len(docs), docs[0].Kind, docs[0].ID, err)
+	}
+	return nil
+}
+
 // GetDoc implements index.Docs.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 	ctx, cancel := d.call(ctx)

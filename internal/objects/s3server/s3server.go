@@ -1,7 +1,8 @@
 // Package s3server is dedupfn's built-in S3 endpoint: versitygw embedded in
 // the process, storing objects as plain files under a data directory (its
 // posix backend), and publishing an object-created event for every write
-// before the write is acknowledged. It also registers the objects scheme
+// (and an object-removed one for every client's delete) before the write is
+// acknowledged. It also registers the objects scheme
 // "embedded", which starts the endpoint and returns an s3 client for it.
 //
 // Objects are stored 0600 in 0700 directories whatever the umask; a bucket
@@ -41,6 +42,7 @@ import (
 	"github.com/versity/versitygw/s3api"
 	"github.com/versity/versitygw/s3err"
 	"github.com/versity/versitygw/s3response"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/httpserve"
@@ -81,6 +83,9 @@ const (
 	EventPut      = "s3:ObjectCreated:Put"
 	EventComplete = "s3:ObjectCreated:CompleteMultipartUpload"
 	EventCopy     = "s3:ObjectCreated:Copy"
+	// EventDelete is a client's delete (the endpoint keeps no versions,
+	// so it never makes a delete marker).
+	EventDelete = "s3:ObjectRemoved:Delete"
 )
 
 // Config configures a Server.
@@ -96,9 +101,10 @@ type Config struct {
 	// Region defaults to DefaultRegion.
 	Region string
 	// Publish, when set, is called after every successful object write
-	// (put, multipart complete, copy) and before the client is answered;
-	// an error fails the request with a 500, so an acknowledged write
-	// always has a published event.
+	// (put, multipart complete, copy) and client's delete (each key of a
+	// multi-delete), and before the client is answered; an error fails the
+	// request with a 500, so an acknowledged write always has a published
+	// event.
 	Publish func(context.Context, event.Event) error
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -242,7 +248,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.logger.Debug("gateway IAM: single account mode (the configured access key is the only account)")
 	go func() {
 		defer close(s.done)
-		err := embedgw.RunVersityGW(runCtx, be, gcfg)
+		err := embedgw.RunVersityGW(runCtx, clientBackend{be}, gcfg)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.runErr = fmt.Errorf("s3server: run gateway: %w", err)
 		}
@@ -600,4 +606,76 @@ func derefInt(n *int64) int64 {
 		return 0
 	}
 	return *n
+}
+
+// clientBackend is what the gateway serves clients from: publishing, whose
+// deletes also publish their events. The in-process Store calls publishing
+// itself, so dedupfn's own deletes (the pipeline removing outputs, which it
+// follows in process) publish nothing.
+type clientBackend struct{ *publishing }
+
+// DeleteObject is a client's delete: once the backend has removed the
+// object, s3:ObjectRemoved:Delete is published before the client is
+// answered.
+func (c clientBackend) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput) (*s3.DeleteObjectOutput, error) {
+	out, err := c.Backend.DeleteObject(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	version := deref(in.VersionId)
+	if out != nil && out.VersionId != nil {
+		version = *out.VersionId
+	}
+	if err := c.emitRemoved(ctx, deref(in.Bucket), deref(in.Key), version); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// deletePublishers is how many of a multi-delete's events are published
+// at once: the embedded queue commits concurrent publishes together, so a
+// 1000-key multi-delete took 0.6-1.1 s on a busy 2-core machine, against
+// 5.7 s publishing one by one.
+const deletePublishers = 32
+
+// DeleteObjects is a client's multi-delete: each key the backend deleted
+// is published as DeleteObject's is; the keys it refused are not.
+func (c clientBackend) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput) (s3response.DeleteResult, error) {
+	res, err := c.Backend.DeleteObjects(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	var g errgroup.Group
+	g.SetLimit(deletePublishers)
+	for _, d := range res.Deleted {
+		g.Go(func() error { return c.emitRemoved(ctx, deref(in.Bucket), deref(d.Key), deref(d.VersionId)) })
+	}
+	if err := g.Wait(); err != nil {
+		return s3response.DeleteResult{}, err
+	}
+	return res, nil
+}
+
+// emitRemoved publishes the object-removed event of a client's delete. The
+// backend answers the delete of a missing key with success, as S3 does, so
+// that publishes too (the pipeline ignores removals of objects it knows
+// nothing about): a check beforehand would race other clients' writes, and
+// would lose the event of a delete retried after a failed publish. Any
+// failure is a 500: the object is gone, and the client's retry (a delete
+// is idempotent) publishes again.
+func (p *publishing) emitRemoved(ctx context.Context, bucket, key, version string) error {
+	if p.publish == nil {
+		return nil
+	}
+	// Cloned: the gateway's request strings may share buffers it reuses.
+	ev := event.Event{
+		Source: "embedded", Name: EventDelete,
+		Bucket: strings.Clone(bucket), Key: strings.Clone(key), VersionID: strings.Clone(version),
+		Time: time.Now().UTC(),
+	}
+	if err := p.publish(ctx, ev); err != nil {
+		p.logger.Error("publish object-removed event", "bucket", bucket, "key", key, "err", err)
+		return s3err.GetAPIError(s3err.ErrInternalError)
+	}
+	return nil
 }

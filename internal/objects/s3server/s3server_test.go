@@ -333,6 +333,18 @@ func TestEmbeddedScheme(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "objects", "bkt", "k")); err != nil {
 		t.Errorf("object not stored under <data>/objects: %v", err)
 	}
+	// dedupfn's own deletes (the pipeline removing outputs) publish
+	// nothing, unlike a client's (TestDeletePublishesRemoved): the
+	// pipeline follows them in process.
+	if err := st.Delete(t.Context(), "bkt", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Stat(t.Context(), "bkt", "k"); !errors.Is(err, objects.ErrNotFound) {
+		t.Fatalf("stat after delete: %v, want ErrNotFound", err)
+	}
+	if evs := rec.events(); len(evs) != 1 || evs[0].Removed() {
+		t.Errorf("events %+v, want only the put's", evs)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -526,5 +538,88 @@ func checkPrivate(t *testing.T, root, when string) {
 	}
 	if n < 3 {
 		t.Fatalf("%s: only %d entries under %s; is the data dir right?", when, n, root)
+	}
+}
+
+// Issue 20: a client's delete publishes an object-removed event (one per
+// key of a multi-delete) before it is answered, with the bucket, key and
+// time; dedupfn's own deletes through the in-process Store publish none.
+func TestDeletePublishesRemoved(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), rec)
+	c := newClient(t, srv)
+	ctx := t.Context()
+	if err := c.MakeBucket(ctx, "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"dir/my photo+1.jpg", "m1", "m 2", "m3"} {
+		if _, err := c.Put(ctx, "inbox", k, strings.NewReader("x"), 1, objects.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := func() []event.Event {
+		var out []event.Event
+		for _, ev := range rec.events() {
+			if ev.Removed() {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	before := time.Now().Add(-time.Second)
+	if err := c.Minio().RemoveObject(ctx, "inbox", "dir/my photo+1.jpg", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	evs := removed()
+	if len(evs) != 1 {
+		t.Fatalf("after a delete: %d removed events, want 1: %+v", len(evs), evs)
+	}
+	ev := evs[0]
+	if ev.Source != "embedded" || ev.Name != s3server.EventDelete || ev.Bucket != "inbox" || ev.Key != "dir/my photo+1.jpg" ||
+		ev.Time.Before(before) || time.Since(ev.Time) > time.Minute || ev.SHA256 != "" {
+		t.Errorf("removed event = %+v, want embedded %s of inbox/dir/my photo+1.jpg, about now", ev, s3server.EventDelete)
+	}
+	if n, err := event.Normalize(ev); err != nil || !n.Removed() || n.Key != ev.Key {
+		t.Errorf("removed event normalizes to %+v, %v", n, err)
+	}
+
+	keys := make(chan minio.ObjectInfo, 2)
+	keys <- minio.ObjectInfo{Key: "m1"}
+	keys <- minio.ObjectInfo{Key: "m 2"}
+	close(keys)
+	for e := range c.Minio().RemoveObjects(ctx, "inbox", keys, minio.RemoveObjectsOptions{}) {
+		t.Fatalf("multi-delete: %s: %v", e.ObjectName, e.Err)
+	}
+	got := map[string]string{}
+	for _, ev := range removed()[1:] {
+		got[ev.Key] = ev.Name
+	}
+	if len(got) != 2 || got["m1"] != s3server.EventDelete || got["m 2"] != s3server.EventDelete {
+		t.Errorf("multi-delete published %v, want %s for m1 and m 2", got, s3server.EventDelete)
+	}
+
+	// A delete the backend refuses (no such bucket) publishes nothing.
+	if err := c.Minio().RemoveObject(ctx, "nobucket", "m3", minio.RemoveObjectOptions{}); err == nil {
+		t.Error("delete in a missing bucket succeeded")
+	}
+	if n := len(removed()); n != 3 {
+		t.Errorf("%d removed events after a refused delete, want 3", n)
+	}
+
+	// A delete whose event cannot be published fails, so that the client
+	// tries again (a delete is idempotent) and the event is not lost.
+	rec.setFail(errors.New("queue full"))
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second) // minio-go retries 5xx
+	defer cancel()
+	err := c.Minio().RemoveObject(fctx, "inbox", "m3", minio.RemoveObjectOptions{})
+	if got := minio.ToErrorResponse(err).StatusCode; got < 500 {
+		t.Errorf("delete with failing publish: status %d (%v), want 5xx", got, err)
+	}
+	rec.setFail(nil)
+	if err := c.Minio().RemoveObject(ctx, "inbox", "m3", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if evs := removed(); len(evs) != 4 || evs[3].Key != "m3" {
+		t.Errorf("removed events %+v, want a 4th for m3 after the retry", evs)
 	}
 }

@@ -587,8 +587,12 @@ func call(ctx context.Context, c *http.Client, auth, method, u string, body []by
 	return resp.StatusCode, b, nil
 }
 
-// params builds the invoke parameters (see actionio.Params) as JSON.
+// params builds the invoke parameters (see actionio.Params) as JSON; a
+// direct invocation's are its Value, as they are.
 func (r *Runtime) params(inv *runtime.Invocation) ([]byte, error) {
+	if inv.Value != nil {
+		return inv.Value, nil
+	}
 	v, err := actionio.Params(inv, r.opts.InlineLimit)
 	if err != nil {
 		return nil, fmt.Errorf("openwhisk: %w", err)

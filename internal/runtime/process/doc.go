@@ -7,7 +7,10 @@
 //     unpacked once per code digest under Options.WorkDir (a zip: at most
 //     Options.MaxUnzipFiles entries and Options.MaxUnzipBytes in all,
 //     regular files and directories only, no absolute or ".." paths).
-//     Forget removes it when the function is deleted.
+//     Forget removes it when the function is deleted. A zip made by
+//     ActionCode (an OpenWhisk nodejs or python action) holds, instead of
+//     exec, dedupfn's launcher for its language, run by Options.Node or
+//     Options.Python (launchers.go).
 //   - Each process runs under a shim (see shim.go) that kills the action
 //     and everything it started, setsid children included, when the
 //     action exits, when the runtime stops it, and when the server dies,
@@ -50,6 +53,11 @@
 // runtime.ObjectRef), the deploy-time params, and, when the object is at
 // most Options.InlineLimit bytes, its bytes base64-encoded as "body".
 //
+// A direct invocation (runtime.Invocation.Value: an OpenWhisk action
+// invoked on its parameters) has no object: "value" is exactly the
+// parameters, and the result line, one JSON object, is the result
+// (runtime.DirectResult; a "body" in it is only a field).
+//
 // Output convention: a result object with a string field "body" holding
 // valid base64 is an output object: its decoded bytes go to
 // Invocation.Output (Result.OutputWritten), and the rest of the result
@@ -60,6 +68,6 @@
 // The files follow the parts: process.go (Runtime, Invoke, one
 // activation, Forget), pool.go (the warm processes of a version), proc.go
 // (one process, its pipes and fd 3), shim.go, logs.go (stdout and stderr
-// per activation), unpack.go (code on disk, zip limits) and user.go
-// (Options.ExecUser).
+// per activation), unpack.go (code on disk, zip limits), user.go
+// (Options.ExecUser) and launchers.go (OpenWhisk action kinds: ActionCode).
 package process

@@ -51,11 +51,12 @@ type proc struct {
 	closers  []io.Closer // parent's pipe ends
 }
 
-// startProc starts path in dir with env and the action protocol's pipes,
-// through a shim (see shim.go) that applies the memory limit and, when
-// uid >= 0, the user, and that takes the action's whole process tree down
-// with it. Nothing is read yet: the caller waits for the ack.
-func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxResult int) (*proc, error) {
+// startProc starts c in dir with env and the action protocol's pipes,
+// through a shim (see shim.go) that applies c's address-space limit and,
+// when uid >= 0, the user, and that takes the action's whole process tree
+// down with it. memBytes is the function's memory limit, which failures
+// are classified against. Nothing is read yet: the caller waits for the ack.
+func startProc(c command, dir string, env []string, memBytes uint64, uid, gid, maxResult int) (*proc, error) {
 	// stdin, stdout, stderr, fd 3 (results), fd 4 (lifeline)
 	var pipes [5][2]*os.File
 	for i := range pipes {
@@ -75,7 +76,7 @@ func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxRes
 	lifeR, lifeW := pipes[4][0], pipes[4][1]
 	cmd := &exec.Cmd{
 		Path:       shimExe,
-		Args:       shimArgs(path, memBytes, uid, gid),
+		Args:       shimArgs(c.argv, c.addressSpace, uid, gid),
 		Dir:        dir,
 		Env:        append(slices.Clip(env), shimEnv+"="+shimMagic),
 		Stdin:      inR,
@@ -91,7 +92,7 @@ func startProc(path, dir string, env []string, memBytes uint64, uid, gid, maxRes
 		for _, pp := range pipes {
 			closeFiles(pp[0], pp[1])
 		}
-		return nil, fmt.Errorf("process: start %s: %w", path, err)
+		return nil, fmt.Errorf("process: start %s: %w", c.argv[0], err)
 	}
 	// The child has its copies; the parent keeps only its own ends, so
 	// that EOF arrives when the child (and its children) are gone. lifeW

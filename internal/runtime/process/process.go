@@ -90,6 +90,12 @@ type Options struct {
 	// Defaults DefaultMaxUnzipBytes and DefaultMaxUnzipFiles.
 	MaxUnzipBytes int64
 	MaxUnzipFiles int
+	// Node and Python are the absolute paths of the node and python3
+	// interpreters that run the nodejs and python kinds' launchers
+	// (launchers.go). New finds them on the server's PATH
+	// (exec.LookPath) when empty; a kind whose interpreter is not found
+	// cannot be deployed (Prepare) or run.
+	Node, Python string
 }
 
 // Runtime is the process runtime. It is safe for concurrent use.
@@ -110,6 +116,7 @@ type Runtime struct {
 var (
 	_ runtime.Runtime   = (*Runtime)(nil)
 	_ runtime.Forgetter = (*Runtime)(nil)
+	_ runtime.Preparer  = (*Runtime)(nil)
 )
 
 // New validates opts and returns a Runtime. It starts nothing: processes
@@ -136,6 +143,11 @@ func New(opts Options) (*Runtime, error) {
 			return nil, err
 		}
 		if err := reachable(opts.WorkDir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range languages {
+		if err := l.find(&opts); err != nil {
 			return nil, err
 		}
 	}
@@ -206,13 +218,19 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
+	cmd, err := r.command(path, inv.Limits.MemoryBytes)
+	if err != nil {
+		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
+	}
 	env, err := r.env(fn)
 	if err != nil {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
-	value, err := actionio.Params(inv, r.opts.InlineLimit)
-	if err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
+	var value any = inv.Value // a direct invocation: the parameters are the value
+	if inv.Value == nil {
+		if value, err = actionio.Params(inv, r.opts.InlineLimit); err != nil {
+			return runtime.Result{}, &runtime.Error{Class: runtime.ClassPlatform, Err: fmt.Errorf("process: %w", err)}
+		}
 	}
 	key := poolKey(fn, env, inv.Limits.MemoryBytes)
 	pl, err := r.pool(key, fn, filepath.Base(dir))
@@ -221,7 +239,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.
 	}
 	for tries := 1; ; tries++ {
 		p, err := pl.acquire(ctx, func() (*proc, error) {
-			return r.start(path, dir, env, inv.Limits.MemoryBytes)
+			return r.start(cmd, dir, env, inv.Limits.MemoryBytes)
 		})
 		if err != nil {
 			return runtime.Result{}, err
@@ -243,9 +261,10 @@ var errDiedIdle = errors.New("exited while idle")
 // pipe is atomic, written whole or not at all.
 const pipeBuf = 4096
 
-// start starts and acks one process, tracking it for Close.
-func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, error) {
-	p, err := startProc(path, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
+// start starts and acks one process of c, tracking it for Close.
+func (r *Runtime) start(c command, dir string, env []string, mem uint64) (*proc, error) {
+	path := c.argv[len(c.argv)-1] // the executable, or the launcher script its interpreter runs
+	p, err := startProc(c, dir, env, mem, r.uid, r.gid, r.opts.MaxResultBytes)
 	if err != nil {
 		return nil, &runtime.Error{Class: runtime.ClassInit, Err: err}
 	}
@@ -270,7 +289,7 @@ func (r *Runtime) start(path, dir string, env []string, mem uint64) (*proc, erro
 
 // activate runs one activation on p. healthy reports whether p may serve
 // another one.
-func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation, value map[string]any) (runtime.Result, bool, error) {
+func (r *Runtime) activate(ctx context.Context, p *proc, inv *runtime.Invocation, value any) (runtime.Result, bool, error) {
 	maxLog := inv.Limits.MaxLogBytes
 	if maxLog <= 0 {
 		maxLog = DefaultMaxLogBytes
@@ -441,34 +460,27 @@ func looksOOM(stderr string) bool {
 
 var errNotJSON = errors.New("result is not a JSON object or array")
 
-// result interprets the action's result line.
+// result interprets the action's result line: for a direct invocation
+// (Invocation.Value) the result itself (runtime.DirectResult), else an
+// object or array, under the output convention.
 func result(b []byte, inv *runtime.Invocation) (runtime.Result, error) {
 	b = bytes.TrimSpace(b)
 	if !json.Valid(b) || (b[0] != '{' && b[0] != '[') {
 		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction,
 			Err: fmt.Errorf("process: %w: %.200q", errNotJSON, b)}
 	}
-	if b[0] == '[' {
+	if b[0] == '[' && inv.Value == nil {
 		return runtime.Result{Result: json.RawMessage(b)}, nil
 	}
-	// Only "error" is decoded: the other fields (a body of up to
-	// MaxResultBytes) are skipped, not copied.
-	var probe struct {
-		Error json.RawMessage `json:"error"`
+	res, err := runtime.DirectResult(b)
+	if re := (*runtime.Error)(nil); errors.As(err, &re) {
+		re.Err = fmt.Errorf("process: %w", re.Err)
+		return runtime.Result{Result: res}, re
 	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return runtime.Result{}, &runtime.Error{Class: runtime.ClassFunction, Err: fmt.Errorf("process: %w: %w", errNotJSON, err)}
+	if inv.Value != nil {
+		return runtime.Result{Result: res}, nil
 	}
-	if e := probe.Error; e != nil {
-		msg := string(e)
-		var s string
-		if json.Unmarshal(e, &s) == nil {
-			msg = s
-		}
-		return runtime.Result{Result: json.RawMessage(b)}, &runtime.Error{Class: runtime.ClassFunction,
-			Err: fmt.Errorf("process: action error: %s", msg)}
-	}
-	return actionio.Output(runtime.Result{Result: json.RawMessage(b)}, inv)
+	return actionio.Output(runtime.Result{Result: res}, inv)
 }
 
 // names returns the OpenWhisk namespace (the tenant, or "_") and the fully

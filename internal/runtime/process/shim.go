@@ -65,10 +65,11 @@ func init() {
 	}
 }
 
-// shimArgs returns the shim's arguments for running path with a memory
-// limit and, when uid >= 0, as uid/gid.
-func shimArgs(path string, memBytes uint64, uid, gid int) []string {
-	return []string{shimArg0, path, strconv.FormatUint(memBytes, 10), strconv.Itoa(uid), strconv.Itoa(gid)}
+// shimArgs returns the shim's arguments for running argv (its path
+// first) with an address-space limit (RLIMIT_AS, 0 = none) and, when
+// uid >= 0, as uid/gid.
+func shimArgs(argv []string, memBytes uint64, uid, gid int) []string {
+	return append([]string{shimArg0, argv[0], strconv.FormatUint(memBytes, 10), strconv.Itoa(uid), strconv.Itoa(gid)}, argv[1:]...)
 }
 
 // shimMain runs the action described by args (see shimArgs) and returns
@@ -81,8 +82,8 @@ func shimMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "dedupfn: "+format+"\n", a...)
 		return 127
 	}
-	if len(args) != 4 {
-		return fail("shim: want 4 arguments, got %d", len(args))
+	if len(args) < 4 {
+		return fail("shim: want at least 4 arguments, got %d", len(args))
 	}
 	path := args[0]
 	mem, err1 := strconv.ParseUint(args[1], 10, 64)
@@ -112,7 +113,7 @@ func shimMain(args []string) int {
 		attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
 	cmd := &exec.Cmd{
-		Path: path, Args: []string{path}, Env: env,
+		Path: path, Args: append([]string{path}, args[4:]...), Env: env,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ExtraFiles:  []*os.File{results},
 		SysProcAttr: attr,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,8 @@ import (
 )
 
 // unpack writes fn.Code under WorkDir/<digest>/ once and returns the
-// executable's path and its directory.
+// executable's path (exec, or a launcher script: see launchers.go) and
+// its directory.
 func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
 	if len(fn.Code) == 0 {
 		return "", "", errors.New("process: function has no code")
@@ -27,11 +29,10 @@ func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
 		return "", "", fmt.Errorf("process: code digest mismatch: function says %s, code is %s", fn.CodeDigest, digest)
 	}
 	dir = filepath.Join(r.opts.WorkDir, digest)
-	path = filepath.Join(dir, "exec")
 	r.unpackMu.Lock()
 	defer r.unpackMu.Unlock()
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		return path, dir, nil
+	if name, err := entry(dir); err == nil {
+		return filepath.Join(dir, name), dir, nil
 	}
 	if err := os.MkdirAll(r.opts.WorkDir, 0o755); err != nil {
 		return "", "", fmt.Errorf("process: create work dir: %w", err)
@@ -53,18 +54,45 @@ func (r *Runtime) unpack(fn runtime.Function) (path, dir string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	st, err := os.Stat(filepath.Join(tmp, "exec"))
-	if err != nil || !st.Mode().IsRegular() {
-		return "", "", errors.New("process: zip has no file named exec at its root")
+	name, err := entry(tmp)
+	if err != nil {
+		return "", "", err
 	}
-	if err := os.Chmod(filepath.Join(tmp, "exec"), st.Mode().Perm()|0o755); err != nil {
-		return "", "", fmt.Errorf("process: chmod exec: %w", err)
+	st, err := os.Stat(filepath.Join(tmp, name))
+	if err != nil {
+		return "", "", fmt.Errorf("process: %w", err)
+	}
+	if err := os.Chmod(filepath.Join(tmp, name), st.Mode().Perm()|0o755); err != nil {
+		return "", "", fmt.Errorf("process: chmod %s: %w", name, err)
 	}
 	_ = os.RemoveAll(dir) // a partial directory from a crash
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", "", fmt.Errorf("process: install code: %w", err)
 	}
-	return path, dir, nil
+	return filepath.Join(dir, name), dir, nil
+}
+
+// entry is the name of what runs in an unpacked code directory: exec, or
+// the launcher a zip of ActionCode names in its manifest.
+func entry(dir string) (string, error) {
+	if st, err := os.Stat(filepath.Join(dir, "exec")); err == nil && st.Mode().IsRegular() {
+		return "exec", nil
+	}
+	m, err := readManifest(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errors.New("process: zip has no file named exec at its root")
+	}
+	if err != nil {
+		return "", err
+	}
+	lang, err := m.language()
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(filepath.Join(dir, lang.launcher)); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("process: %s action without its launcher %s", m.Kind, lang.launcher)
+	}
+	return lang.launcher, nil
 }
 
 // codeDigest is the SHA-256 (hex) of code: its directory under WorkDir.

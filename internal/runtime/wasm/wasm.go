@@ -4,7 +4,9 @@
 // each param as DEDUPFN_PARAM_<NAME>), the function's name as argv[0],
 // stderr kept as the activation's logs. A function sees no host files, no
 // network, a deterministic clock and random source, and runs under a
-// memory and a time limit.
+// memory and a time limit. Invoked directly (runtime.Invocation.Value, an
+// OpenWhisk action's invocation) a module reads the parameters as JSON on
+// stdin and writes its result, one JSON object, on stdout.
 //
 // Each invocation instantiates a fresh module instance, so nothing is
 // shared between invocations; invocations may run concurrently. Compiled
@@ -14,6 +16,7 @@
 package wasm
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"crypto/sha256"
@@ -51,6 +54,9 @@ const (
 	// DefaultMaxLogBytes bounds the stderr kept per invocation when
 	// Limits.MaxLogBytes is 0.
 	DefaultMaxLogBytes = 64 << 10
+	// MaxResultBytes bounds a direct invocation's result (its stdout),
+	// as the process runtime bounds a result line.
+	MaxResultBytes = 64 << 20
 	// DefaultMaxCachedModules is how many compiled modules are kept in
 	// memory when Options.MaxCachedModules is 0.
 	DefaultMaxCachedModules = 32
@@ -248,8 +254,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 // asked for more memory than Limits.MemoryBytes, ClassFunction for a
 // non-zero exit, a trap or too much output, ClassPlatform when ctx ends,
 // the runtime closes, or reading input or writing output fails.
+//
+// A direct invocation (inv.Value set) gets the parameters on stdin; its
+// stdout is the result (runtime.DirectResult: one JSON object, an
+// "error" field a ClassFunction failure), at most MaxResultBytes (and
+// Limits.MaxOutputBytes), else a ClassFunction failure.
 func (r *Runtime) Invoke(ctx context.Context, inv *runtime.Invocation) (runtime.Result, error) {
-	if inv == nil || inv.Output == nil {
+	if inv == nil || (inv.Output == nil && inv.Value == nil) {
 		return runtime.Result{}, runtime.Errorf(runtime.ClassPlatform, "wasm: invocation without output writer")
 	}
 	if err := r.enter(); err != nil {
@@ -348,6 +359,15 @@ func (r *Runtime) run(ctx context.Context, mod wazero.CompiledModule, inv *runti
 	alloc := &allocator{limit: memLimit, cancel: cancel}
 	input := &inputReader{r: inv.Input}
 	output := &outputWriter{w: inv.Output, max: lim.MaxOutputBytes, cancel: cancel}
+	var result *bytes.Buffer // a direct invocation's stdout
+	if inv.Value != nil {
+		result = new(bytes.Buffer)
+		input.r = bytes.NewReader(inv.Value)
+		output.w, output.max = result, MaxResultBytes
+		if m := lim.MaxOutputBytes; m > 0 && m < MaxResultBytes {
+			output.max = m
+		}
+	}
 	stderr := &logBuffer{max: maxLog}
 
 	cfg := wazero.NewModuleConfig().
@@ -394,6 +414,14 @@ func (r *Runtime) run(ctx context.Context, mod wazero.CompiledModule, inv *runti
 	}
 	if cerr := r.classify(ctx, runCtx, alloc, input, output, stderr, err); cerr != nil {
 		return runtime.Result{Logs: stderr.String(), Duration: dur}, cerr
+	}
+	if result != nil {
+		res, err := runtime.DirectResult(result.Bytes())
+		if re := (*runtime.Error)(nil); errors.As(err, &re) {
+			re.Err, re.Stderr = fmt.Errorf("wasm: %w", re.Err), stderr.String()
+			return runtime.Result{Result: res, Logs: stderr.String(), Duration: dur}, re
+		}
+		return runtime.Result{Result: res, Logs: stderr.String(), Duration: dur}, nil
 	}
 	return runtime.Result{OutputWritten: true, Logs: stderr.String(), Duration: dur}, nil
 }
