@@ -147,6 +147,9 @@ func objectsIn(t *testing.T, mc *minio.Client, bucket string) map[string]string 
 		}
 		b, err := io.ReadAll(obj)
 		obj.Close()
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			continue // deleted since the listing
+		}
 		if err != nil {
 			t.Fatalf("read %s/%s: %v", bucket, o.Key, err)
 		}
@@ -464,17 +467,12 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 	}
 }
 
-// TestPipeline_MinIOKafka is the chain on the production wiring: real
-// MinIO publishing every bucket's put and delete events to a Kafka
-// broker, 2 replicas sharing CouchDB. dedupfn's outputs reach the next
-// stage in-process and again as MinIO's events of its writes: one
-// activation each, whichever replica gets the event. The counts are the
-// built-in endpoint's: 2 runs per stage for 3 uploads, none for a 4th
-// duplicate; a redeployed thumbnail with identical outputs, backfilled,
-// runs again and classify does not; deleting images/a.jpg removes its
-// thumb and label (delete on both stages) and nothing else; redeployed
-// with keep, a delete removes nothing; lineage through the other replica.
-func TestPipeline_MinIOKafka(t *testing.T) {
+// minioChain is the chain on the production wiring: real MinIO
+// publishing every bucket's put and delete events to a Kafka broker, 2
+// replicas sharing CouchDB; the chain deployed through the first with
+// --on-input-delete policy, live on both.
+func minioChain(t *testing.T, policy string) (*cluster, *chain) {
+	t.Helper()
 	cl := startCluster(t, 2, peers.MinIOOptions{})
 	for _, b := range []string{"images", "thumbs", "labels"} {
 		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
@@ -482,29 +480,42 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 		}
 		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	}
-	r0, r1 := cl.replicas[0], cl.replicas[1]
-	c := newChain(t, r0, cl.mc)
-	c.deploy("delete")
+	c := newChain(t, cl.replicas[0], cl.mc)
+	c.deploy(policy)
 	testutil.Eventually(t, 5*time.Second, "the chain on the other replica", func() bool {
-		return strings.Contains(r1.cli("fn", "list"), "classify")
+		return strings.Contains(cl.replicas[1].cli("fn", "list"), "classify")
 	})
-	// settled waits for MinIO's events of dedupfn's own writes, which
-	// would show as activations too many, then checks the totals.
-	settled := func(events, runs, hits, deletes int64) {
-		t.Helper()
-		r0.waitEvents(events, 2*time.Minute)
-		time.Sleep(3 * time.Second)
-		if st := r1.stats(); st.Events != events || st.Runs != runs || st.Hits != hits || st.Deletes != deletes || st.Errors != 0 {
-			t.Fatalf("stats %+v: want %d activations, %d runs, %d hits, %d deletes, no errors", st, events, runs, hits, deletes)
-		}
-	}
+	return cl, c
+}
 
+// settled waits for the cluster's activations, and for MinIO's events of
+// dedupfn's own writes, which would show as activations too many, then
+// checks the totals.
+func (cl *cluster) settled(t *testing.T, events, runs, hits, deletes int64) {
+	t.Helper()
+	cl.replicas[0].waitEvents(events, 2*time.Minute)
+	time.Sleep(3 * time.Second)
+	if st := cl.replicas[1].stats(); st.Events != events || st.Runs != runs || st.Hits != hits || st.Deletes != deletes || st.Errors != 0 {
+		t.Fatalf("stats %+v: want %d activations, %d runs, %d hits, %d deletes, no errors", st, events, runs, hits, deletes)
+	}
+}
+
+// TestPipeline_MinIOKafka is the chain on MinIO → Kafka → 2 replicas.
+// dedupfn's outputs reach the next stage in-process and again as MinIO's
+// events of its writes: one activation each, whichever replica gets the
+// event. The counts are the built-in endpoint's: 2 runs per stage for 3
+// uploads, none for a 4th duplicate; deleting images/a.jpg removes its
+// thumb and label (delete on both stages) and nothing else; redeployed
+// with keep, a delete removes nothing; lineage through the other replica.
+func TestPipeline_MinIOKafka(t *testing.T) {
+	cl, c := minioChain(t, "delete")
+	r1 := cl.replicas[1]
 	up := c.threeUploads()
-	settled(6, 4, 2, 0)
+	cl.settled(t, 6, 4, 2, 0)
 	c.wantRuns(2, 2)
 	up["d.jpg"] = imageA
 	c.upload("d.jpg", imageA)
-	settled(8, 4, 4, 0)
+	cl.settled(t, 8, 4, 4, 0)
 	c.wantRuns(2, 2)
 	thumbs, labels := outputsOf(up)
 	wantObjects(t, cl.mc, "thumbs", thumbs)
@@ -519,16 +530,6 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 		t.Errorf("lineage of labels/d.jpg through the other replica: %v, want %s", got, want)
 	}
 
-	// Early cutoff: 2 thumbnail runs of the new version, 2 hits; classify
-	// hits all 4 of the rewritten thumbs.
-	c.redeployThumbnail("delete")
-	if bf := r0.cli("backfill", "thumbnail"); !strings.Contains(bf, "runs 2") {
-		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
-	}
-	settled(16, 6, 10, 0)
-	c.wantRuns(4, 2)
-	wantObjects(t, cl.mc, "labels", labels)
-
 	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +540,7 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 		return !thumb && !label
 	})
 	t.Logf("outputs deleted %s after the input", time.Since(start).Round(time.Millisecond))
-	settled(18, 6, 10, 2)
+	cl.settled(t, 10, 4, 4, 2)
 	delete(up, "a.jpg")
 	thumbs, labels = outputsOf(up)
 	wantObjects(t, cl.mc, "thumbs", thumbs)
@@ -559,6 +560,30 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 	if st := r1.stats(); st.Deletes != 2 {
 		t.Errorf("stats %+v: a delete with keep recorded a deletion", st)
 	}
+}
+
+// TestPipeline_MinIOKafka_EarlyCutoff: on MinIO → Kafka → 2 replicas, a
+// redeployed thumbnail whose outputs are byte-identical, backfilled
+// through one replica, runs again once per content and classify does not
+// run (the side files); each stage records one activation per object,
+// MinIO's events of the rewritten thumbs included.
+func TestPipeline_MinIOKafka_EarlyCutoff(t *testing.T) {
+	cl, c := minioChain(t, "")
+	up := c.threeUploads()
+	up["d.jpg"] = imageA
+	c.upload("d.jpg", imageA)
+	cl.settled(t, 8, 4, 4, 0)
+	c.redeployThumbnail("")
+	bf := cl.replicas[0].cli("backfill", "thumbnail")
+	cl.replicas[0].waitEvents(16, 2*time.Minute)
+	time.Sleep(3 * time.Second)
+	c.wantRuns(4, 2)
+	_, labels := outputsOf(up)
+	wantObjects(t, cl.mc, "labels", labels)
+	if !strings.Contains(bf, "runs 2") {
+		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
+	}
+	cl.settled(t, 16, 6, 10, 0)
 }
 
 const (
