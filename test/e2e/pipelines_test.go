@@ -166,6 +166,56 @@ func wantObjects(t *testing.T, mc *minio.Client, bucket string, want map[string]
 	}
 }
 
+// chainBuckets makes the chain's buckets in the cluster's MinIO
+// (versioned or not), each publishing events to the broker.
+func (cl *cluster) chainBuckets(t *testing.T, versioned bool, events ...notification.EventType) {
+	t.Helper()
+	for _, b := range []string{"images", "thumbs", "labels"} {
+		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if versioned {
+			if err := cl.mc.EnableVersioning(t.Context(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.minio.Notify(t, b, cl.minio.ARN, events...)
+	}
+}
+
+// waitOutputsGone waits until thumbs/key and labels/key are deleted, and
+// returns how long that took.
+func (c *chain) waitOutputsGone(key string, timeout time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	testutil.Eventually(c.t, timeout, "thumbs/"+key+" and labels/"+key+" deleted", func() bool {
+		_, thumb := objectsIn(c.t, c.mc, "thumbs")[key]
+		_, label := objectsIn(c.t, c.mc, "labels")[key]
+		return !thumb && !label
+	})
+	return time.Since(start)
+}
+
+// deleteOneOfTwo uploads a.jpg and b.jpg through both stages, deletes
+// images/a.jpg (the store's own delete, no dedupfn call), waits until its
+// thumb and label are gone and checks, a few seconds on, that b's stay.
+// It returns how long the deletion took.
+func (c *chain) deleteOneOfTwo() time.Duration {
+	c.t.Helper()
+	c.upload("a.jpg", imageA)
+	c.upload("b.jpg", imageB)
+	c.s.waitEvents(4, time.Minute)
+	if err := c.mc.RemoveObject(c.t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	took := c.waitOutputsGone("a.jpg", 30*time.Second)
+	time.Sleep(3 * time.Second) // a deletion too many would show now
+	thumbs, labels := outputsOf(map[string][]byte{"b.jpg": imageB})
+	wantObjects(c.t, c.mc, "thumbs", thumbs)
+	wantObjects(c.t, c.mc, "labels", labels)
+	return took
+}
+
 // outputsOf is what each of keys (→ its upload's body) makes in thumbs
 // and in labels.
 func outputsOf(uploads map[string][]byte) (thumbs, labels map[string]string) {
@@ -327,13 +377,7 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 	up := c.threeUploads()
 	c.s.aws("s3", "rm", "s3://images/a.jpg")
 	mc := c.mc
-	start := time.Now()
-	testutil.Eventually(t, 10*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
-		_, thumb := objectsIn(t, mc, "thumbs")["a.jpg"]
-		_, label := objectsIn(t, mc, "labels")["a.jpg"]
-		return !thumb && !label
-	})
-	t.Logf("outputs deleted %s after the input", time.Since(start).Round(time.Millisecond))
+	t.Logf("outputs deleted %s after the input", c.waitOutputsGone("a.jpg", 10*time.Second).Round(time.Millisecond))
 	time.Sleep(time.Second) // a deletion too many would show now
 	delete(up, "a.jpg")
 	thumbs, labels := outputsOf(up)
@@ -474,12 +518,7 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 func minioChain(t *testing.T, policy string) (*cluster, *chain) {
 	t.Helper()
 	cl := startCluster(t, 2, peers.MinIOOptions{})
-	for _, b := range []string{"images", "thumbs", "labels"} {
-		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	}
+	cl.chainBuckets(t, false, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	c := newChain(t, cl.replicas[0], cl.mc)
 	c.deploy(policy)
 	testutil.Eventually(t, 5*time.Second, "the chain on the other replica", func() bool {
@@ -533,13 +572,7 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
-		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
-		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
-		return !thumb && !label
-	})
-	t.Logf("outputs deleted %s after the input", time.Since(start).Round(time.Millisecond))
+	t.Logf("outputs deleted %s after the input", c.waitOutputsGone("a.jpg", 30*time.Second).Round(time.Millisecond))
 	cl.settled(t, 10, 4, 4, 2)
 	delete(up, "a.jpg")
 	thumbs, labels = outputsOf(up)
@@ -785,11 +818,7 @@ func TestPipeline_Webhook(t *testing.T) {
 	if err := mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
-		_, thumb := objectsIn(t, mc, "thumbs")["a.jpg"]
-		_, label := objectsIn(t, mc, "labels")["a.jpg"]
-		return !thumb && !label
-	})
+	c.waitOutputsGone("a.jpg", 30*time.Second)
 	time.Sleep(2 * time.Second)
 	delete(up, "a.jpg")
 	thumbs, labels := outputsOf(up)
@@ -806,33 +835,10 @@ func TestPipeline_Webhook(t *testing.T) {
 // and label, and nothing else.
 func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
 	cl := startCluster(t, 1, peers.MinIOOptions{}, "--reconcile", "1s", "--reconcile-grace", "2s")
-	for _, b := range []string{"images", "thumbs", "labels"} {
-		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll)
-	}
+	cl.chainBuckets(t, false, notification.ObjectCreatedAll)
 	c := newChain(t, cl.replicas[0], cl.mc)
 	c.deploy("delete")
-	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
-	c.upload("a.jpg", imageA)
-	c.upload("b.jpg", imageB)
-	c.s.waitEvents(4, time.Minute)
-	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
-		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
-		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
-		return !thumb && !label
-	})
-	t.Logf("the reconciler deleted the outputs %s after the input", time.Since(start).Round(time.Millisecond))
-	time.Sleep(3 * time.Second) // more passes of the reconciler
-	delete(up, "a.jpg")
-	thumbs, labels := outputsOf(up)
-	wantObjects(t, cl.mc, "thumbs", thumbs)
-	wantObjects(t, cl.mc, "labels", labels)
+	t.Logf("the reconciler deleted the outputs %s after the input", c.deleteOneOfTwo().Round(time.Millisecond))
 	if st := c.s.stats(); st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 2 deletes apart from 4 runs", st)
 	}
@@ -850,34 +856,10 @@ func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
 // input's thumb and label go, the other upload's stay.
 func TestPipeline_DeleteMarker(t *testing.T) {
 	cl := startCluster(t, 1, peers.MinIOOptions{})
-	for _, b := range []string{"images", "thumbs", "labels"} {
-		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := cl.mc.EnableVersioning(t.Context(), b); err != nil {
-			t.Fatal(err)
-		}
-		cl.minio.Notify(t, b, cl.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	}
+	cl.chainBuckets(t, true, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	c := newChain(t, cl.replicas[0], cl.mc)
 	c.deploy("delete")
-	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
-	c.upload("a.jpg", imageA)
-	c.upload("b.jpg", imageB)
-	c.s.waitEvents(4, time.Minute)
-	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "thumbs/a.jpg and labels/a.jpg deleted", func() bool {
-		_, thumb := objectsIn(t, cl.mc, "thumbs")["a.jpg"]
-		_, label := objectsIn(t, cl.mc, "labels")["a.jpg"]
-		return !thumb && !label
-	})
-	time.Sleep(3 * time.Second)
-	delete(up, "a.jpg")
-	thumbs, labels := outputsOf(up)
-	wantObjects(t, cl.mc, "thumbs", thumbs)
-	wantObjects(t, cl.mc, "labels", labels)
+	c.deleteOneOfTwo()
 	if st := c.s.stats(); st.Events != 6 || st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 6 activations: 2 deletes apart from 4 runs (MinIO's events of versioned outputs count once)", st)
 	}
