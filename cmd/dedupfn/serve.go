@@ -33,6 +33,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/inputurl"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/owapi"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
 	"github.com/dedupfn/dedupfn/internal/plugin"
 	"github.com/dedupfn/dedupfn/internal/registry"
@@ -270,6 +271,9 @@ type serveSecrets struct {
 	adminToken     string
 	tenants        []api.Tenant
 	owOpts         openwhisk.Options
+	// owNamespaces are the OpenWhisk API's namespaces; none: /api/v1 is
+	// not served.
+	owNamespaces []owapi.Namespace
 }
 
 // checkSecrets reads serve's credentials from the environment (and
@@ -301,6 +305,9 @@ func checkSecrets(o serveOptions) (serveSecrets, error) {
 		return sec, err
 	}
 	if sec.owOpts, err = o.sec.openWhiskOptions(sec.tenants); err != nil {
+		return sec, err
+	}
+	if sec.owNamespaces, err = openWhiskNamespaces(os.Getenv("DEDUPFN_OPENWHISK_KEYS"), o.sec.owAdminNS, sec.tenants); err != nil {
 		return sec, err
 	}
 	return sec, nil
@@ -376,6 +383,7 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 		return nil, err
 	}
 	*closers = append(*closers, closeRuntimes)
+	runtimes[owapi.BuiltinRuntime] = owapi.Builtins{} // /whisk.system/utils of the OpenWhisk API
 
 	inputs, err := openInputs(o, sec.owOpts.API, logger)
 	if err != nil {
@@ -416,6 +424,22 @@ func openComponents(ctx context.Context, o serveOptions, dataDir string, sec ser
 		Gatherer: promReg, Logger: logger, Mux: mux, ListenAddr: o.apiAddr, Backfills: backfills,
 		InstanceID: c.instanceID,
 	})
+	if len(sec.owNamespaces) > 0 {
+		owSrv, err := owapi.New(owapi.Config{
+			Namespaces: sec.owNamespaces, Registry: reg, Index: idx, Invoker: pipe, Deployer: pipe,
+			ActionCode: process.ActionCode, TenantRuntimes: api.DefaultTenantRuntimes, MaxCodeBytes: o.sec.maxCodeBytes,
+			MaxMemoryMB: o.sec.maxMemoryMB, MaxParamsBytes: o.sec.maxParamsBytes, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		*closers = append(*closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			owSrv.Close(ctx)
+		})
+		apiCfg.OpenWhisk = owSrv.Handler()
+	}
 	// Actions fetch get_url by the public URL's name: the operator's, as
 	// an --api-host is.
 	apiCfg.ExtraHosts = append(apiCfg.ExtraHosts, publicHost(inputs))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/api"
 	"github.com/dedupfn/dedupfn/internal/bytesize"
+	"github.com/dedupfn/dedupfn/internal/owapi"
 	"github.com/dedupfn/dedupfn/internal/registry"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk"
 )
@@ -78,10 +79,14 @@ type tenantFileEntry struct {
 	// environment form has no room for them: a key holds ':'.
 	OpenWhiskNamespace string `yaml:"openwhisk_namespace"`
 	OpenWhiskAuth      string `yaml:"openwhisk_auth"`
+	// OpenWhiskKey is the "UUID:KEY" of the tenant's namespace on the
+	// OpenWhisk API served here (/api/v1); not openwhisk_auth, which
+	// calls a remote OpenWhisk.
+	OpenWhiskKey string `yaml:"openwhisk_key"`
 }
 
 // parseTenantsFile parses a --tenants YAML file: a map tenant → {token,
-// buckets, openwhisk_namespace, openwhisk_auth}.
+// buckets, openwhisk_namespace, openwhisk_auth, openwhisk_key}.
 func parseTenantsFile(name string, b []byte) ([]api.Tenant, error) {
 	var m map[string]tenantFileEntry
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -92,7 +97,7 @@ func parseTenantsFile(name string, b []byte) ([]api.Tenant, error) {
 	var out []api.Tenant
 	for tenant, e := range m {
 		t := api.Tenant{Name: tenant, Token: e.Token, Buckets: e.Buckets,
-			OpenWhisk: openwhisk.Tenant{Namespace: e.OpenWhiskNamespace, Auth: e.OpenWhiskAuth}}
+			OpenWhisk: openwhisk.Tenant{Namespace: e.OpenWhiskNamespace, Auth: e.OpenWhiskAuth}, OpenWhiskKey: e.OpenWhiskKey}
 		if !tenantNameRE.MatchString(tenant) {
 			return nil, fmt.Errorf("tenants file %s: tenant name must match %s, got %q", name, tenantNameRE, tenant)
 		}
@@ -178,12 +183,15 @@ type securityOptions struct {
 	maxCodeBytes   int64
 	maxMemoryMB    int
 	maxParamsBytes int
+	// owAdminNS is the OpenWhisk API's namespace of the admin.
+	owAdminNS string
 }
 
 func (o *securityOptions) register(fl *pflag.FlagSet) {
 	fl.StringVar(&o.tenantsFile, "tenants", "", "YAML file of tenants: a map tenant: {token: T, buckets: [B, ...], openwhisk_namespace: NS, openwhisk_auth: UUID:KEY} (adds to DEDUPFN_TENANT_TOKENS; needs DEDUPFN_API_TOKEN)")
 	fl.StringVar(&o.openwhiskAPI, "openwhisk-api", os.Getenv("DEDUPFN_OPENWHISK_API"), "default OpenWhisk API host URL of remote actions; always allowed (env DEDUPFN_OPENWHISK_API)")
 	fl.StringSliceVar(&o.openwhiskAllow, "openwhisk-allow", nil, "further OpenWhisk API URLs functions may name with --openwhisk-api; they receive DEDUPFN_OPENWHISK_AUTH (the admin's functions) and tenants' openwhisk_auth")
+	fl.StringVar(&o.owAdminNS, "openwhisk-admin-namespace", "guest", "namespace of the OpenWhisk API (/api/v1) that acts as the admin; other namespaces are tenants' (keys: DEDUPFN_OPENWHISK_KEYS=guest=UUID:KEY;acme=UUID2:KEY2, or openwhisk_key in --tenants)")
 	fl.StringSliceVar(&o.apiHosts, "api-host", nil, "extra Host names the API answers to on loopback, besides localhost, 127.0.0.1, [::1] and --api-addr's host")
 	sizeVar(fl, &o.maxCodeBytes, "max-code", api.DefaultMaxCodeBytes, 1<<20, 1, "largest function code a deploy may upload, such as 64MiB or 512KiB (a bare number is MiB; 413 above it)")
 	sizeVar(fl, &o.maxMemoryMB, "max-memory", api.DefaultMaxMemoryMB, 1<<20, 1<<20, "largest --memory a function may ask for, such as 2GiB (a bare number is MiB)")
@@ -229,4 +237,67 @@ func tenantBuckets(tenants []api.Tenant) map[string][]string {
 		m[t.Name] = t.Buckets
 	}
 	return m
+}
+
+// openWhiskKeysSyntax is quoted in DEDUPFN_OPENWHISK_KEYS's parse errors.
+const openWhiskKeysSyntax = "guest=UUID:KEY;acme=UUID2:KEY2"
+
+// openWhiskNamespaces returns the namespaces of the OpenWhisk API
+// served under /api/v1, from DEDUPFN_OPENWHISK_KEYS (env:
+// "namespace=UUID:KEY;..."), and the tenants' openwhisk_key. The
+// namespace adminNS (--openwhisk-admin-namespace) acts as the admin; a
+// namespace named like a tenant acts as that tenant, on its buckets;
+// any other namespace is refused, and so is a tenant named adminNS.
+// None: the API is not served. Errors never quote a key.
+func openWhiskNamespaces(env, adminNS string, tenants []api.Tenant) ([]owapi.Namespace, error) {
+	byName := map[string]api.Tenant{}
+	for _, t := range tenants {
+		byName[t.Name] = t
+	}
+	var out []owapi.Namespace
+	seen := map[string]bool{}
+	add := func(ns, key, from string) error {
+		if seen[ns] {
+			return fmt.Errorf("%s: namespace %s has a key already (DEDUPFN_OPENWHISK_KEYS or the tenants file): one key per namespace", from, ns)
+		}
+		seen[ns] = true
+		n := owapi.Namespace{Name: ns, Key: key}
+		if ns == adminNS {
+			n.Admin = true
+		} else if t, ok := byName[ns]; ok {
+			n.Tenant, n.Buckets = t.Name, t.Buckets
+		} else {
+			return fmt.Errorf("%s: namespace %s is neither the admin's (--openwhisk-admin-namespace %s) nor a tenant's: name it like a tenant", from, ns, adminNS)
+		}
+		out = append(out, n)
+		return nil
+	}
+	for i, entry := range strings.Split(env, ";") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		ns, key, ok := strings.Cut(entry, "=")
+		ns, key = strings.TrimSpace(ns), strings.TrimSpace(key)
+		if !ok || ns == "" || !strings.Contains(key, ":") {
+			return nil, fmt.Errorf("DEDUPFN_OPENWHISK_KEYS entry %d: must be namespace=UUID:KEY, as in %s", i+1, openWhiskKeysSyntax)
+		}
+		if err := add(ns, key, "DEDUPFN_OPENWHISK_KEYS"); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range tenants {
+		if t.OpenWhiskKey == "" {
+			continue
+		}
+		if err := add(t.Name, t.OpenWhiskKey, "tenants file"); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) > 0 {
+		if _, ok := byName[adminNS]; ok {
+			return nil, fmt.Errorf("tenant %s is named like the OpenWhisk admin namespace (--openwhisk-admin-namespace): rename one of them", adminNS)
+		}
+	}
+	return out, owapi.CheckNamespaces(out)
 }

@@ -68,6 +68,10 @@ type Tenant struct {
 	// OpenWhisk functions' actions must be in that namespace. Zero: the
 	// tenant deploys no OpenWhisk function.
 	OpenWhisk openwhisk.Tenant
+	// OpenWhiskKey is the "UUID:KEY" that reaches the tenant's namespace
+	// of the OpenWhisk API served here (Config.OpenWhisk; not used by
+	// this package). Empty: none.
+	OpenWhiskKey string
 }
 
 // Config wires the API.
@@ -112,6 +116,11 @@ type Config struct {
 	Mux *http.ServeMux
 	// Backfills runs backfill jobs (/v1/backfills); nil answers 503.
 	Backfills *backfill.Manager
+	// OpenWhisk, when set, serves OpenWhisk's REST API under /api/v1
+	// (internal/owapi). It has its own Basic auth, so it is mounted
+	// outside the bearer-token check, behind the Host and cross-origin
+	// checks of every request. Nil: /api/v1 answers 404.
+	OpenWhisk http.Handler
 	// InstanceID names this process; /healthz answers it in the
 	// InstanceHeader so a script can tell the server it started from
 	// another one already listening on the address.
@@ -250,6 +259,9 @@ func New(cfg Config) (*Server, error) {
 			h.ServeHTTP(w, r)
 			return nil
 		})
+	}
+	if cfg.OpenWhisk != nil {
+		s.mux.Handle("/api/v1/", cfg.OpenWhisk)
 	}
 	s.routeFunctions()
 	s.routeActivations()
