@@ -60,6 +60,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("HugeParams", attackHugeParams)
 	t.Run("OpenWhiskOtherNamespace", attackOpenWhiskNamespace)
 	t.Run("CompileBomb", attackCompileBomb)
+	t.Run("ChainIntoOtherTenant", attackChainIntoOtherTenant)
 }
 
 // A then its MD5 twin B under one key: B must run, and the output hold B.

@@ -58,21 +58,34 @@ func TestChaos_Kills(t *testing.T) {
 	if len(execs.killed) == 0 {
 		t.Fatal("no replica was killed: this run proves nothing about crashes")
 	}
+	reruns := checkReruns(t, "", execs.byContent, execs.killed)
+	t.Logf("%d replicas killed, %d contents, %d re-executions after a kill", len(execs.killed), len(execs.byContent), reruns)
+}
+
+// checkReruns checks the executions of each content (of what, a stage's
+// name or "" for the one function): one runs again only after an
+// execution of it that never ended, or that a killed replica ran, and
+// never while the one before runs. It returns how many ran again.
+func checkReruns(t *testing.T, what string, byContent map[string][]*execution, killed map[int]bool) int {
+	t.Helper()
+	if what != "" {
+		what += ", "
+	}
 	reruns := 0
-	for content, es := range execs.byContent {
+	for content, es := range byContent {
 		for i := 1; i < len(es); i++ {
 			prev := es[i-1]
 			reruns++
 			switch {
 			case prev.end >= 0 && prev.end > es[i].start:
-				t.Errorf("content %s: execution %d started while execution %d (pid %d) was still running", content, i, i-1, prev.pid)
-			case prev.end >= 0 && !execs.killed[prev.ppid] && !execs.killed[prev.gppid]:
-				t.Errorf("content %s: ran again after execution %d (pid %d, parents %d %d) ended on a replica that was not killed (killed: %v)",
-					content, i-1, prev.pid, prev.ppid, prev.gppid, execs.killed)
+				t.Errorf("%scontent %s: execution %d started while execution %d (pid %d) was still running", what, content, i, i-1, prev.pid)
+			case prev.end >= 0 && !killed[prev.ppid] && !killed[prev.gppid]:
+				t.Errorf("%scontent %s: ran again after execution %d (pid %d, parents %d %d) ended on a replica that was not killed (killed: %v)",
+					what, content, i-1, prev.pid, prev.ppid, prev.gppid, killed)
 			}
 		}
 	}
-	t.Logf("%d replicas killed, %d contents, %d re-executions after a kill", len(execs.killed), len(execs.byContent), reruns)
+	return reruns
 }
 
 // execution is one run of the function, from the side file.
@@ -111,43 +124,16 @@ func runChaos(t *testing.T, kills bool) chaosResult {
 			keys = append(keys, fmt.Sprintf("c%d/%03d", copy, i))
 		}
 	}
-	killed := map[int]bool{}
-	stop := make(chan struct{})
-	var killer sync.WaitGroup
-	var mu sync.Mutex // guards the replicas while the killer restarts them
+	var k *killer
 	if kills {
-		killer.Go(func() {
-			for n := 0; n < 6; n++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(3 * time.Second):
-				}
-				mu.Lock()
-				victim := c.replicas[rand.IntN(len(c.replicas))]
-				killed[victim.cmd.Process.Pid] = true
-				victim.kill()
-				time.Sleep(500 * time.Millisecond)
-				logged := victim.logLen()
-				victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
-				mu.Unlock()
-				// Kill again only once the group has settled with the new
-				// member: kills faster than rebalances test Kafka, not us.
-				testutil.Eventually(t, 30*time.Second, "the restarted replica to get partitions", func() bool {
-					return strings.Contains(victim.logSince(logged), "partitions assigned")
-				})
-			}
-		})
+		k = startKiller(t, c, events)
 	}
 	c.uploads(keys, contentOf, nil)
 	testutil.Eventually(t, 6*time.Minute, fmt.Sprintf("%d activations", len(keys)), func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		st, ok := c.replicas[0].tryStats()
+		st, ok := k.stats(c.replicas[0])
 		return ok && st.Events >= int64(len(keys))
 	})
-	close(stop)
-	killer.Wait()
+	killed := k.stop()
 	time.Sleep(2 * time.Second) // a straggler would show as an extra activation
 
 	acts := c.replicas[1].activations()
@@ -173,6 +159,62 @@ func runChaos(t *testing.T, kills bool) chaosResult {
 		}
 	}
 	return chaosResult{byContent: readExecutions(t, side), killed: killed}
+}
+
+// killer SIGKILLs a random replica of a cluster every few seconds, six
+// times, and starts it again each time.
+type killer struct {
+	mu     sync.Mutex // guards the replicas while one is restarted
+	killed map[int]bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startKiller(t *testing.T, c *cluster, events string) *killer {
+	k := &killer{killed: map[int]bool{}, done: make(chan struct{})}
+	k.wg.Go(func() {
+		for n := 0; n < 6; n++ {
+			select {
+			case <-k.done:
+				return
+			case <-time.After(3 * time.Second):
+			}
+			k.mu.Lock()
+			victim := c.replicas[rand.IntN(len(c.replicas))]
+			k.killed[victim.cmd.Process.Pid] = true
+			victim.kill()
+			time.Sleep(500 * time.Millisecond)
+			logged := victim.logLen()
+			victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
+			k.mu.Unlock()
+			// Kill again only once the group has settled with the new
+			// member: kills faster than rebalances test Kafka, not us.
+			testutil.Eventually(t, 30*time.Second, "the restarted replica to get partitions", func() bool {
+				return strings.Contains(victim.logSince(logged), "partitions assigned")
+			})
+		}
+	})
+	return k
+}
+
+// stats is s's stats, never while the killer restarts a replica; a nil
+// killer kills nothing.
+func (k *killer) stats(s *server) (activation.Stats, bool) {
+	if k != nil {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+	}
+	return s.tryStats()
+}
+
+// stop stops the killer and returns the pids of the replicas it killed.
+func (k *killer) stop() map[int]bool {
+	if k == nil {
+		return map[int]bool{}
+	}
+	close(k.done)
+	k.wg.Wait()
+	return k.killed
 }
 
 func indexOf(ss []*server, s *server) int {
