@@ -583,3 +583,29 @@ func TestStart_Validation(t *testing.T) {
 		t.Errorf("another tenant's Cancel: %v, want ErrNotFound", err)
 	}
 }
+
+// A job belongs to the replica that started it from the start: another
+// replica's scan adopts it only once its heartbeat is stale, never the
+// moment it is created (it did: an ownerless new job was free, and two
+// replicas ran it at once for a heartbeat or so, which in a pipeline
+// records an output twice and its next stage's events twice).
+func TestBackfill_NewJobNotAdoptedByAnotherReplica(t *testing.T) {
+	e := newEnv(t, nil)
+	want := e.putCopies(4, 1)
+	a := e.manager("replica-a", nil) // not running: as if it had just been asked, between scans
+	sendB := &countingSender{Sender: e.pipeline("replica-b")}
+	b := e.manager("replica-b", sendB)
+	e.run(b)
+	job, err := a.Start(t.Context(), backfill.Request{Function: "upper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond) // five of b's scans, half of StaleAfter
+	if n := sendB.n.Load(); n != 0 {
+		t.Fatalf("replica b sent %d objects of a job replica a started %s ago: it adopted a live job", n, 250*time.Millisecond)
+	}
+	// a never runs it: once a's heartbeat is stale, b resumes it.
+	if end := e.wait(b, job.ID); end.State != backfill.Done || end.Objects != int64(want) {
+		t.Fatalf("job after a's heartbeat went stale: %s, %d of %d objects", end.State, end.Objects, want)
+	}
+}

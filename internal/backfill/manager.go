@@ -251,7 +251,11 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 		Bucket: bucket, Prefix: prefix, State: Running,
 		Rate: req.Rate, Concurrency: cmp.Or(req.Concurrency, DefaultConcurrency),
 		Created: now, Updated: now,
-	}}
+	},
+		// Ours from the start: another replica adopts it only once this
+		// heartbeat is stale, not between its creation and our scan.
+		Owner: m.cfg.Owner, Heartbeat: now,
+	}
 	if err := m.put(ctx, d); err != nil {
 		return Job{}, err
 	}
