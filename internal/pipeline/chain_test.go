@@ -553,3 +553,33 @@ func TestTenantBuckets_RevokedBucketTriggersNothing(t *testing.T) {
 			got, len(c.activations("watch")), c.rt.ran("thumbnail"))
 	}
 }
+
+// A chain deeper than registry.MaxChainStages (the deploy check refuses
+// it; these are stored unchecked, as by replicas racing their deploys)
+// stops at its 17th function with a clear activation error.
+func TestChain_DeeperThanTheLimitStops(t *testing.T) {
+	c := newChainEnv(t)
+	n := registry.MaxChainStages + 1
+	buckets := []string{c.images}
+	for i := range n {
+		b := fmt.Sprintf("deep%d-%d-%d", i, time.Now().UnixNano()%1e6, bucketSeq.Add(1))
+		if err := store.MakeBucket(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		buckets = append(buckets, b)
+		f := registry.Function{Name: fmt.Sprintf("s%02d", i+1), Runtime: "stage",
+			Trigger: registry.Trigger{Bucket: buckets[i]}, Output: registry.Output{Bucket: b}}
+		testutil.DeployUnchecked(t, c.idx, c.reg, f, []byte("code of "+f.Name))
+	}
+	c.upload("a.jpg", "A")
+	for i := range n - 1 {
+		if got := c.rt.ran(fmt.Sprintf("s%02d", i+1)); got != 1 {
+			t.Fatalf("stage %d ran %d times, want 1", i+1, got)
+		}
+	}
+	last := c.activations(fmt.Sprintf("s%02d", n))
+	if c.rt.ran(fmt.Sprintf("s%02d", n)) != 0 || len(last) != 1 || last[0].Decision != activation.Error ||
+		last[0].ErrorClass != string(runtime.ClassConfig) || !strings.Contains(last[0].Error, "deeper than 16 stages") || last[0].Stage != n {
+		t.Fatalf("stage %d: ran %d times, activations %+v; want none run and one config error naming the limit", n, c.rt.ran(fmt.Sprintf("s%02d", n)), last)
+	}
+}
