@@ -39,7 +39,7 @@ func TestFunctionStatsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"tenant":"acme","function":"thumb","events":1,"runs":1,"hits":0,"waits":0,"errors":0,"skipped":0,"dead_letters":0,"function_ms":12,"saved_ms":0}`
+	want := `{"tenant":"acme","function":"thumb","events":1,"runs":1,"hits":0,"waits":0,"errors":0,"skipped":0,"deletes":0,"dead_letters":0,"function_ms":12,"saved_ms":0}`
 	if string(b) != want {
 		t.Fatalf("JSON %s\nwant %s", b, want)
 	}
