@@ -24,12 +24,12 @@ import (
 // its own side file; MinIO publishes the events of results too, so every
 // output reaches stage 2 both in-process and as MinIO's event.
 const (
-	chainChaosDistinct = 50
+	chainChaosDistinct = 24
 	chainChaosCopies   = 3
 )
 
 // TestChaos_ChainKills: a random replica is SIGKILLed every few seconds
-// (and restarted) while 150 uploads of 50 contents go through both
+// (and restarted) while 72 uploads of 24 contents go through both
 // stages. Every upload ends with its final-stage output and one
 // activation per stage; in each stage a content runs again only after an
 // execution of it that never ended or that a killed replica ran, and

@@ -246,6 +246,7 @@ func (c *chain) threeUploads() map[string][]byte {
 // activation names its cause (the thumbnail activation that wrote its
 // input), its root (the upload) and its stage.
 func TestPipeline_EachStageDeduplicated(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "")
 	up := c.threeUploads()
 	st := c.s.stats()
@@ -309,6 +310,7 @@ func (s *server) cliErr(args ...string) (string, error) {
 // TestPipeline_CycleRefused: deploying a third function labels → images
 // is refused, naming the cycle; nothing is deployed.
 func TestPipeline_CycleRefused(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "")
 	out, err := c.s.cliErr("fn", "deploy", "index", "--exec", chaosaction, "--bucket", "labels", "--output-bucket", "images", "--memory", "1536")
 	const want = "deploying index would close a cycle: thumbnail → classify → index → thumbnail"
@@ -325,6 +327,7 @@ func TestPipeline_CycleRefused(t *testing.T) {
 // runs again (once per distinct content), classify does not, counted
 // from the side files; every label is still there.
 func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "")
 	up := c.threeUploads()
 	c.wantRuns(2, 2)
@@ -373,6 +376,7 @@ func (c *chain) redeployThumbnail(policy string) {
 // endpoint) removes thumbs/a.jpg and its label within seconds and
 // nothing else; each deletion is an activation (decision delete).
 func TestPipeline_DeleteFollowsInput(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "delete")
 	up := c.threeUploads()
 	c.s.aws("s3", "rm", "s3://images/a.jpg")
@@ -412,6 +416,7 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 // nor its label. A witness function on images with delete shows the
 // delete event did arrive: its output goes.
 func TestPipeline_KeepRemovesNothing(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "", "--create-bucket", "witness")
 	c.deploy("keep")
 	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, "") // the default
@@ -471,6 +476,7 @@ func lineageJSON(t *testing.T, s *server, url string) map[string][]map[string]an
 // 20 states; an input lists every object derived from it, stage by
 // stage; an object dedupfn knows nothing of is a 404.
 func TestPipeline_LineageBackToUpload(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "")
 	c.threeUploads()
 	delivered := map[string]activation.Record{} // by function and output key
@@ -670,6 +676,7 @@ func tenantServer(t *testing.T, dir, tenants string) *server {
 // function, as an upload there would; globex's outputs in its own bucket
 // trigger nothing of acme's.
 func TestPipeline_CrossTenant(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	s := tenantServer(t, t.TempDir(), tenantsFile(t, []string{"acme-in", "acme-out", "common"}, []string{"globex-in", "globex-out", "common"}))
 	if out, err := copyAs(s, tenantAcme, "spy", "globex-out", "acme-out"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `trigger bucket "globex-out"`) {
 		t.Errorf("acme's trigger on globex's output bucket: err %v, %s; want a 403 naming the bucket", err, out)
@@ -730,6 +737,7 @@ func TestPipeline_CrossTenant(t *testing.T) {
 // trigger alone (Registry.Match in Pipeline.handle and nextStage) and
 // never re-checks the tenant's buckets, as invoke and backfill do.
 func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	dir := t.TempDir()
 	s := tenantServer(t, dir, tenantsFile(t, []string{"acme-in", "acme-out", "spare"}, []string{"globex-in", "globex-out"}))
 	mustCopyAs(s, tenantAcme, "watch", "spare", "acme-out")
@@ -758,6 +766,7 @@ func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
 // gets its label: the waits of stage 1 deliver outputs that stage 2
 // decides from the index.
 func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
+	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	c := startChain(t, "", "--concurrency", "16")
 	const n = 20
 	up := map[string][]byte{"other.jpg": imageB}
