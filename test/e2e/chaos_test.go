@@ -189,7 +189,7 @@ func startKiller(t *testing.T, c *cluster, events string) *killer {
 			k.mu.Unlock()
 			// Kill again only once the group has settled with the new
 			// member: kills faster than rebalances test Kafka, not us.
-			testutil.Eventually(t, 30*time.Second, "the restarted replica to get partitions", func() bool {
+			testutil.Eventually(t, 60*time.Second, "the restarted replica to get partitions", func() bool {
 				return strings.Contains(victim.logSince(logged), "partitions assigned")
 			})
 		}
