@@ -676,7 +676,6 @@ func tenantServer(t *testing.T, dir, tenants string) *server {
 // function, as an upload there would; globex's outputs in its own bucket
 // trigger nothing of acme's.
 func TestPipeline_CrossTenant(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	s := tenantServer(t, t.TempDir(), tenantsFile(t, []string{"acme-in", "acme-out", "common"}, []string{"globex-in", "globex-out", "common"}))
 	if out, err := copyAs(s, tenantAcme, "spy", "globex-out", "acme-out"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `trigger bucket "globex-out"`) {
 		t.Errorf("acme's trigger on globex's output bucket: err %v, %s; want a 403 naming the bucket", err, out)
@@ -737,7 +736,6 @@ func TestPipeline_CrossTenant(t *testing.T) {
 // trigger alone (Registry.Match in Pipeline.handle and nextStage) and
 // never re-checks the tenant's buckets, as invoke and backfill do.
 func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
 	dir := t.TempDir()
 	s := tenantServer(t, dir, tenantsFile(t, []string{"acme-in", "acme-out", "spare"}, []string{"globex-in", "globex-out"}))
 	mustCopyAs(s, tenantAcme, "watch", "spare", "acme-out")
