@@ -188,8 +188,10 @@ func (m *Manager) adopt(ctx context.Context, jobs *sync.WaitGroup) error {
 		// Two replicas may take the same job at once (PutDoc is not a
 		// compare-and-swap): the one whose write lands last keeps it, the
 		// other sees a foreign owner at its next heartbeat and stops.
-		// Meanwhile both send the same objects, which claims and
-		// activation ids make harmless.
+		// Meanwhile both send the same objects: claims keep each content
+		// to one run, but an output may be delivered twice, and in a
+		// pipeline its next stage then sees two events (two hits). Start
+		// makes a new job its starter's, so only a stale job can race.
 		prev := d.Owner
 		d.Owner, d.Heartbeat, d.Updated = m.cfg.Owner, time.Now().UTC(), time.Now().UTC()
 		if err := m.put(ctx, d); err != nil {
@@ -199,7 +201,7 @@ func (m *Manager) adopt(ctx context.Context, jobs *sync.WaitGroup) error {
 		m.active[d.ID] = true
 		m.mu.Unlock()
 		log := m.logger.With("backfill", d.ID, "tenant", d.Tenant, "fn", d.Function)
-		if d.Cursor == "" && d.Objects == 0 && prev == "" {
+		if d.Cursor == "" && d.Objects == 0 && (prev == "" || prev == m.cfg.Owner) {
 			log.Info("backfill started", "bucket", d.Bucket, "prefix", d.Prefix, "rate", d.Rate, "concurrency", d.Concurrency)
 		} else {
 			log.Info("backfill resumed", "after", d.Cursor, "objects", d.Objects, "previous_owner", prev)

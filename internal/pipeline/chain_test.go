@@ -583,3 +583,26 @@ func TestChain_DeeperThanTheLimitStops(t *testing.T) {
 		t.Fatalf("stage %d: ran %d times, activations %+v; want none run and one config error naming the limit", n, c.rt.ran(fmt.Sprintf("s%02d", n)), last)
 	}
 }
+
+// A delivery of a removal cut short after it deleted an output (before
+// its cascade and record) is finished by the redelivery: the output's
+// downstream goes too, and the deletion is recorded.
+func TestDelete_RedeliveryAfterACrashFinishesTheCascade(t *testing.T) {
+	c := newChainEnv(t)
+	c.deploy(onDelete(registry.OnInputDeleteDelete))
+	c.upload("a.jpg", "A")
+	if err := store.Delete(t.Context(), c.thumbs, "a.jpg"); err != nil { // the first delivery got this far
+		t.Fatal(err)
+	}
+	c.remove("a.jpg")
+	c.wantGone(c.labels, "a.jpg.label")
+	n := 0
+	for _, r := range c.activations("thumbnail") {
+		if r.Decision == activation.Delete {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d thumbnail delete activations, want 1", n)
+	}
+}

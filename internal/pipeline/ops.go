@@ -77,7 +77,7 @@ func (p *Pipeline) Invoke(ctx context.Context, req InvokeRequest) (activation.Re
 		return activation.Record{}, err
 	}
 	if len(recs) == 0 {
-		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", req.Bucket, req.Key)
+		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself, by %s or a function upstream of it: an output never triggers its writer", req.Bucket, req.Key, req.Function)
 	}
 	if recs[0].Decision == activation.Skipped { // deleted between the Stat and the read
 		return recs[0], fmt.Errorf("invoke %s: no such object: key %s in bucket %s (deleted while invoking; recorded as skipped, activation %s): %w",
@@ -135,7 +135,7 @@ func (p *Pipeline) Retry(ctx context.Context, rec activation.Record) (activation
 		return activation.Record{}, err
 	}
 	if len(recs) == 0 {
-		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself; functions do not run on their own outputs", rec.Event.Bucket, rec.Event.Key)
+		return activation.Record{}, fmt.Errorf("%s/%s was written by dedupfn itself, by %s or a function upstream of it: an output never triggers its writer", rec.Event.Bucket, rec.Event.Key, rec.Function)
 	}
 	return recs[0], nil
 }

@@ -243,14 +243,20 @@ func (p *Pipeline) match(bucket, key string) []registry.Function {
 		return fns
 	}
 	return slices.DeleteFunc(fns, func(f registry.Function) bool {
-		own, scoped := p.cfg.TenantBuckets[f.Tenant]
-		if !scoped || (slices.Contains(own, f.Trigger.Bucket) && slices.Contains(own, f.Output.Bucket)) {
+		if p.inScope(f) {
 			return false
 		}
 		p.logger.Warn("function not run: its bucket is no longer its tenant's (tenants file); redeploy or delete it",
 			"tenant", f.Tenant, "fn", f.Name, "bucket", bucket, "trigger_bucket", f.Trigger.Bucket, "output_bucket", f.Output.Bucket)
 		return true
 	})
+}
+
+// inScope reports whether f's tenant may still use both f's buckets
+// (Config.TenantBuckets).
+func (p *Pipeline) inScope(f registry.Function) bool {
+	own, scoped := p.cfg.TenantBuckets[f.Tenant]
+	return !scoped || (slices.Contains(own, f.Trigger.Bucket) && slices.Contains(own, f.Output.Bucket))
 }
 
 // process fetches the object once and runs each function on it. A
@@ -297,14 +303,16 @@ func (p *Pipeline) process(ctx context.Context, ev event.Event, fns []registry.F
 		if jerr != nil && !p.inputFailed(j, jerr) {
 			return recs, jerr // index or store unavailable: deliver again later
 		}
+		// Before the record: a redelivery after a crash between the two
+		// finds the activation and would not come back to them.
+		if err := p.dropReplacedOutputs(jctx, j); err != nil {
+			return recs, err
+		}
 		if err := p.record(jctx, j); err != nil {
 			return recs, err
 		}
 		recs = append(recs, j.rec)
 		next = append(next, stageOutput{rec: j.rec, prov: j.prov})
-		if err := p.dropReplacedOutputs(jctx, j); err != nil {
-			return recs, err
-		}
 	}
 	// The pipeline goes on from every output: those written now, and
 	// those an earlier delivery of this event wrote, whose next stage may
@@ -344,14 +352,19 @@ func (p *Pipeline) ownOutput(ctx context.Context, bucket, key, sum string) (*pro
 // prov may trigger: not its writer, nor any function upstream of it, so
 // that no pipeline loops even where the graph changed since the deploy
 // that checked it.
+//
+// A note written before provenance named its writer (an older release's
+// {"sha256"} only) names no function: its output triggers nothing, as
+// every output did then.
 func (p *Pipeline) downstream(prov *provenance, fns []registry.Function) []registry.Function {
+	if prov.Function == "" {
+		return nil
+	}
 	id := func(tenant, name string) string { return tenant + "/" + name }
 	upstream := map[string]bool{id(prov.Tenant, prov.Function): true}
-	for _, f := range p.cfg.Registry.List(prov.Tenant) {
-		if f.Name == prov.Function {
-			for _, a := range p.cfg.Registry.Graph().Ancestors(f) {
-				upstream[id(a.Tenant, a.Name)] = true
-			}
+	if w, ok := p.function(prov.Tenant, prov.Function); ok {
+		for _, a := range p.cfg.Registry.Graph().Ancestors(w) {
+			upstream[id(a.Tenant, a.Name)] = true
 		}
 	}
 	return slices.DeleteFunc(slices.Clone(fns), func(f registry.Function) bool { return upstream[id(f.Tenant, f.Name)] })
@@ -563,7 +576,7 @@ type job struct {
 func (j *job) link(l link) {
 	j.rec.Stage = l.stage()
 	j.rec.Root = &activation.Object{Bucket: j.ev.Bucket, Key: j.ev.Key}
-	if l.prov != nil {
+	if l.prov != nil && l.prov.Root.Bucket != "" {
 		j.rec.Cause = l.prov.Activation
 		j.rec.Root = &activation.Object{Bucket: l.prov.Root.Bucket, Key: l.prov.Root.Key}
 	}

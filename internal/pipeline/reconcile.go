@@ -82,25 +82,32 @@ func (p *Pipeline) reconcileRemoved(ctx context.Context) (int, error) {
 	if !deletes {
 		return 0, nil
 	}
-	gone := map[objectRef]bool{}
+	// The inputs first, the store after: no store call inside the
+	// index's listing (a read transaction on bolt).
+	inputs := map[objectRef]bool{}
 	err := docsPrefix(ctx, p.cfg.Index, outputDocKind, "", func(_ string, prov provenance) error {
-		in := objectRef{Bucket: prov.Input.Bucket, Key: prov.Input.Key}
-		if f, ok := p.function(prov.Tenant, prov.Function); !ok || f.OnInputDelete != registry.OnInputDeleteDelete || gone[in] {
-			return nil
+		if f, ok := p.function(prov.Tenant, prov.Function); ok && f.OnInputDelete == registry.OnInputDeleteDelete && p.inScope(f) {
+			inputs[objectRef{Bucket: prov.Input.Bucket, Key: prov.Input.Key}] = true
 		}
-		sctx, cancel := p.callCtx(ctx)
-		_, err := p.cfg.Objects.Stat(sctx, in.Bucket, in.Key)
-		cancel()
-		if errors.Is(err, objects.ErrNotFound) {
-			gone[in] = true
-		}
-		return nil // unreadable: the next round sees it
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: list outputs: %w", err)
 	}
+	var gone []objectRef
+	for in := range inputs {
+		sctx, cancel := p.callCtx(ctx)
+		_, err := p.cfg.Objects.Stat(sctx, in.Bucket, in.Key)
+		cancel()
+		switch {
+		case errors.Is(err, objects.ErrNotFound):
+			gone = append(gone, in)
+		case err != nil: // the next round sees it
+			p.logger.Warn("reconcile deletes: stat input", "bucket", in.Bucket, "key", in.Key, "err", err)
+		}
+	}
 	n := 0
-	for in := range gone {
+	for _, in := range gone {
 		ev := event.Event{Source: reconcileSource, Name: "s3:ObjectRemoved:Reconcile", Bucket: in.Bucket, Key: in.Key, Time: time.Now().UTC()}
 		deleted, err := p.inputRemoved(ctx, ev)
 		if err != nil {

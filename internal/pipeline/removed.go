@@ -20,7 +20,8 @@ import (
 // also delete. It returns how many deletions it recorded. A removal the
 // index knows nothing of deletes nothing; an object uploaded to the key
 // again since is not gone, and keeps its outputs (its own event replaces
-// them). An error means nothing final was recorded: deliver it again.
+// them). An error means the event must be delivered again: deletions
+// recorded before it stay, and the rest are done then.
 func (p *Pipeline) inputRemoved(ctx context.Context, ev event.Event) (int, error) {
 	ids, docs, err := p.derivedOf(ctx, ev.Bucket, ev.Key)
 	if err != nil || len(docs) == 0 {
@@ -38,8 +39,8 @@ func (p *Pipeline) inputRemoved(ctx context.Context, ev event.Event) (int, error
 	n := 0
 	for i, d := range docs {
 		fn, ok := p.function(d.Tenant, d.Function)
-		if !ok || fn.OnInputDelete != registry.OnInputDeleteDelete {
-			continue // kept: the default, or the function is gone
+		if !ok || fn.OnInputDelete != registry.OnInputDeleteDelete || !p.inScope(fn) {
+			continue // kept: the default, the function is gone, or its buckets are no longer its tenant's
 		}
 		done, err := p.deleteOutput(ctx, ev, fn, ids[i], d)
 		if err != nil {
@@ -93,7 +94,9 @@ func (p *Pipeline) function(tenant, name string) (registry.Function, bool) {
 // input and the store still holds those bytes (a user's object put there
 // since stays), and records the deletion. Its order makes a redelivery
 // finish what a crash cut short: the object, then what was made from it
-// (downstream), then the record pointing to it, then the documents.
+// (downstream), then the record pointing to it, then the documents, then
+// the deletion's activation (a crash between the last two loses only
+// that record: the outputs are gone).
 func (p *Pipeline) deleteOutput(ctx context.Context, ev event.Event, fn registry.Function, derivedID string, d derivedDoc) (bool, error) {
 	prov, err := p.provenanceAt(ctx, d.Bucket, d.Key)
 	if err != nil {
@@ -105,10 +108,14 @@ func (p *Pipeline) deleteOutput(ctx context.Context, ev event.Event, fn registry
 	}
 	start := time.Now()
 	out := objects.Info{Bucket: d.Bucket, Key: d.Key}
-	_, ours, err := p.holds(ctx, out, prov.SHA256)
+	st, ours, err := p.holds(ctx, out, prov.SHA256)
 	if err != nil {
 		return false, err
 	}
+	// Gone already: deleted by an earlier delivery of this event that a
+	// crash cut short (or by someone else); what was made from it and the
+	// record of its deletion still follow.
+	gone := !ours && st.Key == ""
 	if ours {
 		dctx, cancel := p.callCtx(ctx)
 		err := p.cfg.Objects.Delete(dctx, d.Bucket, d.Key)
@@ -116,8 +123,10 @@ func (p *Pipeline) deleteOutput(ctx context.Context, ev event.Event, fn registry
 		if err != nil {
 			return false, fmt.Errorf("pipeline: delete output %s/%s: %w", d.Bucket, d.Key, err)
 		}
-		gone := event.Event{Source: chainSource, Name: "s3:ObjectRemoved:Cascade", Bucket: d.Bucket, Key: d.Key, Time: ev.Time}
-		if _, err := p.inputRemoved(ctx, gone); err != nil {
+	}
+	if ours || gone {
+		cascade := event.Event{Source: chainSource, Name: "s3:ObjectRemoved:Cascade", Bucket: d.Bucket, Key: d.Key, Time: ev.Time}
+		if _, err := p.inputRemoved(ctx, cascade); err != nil {
 			return false, err
 		}
 	}
@@ -132,8 +141,8 @@ func (p *Pipeline) deleteOutput(ctx context.Context, ev event.Event, fn registry
 			return false, fmt.Errorf("pipeline: forget output %s/%s: %w", d.Bucket, d.Key, err)
 		}
 	}
-	if !ours {
-		return false, nil
+	if !ours && !gone {
+		return false, nil // replaced by someone else's object: it stays
 	}
 	removal := ev
 	removal.Nonce = "removed:" + ev.Time.UTC().Format(time.RFC3339Nano) + ":" + outputDocID(d.Bucket, d.Key)
@@ -147,8 +156,8 @@ func (p *Pipeline) deleteOutput(ctx context.Context, ev event.Event, fn registry
 	return true, p.record(p.withJob(ctx, j), j)
 }
 
-// holds reports whether the object o holds the bytes with SHA-256 sum
-// (false when it is gone), with its info.
+// holds reports whether the object o holds the bytes with SHA-256 sum,
+// with its info: a zero Info (no key) when it is gone.
 func (p *Pipeline) holds(ctx context.Context, o objects.Info, sum string) (objects.Info, bool, error) {
 	sctx, cancel := p.callCtx(ctx)
 	st, err := p.cfg.Objects.Stat(sctx, o.Bucket, o.Key)
@@ -160,7 +169,7 @@ func (p *Pipeline) holds(ctx context.Context, o objects.Info, sum string) (objec
 		}
 	}
 	if errors.Is(err, objects.ErrNotFound) {
-		return st, false, nil
+		return objects.Info{}, false, nil
 	}
 	return st, false, fmt.Errorf("pipeline: check output %s/%s: %w", o.Bucket, o.Key, err)
 }
