@@ -1,8 +1,9 @@
-// Package bolt is the embedded dedup index on a bbolt file: every claim
-// and compare-and-swap is one bbolt write transaction, and concurrent
-// ones share a commit (group commit: one fsync round for all the claims,
-// completions and activation records that arrived during the previous
-// one). A claim that finds a result or a live owner only reads.
+// Package bolt is the embedded dedup index on a bbolt file: every write
+// is one bbolt write transaction, and concurrent ones share a commit
+// (group commit: one fsync round for all the completions and activation
+// records that arrived during the previous one). A claim that finds a
+// result or a live owner only reads, and a running claim lives in memory
+// (see running): the file is locked to this process.
 package bolt
 
 import (
@@ -68,6 +69,7 @@ type DB struct {
 	db      *bbolt.DB
 	w       *groupcommit.Committer // the hot writes: claims, CAS, activations
 	changes index.Changes          // WaitChange's subscribers
+	running running                // running claims not on disk
 }
 
 var (

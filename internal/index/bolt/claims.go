@@ -41,25 +41,66 @@ func putRecord(tx *bbolt.Tx, r index.Record) error {
 
 // Claim implements index.Claims. A result or a live owner is answered
 // from a read transaction (no write, no fsync: a Done record only ever
-// goes away, and Wait is a snapshot either way); an absent key or an
-// expired lease is decided again inside a group-committed write
+// goes away, and Wait is a snapshot either way). A key absent from the
+// file is claimed in memory (see running: no write either); an expired
+// claim on disk is taken over inside a group-committed write
 // transaction, so the write never acts on a stale read.
 func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner string, lease time.Duration) (index.Claimed, error) {
 	if lease <= 0 {
 		return index.Claimed{}, fmt.Errorf("bolt: lease must be > 0, got %s", lease)
 	}
-	var c index.Claimed
-	err := d.db.View(func(tx *bbolt.Tx) error {
-		var err error
+	for {
+		c, err := d.decideOnDisk(key)
+		if err != nil {
+			return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
+		}
+		if c.Outcome != index.Miss {
+			return c, nil
+		}
+		if c.Record.State == "" { // absent from the file
+			absent := func() (bool, error) {
+				c, err := d.decideOnDisk(key)
+				return c.Outcome == index.Miss && c.Record.State == "", err
+			}
+			mc, decided, err := d.running.claim(key, parts, owner, lease, absent)
+			if err != nil {
+				return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
+			}
+			if !decided {
+				continue // on disk since: decide from there
+			}
+			if mc.Outcome == index.Miss {
+				d.changes.Notify(key) // taken over: its old owner's waiters look again
+			}
+			return mc, nil
+		}
+		took, err := d.takeOver(key, owner, lease)
+		if err != nil {
+			return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
+		}
+		if took.Outcome == 0 {
+			continue // gone from the file since: claim it in memory
+		}
+		if took.Outcome == index.Miss {
+			d.changes.Notify(key)
+		}
+		return took, nil
+	}
+}
+
+// decideOnDisk is decide in a read transaction.
+func (d *DB) decideOnDisk(key string) (c index.Claimed, err error) {
+	err = d.db.View(func(tx *bbolt.Tx) error {
 		c, err = decide(tx, key, time.Now().UTC())
 		return err
 	})
-	if err != nil {
-		return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
-	}
-	if c.Outcome != index.Miss {
-		return c, nil
-	}
+	return c, err
+}
+
+// takeOver takes over the expired claim of key on disk, in a write
+// transaction that decides again. A zero Outcome: the key is no longer
+// in the file.
+func (d *DB) takeOver(key, owner string, lease time.Duration) (c index.Claimed, err error) {
 	err = d.w.Update(func(tx *bbolt.Tx) error {
 		// May run again (group commit): every outcome is set afresh.
 		now := time.Now().UTC()
@@ -68,21 +109,16 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 			return err
 		}
 		r := c.Record
-		if r.State == "" { // absent
-			r = index.Record{Key: key, State: index.Running, Parts: parts, Attempt: 0, Created: now}
+		if r.State == "" {
+			c = index.Claimed{}
+			return nil
 		}
 		r.Attempt++
 		r.Owner, r.Token, r.LeaseUntil, r.Updated = owner, newToken(), now.Add(lease), now
 		c.Record = r
 		return putRecord(tx, r)
 	})
-	if err != nil {
-		return index.Claimed{}, fmt.Errorf("bolt: claim %s: %w", key, err)
-	}
-	if c.Outcome == index.Miss {
-		d.changes.Notify(key) // taken over: its old owner's waiters look again
-	}
-	return c, nil
+	return c, err
 }
 
 // decide is what a claim of key at now finds: Hit or Wait with the
@@ -150,6 +186,15 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 	if lease <= 0 {
 		return fmt.Errorf("bolt: lease must be > 0, got %s", lease)
 	}
+	c, err := d.running.owned(key, token)
+	if err != nil || c != nil {
+		if c != nil {
+			c.rec.LeaseUntil = time.Now().UTC().Add(lease)
+			c.rec.Updated = time.Now().UTC()
+			d.running.mu.Unlock()
+		}
+		return wrap(err, "renew", key)
+	}
 	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.LeaseUntil = time.Now().UTC().Add(lease)
 		r.Updated = time.Now().UTC()
@@ -157,8 +202,27 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 	}), "renew", key)
 }
 
-// SetExternalID implements index.Claims.
+// SetExternalID implements index.Claims. A claim in memory moves to disk
+// with it (see running), under the memory's lock, so that no claim of
+// the key is decided in between.
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
+	c, err := d.running.owned(key, token)
+	if err != nil {
+		return wrap(err, "set external id", key)
+	}
+	if c != nil {
+		defer d.running.mu.Unlock()
+		if c.ending {
+			return wrap(index.ErrNotOwner, "set external id", key)
+		}
+		r := c.rec
+		r.ExternalID, r.Updated = externalID, time.Now().UTC()
+		if err := d.w.Update(func(tx *bbolt.Tx) error { return putRecord(tx, r) }); err != nil {
+			return wrap(err, "set external id", key)
+		}
+		delete(d.running.m, key)
+		return nil
+	}
 	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.ExternalID = externalID
 		r.Updated = time.Now().UTC()
@@ -166,13 +230,65 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 	}), "set external id", key)
 }
 
+// endInMemory ends key's claim held with token if it is in memory:
+// ended says whether it was (else the caller looks on disk). With a
+// record (Complete, a cached Fail), the record and docs are committed
+// first, while the claim counts as live, and only then does it leave
+// memory: a claim that finds the key absent from memory finds the
+// record on disk.
+func (d *DB) endInMemory(key, token string, record func(r index.Record) *index.Record, docs []index.Doc) (inMemory bool, err error) {
+	c, err := d.running.owned(key, token)
+	if err != nil || c == nil {
+		return err != nil, err
+	}
+	if c.ending {
+		d.running.mu.Unlock()
+		return true, index.ErrNotOwner
+	}
+	end := record(c.rec)
+	if end != nil {
+		c.ending = true
+	}
+	d.running.mu.Unlock()
+	if end != nil {
+		err := d.w.Update(func(tx *bbolt.Tx) error {
+			if err := putDocs(tx, docs); err != nil {
+				return err
+			}
+			return putRecord(tx, *end)
+		})
+		if err != nil {
+			d.running.mu.Lock()
+			c.ending = false
+			d.running.mu.Unlock()
+			return true, err
+		}
+	}
+	d.running.drop(key, c)
+	d.changes.Notify(key)
+	return true, nil
+}
+
+// ended is r as its owner's end leaves it: the owner stays, for
+// operators; its token and lease go.
+func ended(r index.Record) *index.Record {
+	r.Token, r.LeaseUntil = "", time.Time{}
+	r.Updated = time.Now().UTC()
+	return &r
+}
+
 // Complete implements index.Claims.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
-	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	done := func(r index.Record) *index.Record {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
-		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
-		r.Updated = time.Now().UTC()
+		return ended(r)
+	}
+	if inMemory, err := d.endInMemory(key, token, done, c.Docs); inMemory {
+		return wrap(err, "complete", key)
+	}
+	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		*r = *done(*r)
 		if err := putDocs(tx, c.Docs); err != nil {
 			return err
 		}
@@ -182,20 +298,31 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 
 // Fail implements index.Claims.
 func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool) error {
-	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+	failed := func(r index.Record) *index.Record {
 		if !cache {
-			return tx.Bucket(bucketClaims).Delete([]byte(key))
+			return nil
 		}
 		r.State = index.Failed
 		r.Error, r.ErrorClass = msg, class
-		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
-		r.Updated = time.Now().UTC()
-		return putRecord(tx, *r)
+		return ended(r)
+	}
+	if inMemory, err := d.endInMemory(key, token, failed, nil); inMemory {
+		return wrap(err, "fail", key)
+	}
+	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
+		f := failed(*r)
+		if f == nil {
+			return tx.Bucket(bucketClaims).Delete([]byte(key))
+		}
+		return putRecord(tx, *f)
 	}), "fail", key)
 }
 
 // Release implements index.Claims.
 func (d *DB) Release(ctx context.Context, key, token string) error {
+	if inMemory, err := d.endInMemory(key, token, func(index.Record) *index.Record { return nil }, nil); inMemory {
+		return wrap(err, "release", key)
+	}
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		return tx.Bucket(bucketClaims).Delete([]byte(key))
 	}), "release", key)
@@ -203,6 +330,9 @@ func (d *DB) Release(ctx context.Context, key, token string) error {
 
 // Get implements index.Claims.
 func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
+	if r, ok := d.running.get(key); ok {
+		return r, nil
+	}
 	var r index.Record
 	var ok bool
 	err := d.db.View(func(tx *bbolt.Tx) error {
@@ -218,6 +348,7 @@ func (d *DB) Get(ctx context.Context, key string) (index.Record, error) {
 
 // Delete implements index.Claims.
 func (d *DB) Delete(ctx context.Context, key string) error {
+	d.running.forget(key)
 	err := d.w.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketClaims).Delete([]byte(key)) })
 	if err == nil {
 		d.changes.Notify(key)
@@ -261,8 +392,14 @@ func (d *DB) RepointOutput(ctx context.Context, key string, updated time.Time, o
 	return wrap(err, "repoint output", key)
 }
 
-// Records implements index.Claims.
+// Records implements index.Claims: the running claims in memory, then
+// the file's records.
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
+	for _, r := range d.running.list() {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
 	return d.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
 			var r index.Record
