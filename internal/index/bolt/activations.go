@@ -35,7 +35,9 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record, docs ...ind
 			return nil
 		}
 		k := actKey(r)
-		if err := tx.Bucket(bucketActs).Put(k, v); err != nil {
+		acts := tx.Bucket(bucketActs)
+		acts.FillPercent = appendFill
+		if err := acts.Put(k, v); err != nil {
 			return err
 		}
 		if err := ids.Put([]byte(r.ID), k); err != nil {
@@ -54,9 +56,17 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record, docs ...ind
 	return wrap(err, "add activation", r.ID)
 }
 
+// appendFill is how full the pages of the activation buckets are left
+// when they split: their keys are ordered by start time (within each
+// listing prefix), so writes append, and a split's left page never gets
+// another key. bbolt's default (half full) would leave every page half
+// empty: twice the pages to write and to read.
+const appendFill = 0.95
+
 // indexActivation adds the listing entries of r, stored under k.
 func indexActivation(tx *bbolt.Tx, r activation.Record, k []byte) error {
 	ix := tx.Bucket(bucketActIndex)
+	ix.FillPercent = appendFill
 	for _, p := range actIndexPrefixes(r.Tenant, r.Function) {
 		if err := ix.Put(append(p, k...), []byte{}); err != nil {
 			return err
