@@ -16,7 +16,12 @@ type Activations interface {
 	// AddActivation stores an activation record. Idempotent on r.ID: a
 	// second add with the same ID changes nothing and does not count twice
 	// (as long as the first is kept: see PruneActivations).
-	AddActivation(ctx context.Context, r activation.Record) error
+	//
+	// docs are stored as PutDocs would, also when the record is already
+	// there: with it, in one transaction, on bolt and PostgreSQL (the
+	// pipeline's provenance of the output an event wrote, so that the
+	// event ends in one commit); before it on CouchDB.
+	AddActivation(ctx context.Context, r activation.Record, docs ...Doc) error
 	// GetActivation returns the record with id, or ErrNotFound.
 	GetActivation(ctx context.Context, id string) (activation.Record, error)
 	// ActivationsByPrefix returns the records of tenant ("" = of every

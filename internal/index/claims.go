@@ -105,6 +105,10 @@ type Completion struct {
 	Output     *Output
 	Result     json.RawMessage
 	FunctionMS float64
+	// Docs are stored as PutDocs would, with the record: in its
+	// transaction on bolt and PostgreSQL (none when the claim is not the
+	// caller's); before it on CouchDB (also when it is not).
+	Docs []Doc
 }
 
 // Claims are the dedup records: atomic claims on dedup keys, the

@@ -119,6 +119,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		info     objects.Info
 		sum      string // the output's SHA-256, recorded for hits to check
 		isResult bool
+		docs     []index.Doc // noteOutput's, written with j's last commit
 	)
 	switch {
 	case outputIsStream(out, res):
@@ -130,7 +131,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
 		}
 		sum = fingerprint.Hex(fp)
-		if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
+		if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 			return nil, err
 		}
 		opts.ContentType = sniff(out)
@@ -150,7 +151,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
 				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
 			}
-			if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
+			if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 				return nil, err
 			}
 			opts.ContentType = staged.ContentType
@@ -172,7 +173,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 		result := resultObject(res)
 		h := sha256.Sum256(result)
 		sum = hex.EncodeToString(h[:])
-		if err := p.noteOutput(ctx, j, bucket, key, sum); err != nil {
+		if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
 			return nil, err
 		}
 		opts.ContentType = "application/json"
@@ -184,7 +185,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 	if info.SHA256 != "" && info.SHA256 != sum {
 		return nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the store holds other bytes (SHA-256 %s) than were written (%s)", bucket, key, info.SHA256, sum)
 	}
-	j.outVersion = info.VersionID
+	j.outVersion, j.docs = info.VersionID, docs
 	return &index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, ContentType: info.ContentType,
 		SHA256: sum, ResultObject: isResult}, nil
 }
@@ -324,7 +325,8 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			}
 			return false, err
 		}
-		if err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256); err != nil {
+		docs, err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256)
+		if err != nil {
 			return false, err
 		}
 		// If-Match on the ETag only narrows the race; the SHA-256 of what
@@ -356,7 +358,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			return false, p.dropMissingOutput(ctx, key, rec)
 		}
 		out = index.Output{Bucket: info.Bucket, Key: info.Key, ETag: info.ETag, Size: info.Size, SHA256: sum}
-		j.outVersion = info.VersionID
+		j.outVersion, j.docs = info.VersionID, docs
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))
 	j.rec.Output = outputObject(j, &out)

@@ -566,9 +566,12 @@ type job struct {
 	// background run claims only while holding one, see run).
 	slot bool
 	// prov is the provenance noted for the output j wrote, if it wrote
-	// one; outVersion that output's version, where the store keeps them.
+	// one; outVersion that output's version, where the store keeps them;
+	// docs the provenance documents still to be written with j's last
+	// commit (see noteOutput).
 	prov       *provenance
 	outVersion string
+	docs       []index.Doc
 }
 
 // link places j in its pipeline: its stage, the activation that wrote its
@@ -608,9 +611,10 @@ func (p *Pipeline) record(ctx context.Context, j *job) error {
 	j.rec.Timings.TotalMS = ms(time.Since(j.start))
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
-	if err := p.cfg.Index.AddActivation(ctx, j.rec); err != nil {
+	if err := p.cfg.Index.AddActivation(ctx, j.rec, j.docs...); err != nil {
 		return fmt.Errorf("pipeline: record activation %s: %w", j.rec.ID, err)
 	}
+	j.docs = nil
 	p.metrics.observe(j.rec)
 	p.log(ctx).Info("activation recorded", "decision", j.rec.Decision, "ms", j.rec.Timings.TotalMS, "err", j.rec.Error)
 	return nil

@@ -121,11 +121,20 @@ func provenanceFor(j *job, bucket, key, sum string) *provenance {
 	}
 }
 
-// noteOutput records the provenance of the output j is about to write at
-// bucket/key with SHA-256 sum, before it is written, so that neither its
-// event (which may arrive before the write returns) nor the reconciler
-// takes it for an upload.
-func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string) error {
+// noteOutput notes the provenance of the output j is about to write at
+// bucket/key with SHA-256 sum. It returns the documents that are still
+// to be written, with the write that ends j (Completion.Docs on a run,
+// the activation record's on a hit: one commit), or nil.
+//
+// An output that triggers a function has them written now, before the
+// output itself, so that neither its event (which may arrive before the
+// write returns) nor the reconciler takes it for an upload. An output
+// that triggers nothing needs them only for deletes and lineage, which
+// may find them one commit later (the reconciler redoes a delete that
+// missed them): each event then waits for one fsync round fewer. A
+// crash before that commit leaves the event unacknowledged, and its
+// redelivery writes the output and the documents again.
+func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string) ([]index.Doc, error) {
 	prov := provenanceFor(j, bucket, key, sum)
 	out := objectRef{Bucket: bucket, Key: key}
 	docs := []struct {
@@ -141,23 +150,26 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 			doc      any
 		}{copyDocKind, copyDocID(prov.DedupKey, out), objectRef{Bucket: bucket, Key: key, SHA256: sum}})
 	}
-	// One write for all of them (one shared commit on bolt, one statement
-	// on PostgreSQL): each PutDoc was a commit of its own on the hot path.
 	put := make([]index.Doc, len(docs))
 	for i, d := range docs {
 		doc, err := json.Marshal(d.doc)
 		if err != nil {
-			return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
+			return nil, runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
 		}
 		put[i] = index.Doc{Kind: d.kind, ID: d.id, Doc: doc}
 	}
+	j.prov = prov
+	if len(p.match(bucket, key)) == 0 {
+		return put, nil
+	}
+	// One write for all of them (one shared commit on bolt, one statement
+	// on PostgreSQL).
 	cctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	if err := p.cfg.Index.PutDocs(cctx, put); err != nil {
-		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
+		return nil, runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
 	}
-	j.prov = prov
-	return nil
+	return nil, nil
 }
 
 func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {

@@ -387,7 +387,9 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 	if err != nil {
 		return err
 	}
-	if err := p.complete(runCtx, key, claim.Token, index.Completion{Output: output, Result: res.Result, FunctionMS: ms(res.Duration)}); err != nil {
+	docs := j.docs
+	j.docs = nil // written with the completion, or not at all: a successor writes its own
+	if err := p.complete(runCtx, key, claim.Token, index.Completion{Output: output, Result: res.Result, FunctionMS: ms(res.Duration), Docs: docs}); err != nil {
 		return err
 	}
 	j.rec.Timings.StoreMS = ms(time.Since(storeStart))

@@ -15,10 +15,10 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 )
 
-// AddActivation implements index.Activations: the record, its id, its listing
-// entries and the totals (of all tenants, of its tenant and of its
-// function) change in one transaction.
-func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
+// AddActivation implements index.Activations: docs, the record, its id,
+// its listing entries and the totals (of all tenants, of its tenant and
+// of its function) change in one transaction.
+func (d *DB) AddActivation(ctx context.Context, r activation.Record, docs ...index.Doc) error {
 	if r.ID == "" {
 		return errors.New("bolt: activation without id")
 	}
@@ -27,6 +27,9 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 		return wrap(err, "encode activation", r.ID)
 	}
 	err = d.w.Update(func(tx *bbolt.Tx) error {
+		if err := putDocs(tx, docs); err != nil {
+			return err
+		}
 		ids := tx.Bucket(bucketActIDs)
 		if ids.Get([]byte(r.ID)) != nil {
 			return nil

@@ -173,6 +173,9 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
 		r.Token, r.LeaseUntil = "", time.Time{} // the owner stays, for operators
 		r.Updated = time.Now().UTC()
+		if err := putDocs(tx, c.Docs); err != nil {
+			return err
+		}
 		return putRecord(tx, *r)
 	}), "complete", key)
 }

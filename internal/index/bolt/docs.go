@@ -26,14 +26,17 @@ func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
 	if len(docs) == 0 {
 		return nil
 	}
-	return wrap(d.w.Update(func(tx *bbolt.Tx) error {
-		for _, doc := range docs {
-			if err := putDoc(tx, doc.Kind, doc.ID, doc.Doc); err != nil {
-				return fmt.Errorf("%s/%s: %w", doc.Kind, doc.ID, err)
-			}
+	return wrap(d.w.Update(func(tx *bbolt.Tx) error { return putDocs(tx, docs) }), "put docs", "")
+}
+
+// putDocs writes every document of docs into tx.
+func putDocs(tx *bbolt.Tx, docs []index.Doc) error {
+	for _, doc := range docs {
+		if err := putDoc(tx, doc.Kind, doc.ID, doc.Doc); err != nil {
+			return fmt.Errorf("%s/%s: %w", doc.Kind, doc.ID, err)
 		}
-		return nil
-	}), "put docs", "")
+	}
+	return nil
 }
 
 // putDoc writes one document and counts the write for its kind. It may

@@ -34,11 +34,16 @@ const sortTime = "2006-01-02T15:04:05.000000000Z"
 // _bulk_docs request (d.acts): under load the server takes one request
 // for many activations instead of one each. That request is bounded by
 // the index's timeout, not by ctx, since it carries other callers' too.
-func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
+// docs are put first (CouchDB has no transactions): a record is never
+// there without them.
+func (d *DB) AddActivation(ctx context.Context, r activation.Record, docs ...index.Doc) error {
 	if r.ID == "" {
 		return errors.New("couchdb: activation without id")
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.PutDocs(ctx, docs); err != nil {
 		return err
 	}
 	doc := actDoc{ID: actPrefix + r.ID, Type: "activation", Sort: r.Start.UTC().Format(sortTime), Record: r}

@@ -142,7 +142,14 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 
 // Complete implements index.Claims. The completing owner stays on the
 // record, for operators; its token and lease are cleared.
+// Its documents are put first (CouchDB has no transactions), so that a
+// failure between the two is retried whole; they describe the output
+// the caller wrote, which is there whether or not the claim is still
+// the caller's.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
+	if err := d.PutDocs(ctx, c.Docs); err != nil {
+		return err
+	}
 	return d.cas(ctx, key, token, func(r *index.Record) bool {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS

@@ -47,6 +47,7 @@ func Run(t *testing.T, newIndex func(t testing.TB) index.Index) {
 		{"Docs", testDocs},
 		{"DocsPrefix", DocsPrefix},
 		{"PutDocs", PutDocs},
+		{"DocsWithWrites", DocsWithWrites},
 		{"Blobs", testBlobs},
 		{"Activations", testActivations},
 		{"ActivationOrder", testActivationOrder},

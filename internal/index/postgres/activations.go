@@ -29,8 +29,11 @@ const addStatsSet = `
 // stats shards and to the same shard of its function's: one statement,
 // so a crash can neither count a record without keeping it nor the
 // other way round, nor count it in one total and not the other.
-const addActivationSQL = `
-WITH ins AS (
+//
+// Its first part stores the documents given with the record ($20–$22).
+var addActivationSQL = `
+WITH docs AS (` + upsertDocsSQL(20, "") + `
+), ins AS (
 	INSERT INTO dedupfn_activations (id, tenant, function, start, bucket, key, etag, record)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 	ON CONFLICT (id) DO NOTHING
@@ -46,7 +49,7 @@ ON CONFLICT (tenant, shard) DO UPDATE SET` + addStatsSet
 
 // AddActivation implements index.Activations in one statement (see
 // addActivationSQL).
-func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
+func (d *DB) AddActivation(ctx context.Context, r activation.Record, docs ...index.Doc) error {
 	if r.ID == "" {
 		return errors.New("postgres: activation without id")
 	}
@@ -56,11 +59,13 @@ func (d *DB) AddActivation(ctx context.Context, r activation.Record) error {
 	}
 	var st activation.Stats
 	st.Add(r)
+	kinds, ids, bodies := docArrays(docs)
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	_, err = d.pool.Exec(ctx, addActivationSQL,
 		r.ID, r.Tenant, r.Function, r.Start, r.Event.Bucket, r.Event.Key, r.Event.ETag, string(doc),
-		rand.IntN(statShards), st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.Deletes, st.DeadLetters, st.FunctionMS, st.SavedMS)
+		rand.IntN(statShards), st.Events, st.Runs, st.Hits, st.Waits, st.Errors, st.Skipped, st.Deletes, st.DeadLetters, st.FunctionMS, st.SavedMS,
+		kinds, ids, bodies)
 	if err != nil {
 		return fmt.Errorf("postgres: add activation %s: %w", r.ID, err)
 	}

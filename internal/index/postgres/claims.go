@@ -141,16 +141,38 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 		`UPDATE dedupfn_claims SET external_id = $3, updated = now()`+owned, externalID)
 }
 
+// completeSQL completes the claim and, only if it was the caller's,
+// stores the completion's documents: one statement, one transaction.
+var completeSQL = `
+WITH c AS (
+	UPDATE dedupfn_claims
+	SET state = 'done', output = $3, result = $4, function_ms = $5, token = '', lease_until = NULL, updated = now()` + owned + `
+	RETURNING key
+), docs AS (` + upsertDocsSQL(6, "WHERE EXISTS (SELECT 1 FROM c)") + `
+)
+SELECT count(*) FROM c`
+
 // Complete implements index.Claims. The completing owner stays on the
 // record, for operators; its token and lease are cleared.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
+	if token == "" {
+		return index.ErrNotOwner
+	}
 	var result []byte
 	if c.Result != nil {
 		result = []byte(c.Result)
 	}
-	return d.fenced(ctx, "complete", key, token, `UPDATE dedupfn_claims
-		SET state = 'done', output = $3, result = $4, function_ms = $5, token = '', lease_until = NULL, updated = now()`+owned,
-		c.Output, result, c.FunctionMS)
+	kinds, ids, bodies := docArrays(c.Docs)
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var n int
+	if err := d.pool.QueryRow(ctx, completeSQL, key, token, c.Output, result, c.FunctionMS, kinds, ids, bodies).Scan(&n); err != nil {
+		return fmt.Errorf("postgres: complete %s: %w", key, err)
+	}
+	if n == 0 {
+		return index.ErrNotOwner
+	}
+	return nil
 }
 
 // Fail implements index.Claims.

@@ -28,22 +28,35 @@ func (d *DB) PutDoc(ctx context.Context, kind, id string, doc []byte) error {
 // transaction for any number of them. The docs trigger notifies each
 // kind's watchers as PutDoc's insert does, once per kind and transaction
 // (PostgreSQL folds identical notifications of a transaction).
-const putDocsSQL = `INSERT INTO dedupfn_docs (kind, id, body)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
-	ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`
+// upsertDocsSQL stores the documents of three parallel arrays (kinds,
+// ids, bodies: docArrays) at parameters $first and on, where where holds
+// (a WHERE clause, or ""): PutDocs' statement, and a part of Complete's
+// and AddActivation's. ON CONFLICT DO UPDATE may not touch a row twice,
+// so a document replaced later in docs is left out (index.LastDocs).
+func upsertDocsSQL(first int, where string) string {
+	return fmt.Sprintf(`INSERT INTO dedupfn_docs (kind, id, body)
+	SELECT * FROM unnest($%d::text[], $%d::text[], $%d::bytea[]) %s
+	ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`, first, first+1, first+2, where)
+}
 
-// PutDocs implements index.Docs in one statement. ON CONFLICT DO UPDATE
-// may not touch a row twice, so a document replaced later in docs is
-// left out (index.LastDocs).
+var putDocsSQL = upsertDocsSQL(1, "")
+
+// docArrays are docs as upsertDocsSQL's parameters.
+func docArrays(docs []index.Doc) (kinds, ids []string, bodies [][]byte) {
+	docs = index.LastDocs(docs)
+	kinds, ids, bodies = make([]string, len(docs)), make([]string, len(docs)), make([][]byte, len(docs))
+	for i, doc := range docs {
+		kinds[i], ids[i], bodies[i] = doc.Kind, doc.ID, doc.Doc
+	}
+	return kinds, ids, bodies
+}
+
+// PutDocs implements index.Docs in one statement.
 func (d *DB) PutDocs(ctx context.Context, docs []index.Doc) error {
 	if len(docs) == 0 {
 		return nil
 	}
-	docs = index.LastDocs(docs)
-	kinds, ids, bodies := make([]string, len(docs)), make([]string, len(docs)), make([][]byte, len(docs))
-	for i, doc := range docs {
-		kinds[i], ids[i], bodies[i] = doc.Kind, doc.ID, doc.Doc
-	}
+	kinds, ids, bodies := docArrays(docs)
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	if _, err := d.pool.Exec(ctx, putDocsSQL, kinds, ids, bodies); err != nil {
