@@ -153,8 +153,9 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	ceilReq0 := c.minioRequests()
 	ceilDur, ceilHit := c.storeAlone("bench-ceil", ups)
 	ceilRate := float64(n) / ceilDur.Seconds()
-	ceilReqs := c.minioRequests().since(ceilReq0, n, "PutBucket") // its two buckets
-	ceilReqs["PutObject"] -= 1 // the uploads
+	// Besides its two buckets and the uploads:
+	ceilReqs := c.minioRequests().since(ceilReq0, n, "PutBucket")
+	ceilReqs["PutObject"] -= 1
 	// How fast MinIO publishes the events to the broker, watched apart
 	// from how fast the replicas handle them.
 	kc, err := kgo.NewClient(kgo.SeedBrokers(c.kafka.Addr))
