@@ -22,6 +22,11 @@ import (
 // for a Stat in a missing bucket).
 var ErrNotFound = errors.New("objects: not found")
 
+// ErrExists is returned by a Put with PutOptions.IfNoneMatch when an
+// object is already at the key: nothing was written. It is neither
+// ErrNotFound nor ErrPermanent.
+var ErrExists = errors.New("objects: an object exists at the key")
+
 // ErrNoSuchBucket is wrapped by the errors of requests to a bucket that
 // does not exist. It wraps ErrPermanent: retrying will not create the
 // bucket, so a function whose output bucket is missing is a dead letter
@@ -95,11 +100,18 @@ type Info struct {
 type PutOptions struct {
 	ContentType string
 	Metadata    map[string]string // user metadata, keys without "x-amz-meta-"
+	// IfNoneMatch makes a Put write only if no object is at the key, else
+	// fail with ErrExists (If-None-Match: *), decided by the store
+	// atomically with the write where it enforces the header; a backend
+	// whose store does not checks first (a Stat), which leaves the race a
+	// Stat before a write always has. Put only: neither MinIO nor the
+	// built-in endpoint honours it on a copy, so Copy refuses it.
+	IfNoneMatch bool
 }
 
 // Store reads and writes objects. Implementations are safe for concurrent use.
 // Every method's error wraps ErrNotFound, wraps ErrPermanent, or is
-// transient (see ErrPermanent).
+// transient (see ErrPermanent); a conditional Put's may also be ErrExists.
 type Store interface {
 	// Get opens an object for streaming. A non-empty versionID reads that
 	// version; a non-empty etag makes the read fail with ErrNotFound if the

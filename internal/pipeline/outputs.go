@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -123,21 +124,14 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 	)
 	switch {
 	case outputIsStream(out, res):
-		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
-			return nil, err
-		}
 		fp, _, err := fingerprint.Sum(out.Reader())
 		if err != nil {
 			return nil, runtime.Errorf(runtime.ClassPlatform, "hash output: %v", err)
 		}
 		sum = fingerprint.Hex(fp)
-		if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
-			return nil, err
-		}
 		opts.ContentType = sniff(out)
-		info, err = p.cfg.Objects.Put(ctx, bucket, key, out.Reader(), out.Size(), opts)
-		if err != nil {
-			return nil, storeError(err, "store output %s/%s", bucket, key)
+		if info, docs, err = p.writeOutput(ctx, j, bucket, key, sum, out.Reader, out.Size(), opts); err != nil {
+			return nil, err
 		}
 	default:
 		staged, serr := p.stagedOutput(ctx, j)
@@ -167,19 +161,13 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			break
 		}
 		key, isResult = resultKey(key), true
-		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
-			return nil, err
-		}
 		result := resultObject(res)
 		h := sha256.Sum256(result)
 		sum = hex.EncodeToString(h[:])
-		if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
-			return nil, err
-		}
 		opts.ContentType = "application/json"
-		info, err = p.cfg.Objects.Put(ctx, bucket, key, bytes.NewReader(result), int64(len(result)), opts)
-		if err != nil {
-			return nil, storeError(err, "store output %s/%s", bucket, key)
+		body := func() io.Reader { return bytes.NewReader(result) }
+		if info, docs, err = p.writeOutput(ctx, j, bucket, key, sum, body, int64(len(result)), opts); err != nil {
+			return nil, err
 		}
 	}
 	if info.SHA256 != "" && info.SHA256 != sum {

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"CopyMissingSource", testCopyMissing},
 		{"CopyIfMatch", testCopyIfMatch},
 		{"CopyReportsDeliveredSHA256", testCopySHA256},
+		{"PutIfNoneMatch", testPutIfNoneMatch},
 		{"ListPrefix", testList},
 		{"ListStartAfter", testListStartAfter},
 		{"MakeBucketIdempotent", testMakeBucket},
@@ -267,6 +268,49 @@ func testCopySHA256(t *testing.T, s objects.Store, b string) {
 			t.Errorf("copy (If-Match %q): SHA256 = %q, want %x", etag, info.SHA256, want)
 		}
 	}
+}
+
+// testPutIfNoneMatch: a conditional Put writes where no object is, and
+// where one is fails with ErrExists (not ErrNotFound, not permanent),
+// leaving it as it was; a conditional Copy is refused.
+func testPutIfNoneMatch(t *testing.T, s objects.Store, b string) {
+	cond := objects.PutOptions{IfNoneMatch: true, Metadata: map[string]string{"writer": "conditional"}}
+	put(t, s, b, "absent", "written", cond)
+	if got := read(t, s, b, "absent"); got != "written" {
+		t.Errorf("conditional put to an absent key: body %q, want %q", got, "written")
+	}
+	before := put(t, s, b, "users", "the user's own", objects.PutOptions{})
+	for _, key := range []string{"users", "absent"} {
+		_, err := s.Put(t.Context(), b, key, strings.NewReader("overwrite"), 9, cond)
+		if !errors.Is(err, objects.ErrExists) || errors.Is(err, objects.ErrNotFound) || errors.Is(err, objects.ErrPermanent) {
+			t.Errorf("conditional put over %s: err = %v, want ErrExists only", key, err)
+		}
+	}
+	if got := read(t, s, b, "users"); got != "the user's own" {
+		t.Errorf("a refused conditional put changed the object: body %q", got)
+	}
+	if st, err := s.Stat(t.Context(), b, "users"); err != nil || st.ETag != before.ETag || st.Metadata["writer"] != "" {
+		t.Errorf("after a refused conditional put: stat = %+v, %v; want the user's object (etag %s)", st, err, before.ETag)
+	}
+	_, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "users"}, b, "copy", cond)
+	if err == nil {
+		t.Error("a conditional copy was accepted: no store here enforces If-None-Match on a copy")
+	}
+}
+
+// read returns the body of bucket/key.
+func read(t *testing.T, s objects.Store, bucket, key string) string {
+	t.Helper()
+	rc, _, err := s.Get(t.Context(), bucket, key, "", "")
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", bucket, key, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s/%s: %v", bucket, key, err)
+	}
+	return string(body)
 }
 
 func testCopyMissing(t *testing.T, s objects.Store, b string) {

@@ -9,7 +9,9 @@
 package s3
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,11 +24,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/objects"
 )
 
@@ -43,6 +47,10 @@ const (
 	// URL nor objects.Options have them.
 	EnvAccessKey = "DEDUPFN_S3_ACCESS_KEY"
 	EnvSecretKey = "DEDUPFN_S3_SECRET_KEY"
+	// MaxSinglePut is the largest object S3 takes in one PUT: a
+	// conditional write up to it goes in one request, which the store
+	// checks; a larger one is Stat-ed first.
+	MaxSinglePut = 5 << 30
 )
 
 func init() { objects.Register("s3", Open) }
@@ -53,6 +61,9 @@ type Client struct {
 	mc     *minio.Client
 	region string
 	logger *slog.Logger
+
+	ifNoneMatchMu sync.Mutex
+	ifNoneMatch   map[string]bool // bucket → the store enforces If-None-Match on PUT (probed)
 }
 
 var _ objects.Store = (*Client)(nil)
@@ -103,15 +114,39 @@ func New(endpoint string, secure bool, access, secret, region string, logger *sl
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3: new client for %s: %w", endpoint, err)
+	}
 	mc, err := minio.New(endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(access, secret, ""),
-		Secure: secure,
-		Region: region,
+		Creds:     credentials.NewStaticV4(access, secret, ""),
+		Secure:    secure,
+		Region:    region,
+		Transport: headerTap{transport},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: new client for %s: %w", endpoint, err)
 	}
-	return &Client{mc: mc, region: region, logger: logger.With("component", "objects.s3", "endpoint", endpoint)}, nil
+	return &Client{mc: mc, region: region, logger: logger.With("component", "objects.s3", "endpoint", endpoint),
+		ifNoneMatch: map[string]bool{}}, nil
+}
+
+// headersKey is the context key under which a request asks headerTap for
+// its answer's headers: a *http.Header to fill.
+type headersKey struct{}
+
+// headerTap is the client's transport: it hands a request the headers of
+// its answer when its context asks (headersKey). MinIO answers a copy
+// with the copy's checksum in headers, which minio-go's CopyObject does
+// not return; reading it there saves the HEAD after each copy.
+type headerTap struct{ base http.RoundTripper }
+
+func (t headerTap) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if h, ok := r.Context().Value(headersKey{}).(*http.Header); ok && resp != nil {
+		*h = resp.Header // the last answer's: minio-go may retry
+	}
+	return resp, err
 }
 
 // Minio returns the underlying minio-go client, for tests and for
@@ -128,18 +163,13 @@ func (c *Client) Get(ctx context.Context, bucket, key, versionID, etag string) (
 			return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, err)
 		}
 	}
-	obj, err := c.mc.GetObject(ctx, bucket, key, o)
+	// One GET, whose answer's headers are the info: minio-go's
+	// GetObject would HEAD the object first for obj.Stat, then GET it.
+	rc, oi, _, err := minio.Core{Client: c.mc}.GetObject(ctx, bucket, key, o)
 	if err != nil {
-		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, translate(bucket, err))
-	}
-	// Stat sends the request: errors (missing key, failed If-Match) show
-	// here rather than on the first Read.
-	oi, err := obj.Stat()
-	if err != nil {
-		obj.Close()
 		return nil, objects.Info{}, fmt.Errorf("s3: get %s/%s: %w", bucket, key, c.getError(ctx, bucket, err))
 	}
-	return obj, toInfo(bucket, oi), nil
+	return rc, toInfo(bucket, oi), nil
 }
 
 // Stat returns an object's info, or objects.ErrNotFound.
@@ -151,7 +181,11 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (objects.Info, er
 	return toInfo(bucket, oi), nil
 }
 
-// Put writes an object, streaming r; size may be -1.
+// Put writes an object, streaming r; size may be -1. With
+// opts.IfNoneMatch, a store that enforces If-None-Match on PUT (probed
+// once per bucket: enforcesIfNoneMatch) decides in the write itself,
+// which goes in one PUT; otherwise, or for a size one PUT cannot take,
+// a Stat decides first.
 func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts objects.PutOptions) (objects.Info, error) {
 	po := minio.PutObjectOptions{
 		ContentType:  opts.ContentType,
@@ -160,8 +194,28 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	if size < 0 {
 		po.PartSize = StreamPartSize
 	}
+	if opts.IfNoneMatch {
+		enforced := false
+		if size >= 0 && size <= MaxSinglePut {
+			var err error
+			if enforced, err = c.enforcesIfNoneMatch(ctx, bucket); err != nil {
+				return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, err)
+			}
+		}
+		if enforced {
+			po.SetMatchETagExcept("*")
+			po.DisableMultipart = true // the header is checked on a single PUT
+		} else if _, err := c.Stat(ctx, bucket, key); err == nil {
+			return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, objects.ErrExists)
+		} else if !errors.Is(err, objects.ErrNotFound) {
+			return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, err)
+		}
+	}
 	ui, err := c.mc.PutObject(ctx, bucket, key, r, size, po)
 	if err != nil {
+		if opts.IfNoneMatch && minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+			return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w: %w", bucket, key, objects.ErrExists, err)
+		}
 		return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, translate(bucket, err))
 	}
 	ct := opts.ContentType
@@ -180,11 +234,54 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	}, nil
 }
 
+// enforcesIfNoneMatch reports whether the store refuses a PUT with
+// If-None-Match: * where an object exists, as MinIO, AWS S3 and the
+// built-in endpoint do; a store that ignores the header would let a
+// conditional write replace a user's object. It probes once per bucket,
+// with two such PUTs of an empty object under event.StagingPrefix (which
+// triggers nothing) and a delete, and remembers the answer; an error is
+// not remembered.
+func (c *Client) enforcesIfNoneMatch(ctx context.Context, bucket string) (bool, error) {
+	c.ifNoneMatchMu.Lock()
+	defer c.ifNoneMatchMu.Unlock()
+	if enforced, known := c.ifNoneMatch[bucket]; known {
+		return enforced, nil
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	key := event.StagingPrefix + "if-none-match-probe/" + hex.EncodeToString(id[:])
+	po := minio.PutObjectOptions{DisableMultipart: true}
+	po.SetMatchETagExcept("*")
+	put := func() error {
+		_, err := c.mc.PutObject(ctx, bucket, key, bytes.NewReader(nil), 0, po)
+		return err
+	}
+	if err := put(); err != nil {
+		return false, fmt.Errorf("probe If-None-Match: %w", translate(bucket, err))
+	}
+	err := put()
+	enforced := minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed
+	if rerr := c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); rerr != nil {
+		c.logger.Warn("delete If-None-Match probe", "bucket", bucket, "key", key, "err", rerr)
+	}
+	if err != nil && !enforced {
+		return false, fmt.Errorf("probe If-None-Match: %w", translate(bucket, err))
+	}
+	if !enforced {
+		c.logger.Warn("the store does not enforce If-None-Match on PUT: conditional writes Stat the key first", "bucket", bucket)
+	}
+	c.ifNoneMatch[bucket] = enforced
+	return enforced, nil
+}
+
 // Copy copies an object server-side, replacing its metadata with opts. It
 // asks the store for a SHA-256 checksum of the copy, so Info.SHA256 is
 // the hash of the bytes delivered where the store computes one (MinIO,
 // AWS S3; a store that ignores the request leaves it empty).
 func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
+	if opts.IfNoneMatch {
+		return objects.Info{}, fmt.Errorf("s3: copy to %s/%s: %w: If-None-Match on a copy is not supported", dstBucket, dstKey, objects.ErrPermanent)
+	}
 	meta := opts.Metadata
 	if meta == nil {
 		// REPLACE with no metadata at all: an empty map still sends the
@@ -192,7 +289,8 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 		meta = map[string]string{}
 	}
 	etag := strings.Trim(src.ETag, `"`)
-	ui, err := c.mc.CopyObject(ctx,
+	var answer http.Header
+	ui, err := c.mc.CopyObject(context.WithValue(ctx, headersKey{}, &answer),
 		minio.CopyDestOptions{
 			Bucket:          dstBucket,
 			Object:          dstKey,
@@ -219,8 +317,13 @@ func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey s
 			SHA256: trustedSHA256(minio.ObjectInfo{ChecksumSHA256: ui.ChecksumSHA256, ChecksumMode: ui.ChecksumMode}),
 		}
 		if info.SHA256 == "" {
-			// MinIO stores the SHA-256 it computed while copying but does
-			// not return it in the copy's answer: one HEAD reads it.
+			// MinIO sends the SHA-256 it computed while copying in the
+			// answer's headers, not in its body.
+			info.SHA256 = trustedSHA256(minio.ObjectInfo{
+				ChecksumSHA256: answer.Get("X-Amz-Checksum-Sha256"), ChecksumMode: answer.Get("X-Amz-Checksum-Type")})
+		}
+		if info.SHA256 == "" {
+			// A store that answers with neither: one HEAD reads it.
 			if st, err := c.Stat(ctx, dstBucket, dstKey); err == nil && st.ETag == info.ETag {
 				info.SHA256 = st.SHA256
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -132,6 +133,15 @@ func classify(bucket string, err error) error {
 	return err
 }
 
+// status is the HTTP status of a backend's S3 error answer, 0 for other errors.
+func status(err error) int {
+	var apiErr s3err.S3Error
+	if errors.As(err, &apiErr) {
+		return apiErr.BaseError().HTTPStatusCode
+	}
+	return 0
+}
+
 // Get opens an object for streaming; see objects.Store. Info.SHA256 is
 // the SHA-256 stored on the very file being read.
 func (s *Store) Get(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objects.Info, error) {
@@ -167,7 +177,9 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objects.Info, err
 // and published as an upload through the endpoint would be. The backend
 // needs the size up front: a write of unknown size goes through the
 // endpoint's listener instead (a multipart upload, hashed on completion),
-// where, as for any client, dedupfn-* metadata is dropped.
+// where, as for any client, dedupfn-* metadata is dropped. With
+// opts.IfNoneMatch the backend checks that no object is at the key under
+// the lock it publishes the write with: objects.ErrExists if one is.
 func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts objects.PutOptions) (objects.Info, error) {
 	be, err := s.prepare("put", bucket, key)
 	if err != nil {
@@ -191,8 +203,14 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 		Metadata:      lowerKeys(opts.Metadata),
 		Body:          &exactReader{r: r, left: size},
 	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = &anyETag
+	}
 	out, err := be.putObject(ctx, in)
 	if err != nil {
+		if opts.IfNoneMatch && status(err) == http.StatusPreconditionFailed {
+			return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w: %w", bucket, key, objects.ErrExists, err)
+		}
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(bucket, err))
 	}
 	// The stored SHA-256 and modification time are only known from the
@@ -208,6 +226,9 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 	}
 	return info, nil
 }
+
+// anyETag is If-None-Match's "*": any object at the key.
+var anyETag = "*"
 
 // exactReader fails a body shorter than its declared size, which the
 // backend would store truncated; the s3 client fails it too.
@@ -231,6 +252,9 @@ func (e *exactReader) Read(p []byte) (int, error) {
 func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
 	if err := check("copy", src.Bucket, src.Key); err != nil {
 		return objects.Info{}, err
+	}
+	if opts.IfNoneMatch {
+		return objects.Info{}, fmt.Errorf("embedded: copy to %s/%s: %w: If-None-Match on a copy is not supported", dstBucket, dstKey, objects.ErrPermanent)
 	}
 	be, err := s.prepare("copy", dstBucket, dstKey)
 	if err != nil {
