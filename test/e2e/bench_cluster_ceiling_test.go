@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // storeAlone does, with the bench's uploaders and no dedupfn, the store
@@ -24,18 +26,18 @@ import (
 // its content, the latency of its work after the PUT: a hit's store
 // work. The wall time bounds the e2e phase from below on this machine,
 // whatever the pipeline's own overhead: the store must do this much.
-func (c *cluster) storeAlone(bucket string, ups []benchPut) (time.Duration, []float64) {
-	ctx := c.t.Context()
+func storeAlone(c *harness.Cluster, bucket string, ups []benchPut) (time.Duration, []float64) {
+	ctx := c.T.Context()
 	out := bucket + "-out"
 	for _, b := range []string{bucket, out} {
-		if err := c.mc.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
-			c.t.Fatal(err)
+		if err := c.MC.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
+			c.T.Fatal(err)
 		}
 	}
 	var mu sync.Mutex
 	firsts := map[string]*storeFirst{}
 	var lat []float64
-	d := c.eachPut(ups, func(p benchPut) error {
+	d := eachPut(c, ups, func(p benchPut) error {
 		mu.Lock()
 		f, seen := firsts[string(p.body)]
 		if !seen {
@@ -43,7 +45,7 @@ func (c *cluster) storeAlone(bucket string, ups []benchPut) (time.Duration, []fl
 			firsts[string(p.body)] = f
 		}
 		mu.Unlock()
-		d, err := c.storeOne(ctx, bucket, out, p, f, !seen)
+		d, err := storeOne(c, ctx, bucket, out, p, f, !seen)
 		if seen {
 			mu.Lock()
 			lat = append(lat, float64(d.Microseconds())/1000)
@@ -64,15 +66,15 @@ type storeFirst struct {
 // storeOne is storeAlone's work for one upload p, whose content's first
 // upload is f (p itself when isFirst). The duration leaves out the wait
 // for f's output: that is not store work.
-func (c *cluster) storeOne(ctx context.Context, bucket, out string, p benchPut, f *storeFirst, isFirst bool) (time.Duration, error) {
+func storeOne(c *harness.Cluster, ctx context.Context, bucket, out string, p benchPut, f *storeFirst, isFirst bool) (time.Duration, error) {
 	if isFirst {
 		defer close(f.done) // on every path: later uploads wait for it
 	}
-	if _, err := c.mc.PutObject(ctx, bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{}); err != nil {
+	if _, err := c.MC.PutObject(ctx, bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{}); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	obj, err := c.mc.GetObject(ctx, bucket, p.key, minio.GetObjectOptions{})
+	obj, err := c.MC.GetObject(ctx, bucket, p.key, minio.GetObjectOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -81,16 +83,16 @@ func (c *cluster) storeOne(ctx context.Context, bucket, out string, p benchPut, 
 	if err != nil {
 		return 0, err
 	}
-	if _, err := c.mc.StatObject(ctx, out, p.key, minio.StatObjectOptions{}); minio.ToErrorResponse(err).Code != "NoSuchKey" {
+	if _, err := c.MC.StatObject(ctx, out, p.key, minio.StatObjectOptions{}); minio.ToErrorResponse(err).Code != "NoSuchKey" {
 		return 0, fmt.Errorf("HEAD %s/%s: want NoSuchKey, got %v", out, p.key, err)
 	}
 	if isFirst {
-		_, err = c.mc.PutObject(ctx, out, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
+		_, err = c.MC.PutObject(ctx, out, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
 		return time.Since(start), err
 	}
 	waitStart := time.Now()
 	<-f.done
 	waited := time.Since(waitStart)
-	_, err = c.mc.CopyObject(ctx, minio.CopyDestOptions{Bucket: out, Object: p.key}, minio.CopySrcOptions{Bucket: out, Object: f.key})
+	_, err = c.MC.CopyObject(ctx, minio.CopyDestOptions{Bucket: out, Object: p.key}, minio.CopySrcOptions{Bucket: out, Object: f.key})
 	return time.Since(start) - waited, err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/bench"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -59,20 +60,20 @@ func BenchmarkClusterIndexes(b *testing.B) {
 		}
 	}
 	b.Run("postgres", func(b *testing.B) {
-		benchCluster(b, n, func(c *cluster) {
+		benchCluster(b, n, func(c *harness.Cluster) {
 			pg := peers.StartPostgres(b)
-			c.indexURL = pg.CreateDB(b, "dedupfn")
+			c.IndexURL = pg.CreateDB(b, "dedupfn")
 		})
 	})
 	b.Run("couchdb", func(b *testing.B) {
-		benchCluster(b, n, func(c *cluster) {
-			c.couch = peers.StartCouchDB(b)
-			c.indexURL = c.couch.URL("dedupfn")
+		benchCluster(b, n, func(c *harness.Cluster) {
+			c.Couch = peers.StartCouchDB(b)
+			c.IndexURL = c.Couch.URL("dedupfn")
 		})
 	})
 }
 
-func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
+func benchCluster(b *testing.B, n int, startIndex func(c *harness.Cluster)) {
 	// MinIO's Kafka target with a queue dir sends what its disk queue
 	// holds one event at a time, then sleeps 3 s before listing the queue
 	// again (internal/store in MinIO): events reach the broker in 3 s
@@ -81,38 +82,38 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	// bench runs without unless DEDUPFN_BENCH_MINIO_QUEUE_DIR=1; the
 	// cluster tests run with one.
 	queueDir := os.Getenv("DEDUPFN_BENCH_MINIO_QUEUE_DIR") == "1"
-	c := startPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
+	c := harness.StartPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
 	// DEDUPFN_BENCH_PROFILE_DIR: each replica writes a CPU profile of the
 	// e2e phase there (replica-N-INDEX.pprof; see bench.ProfileOnSignals).
 	profDir := os.Getenv("DEDUPFN_BENCH_PROFILE_DIR")
 	var profiles []string
 	for i := range 3 {
-		args := append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), "--concurrency", "64")
-		s := &server{t: b, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		args := append(c.ReplicaArgs(i, c.Kafka.URL(harness.Topic, "dedupfn")), "--concurrency", "64")
+		s := harness.NewServer(b, b.TempDir())
 		if profDir != "" {
 			path := filepath.Join(profDir, fmt.Sprintf("replica-%d-%s.pprof", i, strings.TrimPrefix(b.Name(), "BenchmarkClusterIndexes/")))
 			args = append(args, "--"+bench.ProfileSignalsFlag+"="+path)
 			profiles = append(profiles, path)
 		}
-		s.start(args...)
-		c.replicas = append(c.replicas, s)
+		s.Start(args...)
+		c.Replicas = append(c.Replicas, s)
 	}
 	signalReplicas := func(sig os.Signal) {
-		for _, r := range c.replicas {
+		for _, r := range c.Replicas {
 			if profDir != "" {
-				r.cmd.Process.Signal(sig)
+				r.Cmd.Process.Signal(sig)
 			}
 		}
 	}
-	r0 := c.replicas[0]
-	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
-	for _, r := range c.replicas[1:] {
+	r0 := c.Replicas[0]
+	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	for _, r := range c.Replicas[1:] {
 		testutil.Eventually(b, 10*time.Second, "function visible on every replica", func() bool {
-			return strings.Contains(r.cli("fn", "list"), "copy")
+			return strings.Contains(r.CLI("fn", "list"), "copy")
 		})
 	}
 	const raw = "bench-raw"
-	if err := c.mc.MakeBucket(b.Context(), raw, minio.MakeBucketOptions{}); err != nil {
+	if err := c.MC.MakeBucket(b.Context(), raw, minio.MakeBucketOptions{}); err != nil {
 		b.Fatal(err)
 	}
 
@@ -122,9 +123,9 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	for i := range clusterBenchWarmup {
 		warm = append(warm, benchPut{"photos", fmt.Sprintf("warmup/%d", i), benchBody("warmup", i)})
 	}
-	c.putAll(warm)
-	testutil.Eventually(b, 2*time.Minute, "warm-up activations", func() bool { return c.statsHTTP(r0).Events >= clusterBenchWarmup })
-	st0 := c.statsHTTP(r0)
+	putAll(c, warm)
+	testutil.Eventually(b, 2*time.Minute, "warm-up activations", func() bool { return statsHTTP(c, r0).Events >= clusterBenchWarmup })
+	st0 := statsHTTP(c, r0)
 
 	b.ResetTimer()
 
@@ -133,7 +134,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	for i := range n {
 		raws = append(raws, benchPut{raw, fmt.Sprintf("raw/%05d", i), benchBody("raw", i)})
 	}
-	rawDur := c.putAll(raws)
+	rawDur := putAll(c, raws)
 	rawRate := float64(n) / rawDur.Seconds()
 
 	// 2. End to end: N/2 distinct contents, each uploaded twice, shuffled.
@@ -145,16 +146,16 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	rand.Shuffle(len(ups), func(i, j int) { ups[i], ups[j] = ups[j], ups[i] })
 
 	// 2a. The store alone doing each event's store work (the ceiling).
-	ceilDur, ceilHit := c.storeAlone("bench-ceil", ups)
+	ceilDur, ceilHit := storeAlone(c, "bench-ceil", ups)
 	ceilRate := float64(n) / ceilDur.Seconds()
 	// How fast MinIO publishes the events to the broker, watched apart
 	// from how fast the replicas handle them.
-	kc, err := kgo.NewClient(kgo.SeedBrokers(c.kafka.Addr))
+	kc, err := kgo.NewClient(kgo.SeedBrokers(c.Kafka.Addr))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer kc.Close()
-	published0, err := topicEnd(b.Context(), kc, topic)
+	published0, err := topicEnd(b.Context(), kc, harness.Topic)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -163,18 +164,18 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	start := time.Now()
 	go func() {
 		for time.Since(start) < 10*time.Minute {
-			if end, err := topicEnd(b.Context(), kc, topic); err == nil && end-published0 >= int64(n) {
+			if end, err := topicEnd(b.Context(), kc, harness.Topic); err == nil && end-published0 >= int64(n) {
 				publishedIn <- time.Since(start)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	putDur := c.putAll(ups)
+	putDur := putAll(c, ups)
 	var st activation.Stats
 	deadline := start.Add(10 * time.Minute)
 	for {
-		st = c.statsHTTP(r0)
+		st = statsHTTP(c, r0)
 		if st.Events-st0.Events >= int64(n) {
 			break
 		}
@@ -201,7 +202,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	// 3. Hit latency from the activations.
 	var hits, fetch, lookup, store, queue []float64
 	var decisions = map[activation.Decision]int{}
-	for _, a := range r0.activationsN(n + clusterBenchWarmup + 100) {
+	for _, a := range activationsN(r0, n+clusterBenchWarmup+100) {
 		if !strings.HasPrefix(a.Event.Key, "e2e/") {
 			continue
 		}
@@ -221,7 +222,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	b.ReportMetric(ceilRate/rawRate, "ceiling_ratio")
 	b.ReportMetric(p50, "hit_p50_ms")
 	b.ReportMetric(p99, "hit_p99_ms")
-	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s, MinIO Kafka queue dir %v", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.indexURL, ":", 2)[0], queueDir)
+	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s, MinIO Kafka queue dir %v", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.IndexURL, ":", 2)[0], queueDir)
 	b.Logf("raw: %d PUTs in %s → %.0f PUT/s", n, rawDur.Round(time.Millisecond), rawRate)
 	b.Logf("store alone (each event's PUT, GET, HEAD, output PUT or copy; no dedupfn): %d in %s → %.0f events/s, ceiling ratio %.2f×; a hit's store work p50 %.2f ms, p99 %.2f ms",
 		n, ceilDur.Round(time.Millisecond), ceilRate, ceilRate/rawRate, bench.Percentile(ceilHit, 50), bench.Percentile(ceilHit, 99))
@@ -258,16 +259,16 @@ func benchBody(kind string, i int) []byte {
 
 // putAll uploads every put with the cluster's minio-go client and
 // clusterBenchUploaders uploaders, and returns the wall time.
-func (c *cluster) putAll(puts []benchPut) time.Duration {
-	return c.eachPut(puts, func(p benchPut) error {
-		_, err := c.mc.PutObject(c.t.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
+func putAll(c *harness.Cluster, puts []benchPut) time.Duration {
+	return eachPut(c, puts, func(p benchPut) error {
+		_, err := c.MC.PutObject(c.T.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
 		return err
 	})
 }
 
 // eachPut calls do for every put, clusterBenchUploaders at once, and
 // returns the wall time; the benchmark fails if any call did.
-func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duration {
+func eachPut(c *harness.Cluster, puts []benchPut, do func(benchPut) error) time.Duration {
 	work := make(chan benchPut)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -275,7 +276,7 @@ func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duratio
 		wg.Go(func() {
 			for p := range work {
 				if err := do(p); err != nil {
-					c.t.Error(err)
+					c.T.Error(err)
 				}
 			}
 		})
@@ -286,37 +287,37 @@ func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duratio
 	close(work)
 	wg.Wait()
 	d := time.Since(start)
-	if c.t.Failed() {
-		c.t.FailNow()
+	if c.T.Failed() {
+		c.T.FailNow()
 	}
 	return d
 }
 
 // statsHTTP reads a replica's /v1/stats (cluster-wide totals) over HTTP:
 // cheaper than running the CLI while polling during a measurement.
-func (c *cluster) statsHTTP(s *server) activation.Stats {
-	c.t.Helper()
-	resp, err := http.Get("http://" + s.api + "/v1/stats")
+func statsHTTP(c *harness.Cluster, s *harness.Server) activation.Stats {
+	c.T.Helper()
+	resp, err := http.Get("http://" + s.API + "/v1/stats")
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var st activation.Stats
 	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET /v1/stats: %s", resp.Status)
+		c.T.Fatalf("GET /v1/stats: %s", resp.Status)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	return st
 }
 
 // activationsN is activations with --limit n.
-func (s *server) activationsN(n int) []activation.Record {
-	s.t.Helper()
+func activationsN(s *harness.Server, n int) []activation.Record {
+	s.T.Helper()
 	var recs []activation.Record
-	if err := json.Unmarshal([]byte(s.cli("activations", "--json", "--limit", strconv.Itoa(n))), &recs); err != nil {
-		s.t.Fatal(err)
+	if err := json.Unmarshal([]byte(s.CLI("activations", "--json", "--limit", strconv.Itoa(n))), &recs); err != nil {
+		s.T.Fatal(err)
 	}
 	return recs
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // TestReadmeLayout_ListsEveryCommandAndExample is issue 19 item 11:
@@ -42,7 +44,7 @@ func TestReadmeLayout_ListsEveryCommandAndExample(t *testing.T) {
 		return m
 	}
 
-	help, err := exec.Command(dedupfn, "--help").Output()
+	help, err := exec.Command(harness.Dedupfn, "--help").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
