@@ -215,9 +215,8 @@ func TestWebhookSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("DEDUPFN_API_TOKEN", token)
 	s := harness.NewServer(t, t.TempDir())
-	s.API = api
+	s.API, s.Env = api, []string{"DEDUPFN_API_TOKEN=" + token}
 	s.Start("--objects", m.URL(), "--events", "webhook:")
 	s.CLI("fn", "deploy", "copy", "--token", token, "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
 
@@ -267,9 +266,9 @@ func TestReadmeProductionCommands(t *testing.T) {
 	mc("event", "add", "prod/photos", "arn:minio:sqs::DEDUPFN:kafka", "--event", "put,delete")
 
 	couch := peers.StartCouchDB(t)
-	t.Setenv("DEDUPFN_S3_ACCESS_KEY", m.AccessKey)
-	t.Setenv("DEDUPFN_S3_SECRET_KEY", m.SecretKey)
-	s := harness.StartServer(t, t.TempDir(),
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_S3_ACCESS_KEY=" + m.AccessKey, "DEDUPFN_S3_SECRET_KEY=" + m.SecretKey}
+	s.Start(
 		"--objects", "s3://"+m.Endpoint+"?tls=false",
 		"--events", k.URL(harness.Topic, "dedupfn"),
 		"--index", couch.URL("dedupfn"),

@@ -369,9 +369,10 @@ func buildStamp(tb testing.TB) string {
 func TestDashboard(t *testing.T) {
 	b := newBrowser(t) // first: without Chromium there is nothing to test
 	const token = "dashboard-e2e-admin-token-0123"
-	t.Setenv("DEDUPFN_API_TOKEN", token) // the server requires it; the CLI sends it
 	stamp := buildStamp(t)
-	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails",
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_API_TOKEN=" + token} // the server requires it; the CLI sends it
+	s.Start("--create-bucket", "images", "--create-bucket", "thumbnails",
 		"--create-bucket", "docs", "--create-bucket", "archive", "--create-bucket", "logs", "--create-bucket", "stamped")
 	base := "http://" + s.API
 	deployThumbnail(s)

@@ -169,15 +169,17 @@ func TestProcessWordcount(t *testing.T) {
 	}
 }
 
-// startOpenWhisk runs the in-test OpenWhisk controller on 127.0.0.1 and
-// puts its key in the environment the dedupfn processes inherit.
-func startOpenWhisk(t *testing.T) (*owtest.Server, string) {
+// startOpenWhisk runs the in-test OpenWhisk controller on 127.0.0.1, and
+// a server whose serve and CLI have its key, with the extra flags.
+func startOpenWhisk(t *testing.T, extra ...string) (*owtest.Server, string, *harness.Server) {
 	t.Helper()
 	ow := owtest.New()
 	srv := httptest.NewServer(ow)
 	t.Cleanup(func() { srv.Close(); ow.Close() })
-	t.Setenv("DEDUPFN_OPENWHISK_AUTH", ow.Auth)
-	return ow, srv.URL
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_OPENWHISK_AUTH=" + ow.Auth}
+	s.Start(append(extra, "--openwhisk-allow", srv.URL)...)
+	return ow, srv.URL, s
 }
 
 // owWordcount is a word-count action in Go: inline body or get_url. Keys
@@ -242,9 +244,8 @@ var activationID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // activation, a blocking timeout (202) is polled, and updating the action
 // invalidates recorded results.
 func TestOpenWhiskRemote(t *testing.T) {
-	ow, api := startOpenWhisk(t)
+	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s")
 	ow.Register("wordcount", owWordcount)
-	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s", "--openwhisk-allow", api)
 	s.CLI("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
 		"--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
@@ -324,8 +325,7 @@ func TestOpenWhiskRemote(t *testing.T) {
 // a native (blackbox) action, and dedupfn invokes it.
 func TestOpenWhiskCreate(t *testing.T) {
 	wc := wordcountAction(t)
-	ow, api := startOpenWhisk(t)
-	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--openwhisk-allow", api)
+	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts")
 	out := s.CLI("fn", "deploy", "wc", "--openwhisk-action", "wordcount", "--openwhisk-api", api,
 		"--openwhisk-create", "--exec", wc, "--bucket", "texts", "--output-bucket", "counts")
 	if !strings.Contains(out, "OpenWhisk action wordcount is at version 0.0.1") {

@@ -607,15 +607,17 @@ func mustCopyAs(s *harness.Server, token, name, in, out string, extra ...string)
 }
 
 // tenantServer is serve with the built-in endpoint, an admin token (the
-// CLI's too, through the environment) and a --tenants file.
+// CLI's too) and a --tenants file.
 func tenantServer(t *testing.T, dir, tenants string) *harness.Server {
 	t.Helper()
-	t.Setenv("DEDUPFN_API_TOKEN", tenantAdmin)
 	args := []string{"--tenants", tenants}
 	for _, b := range []string{"acme-in", "acme-out", "globex-in", "globex-out", "common", "spare"} {
 		args = append(args, "--create-bucket", b)
 	}
-	return harness.StartServer(t, dir, args...)
+	s := harness.NewServer(t, dir)
+	s.Env = []string{"DEDUPFN_API_TOKEN=" + tenantAdmin}
+	s.Start(args...)
+	return s
 }
 
 // TestPipeline_CrossTenant: a tenant's function is never triggered by
@@ -757,9 +759,8 @@ func TestPipeline_Webhook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("DEDUPFN_API_TOKEN", token)
 	s := harness.NewServer(t, t.TempDir())
-	s.API = api
+	s.API, s.Env = api, []string{"DEDUPFN_API_TOKEN=" + token}
 	s.Start("--objects", m.URL(), "--events", "webhook:")
 	for _, b := range []string{"images", "thumbs", "labels"} {
 		m.Notify(t, b, m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)

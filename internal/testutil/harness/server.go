@@ -29,10 +29,13 @@ type Server struct {
 	DataDir string
 	S3, API string // listen addresses
 	Cmd     *exec.Cmd
-	Bin     string   // the dedupfn binary; default Dedupfn
-	Env     []string // extra environment
-	log     *bytes.Buffer
-	logMu   *sync.Mutex
+	Bin     string // the dedupfn binary; default Dedupfn
+	// Env is extra environment of serve and of the CLI commands run
+	// against it (DEDUPFN_API_TOKEN: serve requires it, the CLI sends it);
+	// the process's own stays as it is, so tests can run in parallel.
+	Env   []string
+	log   *bytes.Buffer
+	logMu *sync.Mutex
 }
 
 // NewServer is a server on free loopback addresses, not started.
@@ -121,7 +124,7 @@ func (s *Server) LogSince(n int) string {
 // client is a dedupfn client command against the server.
 func (s *Server) client(args ...string) *exec.Cmd {
 	cmd := exec.Command(Dedupfn, args...)
-	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.API)
+	cmd.Env = append(append(os.Environ(), s.Env...), "DEDUPFN_API=http://"+s.API)
 	return cmd
 }
 
