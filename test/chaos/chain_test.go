@@ -34,6 +34,7 @@ const (
 // execution of it that never ended or that a killed replica ran, and
 // executions of a content never overlap.
 func TestChaos_ChainKills(t *testing.T) {
+	t.Parallel()
 	c := harness.StartPeers(t, peers.MinIOOptions{})
 	if err := c.MC.MakeBucket(t.Context(), "labels", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func TestChaos_ChainKills(t *testing.T) {
 	k := startKiller(t, c, events)
 	c.Uploads(keys, harness.ContentOf, nil)
 	want := 2 * len(keys)
-	testutil.Eventually(t, 8*time.Minute, fmt.Sprintf("%d activations", want), func() bool {
+	testutil.EventuallyEvery(t, 8*time.Minute, harness.CLIPoll, fmt.Sprintf("%d activations", want), func() bool {
 		st, ok := k.stats(c.Replicas[0])
 		return ok && st.Events >= int64(want)
 	})

@@ -23,6 +23,7 @@ import (
 // side file: every content ran, at most the objects in flight at the kill
 // ran twice, and a second backfill runs nothing.
 func TestBackfill_SurvivesKill(t *testing.T) {
+	t.Parallel()
 	const distinct, copies, concurrency = 24, 2, 2
 	dir := t.TempDir()
 	s := harness.StartServer(t, dir, "--create-bucket", "photos", "--create-bucket", "results")

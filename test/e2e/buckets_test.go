@@ -14,6 +14,7 @@ import (
 // 1) with one line saying what is wrong and how to fix it, and deploys
 // nothing.
 func TestDeployRefusesMissingBucketAndBadTemplate(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images")
 	for _, tc := range []struct {
 		name string

@@ -14,6 +14,7 @@ import (
 // Every content runs once, except the victim's interrupted runs, which
 // are taken over exactly once after their lease.
 func TestClusterPostgres(t *testing.T) {
+	t.Parallel()
 	c := harness.StartPeersIndex(t, peers.MinIOOptions{}, func(c *harness.Cluster) {
 		pg := peers.StartPostgres(t)
 		c.IndexURL = pg.CreateDB(t, "dedupfn")

@@ -26,7 +26,10 @@ import (
 // midway. Every upload gets its output and one activation; every content
 // runs once, except runs whose owner died mid-function, which are taken
 // over exactly once.
-func TestCluster(t *testing.T) { clusterKillTest(t, harness.StartCluster(t, 3, peers.MinIOOptions{})) }
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	clusterKillTest(t, harness.StartCluster(t, 3, peers.MinIOOptions{}))
+}
 
 // clusterKillTest is TestCluster's workload and checks on a cluster of 3
 // replicas, whichever shared index they use.
@@ -82,7 +85,7 @@ func clusterKillTest(t *testing.T, c *harness.Cluster) {
 		t.Fatal("the victim held no claim when killed")
 	}
 
-	testutil.Eventually(t, 4*time.Minute, "200 activations", func() bool { return r0.Stats().Events >= 200 })
+	r0.WaitEvents(200, 4*time.Minute)
 	time.Sleep(2 * time.Second) // let stragglers show any double count
 	st := c.Replicas[1].Stats()
 	if st.Events != 200 || st.Errors != 0 {
@@ -134,6 +137,7 @@ func clusterKillTest(t *testing.T, c *harness.Cluster) {
 // TestClusterBrokerRestart: the broker restarts mid-stream; nothing is lost
 // and nothing runs twice.
 func TestClusterBrokerRestart(t *testing.T) {
+	t.Parallel()
 	c := harness.StartCluster(t, 2, peers.MinIOOptions{})
 	r0 := c.Replicas[0]
 	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=20")
@@ -146,7 +150,7 @@ func TestClusterBrokerRestart(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("orig/%03d", i), fmt.Sprintf("dup/%03d", i))
 	}
 	c.Uploads(keys, harness.ContentOf, func() { c.Kafka.Restart(t) })
-	testutil.Eventually(t, 3*time.Minute, "all activations", func() bool { return r0.Stats().Events >= int64(len(keys)) })
+	r0.WaitEvents(int64(len(keys)), 3*time.Minute)
 	time.Sleep(time.Second)
 	st := c.Replicas[1].Stats()
 	if st.Events != int64(len(keys)) || st.Runs != distinct || st.Hits != distinct || st.Errors != 0 {
@@ -161,11 +165,12 @@ func TestClusterBrokerRestart(t *testing.T) {
 // while the broker is down; the reconciler finds and processes them, and
 // says how many the source missed.
 func TestReconcilerFindsDroppedEvents(t *testing.T) {
+	t.Parallel()
 	c := harness.StartCluster(t, 1, peers.MinIOOptions{NoQueueDir: true}, "--reconcile", "1s", "--reconcile-grace", "5s")
 	r0 := c.Replicas[0]
 	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
 	c.Put("before/1", []byte("one"))
-	testutil.Eventually(t, time.Minute, "first activation", func() bool { return r0.Stats().Events >= 1 })
+	r0.WaitEvents(1, time.Minute)
 
 	// Events MinIO cannot deliver wait in its memory without a queue dir;
 	// a MinIO restart then loses them, as in production.
@@ -175,7 +180,7 @@ func TestReconcilerFindsDroppedEvents(t *testing.T) {
 	}
 	c.MinIO.Restart(t)
 	c.Kafka.Start(t)
-	testutil.Eventually(t, 2*time.Minute, "6 activations", func() bool { return r0.Stats().Events >= 6 })
+	r0.WaitEvents(6, 2*time.Minute)
 	time.Sleep(3 * time.Second) // a late MinIO delivery would show as a 7th activation
 	st := r0.Stats()
 	if st.Events != 6 || st.Runs != 6 {
@@ -206,6 +211,7 @@ func TestReconcilerFindsDroppedEvents(t *testing.T) {
 // TestWebhookSource: MinIO's webhook target posts to `dedupfn serve
 // --events webhook:` on the API listener, authenticated with the API token.
 func TestWebhookSource(t *testing.T) {
+	t.Parallel()
 	const token = "webhook-token-0123456789"
 	api := testutil.FreeAddr(t)
 	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
@@ -226,11 +232,7 @@ func TestWebhookSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var st activation.Stats
-	testutil.Eventually(t, time.Minute, "3 activations", func() bool {
-		st = s.Stats()
-		return st.Events >= 3
-	})
+	st := s.WaitEvents(3, time.Minute)
 	if st.Events != 3 || st.Runs != 2 || st.Hits != 1 {
 		t.Fatalf("stats %+v: want 3 events, 2 runs, 1 hit", st)
 	}
@@ -249,6 +251,7 @@ func TestWebhookSource(t *testing.T) {
 // with the mc CLI, word for word where it can: target id DEDUPFN, `mc mb`,
 // `mc event add ... --event put,delete`, then a replica as documented.
 func TestReadmeProductionCommands(t *testing.T) {
+	t.Parallel()
 	mcBin := testutil.Tool(t, "DEDUPFN_MC", "bin/mc")
 	k := peers.StartKafka(t, harness.Topic)
 	m := peers.StartMinIO(t, peers.MinIOOptions{KafkaBrokers: k.Addr, KafkaTopic: harness.Topic, ID: "DEDUPFN"})

@@ -367,6 +367,7 @@ func buildStamp(tb testing.TB) string {
 // there yet saying so. It keeps a screenshot; DEDUPFN_UPDATE_SCREENSHOT=1
 // also writes it to docs/dashboard.png.
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t) // first: without Chromium there is nothing to test
 	const token = "dashboard-e2e-admin-token-0123"
 	stamp := buildStamp(t)
@@ -749,6 +750,7 @@ func TestDashboard(t *testing.T) {
 // markup in data stays text, and that a 404 or 503 makes only its panel
 // say "not available".
 func TestDashboardContract(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	page, err := os.ReadFile("../../internal/api/dashboard.html")
 	if err != nil {

@@ -1,6 +1,9 @@
 // Package e2e drives the dedupfn binary as a user would: `dedupfn serve`
 // in a subprocess, uploads through real S3 clients (aws cli, minio-go),
-// and the CLI's own commands to deploy and inspect.
+// and the CLI's own commands to deploy and inspect. Each test has its own
+// serve and peers and they run in parallel (they wait, mostly); the one
+// that times a shutdown (TestWasmCompile_SigtermNotDelayedByCompile) runs
+// alone.
 package e2e
 
 import (
@@ -34,6 +37,7 @@ func deployThumbnail(s *harness.Server) {
 
 // TestQuickstart is the README's quickstart, step by step.
 func TestQuickstart(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails")
 	deployThumbnail(s)
 	testdata, _ := filepath.Abs("../../examples/thumbnail/testdata")
@@ -91,6 +95,7 @@ func TestQuickstart(t *testing.T) {
 // TestConcurrentDuplicateUploads: 50 simultaneous uploads of the same new
 // content under 50 keys → exactly 1 run and 50 thumbnails.
 func TestConcurrentDuplicateUploads(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails", "--concurrency", "16")
 	deployThumbnail(s)
 	img, err := os.ReadFile("../../examples/thumbnail/testdata/cat.jpg")
@@ -131,6 +136,7 @@ func TestConcurrentDuplicateUploads(t *testing.T) {
 // TestCrashRecovery: an upload accepted before a crash is processed after
 // restart, exactly once, taken over after the crashed run's lease expires.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	s := harness.StartServer(t, data, "--create-bucket", "inbox", "--create-bucket", "outbox")
 	s.CLI("fn", "deploy", "slow", "--wasm", harness.Slowcopy, "--bucket", "inbox", "--output-bucket", "outbox", "--param", "ms=1500", "--lease", "2s")
@@ -156,6 +162,7 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 func TestRefusesDefaultCredentialsBeyondLoopback(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(harness.Dedupfn, "serve", "--data", t.TempDir(), "--s3-addr", "0.0.0.0:0", "--api-addr", testutil.FreeAddr(t))
 	cmd.Env = append(os.Environ(), "DEDUPFN_ACCESS_KEY=", "DEDUPFN_SECRET_KEY=")
 	out, err := cmd.CombinedOutput()
@@ -171,6 +178,7 @@ func TestRefusesDefaultCredentialsBeyondLoopback(t *testing.T) {
 }
 
 func TestDeployRejectsBadModule(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails")
 	bad := filepath.Join(t.TempDir(), "bad.wasm")
 	os.WriteFile(bad, []byte("not a wasm module"), 0o644)
@@ -188,6 +196,7 @@ func TestDeployRejectsBadModule(t *testing.T) {
 // TestOperatorCommands drives invoke (with --force), explain, purge and
 // fn get/delete through the CLI, as an operator would.
 func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails")
 	deployThumbnail(s)
 	img, _ := os.ReadFile("../../examples/thumbnail/testdata/cat.jpg")
@@ -244,6 +253,7 @@ func TestOperatorCommands(t *testing.T) {
 // TestGracefulDrain: SIGTERM while a function runs lets it finish and be
 // recorded; after a restart nothing runs again.
 func TestGracefulDrain(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	s := harness.StartServer(t, data, "--create-bucket", "inbox", "--create-bucket", "outbox")
 	s.CLI("fn", "deploy", "slow", "--wasm", harness.Slowcopy, "--bucket", "inbox", "--output-bucket", "outbox", "--param", "ms=1500")

@@ -32,6 +32,7 @@ func oneLineError(t *testing.T, what, stderr string, code int, says ...string) {
 // 12-character id the tables show; invoke on a missing object or on one
 // outside the trigger fails with exit status 1, unless --any-key.
 func TestCLI_ShortIDsAndInvokeMistakes(t *testing.T) {
+	t.Parallel()
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails")
 	deployThumbnail(s)
 	img, _ := os.ReadFile("../../examples/thumbnail/testdata/cat.jpg")

@@ -14,6 +14,7 @@ import (
 // README's Layout names every command `dedupfn --help` lists and every
 // folder under examples/.
 func TestReadmeLayout_ListsEveryCommandAndExample(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,7 @@ main().catch((err) => { console.error('openwhisk.js:', err.message || err); proc
 // trigger with a rule and a fire, and an object trigger on the built-in
 // endpoint with a rule to a python action.
 func TestOpenWhiskAPI(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		testutil.Missing(t, "node not on PATH")

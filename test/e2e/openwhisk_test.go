@@ -91,6 +91,7 @@ done
 // kept on the activations with the action's logs; a large object is read
 // through the presigned get_url; a non-JSON result is a function error.
 func TestProcessWordcount(t *testing.T) {
+	t.Parallel()
 	wc := wordcountAction(t)
 	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts")
 	s.CLI("fn", "deploy", "wordcount", "--exec", wc, "--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
@@ -244,6 +245,7 @@ var activationID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // activation, a blocking timeout (202) is polled, and updating the action
 // invalidates recorded results.
 func TestOpenWhiskRemote(t *testing.T) {
+	t.Parallel()
 	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s")
 	ow.Register("wordcount", owWordcount)
 	s.CLI("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
@@ -324,6 +326,7 @@ func TestOpenWhiskRemote(t *testing.T) {
 // TestOpenWhiskCreate: fn deploy --openwhisk-create uploads the action as
 // a native (blackbox) action, and dedupfn invokes it.
 func TestOpenWhiskCreate(t *testing.T) {
+	t.Parallel()
 	wc := wordcountAction(t)
 	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts")
 	out := s.CLI("fn", "deploy", "wc", "--openwhisk-action", "wordcount", "--openwhisk-api", api,

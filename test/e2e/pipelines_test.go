@@ -204,7 +204,7 @@ func (c *chain) threeUploads() map[string][]byte {
 // activation names its cause (the thumbnail activation that wrote its
 // input), its root (the upload) and its stage.
 func TestPipeline_EachStageDeduplicated(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	up := c.threeUploads()
 	st := c.s.Stats()
@@ -259,7 +259,7 @@ func TestPipeline_EachStageDeduplicated(t *testing.T) {
 // TestPipeline_CycleRefused: deploying a third function labels → images
 // is refused, naming the cycle; nothing is deployed.
 func TestPipeline_CycleRefused(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	out, err := c.s.CLIErr("fn", "deploy", "index", "--exec", harness.ChaosAction, "--bucket", "labels", "--output-bucket", "images", "--memory", "1536")
 	const want = "deploying index would close a cycle: thumbnail → classify → index → thumbnail"
@@ -276,7 +276,7 @@ func TestPipeline_CycleRefused(t *testing.T) {
 // runs again (once per distinct content), classify does not, counted
 // from the side files; every label is still there.
 func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	up := c.threeUploads()
 	c.wantRuns(2, 2)
@@ -325,7 +325,7 @@ func (c *chain) redeployThumbnail(policy string) {
 // endpoint) removes thumbs/a.jpg and its label within seconds and
 // nothing else; each deletion is an activation (decision delete).
 func TestPipeline_DeleteFollowsInput(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "delete")
 	up := c.threeUploads()
 	c.s.AWS("s3", "rm", "s3://images/a.jpg")
@@ -365,7 +365,7 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 // nor its label. A witness function on images with delete shows the
 // delete event did arrive: its output goes.
 func TestPipeline_KeepRemovesNothing(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "", "--create-bucket", "witness")
 	c.deploy("keep")
 	harness.ChainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, "") // the default
@@ -425,7 +425,7 @@ func lineageJSON(t *testing.T, s *harness.Server, url string) map[string][]map[s
 // 20 states; an input lists every object derived from it, stage by
 // stage; an object dedupfn knows nothing of is a 404.
 func TestPipeline_LineageBackToUpload(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	c.threeUploads()
 	delivered := map[string]activation.Record{} // by function and output key
@@ -502,6 +502,7 @@ func settled(cl *harness.Cluster, t *testing.T, events, runs, hits, deletes int6
 // thumb and label (delete on both stages) and nothing else; redeployed
 // with keep, a delete removes nothing; lineage through the other replica.
 func TestPipeline_MinIOKafka(t *testing.T) {
+	t.Parallel()
 	cl, c := minioChain(t, "delete")
 	r1 := cl.Replicas[1]
 	up := c.threeUploads()
@@ -556,6 +557,7 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 // run (the side files); each stage records one activation per object,
 // MinIO's events of the rewritten thumbs included.
 func TestPipeline_MinIOKafka_EarlyCutoff(t *testing.T) {
+	t.Parallel()
 	cl, c := minioChain(t, "")
 	up := c.threeUploads()
 	up["d.jpg"] = imageA
@@ -627,6 +629,7 @@ func tenantServer(t *testing.T, dir, tenants string) *harness.Server {
 // function, as an upload there would; globex's outputs in its own bucket
 // trigger nothing of acme's.
 func TestPipeline_CrossTenant(t *testing.T) {
+	t.Parallel()
 	s := tenantServer(t, t.TempDir(), tenantsFile(t, []string{"acme-in", "acme-out", "common"}, []string{"globex-in", "globex-out", "common"}))
 	if out, err := copyAs(s, tenantAcme, "spy", "globex-out", "acme-out"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `trigger bucket "globex-out"`) {
 		t.Errorf("acme's trigger on globex's output bucket: err %v, %s; want a 403 naming the bucket", err, out)
@@ -687,6 +690,7 @@ func TestPipeline_CrossTenant(t *testing.T) {
 // trigger alone (Registry.Match in Pipeline.handle and nextStage) and
 // never re-checks the tenant's buckets, as invoke and backfill do.
 func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := tenantServer(t, dir, tenantsFile(t, []string{"acme-in", "acme-out", "spare"}, []string{"globex-in", "globex-out"}))
 	mustCopyAs(s, tenantAcme, "watch", "spare", "acme-out")
@@ -715,7 +719,7 @@ func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
 // gets its label: the waits of stage 1 deliver outputs that stage 2
 // decides from the index.
 func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "", "--concurrency", "16")
 	const n = 20
 	up := map[string][]byte{"other.jpg": imageB}
@@ -750,6 +754,7 @@ func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
 // same counts as the other sources (MinIO's events of dedupfn's outputs
 // count once), and deleting images/a.jpg removes its thumb and label.
 func TestPipeline_Webhook(t *testing.T) {
+	t.Parallel()
 	const token = "webhook-token-0123456789"
 	api := testutil.FreeAddr(t)
 	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
@@ -792,6 +797,7 @@ func TestPipeline_Webhook(t *testing.T) {
 // no event: the reconciler finds images/a.jpg gone and removes its thumb
 // and label, and nothing else.
 func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
+	t.Parallel()
 	cl := harness.StartCluster(t, 1, peers.MinIOOptions{}, "--reconcile", "1s", "--reconcile-grace", "2s")
 	chainBuckets(cl, t, false, notification.ObjectCreatedAll)
 	c := newChain(t, cl.Replicas[0], cl.MC)
@@ -813,6 +819,7 @@ func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
 // delete without a version id (a delete marker) counts as a delete: the
 // input's thumb and label go, the other upload's stay.
 func TestPipeline_DeleteMarker(t *testing.T) {
+	t.Parallel()
 	cl := harness.StartCluster(t, 1, peers.MinIOOptions{})
 	chainBuckets(cl, t, true, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	c := newChain(t, cl.Replicas[0], cl.MC)

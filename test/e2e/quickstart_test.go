@@ -128,6 +128,7 @@ func functions(t *testing.T, apiAddr string) []string {
 // why and deploys nothing, even though another dedupfn answers /healthz
 // on the API address it asked for.
 func TestQuickstart_PortTakenTouchesNoOtherServer(t *testing.T) {
+	t.Parallel()
 	other := harness.StartServer(t, t.TempDir())
 	for _, tt := range []struct {
 		name, taken string
@@ -175,6 +176,7 @@ func TestQuickstart_PortTakenTouchesNoOtherServer(t *testing.T) {
 // DEDUPFN_API_ADDR choose the addresses; the script comes up on them,
 // deploys there, and the commands it prints use them.
 func TestQuickstart_CustomAddresses(t *testing.T) {
+	t.Parallel()
 	s3, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	q := startQuickstart(t, s3, api)
 	testutil.Eventually(t, 60*time.Second, "quickstart ready", func() bool {

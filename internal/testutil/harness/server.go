@@ -23,6 +23,9 @@ import (
 	"github.com/dedupfn/dedupfn/internal/testutil"
 )
 
+// CLIPoll is how often a wait polls a CLI command: each poll is a process.
+const CLIPoll = 250 * time.Millisecond
+
 // Server is one `dedupfn serve` subprocess. Set its fields before Start.
 type Server struct {
 	T       testing.TB
@@ -189,7 +192,7 @@ func (s *Server) TryStats() (activation.Stats, bool) {
 func (s *Server) WaitEvents(n int64, timeout time.Duration) activation.Stats {
 	s.T.Helper()
 	var st activation.Stats
-	testutil.Eventually(s.T, timeout, fmt.Sprintf("%d activations", n), func() bool {
+	testutil.EventuallyEvery(s.T, timeout, CLIPoll, fmt.Sprintf("%d activations", n), func() bool {
 		st = s.Stats()
 		return st.Events >= n
 	})
