@@ -34,7 +34,6 @@ const (
 // execution of it that never ended or that a killed replica ran, and
 // executions of a content never overlap.
 func TestChaos_ChainKills(t *testing.T) {
-	t.Parallel()
 	c := harness.StartPeers(t, peers.MinIOOptions{})
 	if err := c.MC.MakeBucket(t.Context(), "labels", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)

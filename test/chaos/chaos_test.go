@@ -33,7 +33,6 @@ const (
 // TestChaos_NoKills: with renewals failing and slow outputs but no
 // crashes, every content executes exactly once.
 func TestChaos_NoKills(t *testing.T) {
-	t.Parallel()
 	execs := runChaos(t, false)
 	total := 0
 	for content, es := range execs.byContent {
@@ -52,7 +51,6 @@ func TestChaos_NoKills(t *testing.T) {
 // never ended, or that a killed replica ran (killed between the end of
 // the function and the commit of its result); executions never overlap.
 func TestChaos_Kills(t *testing.T) {
-	t.Parallel()
 	execs := runChaos(t, true)
 	if len(execs.killed) == 0 {
 		t.Fatal("no replica was killed: this run proves nothing about crashes")
@@ -236,7 +234,6 @@ func indexOf(ss []*harness.Server, s *harness.Server) int {
 // cannot fit is a dead letter of class config naming --spool-budget. On
 // f13dda0 the event that could not fit waited forever.
 func TestChaos_SpoolBudget(t *testing.T) {
-	t.Parallel()
 	const (
 		distinct, copies = 16, 2
 		size, bigSize    = 5 << 20, 9 << 20
