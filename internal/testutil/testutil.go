@@ -131,11 +131,19 @@ func WaitTCP(tb testing.TB, addr string, timeout time.Duration) {
 // Eventually polls cond every 20ms until it is true or timeout passes.
 func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	EventuallyEvery(tb, timeout, 20*time.Millisecond, what, cond)
+}
+
+// EventuallyEvery is Eventually polling every interval: for a cond that
+// costs a process (a CLI command) each time, which tests running in
+// parallel on a few cores should not spend in a tight loop.
+func EventuallyEvery(tb testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }

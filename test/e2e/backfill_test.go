@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // TestBackfill_SurvivesKill is issue 11's backfill through the binary:
@@ -22,10 +23,11 @@ import (
 // side file: every content ran, at most the objects in flight at the kill
 // ran twice, and a second backfill runs nothing.
 func TestBackfill_SurvivesKill(t *testing.T) {
+	t.Parallel()
 	const distinct, copies, concurrency = 24, 2, 2
 	dir := t.TempDir()
-	s := startServer(t, dir, "--create-bucket", "photos", "--create-bucket", "results")
-	mc := s.minio()
+	s := harness.StartServer(t, dir, "--create-bucket", "photos", "--create-bucket", "results")
+	mc := s.MinIO()
 	for i := range distinct {
 		for c := range copies {
 			body := fmt.Sprintf("content %d", i)
@@ -35,23 +37,23 @@ func TestBackfill_SurvivesKill(t *testing.T) {
 		}
 	}
 	side := filepath.Join(t.TempDir(), "executions.log")
-	s.cli("fn", "deploy", "bf", "--exec", chaosaction, "--bucket", "photos", "--output-bucket", "results",
+	s.CLI("fn", "deploy", "bf", "--exec", harness.ChaosAction, "--bucket", "photos", "--output-bucket", "results",
 		"--param", "log="+side, "--param", "ms=300", "--memory", "1536")
-	if st := s.stats(); st.Events != 0 {
+	if st := s.Stats(); st.Events != 0 {
 		t.Fatalf("%d activations before the backfill: uploads made before the deploy must not run", st.Events)
 	}
 
-	id := strings.TrimSpace(s.cli("backfill", "bf", "--detach", "--concurrency", fmt.Sprint(concurrency)))
+	id := strings.TrimSpace(s.CLI("backfill", "bf", "--detach", "--concurrency", fmt.Sprint(concurrency)))
 	testutil.Eventually(t, 60*time.Second, "a few executions before the kill", func() bool {
 		b, _ := os.ReadFile(side)
 		return bytes.Count(b, []byte("end ")) >= 6
 	})
-	s.kill()
-	s.start()
+	s.Kill()
+	s.Start()
 
 	// Followed to its end after the restart: exit 0 means done.
-	cmd := exec.Command(dedupfn, "backfill", "status", id, "--follow")
-	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+	cmd := exec.Command(harness.Dedupfn, "backfill", "status", id, "--follow")
+	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.API)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("backfill status %s --follow: %v\n%s", id, err, out)
@@ -60,7 +62,7 @@ func TestBackfill_SurvivesKill(t *testing.T) {
 		t.Fatalf("backfill status --follow ended without saying done:\n%s", out)
 	}
 
-	execs := readExecutions(t, side)
+	execs := harness.ReadExecutions(t, side)
 	if len(execs) != distinct {
 		t.Fatalf("%d contents executed, want all %d", len(execs), distinct)
 	}
@@ -79,14 +81,14 @@ func TestBackfill_SurvivesKill(t *testing.T) {
 	// One activation per object. A run whose result was committed just
 	// before the kill, but whose activation was not, is a hit when its
 	// object is sent again: runs may be fewer than the contents.
-	st := s.stats()
+	st := s.Stats()
 	if st.Events != distinct*copies || st.Runs+st.Hits != distinct*copies || st.Runs > distinct || st.Errors != 0 {
 		t.Errorf("stats %+v; want %d events, all runs or hits, at most %d runs", st, distinct*copies, distinct)
 	}
 
 	// A second backfill finds every object recorded: it runs nothing.
 	before := len(readAll(t, side))
-	second := s.cli("backfill", "bf")
+	second := s.CLI("backfill", "bf")
 	if !strings.Contains(second, "runs 0") {
 		t.Errorf("second backfill: %q, want runs 0", second)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/objects/s3"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // storeAlone does, with the bench's uploaders and no dedupfn, the store
@@ -31,22 +32,22 @@ import (
 // its content, the latency of its work after the PUT: a hit's store
 // work. The wall time bounds the e2e phase from below on this machine,
 // whatever the pipeline's own overhead: the store must do this much.
-func (c *cluster) storeAlone(bucket string, ups []benchPut) (time.Duration, []float64) {
-	ctx := c.t.Context()
-	st, err := s3.New(c.minio.Endpoint, false, c.minio.AccessKey, c.minio.SecretKey, "", nil)
+func storeAlone(c *harness.Cluster, bucket string, ups []benchPut) (time.Duration, []float64) {
+	ctx := c.T.Context()
+	st, err := s3.New(c.MinIO.Endpoint, false, c.MinIO.AccessKey, c.MinIO.SecretKey, "", nil)
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	out := bucket + "-out"
 	for _, b := range []string{bucket, out} {
-		if err := c.mc.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
-			c.t.Fatal(err)
+		if err := c.MC.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
+			c.T.Fatal(err)
 		}
 	}
 	var mu sync.Mutex
 	firsts := map[string]*storeFirst{}
 	var lat []float64
-	d := c.eachPut(ups, func(p benchPut) error {
+	d := eachPut(c, ups, func(p benchPut) error {
 		mu.Lock()
 		f, seen := firsts[string(p.body)]
 		if !seen {

@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // minioRequests is MinIO's count of the S3 requests it has served, by
@@ -21,15 +22,15 @@ import (
 // MinIO with MINIO_PROMETHEUS_AUTH_TYPE=public).
 type minioRequests map[string]float64
 
-func (c *cluster) minioRequests() minioRequests {
-	c.t.Helper()
-	resp, err := http.Get("http://" + c.minio.Endpoint + "/minio/metrics/v3/api/requests")
+func minioRequestsOf(c *harness.Cluster) minioRequests {
+	c.T.Helper()
+	resp, err := http.Get("http://" + c.MinIO.Endpoint + "/minio/metrics/v3/api/requests")
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("MinIO metrics: %s", resp.Status)
+		c.T.Fatalf("MinIO metrics: %s", resp.Status)
 	}
 	got := minioRequests{}
 	sc := bufio.NewScanner(resp.Body)
@@ -47,12 +48,12 @@ func (c *cluster) minioRequests() minioRequests {
 		name, _, _ = strings.Cut(name, `"`)
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 		if err != nil {
-			c.t.Fatalf("MinIO metrics line %q: %v", line, err)
+			c.T.Fatalf("MinIO metrics line %q: %v", line, err)
 		}
 		got[name] += v
 	}
 	if err := sc.Err(); err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	return got
 }
@@ -99,21 +100,21 @@ var listAPIs = []string{"ListObjectsV2", "ListObjectsV1", "ListObjectVersions", 
 // stats, then k duplicates of them the same way. It returns the S3
 // requests per miss and per hit, besides the upload's own PutObject and
 // any listing.
-func (c *cluster) requestsPerKind(k int) (miss, hit minioRequests) {
-	r0 := c.replicas[0]
+func requestsPerKind(c *harness.Cluster, k int) (miss, hit minioRequests) {
+	r0 := c.Replicas[0]
 	one := func(key string, body []byte) {
-		before := c.statsHTTP(r0).Events
-		if _, err := c.mc.PutObject(c.t.Context(), "photos", key, strings.NewReader(string(body)), int64(len(body)), minio.PutObjectOptions{}); err != nil {
-			c.t.Fatal(err)
+		before := statsHTTP(c, r0).Events
+		if _, err := c.MC.PutObject(c.T.Context(), "photos", key, strings.NewReader(string(body)), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			c.T.Fatal(err)
 		}
-		testutil.Eventually(c.t, 30*time.Second, "activation of "+key, func() bool { return c.statsHTTP(r0).Events > before })
+		testutil.Eventually(c.T, 30*time.Second, "activation of "+key, func() bool { return statsHTTP(c, r0).Events > before })
 	}
 	phase := func(prefix string) minioRequests {
-		start := c.minioRequests()
+		start := minioRequestsOf(c)
 		for i := range k {
 			one(fmt.Sprintf("%s/%03d", prefix, i), benchBody("kind", i))
 		}
-		d := c.minioRequests().since(start, k, listAPIs...)
+		d := minioRequestsOf(c).since(start, k, listAPIs...)
 		d["PutObject"] -= 1 // the upload itself
 		if d["PutObject"] == 0 {
 			delete(d, "PutObject")

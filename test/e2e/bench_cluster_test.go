@@ -24,6 +24,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/bench"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -59,20 +60,20 @@ func BenchmarkClusterIndexes(b *testing.B) {
 		}
 	}
 	b.Run("postgres", func(b *testing.B) {
-		benchCluster(b, n, func(c *cluster) {
+		benchCluster(b, n, func(c *harness.Cluster) {
 			pg := peers.StartPostgres(b)
-			c.indexURL = pg.CreateDB(b, "dedupfn")
+			c.IndexURL = pg.CreateDB(b, "dedupfn")
 		})
 	})
 	b.Run("couchdb", func(b *testing.B) {
-		benchCluster(b, n, func(c *cluster) {
-			c.couch = peers.StartCouchDB(b)
-			c.indexURL = c.couch.URL("dedupfn")
+		benchCluster(b, n, func(c *harness.Cluster) {
+			c.Couch = peers.StartCouchDB(b)
+			c.IndexURL = c.Couch.URL("dedupfn")
 		})
 	})
 }
 
-func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
+func benchCluster(b *testing.B, n int, startIndex func(c *harness.Cluster)) {
 	// MinIO's Kafka target with a queue dir sends what its disk queue
 	// holds one event at a time, then sleeps 3 s before listing the queue
 	// again (internal/store in MinIO): events reach the broker in 3 s
@@ -82,7 +83,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	// cluster tests run with one.
 	queueDir := os.Getenv("DEDUPFN_BENCH_MINIO_QUEUE_DIR") == "1"
 	b.Setenv("MINIO_PROMETHEUS_AUTH_TYPE", "public") // for minioRequests
-	c := startPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
+	c := harness.StartPeersIndex(b, peers.MinIOOptions{NoQueueDir: !queueDir}, startIndex)
 	// DEDUPFN_BENCH_REPLICA_BINARY: the replicas run that dedupfn binary
 	// instead of this tree's, for an A/B of two commits in one session
 	// with the same bench.
@@ -92,32 +93,33 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	profDir := os.Getenv("DEDUPFN_BENCH_PROFILE_DIR")
 	var profiles []string
 	for i := range 3 {
-		args := append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), "--concurrency", "64")
-		s := &server{t: b, bin: replicaBin, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		args := append(c.ReplicaArgs(i, c.Kafka.URL(harness.Topic, "dedupfn")), "--concurrency", "64")
+		s := harness.NewServer(b, b.TempDir())
+		s.Bin = replicaBin
 		if profDir != "" {
 			path := filepath.Join(profDir, fmt.Sprintf("replica-%d-%s.pprof", i, strings.TrimPrefix(b.Name(), "BenchmarkClusterIndexes/")))
 			args = append(args, "--"+bench.ProfileSignalsFlag+"="+path)
 			profiles = append(profiles, path)
 		}
-		s.start(args...)
-		c.replicas = append(c.replicas, s)
+		s.Start(args...)
+		c.Replicas = append(c.Replicas, s)
 	}
 	signalReplicas := func(sig os.Signal) {
-		for _, r := range c.replicas {
+		for _, r := range c.Replicas {
 			if profDir != "" {
-				r.cmd.Process.Signal(sig)
+				r.Cmd.Process.Signal(sig)
 			}
 		}
 	}
-	r0 := c.replicas[0]
-	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
-	for _, r := range c.replicas[1:] {
+	r0 := c.Replicas[0]
+	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	for _, r := range c.Replicas[1:] {
 		testutil.Eventually(b, 10*time.Second, "function visible on every replica", func() bool {
-			return strings.Contains(r.cli("fn", "list"), "copy")
+			return strings.Contains(r.CLI("fn", "list"), "copy")
 		})
 	}
 	const raw = "bench-raw"
-	if err := c.mc.MakeBucket(b.Context(), raw, minio.MakeBucketOptions{}); err != nil {
+	if err := c.MC.MakeBucket(b.Context(), raw, minio.MakeBucketOptions{}); err != nil {
 		b.Fatal(err)
 	}
 
@@ -127,9 +129,9 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	for i := range clusterBenchWarmup {
 		warm = append(warm, benchPut{"photos", fmt.Sprintf("warmup/%d", i), benchBody("warmup", i)})
 	}
-	c.putAll(warm)
-	testutil.Eventually(b, 2*time.Minute, "warm-up activations", func() bool { return c.statsHTTP(r0).Events >= clusterBenchWarmup })
-	st0 := c.statsHTTP(r0)
+	putAll(c, warm)
+	testutil.Eventually(b, 2*time.Minute, "warm-up activations", func() bool { return statsHTTP(c, r0).Events >= clusterBenchWarmup })
+	st0 := statsHTTP(c, r0)
 
 	b.ResetTimer()
 
@@ -138,7 +140,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	for i := range n {
 		raws = append(raws, benchPut{raw, fmt.Sprintf("raw/%05d", i), benchBody("raw", i)})
 	}
-	rawDur := c.putAll(raws)
+	rawDur := putAll(c, raws)
 	rawRate := float64(n) / rawDur.Seconds()
 
 	// 2. End to end: N/2 distinct contents, each uploaded twice, shuffled.
@@ -150,41 +152,41 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	rand.Shuffle(len(ups), func(i, j int) { ups[i], ups[j] = ups[j], ups[i] })
 
 	// 2a. The store alone doing each event's store work (the ceiling).
-	ceilReq0 := c.minioRequests()
-	ceilDur, ceilHit := c.storeAlone("bench-ceil", ups)
+	ceilReq0 := minioRequestsOf(c)
+	ceilDur, ceilHit := storeAlone(c, "bench-ceil", ups)
 	ceilRate := float64(n) / ceilDur.Seconds()
 	// Besides its two buckets and the uploads:
-	ceilReqs := c.minioRequests().since(ceilReq0, n, "PutBucket")
+	ceilReqs := minioRequestsOf(c).since(ceilReq0, n, "PutBucket")
 	ceilReqs["PutObject"] -= 1
 	// How fast MinIO publishes the events to the broker, watched apart
 	// from how fast the replicas handle them.
-	kc, err := kgo.NewClient(kgo.SeedBrokers(c.kafka.Addr))
+	kc, err := kgo.NewClient(kgo.SeedBrokers(c.Kafka.Addr))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer kc.Close()
-	published0, err := topicEnd(b.Context(), kc, topic)
+	published0, err := topicEnd(b.Context(), kc, harness.Topic)
 	if err != nil {
 		b.Fatal(err)
 	}
 	publishedIn := make(chan time.Duration, 1)
 	signalReplicas(syscall.SIGUSR1)
-	e2eReq0 := c.minioRequests()
+	e2eReq0 := minioRequestsOf(c)
 	start := time.Now()
 	go func() {
 		for time.Since(start) < 10*time.Minute {
-			if end, err := topicEnd(b.Context(), kc, topic); err == nil && end-published0 >= int64(n) {
+			if end, err := topicEnd(b.Context(), kc, harness.Topic); err == nil && end-published0 >= int64(n) {
 				publishedIn <- time.Since(start)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	putDur := c.putAll(ups)
+	putDur := putAll(c, ups)
 	var st activation.Stats
 	deadline := start.Add(10 * time.Minute)
 	for {
-		st = c.statsHTTP(r0)
+		st = statsHTTP(c, r0)
 		if st.Events-st0.Events >= int64(n) {
 			break
 		}
@@ -198,7 +200,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 		time.Sleep(max(20*time.Millisecond, time.Since(start)/50))
 	}
 	e2eDur := time.Since(start)
-	e2eReqs := c.minioRequests().since(e2eReq0, n)
+	e2eReqs := minioRequestsOf(c).since(e2eReq0, n)
 	e2eReqs["PutObject"] -= 1 // the uploads
 	b.StopTimer()
 	var pubDur time.Duration
@@ -217,7 +219,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	// 3. Hit latency from the activations.
 	var hits, fetch, lookup, store, queue []float64
 	var decisions = map[activation.Decision]int{}
-	for _, a := range r0.activationsN(n + clusterBenchWarmup + 100) {
+	for _, a := range activationsN(r0, n+clusterBenchWarmup+100) {
 		if !strings.HasPrefix(a.Event.Key, "e2e/") {
 			continue
 		}
@@ -233,7 +235,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 
 	// 4. What one miss and one hit ask of MinIO, quiesced.
 	const kindSamples = 5
-	missReqs, hitReqs := c.requestsPerKind(kindSamples)
+	missReqs, hitReqs := requestsPerKind(c, kindSamples)
 
 	// The lower of the two bounds measured in this run: the store alone
 	// doing the events' store work, and MinIO's publishing while it serves
@@ -251,7 +253,7 @@ func benchCluster(b *testing.B, n int, startIndex func(c *cluster)) {
 	b.ReportMetric(e2eReqs.total(), "s3_requests/event")
 	b.ReportMetric(p50, "hit_p50_ms")
 	b.ReportMetric(p99, "hit_p99_ms")
-	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s, MinIO Kafka queue dir %v", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.indexURL, ":", 2)[0], queueDir)
+	b.Logf("%d objects of %d B, %d uploaders, 3 replicas, index %s, MinIO Kafka queue dir %v", n, clusterBenchSize, clusterBenchUploaders, strings.SplitN(c.IndexURL, ":", 2)[0], queueDir)
 	b.Logf("raw: %d PUTs in %s → %.0f PUT/s", n, rawDur.Round(time.Millisecond), rawRate)
 	// (A benchmark's log keeps 10 lines without -test.v: one line each.)
 	b.Logf("store alone (each event's PUT, GET, then conditional output PUT, or HEAD and copy; no dedupfn): %d in %s → %.0f events/s, ceiling ratio %.2f×; a hit's store work p50 %.2f ms, p99 %.2f ms; S3 requests per event besides its upload: %s",
@@ -293,16 +295,16 @@ func benchBody(kind string, i int) []byte {
 
 // putAll uploads every put with the cluster's minio-go client and
 // clusterBenchUploaders uploaders, and returns the wall time.
-func (c *cluster) putAll(puts []benchPut) time.Duration {
-	return c.eachPut(puts, func(p benchPut) error {
-		_, err := c.mc.PutObject(c.t.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
+func putAll(c *harness.Cluster, puts []benchPut) time.Duration {
+	return eachPut(c, puts, func(p benchPut) error {
+		_, err := c.MC.PutObject(c.T.Context(), p.bucket, p.key, bytes.NewReader(p.body), int64(len(p.body)), minio.PutObjectOptions{})
 		return err
 	})
 }
 
 // eachPut calls do for every put, clusterBenchUploaders at once, and
 // returns the wall time; the benchmark fails if any call did.
-func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duration {
+func eachPut(c *harness.Cluster, puts []benchPut, do func(benchPut) error) time.Duration {
 	work := make(chan benchPut)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -310,7 +312,7 @@ func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duratio
 		wg.Go(func() {
 			for p := range work {
 				if err := do(p); err != nil {
-					c.t.Error(err)
+					c.T.Error(err)
 				}
 			}
 		})
@@ -321,37 +323,37 @@ func (c *cluster) eachPut(puts []benchPut, do func(benchPut) error) time.Duratio
 	close(work)
 	wg.Wait()
 	d := time.Since(start)
-	if c.t.Failed() {
-		c.t.FailNow()
+	if c.T.Failed() {
+		c.T.FailNow()
 	}
 	return d
 }
 
 // statsHTTP reads a replica's /v1/stats (cluster-wide totals) over HTTP:
 // cheaper than running the CLI while polling during a measurement.
-func (c *cluster) statsHTTP(s *server) activation.Stats {
-	c.t.Helper()
-	resp, err := http.Get("http://" + s.api + "/v1/stats")
+func statsHTTP(c *harness.Cluster, s *harness.Server) activation.Stats {
+	c.T.Helper()
+	resp, err := http.Get("http://" + s.API + "/v1/stats")
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var st activation.Stats
 	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET /v1/stats: %s", resp.Status)
+		c.T.Fatalf("GET /v1/stats: %s", resp.Status)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	return st
 }
 
 // activationsN is activations with --limit n.
-func (s *server) activationsN(n int) []activation.Record {
-	s.t.Helper()
+func activationsN(s *harness.Server, n int) []activation.Record {
+	s.T.Helper()
 	var recs []activation.Record
-	if err := json.Unmarshal([]byte(s.cli("activations", "--json", "--limit", strconv.Itoa(n))), &recs); err != nil {
-		s.t.Fatal(err)
+	if err := json.Unmarshal([]byte(s.CLI("activations", "--json", "--limit", strconv.Itoa(n))), &recs); err != nil {
+		s.T.Fatal(err)
 	}
 	return recs
 }

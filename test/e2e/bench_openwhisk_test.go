@@ -9,11 +9,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // BenchmarkOpenWhiskInvoke times a blocking invocation of a trivial
@@ -27,9 +27,9 @@ func BenchmarkOpenWhiskInvoke(b *testing.B) {
 	if _, err := exec.LookPath("node"); err != nil {
 		testutil.Missing(b, "node not on PATH")
 	}
-	s := &server{t: b, dataDir: b.TempDir(), s3: testutil.FreeAddr(b), api: testutil.FreeAddr(b), log: &bytes.Buffer{}, logMu: &sync.Mutex{},
-		env: []string{"DEDUPFN_OPENWHISK_KEYS=guest=" + owGuestKey}}
-	s.start()
+	s := harness.NewServer(b, b.TempDir())
+	s.Env = []string{"DEDUPFN_OPENWHISK_KEYS=guest=" + owGuestKey}
+	s.Start()
 	user, key, _ := strings.Cut(owGuestKey, ":")
 	call := func(method, path string, body any) (int, []byte) {
 		var r io.Reader
@@ -37,7 +37,7 @@ func BenchmarkOpenWhiskInvoke(b *testing.B) {
 			j, _ := json.Marshal(body)
 			r = bytes.NewReader(j)
 		}
-		req, _ := http.NewRequestWithContext(b.Context(), method, "http://"+s.api+"/api/v1/namespaces/_/"+path, r)
+		req, _ := http.NewRequestWithContext(b.Context(), method, "http://"+s.API+"/api/v1/namespaces/_/"+path, r)
 		req.SetBasicAuth(user, key)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // benchImages returns n distinct 1024x768 JPEGs.
@@ -48,10 +50,10 @@ type benchResult struct {
 // extra deploy flags, uploads every image copies times under distinct keys
 // (4 uploaders), and waits until every upload has its activation.
 func runWorkload(b *testing.B, images [][]byte, copies int, deployFlags ...string) benchResult {
-	s := startServer(b, b.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails", "--concurrency", "4")
-	s.cli(append([]string{"fn", "deploy", "thumbnail", "--wasm", thumbnail, "--bucket", "images",
+	s := harness.StartServer(b, b.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails", "--concurrency", "4")
+	s.CLI(append([]string{"fn", "deploy", "thumbnail", "--wasm", harness.Thumbnail, "--bucket", "images",
 		"--output-bucket", "thumbnails"}, deployFlags...)...)
-	mc := s.minio()
+	mc := s.MinIO()
 	type upload struct {
 		key  string
 		body []byte
@@ -80,7 +82,7 @@ func runWorkload(b *testing.B, images [][]byte, copies int, deployFlags ...strin
 	}
 	close(work)
 	wg.Wait()
-	st := s.waitEvents(int64(len(ups)), 10*time.Minute)
+	st := s.WaitEvents(int64(len(ups)), 10*time.Minute)
 	res := benchResult{wall: time.Since(start), runs: st.Runs, functionMS: st.FunctionMS}
 	if st.Errors != 0 {
 		b.Fatalf("stats %+v: errors", st)

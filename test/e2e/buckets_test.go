@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // Issue 19 items 2 and 3, through the CLI: fn deploy onto a bucket that
@@ -12,7 +14,8 @@ import (
 // 1) with one line saying what is wrong and how to fix it, and deploys
 // nothing.
 func TestDeployRefusesMissingBucketAndBadTemplate(t *testing.T) {
-	s := startServer(t, t.TempDir(), "--create-bucket", "images")
+	t.Parallel()
+	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "images")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -24,8 +27,8 @@ func TestDeployRefusesMissingBucketAndBadTemplate(t *testing.T) {
 			[]string{"unknown placeholder {nope}", `unclosed "{"`, "{key} {dir} {base} {ext} {name}", "HTTP 400"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(dedupfn, append([]string{"fn", "deploy", "thumbnail", "--wasm", thumbnail, "--bucket", "images"}, tc.args...)...)
-			cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+			cmd := exec.Command(harness.Dedupfn, append([]string{"fn", "deploy", "thumbnail", "--wasm", harness.Thumbnail, "--bucket", "images"}, tc.args...)...)
+			cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.API)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("deploy succeeded:\n%s", out)
@@ -38,7 +41,7 @@ func TestDeployRefusesMissingBucketAndBadTemplate(t *testing.T) {
 					t.Errorf("output %q does not say %q", out, w)
 				}
 			}
-			if list := s.cli("fn", "list"); strings.Contains(list, "thumbnail") {
+			if list := s.CLI("fn", "list"); strings.Contains(list, "thumbnail") {
 				t.Fatalf("refused function was deployed:\n%s", list)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	_ "github.com/dedupfn/dedupfn/internal/index/postgres"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -13,12 +14,13 @@ import (
 // Every content runs once, except the victim's interrupted runs, which
 // are taken over exactly once after their lease.
 func TestClusterPostgres(t *testing.T) {
-	c := startPeersIndex(t, peers.MinIOOptions{}, func(c *cluster) {
+	t.Parallel()
+	c := harness.StartPeersIndex(t, peers.MinIOOptions{}, func(c *harness.Cluster) {
 		pg := peers.StartPostgres(t)
-		c.indexURL = pg.CreateDB(t, "dedupfn")
+		c.IndexURL = pg.CreateDB(t, "dedupfn")
 	})
 	for i := range 3 {
-		c.replicas = append(c.replicas, startServer(t, t.TempDir(), c.replicaArgs(i, c.kafka.URL(topic, "dedupfn"))...))
+		c.Replicas = append(c.Replicas, harness.StartServer(t, t.TempDir(), c.ReplicaArgs(i, c.Kafka.URL(harness.Topic, "dedupfn"))...))
 	}
 	clusterKillTest(t, c)
 }

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,147 +17,25 @@ import (
 	"github.com/dedupfn/dedupfn/internal/index"
 	_ "github.com/dedupfn/dedupfn/internal/index/couchdb"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
-
-const topic = "minio-events"
-
-// cluster is the production wiring: real MinIO publishing bucket
-// notifications to a Kafka-protocol broker, dedupfn replicas in one
-// consumer group, one shared CouchDB-API index.
-type cluster struct {
-	t        testing.TB
-	kafka    *peers.Kafka
-	minio    *peers.MinIO
-	couch    *peers.CouchDB
-	mc       *minio.Client
-	replicas []*server
-	indexURL string
-}
-
-func startCluster(t *testing.T, replicas int, minioOpts peers.MinIOOptions, extra ...string) *cluster {
-	t.Helper()
-	c := startPeers(t, minioOpts)
-	for i := range replicas {
-		c.replicas = append(c.replicas, startServer(t, t.TempDir(), append(c.replicaArgs(i, c.kafka.URL(topic, "dedupfn")), extra...)...))
-	}
-	return c
-}
-
-// replicaArgs are replica i's flags for the cluster's peers.
-func (c *cluster) replicaArgs(i int, events string) []string {
-	return []string{
-		"--objects", c.minio.URL(), "--events", events, "--index", c.indexURL,
-		"--replica-id", fmt.Sprintf("r%d", i), "--concurrency", "4",
-	}
-}
-
-// startPeers starts MinIO publishing the photos bucket's events to a
-// Kafka-protocol broker, and a CouchDB-API index; no replicas.
-func startPeers(t testing.TB, minioOpts peers.MinIOOptions) *cluster {
-	t.Helper()
-	return startPeersIndex(t, minioOpts, func(c *cluster) {
-		c.couch = peers.StartCouchDB(t)
-		c.indexURL = c.couch.URL("dedupfn")
-	})
-}
-
-// startPeersIndex is startPeers with the shared index started by
-// startIndex, which sets c.indexURL.
-func startPeersIndex(t testing.TB, minioOpts peers.MinIOOptions, startIndex func(c *cluster)) *cluster {
-	t.Helper()
-	c := &cluster{t: t}
-	c.kafka = peers.StartKafka(t, topic)
-	minioOpts.KafkaBrokers, minioOpts.KafkaTopic = c.kafka.Addr, topic
-	c.minio = peers.StartMinIO(t, minioOpts)
-	startIndex(c)
-	c.mc = c.minio.Client(t)
-	for _, b := range []string{"photos", "results"} {
-		if err := c.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.minio.Notify(t, "photos", c.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	return c
-}
-
-// put uploads body under key.
-func (c *cluster) put(key string, body []byte) {
-	if _, err := c.mc.PutObject(c.t.Context(), "photos", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
-		c.t.Error(err)
-	}
-}
-
-// uploads puts each key's content with 8 uploaders and calls midway once
-// half of them are done.
-func (c *cluster) uploads(keys []string, content func(key string) []byte, midway func()) {
-	var wg sync.WaitGroup
-	work := make(chan string)
-	var mu sync.Mutex
-	done := 0
-	for range 8 {
-		wg.Go(func() {
-			for k := range work {
-				c.put(k, content(k))
-				mu.Lock()
-				done++
-				if done == len(keys)/2 && midway != nil {
-					midway()
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, k := range keys {
-		work <- k
-	}
-	close(work)
-	wg.Wait()
-}
-
-func (c *cluster) outputs() map[string]bool {
-	out := map[string]bool{}
-	for o := range c.mc.ListObjects(c.t.Context(), "results", minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			c.t.Fatal(o.Err)
-		}
-		out[o.Key] = true
-	}
-	return out
-}
-
-func (c *cluster) records() []index.Record {
-	c.t.Helper()
-	idx, err := index.Open(c.t.Context(), c.indexURL, index.Options{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer idx.Close()
-	var recs []index.Record
-	if err := idx.Records(c.t.Context(), func(r index.Record) error { recs = append(recs, r); return nil }); err != nil {
-		c.t.Fatal(err)
-	}
-	return recs
-}
-
-func contentOf(key string) []byte {
-	// "dup/17" and "orig/17" share content 17.
-	_, n, _ := strings.Cut(key, "/")
-	return []byte(fmt.Sprintf("content %s %s", n, strings.Repeat("x", 1000)))
-}
 
 // TestCluster: 200 uploads, half duplicates of the others, through real
 // MinIO → Kafka → 3 replicas sharing CouchDB; one replica is SIGKILLed
 // midway. Every upload gets its output and one activation; every content
 // runs once, except runs whose owner died mid-function, which are taken
 // over exactly once.
-func TestCluster(t *testing.T) { clusterKillTest(t, startCluster(t, 3, peers.MinIOOptions{})) }
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	clusterKillTest(t, harness.StartCluster(t, 3, peers.MinIOOptions{}))
+}
 
 // clusterKillTest is TestCluster's workload and checks on a cluster of 3
 // replicas, whichever shared index they use.
-func clusterKillTest(t *testing.T, c *cluster) {
-	r0 := c.replicas[0]
-	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results",
+func clusterKillTest(t *testing.T, c *harness.Cluster) {
+	r0 := c.Replicas[0]
+	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results",
 		// The lease is far longer than a renewal takes even on a loaded
 		// 2-core machine, so the only takeovers are of the killed replica's
 		// runs, which is what this test asserts exactly.
@@ -167,9 +43,9 @@ func clusterKillTest(t *testing.T, c *cluster) {
 
 	// A function deployed through one replica is live on all within a second.
 	start := time.Now()
-	for _, r := range c.replicas[1:] {
+	for _, r := range c.Replicas[1:] {
 		testutil.Eventually(t, 2*time.Second, "function visible on another replica", func() bool {
-			return strings.Contains(r.cli("fn", "list"), "copy")
+			return strings.Contains(r.CLI("fn", "list"), "copy")
 		})
 	}
 	t.Logf("function live on all replicas after %s", time.Since(start))
@@ -179,27 +55,27 @@ func clusterKillTest(t *testing.T, c *cluster) {
 	for i := range distinct {
 		keys = append(keys, fmt.Sprintf("orig/%03d", i), fmt.Sprintf("dup/%03d", i))
 	}
-	victim := c.replicas[2]
+	victim := c.Replicas[2]
 	var interrupted map[string]bool // claims the victim held when it died
-	c.uploads(keys, contentOf, func() {
+	c.Uploads(keys, harness.ContentOf, func() {
 		// Kill the victim while it is running a function, so that the
 		// takeover path is exercised, not just hoped for.
 		testutil.Eventually(t, 30*time.Second, "the victim holding a claim", func() bool {
-			for _, r := range c.records() {
+			for _, r := range c.Records() {
 				if r.State == index.Running && r.Owner == "r2" {
 					return true
 				}
 			}
 			return false
 		})
-		victim.kill()
+		victim.Kill()
 		// A claim the victim sent just before it died may still land in
 		// the index (the server finishes a statement whose client is
 		// gone): look once it has, well within the 8 s lease, before
 		// which nothing can be taken over.
 		time.Sleep(time.Second)
 		interrupted = map[string]bool{}
-		for _, r := range c.records() {
+		for _, r := range c.Records() {
 			if r.State == index.Running && r.Owner == "r2" {
 				interrupted[r.Key] = true
 			}
@@ -209,13 +85,13 @@ func clusterKillTest(t *testing.T, c *cluster) {
 		t.Fatal("the victim held no claim when killed")
 	}
 
-	testutil.Eventually(t, 4*time.Minute, "200 activations", func() bool { return r0.stats().Events >= 200 })
+	r0.WaitEvents(200, 4*time.Minute)
 	time.Sleep(2 * time.Second) // let stragglers show any double count
-	st := c.replicas[1].stats()
+	st := c.Replicas[1].Stats()
 	if st.Events != 200 || st.Errors != 0 {
 		t.Fatalf("cluster stats %+v: want exactly 200 events and no errors", st)
 	}
-	acts := r0.activations()
+	acts := r0.Activations()
 	perEvent := map[string]int{}
 	missesPerKey := map[string]int{}
 	for _, a := range acts {
@@ -234,11 +110,11 @@ func clusterKillTest(t *testing.T, c *cluster) {
 			t.Errorf("dedup key %s ran to completion %d times", k, n)
 		}
 	}
-	if outs := c.outputs(); len(outs) != len(keys) {
+	if outs := c.Outputs(); len(outs) != len(keys) {
 		t.Errorf("%d outputs for %d uploads", len(outs), len(keys))
 	}
 	done, takeovers := 0, map[string]bool{}
-	for _, r := range c.records() {
+	for _, r := range c.Records() {
 		if r.State == index.Done {
 			done++
 		}
@@ -261,25 +137,26 @@ func clusterKillTest(t *testing.T, c *cluster) {
 // TestClusterBrokerRestart: the broker restarts mid-stream; nothing is lost
 // and nothing runs twice.
 func TestClusterBrokerRestart(t *testing.T) {
-	c := startCluster(t, 2, peers.MinIOOptions{})
-	r0 := c.replicas[0]
-	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=20")
-	for _, r := range c.replicas[1:] {
-		testutil.Eventually(t, 2*time.Second, "function visible", func() bool { return strings.Contains(r.cli("fn", "list"), "copy") })
+	t.Parallel()
+	c := harness.StartCluster(t, 2, peers.MinIOOptions{})
+	r0 := c.Replicas[0]
+	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=20")
+	for _, r := range c.Replicas[1:] {
+		testutil.Eventually(t, 2*time.Second, "function visible", func() bool { return strings.Contains(r.CLI("fn", "list"), "copy") })
 	}
 	const distinct = 40
 	var keys []string
 	for i := range distinct {
 		keys = append(keys, fmt.Sprintf("orig/%03d", i), fmt.Sprintf("dup/%03d", i))
 	}
-	c.uploads(keys, contentOf, func() { c.kafka.Restart(t) })
-	testutil.Eventually(t, 3*time.Minute, "all activations", func() bool { return r0.stats().Events >= int64(len(keys)) })
+	c.Uploads(keys, harness.ContentOf, func() { c.Kafka.Restart(t) })
+	r0.WaitEvents(int64(len(keys)), 3*time.Minute)
 	time.Sleep(time.Second)
-	st := c.replicas[1].stats()
+	st := c.Replicas[1].Stats()
 	if st.Events != int64(len(keys)) || st.Runs != distinct || st.Hits != distinct || st.Errors != 0 {
 		t.Fatalf("stats %+v: want %d events, exactly %d runs and %d hits", st, len(keys), distinct, distinct)
 	}
-	if outs := c.outputs(); len(outs) != len(keys) {
+	if outs := c.Outputs(); len(outs) != len(keys) {
 		t.Fatalf("%d outputs for %d uploads", len(outs), len(keys))
 	}
 }
@@ -288,28 +165,29 @@ func TestClusterBrokerRestart(t *testing.T) {
 // while the broker is down; the reconciler finds and processes them, and
 // says how many the source missed.
 func TestReconcilerFindsDroppedEvents(t *testing.T) {
-	c := startCluster(t, 1, peers.MinIOOptions{NoQueueDir: true}, "--reconcile", "1s", "--reconcile-grace", "5s")
-	r0 := c.replicas[0]
-	r0.cli("fn", "deploy", "copy", "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
-	c.put("before/1", []byte("one"))
-	testutil.Eventually(t, time.Minute, "first activation", func() bool { return r0.stats().Events >= 1 })
+	t.Parallel()
+	c := harness.StartCluster(t, 1, peers.MinIOOptions{NoQueueDir: true}, "--reconcile", "1s", "--reconcile-grace", "5s")
+	r0 := c.Replicas[0]
+	r0.CLI("fn", "deploy", "copy", "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	c.Put("before/1", []byte("one"))
+	r0.WaitEvents(1, time.Minute)
 
 	// Events MinIO cannot deliver wait in its memory without a queue dir;
 	// a MinIO restart then loses them, as in production.
-	c.kafka.Stop()
+	c.Kafka.Stop()
 	for i := range 5 {
-		c.put(fmt.Sprintf("while-down/%d", i), []byte(fmt.Sprintf("dropped %d", i)))
+		c.Put(fmt.Sprintf("while-down/%d", i), []byte(fmt.Sprintf("dropped %d", i)))
 	}
-	c.minio.Restart(t)
-	c.kafka.Start(t)
-	testutil.Eventually(t, 2*time.Minute, "6 activations", func() bool { return r0.stats().Events >= 6 })
+	c.MinIO.Restart(t)
+	c.Kafka.Start(t)
+	r0.WaitEvents(6, 2*time.Minute)
 	time.Sleep(3 * time.Second) // a late MinIO delivery would show as a 7th activation
-	st := r0.stats()
+	st := r0.Stats()
 	if st.Events != 6 || st.Runs != 6 {
 		t.Fatalf("stats %+v: want 6 events, 6 runs", st)
 	}
 	reconciled := 0
-	for _, a := range r0.activations() {
+	for _, a := range r0.Activations() {
 		if a.EventSource == "reconcile" {
 			reconciled++
 		}
@@ -317,7 +195,7 @@ func TestReconcilerFindsDroppedEvents(t *testing.T) {
 	if reconciled == 0 {
 		t.Fatal("no activation came from the reconciler: MinIO did not drop the events, so this test proves nothing")
 	}
-	resp, err := http.Get("http://" + r0.api + "/metrics")
+	resp, err := http.Get("http://" + r0.API + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +211,7 @@ func TestReconcilerFindsDroppedEvents(t *testing.T) {
 // TestWebhookSource: MinIO's webhook target posts to `dedupfn serve
 // --events webhook:` on the API listener, authenticated with the API token.
 func TestWebhookSource(t *testing.T) {
+	t.Parallel()
 	const token = "webhook-token-0123456789"
 	api := testutil.FreeAddr(t)
 	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
@@ -342,10 +221,10 @@ func TestWebhookSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("DEDUPFN_API_TOKEN", token)
-	s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: api, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	s.start("--objects", m.URL(), "--events", "webhook:")
-	s.cli("fn", "deploy", "copy", "--token", token, "--wasm", slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
+	s := harness.NewServer(t, t.TempDir())
+	s.API, s.Env = api, []string{"DEDUPFN_API_TOKEN=" + token}
+	s.Start("--objects", m.URL(), "--events", "webhook:")
+	s.CLI("fn", "deploy", "copy", "--token", token, "--wasm", harness.Slowcopy, "--bucket", "photos", "--output-bucket", "results", "--param", "ms=0")
 
 	m.Notify(t, "photos", m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	for i, body := range []string{"one", "two", "one"} {
@@ -353,11 +232,7 @@ func TestWebhookSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var st activation.Stats
-	testutil.Eventually(t, time.Minute, "3 activations", func() bool {
-		st = s.stats()
-		return st.Events >= 3
-	})
+	st := s.WaitEvents(3, time.Minute)
 	if st.Events != 3 || st.Runs != 2 || st.Hits != 1 {
 		t.Fatalf("stats %+v: want 3 events, 2 runs, 1 hit", st)
 	}
@@ -376,9 +251,10 @@ func TestWebhookSource(t *testing.T) {
 // with the mc CLI, word for word where it can: target id DEDUPFN, `mc mb`,
 // `mc event add ... --event put,delete`, then a replica as documented.
 func TestReadmeProductionCommands(t *testing.T) {
+	t.Parallel()
 	mcBin := testutil.Tool(t, "DEDUPFN_MC", "bin/mc")
-	k := peers.StartKafka(t, topic)
-	m := peers.StartMinIO(t, peers.MinIOOptions{KafkaBrokers: k.Addr, KafkaTopic: topic, ID: "DEDUPFN"})
+	k := peers.StartKafka(t, harness.Topic)
+	m := peers.StartMinIO(t, peers.MinIOOptions{KafkaBrokers: k.Addr, KafkaTopic: harness.Topic, ID: "DEDUPFN"})
 	home := t.TempDir()
 	mc := func(args ...string) string {
 		cmd := exec.Command(mcBin, append([]string{"--config-dir", home, "--no-color"}, args...)...)
@@ -393,18 +269,18 @@ func TestReadmeProductionCommands(t *testing.T) {
 	mc("event", "add", "prod/photos", "arn:minio:sqs::DEDUPFN:kafka", "--event", "put,delete")
 
 	couch := peers.StartCouchDB(t)
-	t.Setenv("DEDUPFN_S3_ACCESS_KEY", m.AccessKey)
-	t.Setenv("DEDUPFN_S3_SECRET_KEY", m.SecretKey)
-	s := startServer(t, t.TempDir(),
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_S3_ACCESS_KEY=" + m.AccessKey, "DEDUPFN_S3_SECRET_KEY=" + m.SecretKey}
+	s.Start(
 		"--objects", "s3://"+m.Endpoint+"?tls=false",
-		"--events", k.URL(topic, "dedupfn"),
+		"--events", k.URL(harness.Topic, "dedupfn"),
 		"--index", couch.URL("dedupfn"),
 		"--reconcile", "10m")
-	s.cli("fn", "deploy", "thumbnail", "--wasm", thumbnail, "--bucket", "photos", "--suffix", ".jpg", "--output-bucket", "thumbnails")
+	s.CLI("fn", "deploy", "thumbnail", "--wasm", harness.Thumbnail, "--bucket", "photos", "--suffix", ".jpg", "--output-bucket", "thumbnails")
 	cat, _ := filepath.Abs("../../examples/thumbnail/testdata/cat.jpg")
 	mc("cp", cat, "prod/photos/a/cat.jpg")
 	mc("cp", cat, "prod/photos/b/cat.jpg")
-	st := s.waitEvents(2, time.Minute)
+	st := s.WaitEvents(2, time.Minute)
 	if st.Events != 2 || st.Runs != 1 || st.Hits != 1 {
 		t.Fatalf("stats %+v: want 2 events, 1 run, 1 hit", st)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // The dashboard tests drive internal/api/dashboard.html in a real headless
@@ -81,7 +82,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.ExecPath(exe),
 		chromedp.DisableGPU,
 		chromedp.WindowSize(viewW, viewH),
-		chromedp.CombinedOutput(lockedWriter{&b.mu, &b.out}),
+		chromedp.CombinedOutput(harness.LockedWriter{Mu: &b.mu, B: &b.out}),
 	)
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
@@ -366,17 +367,19 @@ func buildStamp(tb testing.TB) string {
 // there yet saying so. It keeps a screenshot; DEDUPFN_UPDATE_SCREENSHOT=1
 // also writes it to docs/dashboard.png.
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t) // first: without Chromium there is nothing to test
 	const token = "dashboard-e2e-admin-token-0123"
-	t.Setenv("DEDUPFN_API_TOKEN", token) // the server requires it; the CLI sends it
 	stamp := buildStamp(t)
-	s := startServer(t, t.TempDir(), "--create-bucket", "images", "--create-bucket", "thumbnails",
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_API_TOKEN=" + token} // the server requires it; the CLI sends it
+	s.Start("--create-bucket", "images", "--create-bucket", "thumbnails",
 		"--create-bucket", "docs", "--create-bucket", "archive", "--create-bucket", "logs", "--create-bucket", "stamped")
-	base := "http://" + s.api
+	base := "http://" + s.API
 	deployThumbnail(s)
-	s.cli("fn", "deploy", "archive", "--wasm", slowcopy, "--bucket", "docs", "--output-bucket", "archive", "--param", "ms=40")
+	s.CLI("fn", "deploy", "archive", "--wasm", harness.Slowcopy, "--bucket", "docs", "--output-bucket", "archive", "--param", "ms=40")
 	// Every hit of stamp is audited, and the audit finds it is not pure.
-	s.cli("fn", "deploy", "stamp", "--wasm", stamp, "--bucket", "logs", "--output-bucket", "stamped", "--audit-rate", "1")
+	s.CLI("fn", "deploy", "stamp", "--wasm", stamp, "--bucket", "logs", "--output-bucket", "stamped", "--audit-rate", "1")
 
 	cat, err := os.ReadFile("../../examples/thumbnail/testdata/cat.jpg")
 	if err != nil {
@@ -423,13 +426,13 @@ func TestDashboard(t *testing.T) {
 		sum.errors += w.errors
 		sum.deadLetters += w.deadLetters
 	}
-	mc := s.minio()
+	mc := s.MinIO()
 	for i, u := range uploads {
 		if _, err := mc.PutObject(t.Context(), u.bucket, u.key, bytes.NewReader(u.body), int64(len(u.body)), minio.PutObjectOptions{}); err != nil {
 			t.Fatalf("upload %s/%s: %v", u.bucket, u.key, err)
 		}
 		// One at a time, so that each duplicate is a plain hit (not a wait).
-		s.waitEvents(int64(i+1), time.Minute)
+		s.WaitEvents(int64(i+1), time.Minute)
 	}
 	var st activation.Stats
 	if apiGet(t, base, token, "/v1/stats", &st) != 200 {
@@ -747,6 +750,7 @@ func TestDashboard(t *testing.T) {
 // markup in data stays text, and that a 404 or 503 makes only its panel
 // say "not available".
 func TestDashboardContract(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	page, err := os.ReadFile("../../internal/api/dashboard.html")
 	if err != nil {

@@ -6,12 +6,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // TestReadmeLayout_ListsEveryCommandAndExample is issue 19 item 11:
 // README's Layout names every command `dedupfn --help` lists and every
 // folder under examples/.
 func TestReadmeLayout_ListsEveryCommandAndExample(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +45,7 @@ func TestReadmeLayout_ListsEveryCommandAndExample(t *testing.T) {
 		return m
 	}
 
-	help, err := exec.Command(dedupfn, "--help").Output()
+	help, err := exec.Command(harness.Dedupfn, "--help").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

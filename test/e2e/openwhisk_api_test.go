@@ -9,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // owGuestKey is the e2e server's key of the OpenWhisk API's admin
@@ -99,6 +99,7 @@ main().catch((err) => { console.error('openwhisk.js:', err.message || err); proc
 // trigger with a rule and a fire, and an object trigger on the built-in
 // endpoint with a rule to a python action.
 func TestOpenWhiskAPI(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		testutil.Missing(t, "node not on PATH")
@@ -110,13 +111,13 @@ func TestOpenWhiskAPI(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(modules, "openwhisk", "package.json")); err != nil {
 		testutil.Missing(t, "npm package openwhisk in "+modules+" (make peers)")
 	}
-	copyWasm := filepath.Join(binDir, "copy.wasm")
+	copyWasm := filepath.Join(t.TempDir(), "copy.wasm")
 	if err := testutil.BuildAll(testutil.Binary{Out: copyWasm, Pkg: "./examples/copy", Wasm: true}); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t), log: &bytes.Buffer{}, logMu: &sync.Mutex{},
-		env: []string{"DEDUPFN_OPENWHISK_KEYS=guest=" + owGuestKey}}
-	s.start("--create-bucket", "ow-in", "--create-bucket", "ow-out")
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_OPENWHISK_KEYS=guest=" + owGuestKey}
+	s.Start("--create-bucket", "ow-in", "--create-bucket", "ow-out")
 
 	dir := t.TempDir()
 	script := filepath.Join(dir, "openwhisk.js")
@@ -127,7 +128,7 @@ func TestOpenWhiskAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "OW_APIHOST=http://"+s.api, "OW_AUTH="+owGuestKey,
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "OW_APIHOST=http://"+s.API, "OW_AUTH="+owGuestKey,
 		"COPY_WASM="+copyWasm, "SIDE="+side)
 	outb, err := cmd.CombinedOutput()
 	t.Logf("openwhisk.js:\n%s", outb)
@@ -193,10 +194,10 @@ func TestOpenWhiskAPI(t *testing.T) {
 	}
 
 	// The object trigger's rule made py a bucket function on ow-in.
-	s.putText("ow-in", "docs/a.txt", "hello object")
+	s.PutText("ow-in", "docs/a.txt", "hello object")
 	var outKey string
 	testutil.Eventually(t, 30*time.Second, "the python action's output in ow-out", func() bool {
-		for o := range s.minio().ListObjects(t.Context(), "ow-out", minio.ListObjectsOptions{Recursive: true}) {
+		for o := range s.MinIO().ListObjects(t.Context(), "ow-out", minio.ListObjectsOptions{Recursive: true}) {
 			if strings.HasPrefix(o.Key, "out/docs/a.txt") {
 				outKey = o.Key
 				return true
@@ -204,7 +205,7 @@ func TestOpenWhiskAPI(t *testing.T) {
 		}
 		return false
 	})
-	if got := string(s.readObject("ow-out", outKey)); !strings.Contains(got, `"python"`) {
+	if got := string(s.ReadObject("ow-out", outKey)); !strings.Contains(got, `"python"`) {
 		t.Errorf("output %s = %s, want the python action's result", outKey, got)
 	}
 	if runs := strings.Count(string(mustRead(t, side)), "py "); runs != 2 {

@@ -22,6 +22,7 @@ import (
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/runtime/openwhisk/owtest"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // wordcountAction is the example actionloop action, deployed as a user
@@ -44,45 +45,22 @@ type wordCounts struct {
 	Lines int `json:"lines"`
 }
 
-// putText uploads body as bucket/key through the S3 endpoint.
-func (s *server) putText(bucket, key, body string) {
-	s.t.Helper()
-	if _, err := s.minio().PutObject(s.t.Context(), bucket, key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
-		s.t.Fatalf("put %s/%s: %v", bucket, key, err)
-	}
-}
-
-// readObject reads bucket/key, failing the test if it is missing.
-func (s *server) readObject(bucket, key string) []byte {
-	s.t.Helper()
-	obj, err := s.minio().GetObject(s.t.Context(), bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		s.t.Fatalf("get %s/%s: %v", bucket, key, err)
-	}
-	defer obj.Close()
-	b, err := io.ReadAll(obj)
-	if err != nil {
-		s.t.Fatalf("get %s/%s: %v", bucket, key, err)
-	}
-	return b
-}
-
 // wordCountsAt reads the JSON result dedupfn stored as bucket/key.
-func (s *server) wordCountsAt(bucket, key string) wordCounts {
-	s.t.Helper()
+func wordCountsAt(s *harness.Server, bucket, key string) wordCounts {
+	s.T.Helper()
 	var c wordCounts
-	b := s.readObject(bucket, key)
+	b := s.ReadObject(bucket, key)
 	if err := json.Unmarshal(b, &c); err != nil {
-		s.t.Fatalf("%s/%s = %q: %v", bucket, key, b, err)
+		s.T.Fatalf("%s/%s = %q: %v", bucket, key, b, err)
 	}
 	return c
 }
 
 // activationsByKey returns the activation records of function fn by event key.
-func (s *server) activationsByKey(fn string) map[string]activation.Record {
-	s.t.Helper()
+func activationsByKey(s *harness.Server, fn string) map[string]activation.Record {
+	s.T.Helper()
 	m := map[string]activation.Record{}
-	for _, r := range s.activations() {
+	for _, r := range s.Activations() {
 		if r.Function == fn {
 			m[r.Event.Key] = r
 		}
@@ -113,28 +91,29 @@ done
 // kept on the activations with the action's logs; a large object is read
 // through the presigned get_url; a non-JSON result is a function error.
 func TestProcessWordcount(t *testing.T) {
+	t.Parallel()
 	wc := wordcountAction(t)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts")
-	s.cli("fn", "deploy", "wordcount", "--exec", wc, "--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
+	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts")
+	s.CLI("fn", "deploy", "wordcount", "--exec", wc, "--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
 	const fox = "the quick brown fox\njumps over the lazy dog\n"
-	s.putText("texts", "a.txt", fox)
-	s.waitEvents(1, 60*time.Second)
-	s.putText("texts", "b/copy.txt", fox)
-	s.waitEvents(2, 30*time.Second)
-	s.putText("texts", "c.txt", "hello world")
-	st := s.waitEvents(3, 60*time.Second)
+	s.PutText("texts", "a.txt", fox)
+	s.WaitEvents(1, 60*time.Second)
+	s.PutText("texts", "b/copy.txt", fox)
+	s.WaitEvents(2, 30*time.Second)
+	s.PutText("texts", "c.txt", "hello world")
+	st := s.WaitEvents(3, 60*time.Second)
 	if st.Events != 3 || st.Runs != 2 || st.Hits != 1 || st.Errors != 0 {
 		t.Fatalf("stats %+v, want events 3, runs 2, hits 1, errors 0", st)
 	}
 
 	want := map[string]wordCounts{"a.txt": {9, 2}, "b/copy.txt": {9, 2}, "c.txt": {2, 1}}
 	for key, w := range want {
-		if got := s.wordCountsAt("counts", key+".json"); got != w {
+		if got := wordCountsAt(s, "counts", key+".json"); got != w {
 			t.Errorf("counts/%s.json = %+v, want %+v", key, got, w)
 		}
 	}
-	recs := s.activationsByKey("wordcount")
+	recs := activationsByKey(s, "wordcount")
 	for key, dec := range map[string]activation.Decision{"a.txt": "miss", "b/copy.txt": "hit", "c.txt": "miss"} {
 		r := recs[key]
 		if r.Decision != dec {
@@ -159,12 +138,12 @@ func TestProcessWordcount(t *testing.T) {
 
 	// Over the 1 MiB inline limit, the action reads the presigned get_url.
 	big := strings.Repeat("lorem ipsum dolor\n", 100_000) // 1.8 MB
-	s.putText("texts", "big.txt", big)
-	s.waitEvents(4, 60*time.Second)
-	if got := s.wordCountsAt("counts", "big.txt.json"); got != (wordCounts{300_000, 100_000}) {
+	s.PutText("texts", "big.txt", big)
+	s.WaitEvents(4, 60*time.Second)
+	if got := wordCountsAt(s, "counts", "big.txt.json"); got != (wordCounts{300_000, 100_000}) {
 		t.Errorf("counts/big.txt.json = %+v, want 300000 words, 100000 lines", got)
 	}
-	if r := s.activationsByKey("wordcount")["big.txt"]; r.Decision != "miss" || !strings.Contains(r.Logs, "read from get_url (1800000 bytes)") {
+	if r := activationsByKey(s, "wordcount")["big.txt"]; r.Decision != "miss" || !strings.Contains(r.Logs, "read from get_url (1800000 bytes)") {
 		t.Errorf("big.txt: decision %q, logs %q: want a run that read get_url", r.Decision, r.Logs)
 	}
 
@@ -173,33 +152,35 @@ func TestProcessWordcount(t *testing.T) {
 	if err := os.WriteFile(broken, []byte(notJSON), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s.cli("fn", "deploy", "broken", "--exec", broken, "--bucket", "texts", "--suffix", ".bad", "--output-bucket", "counts")
-	s.putText("texts", "x.bad", "anything")
-	st = s.waitEvents(5, 60*time.Second)
+	s.CLI("fn", "deploy", "broken", "--exec", broken, "--bucket", "texts", "--suffix", ".bad", "--output-bucket", "counts")
+	s.PutText("texts", "x.bad", "anything")
+	st = s.WaitEvents(5, 60*time.Second)
 	if st.Errors != 1 {
 		t.Fatalf("stats %+v, want 1 error", st)
 	}
-	r := s.activationsByKey("broken")["x.bad"]
+	r := activationsByKey(s, "broken")["x.bad"]
 	if r.Decision != "error" || r.ErrorClass != "function" || !strings.Contains(r.Error, "not a JSON object") {
 		t.Fatalf("activation of x.bad: decision %q class %q error %q, want a function error about the non-JSON result", r.Decision, r.ErrorClass, r.Error)
 	}
 	if !strings.Contains(r.Logs, "broken: about to answer garbage") {
 		t.Errorf("activation of x.bad: logs %q lack the action's stderr", r.Logs)
 	}
-	if _, err := s.minio().StatObject(t.Context(), "counts", "x.bad.json", minio.StatObjectOptions{}); err == nil {
+	if _, err := s.MinIO().StatObject(t.Context(), "counts", "x.bad.json", minio.StatObjectOptions{}); err == nil {
 		t.Errorf("a failed run stored an output")
 	}
 }
 
-// startOpenWhisk runs the in-test OpenWhisk controller on 127.0.0.1 and
-// puts its key in the environment the dedupfn processes inherit.
-func startOpenWhisk(t *testing.T) (*owtest.Server, string) {
+// startOpenWhisk runs the in-test OpenWhisk controller on 127.0.0.1, and
+// a server whose serve and CLI have its key, with the extra flags.
+func startOpenWhisk(t *testing.T, extra ...string) (*owtest.Server, string, *harness.Server) {
 	t.Helper()
 	ow := owtest.New()
 	srv := httptest.NewServer(ow)
 	t.Cleanup(func() { srv.Close(); ow.Close() })
-	t.Setenv("DEDUPFN_OPENWHISK_AUTH", ow.Auth)
-	return ow, srv.URL
+	s := harness.NewServer(t, t.TempDir())
+	s.Env = []string{"DEDUPFN_OPENWHISK_AUTH=" + ow.Auth}
+	s.Start(append(extra, "--openwhisk-allow", srv.URL)...)
+	return ow, srv.URL, s
 }
 
 // owWordcount is a word-count action in Go: inline body or get_url. Keys
@@ -264,20 +245,20 @@ var activationID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // activation, a blocking timeout (202) is polled, and updating the action
 // invalidates recorded results.
 func TestOpenWhiskRemote(t *testing.T) {
-	ow, api := startOpenWhisk(t)
+	t.Parallel()
+	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s")
 	ow.Register("wordcount", owWordcount)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--describe-ttl", "2s", "--openwhisk-allow", api)
-	s.cli("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
+	s.CLI("fn", "deploy", "wcremote", "--openwhisk-action", "/guest/wordcount", "--openwhisk-api", api,
 		"--bucket", "texts", "--suffix", ".txt", "--output-bucket", "counts")
 
 	const text = "to be or not to be\nthat is the question\n"
-	s.putText("texts", "a.txt", text)
-	s.waitEvents(1, 60*time.Second)
-	s.putText("texts", "b.txt", text)
-	s.putText("texts", "c.txt", text)
-	s.waitEvents(3, 30*time.Second)
-	s.putText("texts", "d.txt", "one two three")
-	st := s.waitEvents(4, 60*time.Second)
+	s.PutText("texts", "a.txt", text)
+	s.WaitEvents(1, 60*time.Second)
+	s.PutText("texts", "b.txt", text)
+	s.PutText("texts", "c.txt", text)
+	s.WaitEvents(3, 30*time.Second)
+	s.PutText("texts", "d.txt", "one two three")
+	st := s.WaitEvents(4, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 2 {
 		t.Fatalf("OpenWhisk invoked %d times for 2 distinct contents", n)
 	}
@@ -285,9 +266,9 @@ func TestOpenWhiskRemote(t *testing.T) {
 		t.Fatalf("stats %+v, want runs 2, hits 2, errors 0", st)
 	}
 	want := map[string]wordCounts{"a.txt": {10, 2}, "b.txt": {10, 2}, "c.txt": {10, 2}, "d.txt": {3, 0}}
-	recs := s.activationsByKey("wcremote")
+	recs := activationsByKey(s, "wcremote")
 	for key, w := range want {
-		if got := s.wordCountsAt("counts", key+".json"); got != w {
+		if got := wordCountsAt(s, "counts", key+".json"); got != w {
 			t.Errorf("counts/%s.json = %+v, want %+v", key, got, w)
 		}
 		if got := resultCounts(t, recs[key]); got != w {
@@ -310,9 +291,9 @@ func TestOpenWhiskRemote(t *testing.T) {
 
 	// The blocking invoke times out (202): dedupfn polls the activation.
 	ow.SetBlockingTimeout(50 * time.Millisecond)
-	s.putText("texts", "slow.txt", "slow slow")
-	s.waitEvents(5, 60*time.Second)
-	r := s.activationsByKey("wcremote")["slow.txt"]
+	s.PutText("texts", "slow.txt", "slow slow")
+	s.WaitEvents(5, 60*time.Second)
+	r := activationsByKey(s, "wcremote")["slow.txt"]
 	if r.Decision != "miss" || !activationID.MatchString(r.ExternalID) || resultCounts(t, r) != (wordCounts{2, 0}) {
 		t.Fatalf("after a 202: decision %q, external_id %q, result %s: want a run polled to its result", r.Decision, r.ExternalID, r.Result)
 	}
@@ -331,12 +312,12 @@ func TestOpenWhiskRemote(t *testing.T) {
 		t.Fatalf("the update did not bump the version")
 	}
 	time.Sleep(3 * time.Second) // past --describe-ttl
-	s.putText("texts", "e.txt", text)
-	s.waitEvents(6, 60*time.Second)
+	s.PutText("texts", "e.txt", text)
+	s.WaitEvents(6, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 4 {
 		t.Fatalf("OpenWhisk invoked %d times, want 4: the updated action must run content it ran before", n)
 	}
-	recs = s.activationsByKey("wcremote")
+	recs = activationsByKey(s, "wcremote")
 	if e := recs["e.txt"]; e.Decision != "miss" || e.Key == recs["a.txt"].Key || resultCounts(t, e) != want["a.txt"] {
 		t.Fatalf("after the update: decision %q, dedup key %s (old %s): want a run under a new key", e.Decision, e.Key, recs["a.txt"].Key)
 	}
@@ -345,10 +326,10 @@ func TestOpenWhiskRemote(t *testing.T) {
 // TestOpenWhiskCreate: fn deploy --openwhisk-create uploads the action as
 // a native (blackbox) action, and dedupfn invokes it.
 func TestOpenWhiskCreate(t *testing.T) {
+	t.Parallel()
 	wc := wordcountAction(t)
-	ow, api := startOpenWhisk(t)
-	s := startServer(t, t.TempDir(), "--create-bucket", "texts", "--create-bucket", "counts", "--openwhisk-allow", api)
-	out := s.cli("fn", "deploy", "wc", "--openwhisk-action", "wordcount", "--openwhisk-api", api,
+	ow, api, s := startOpenWhisk(t, "--create-bucket", "texts", "--create-bucket", "counts")
+	out := s.CLI("fn", "deploy", "wc", "--openwhisk-action", "wordcount", "--openwhisk-api", api,
 		"--openwhisk-create", "--exec", wc, "--bucket", "texts", "--output-bucket", "counts")
 	if !strings.Contains(out, "OpenWhisk action wordcount is at version 0.0.1") {
 		t.Fatalf("deploy output %q: want the created action's version", out)
@@ -385,12 +366,12 @@ func TestOpenWhiskCreate(t *testing.T) {
 	// The in-test controller runs actions it has no Go code for by
 	// echoing their parameters: the inline body comes back and, by the
 	// base64 "body" convention, is the output object.
-	s.putText("texts", "a.txt", "echo me")
-	s.waitEvents(1, 60*time.Second)
+	s.PutText("texts", "a.txt", "echo me")
+	s.WaitEvents(1, 60*time.Second)
 	if n := ow.Invokes("wordcount"); n != 1 {
 		t.Fatalf("OpenWhisk invoked %d times, want 1", n)
 	}
-	r := s.activationsByKey("wc")["a.txt"]
+	r := activationsByKey(s, "wc")["a.txt"]
 	var res map[string]any
 	if err := json.Unmarshal(r.Result, &res); err != nil {
 		t.Fatalf("result %q: %v", r.Result, err)
@@ -398,7 +379,7 @@ func TestOpenWhiskCreate(t *testing.T) {
 	if r.Decision != "miss" || !activationID.MatchString(r.ExternalID) || res["key"] != "a.txt" || res["bucket"] != "texts" || res["get_url"] == nil || res["put_url"] == nil {
 		t.Fatalf("activation %+v: want a run whose echoed params carry the object and its presigned URLs", r)
 	}
-	if got := s.readObject("counts", "a.txt"); string(got) != "echo me" {
+	if got := s.ReadObject("counts", "a.txt"); string(got) != "echo me" {
 		t.Fatalf("counts/a.txt = %q, want the echoed body", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -35,32 +35,15 @@ var (
 	imageB = []byte("image B: a dog in a fog\n")
 )
 
-// stageOut is what one stage of chaosaction makes of body.
-func stageOut(body []byte) []byte { return bytes.ToUpper(body) }
-
 // chain is the two-stage pipeline, driven through one dedupfn serve:
 // with the built-in endpoint (startChain) or a replica of a cluster
 // (newChain).
 type chain struct {
 	t                     *testing.T
-	s                     *server       // the API and CLI
-	mc                    *minio.Client // the store
+	s                     *harness.Server // the API and CLI
+	mc                    *minio.Client   // the store
 	put                   func(key string, body []byte)
 	thumbLog, classifyLog string
-}
-
-// chainFn deploys chaosaction as name, from bucket in to bucket out,
-// appending its executions to log, with --on-input-delete policy (none:
-// the default) and any extra flags.
-func chainFn(s *server, name, in, out, log, policy string, extra ...string) string {
-	s.t.Helper()
-	args := []string{"fn", "deploy", name, "--exec", chaosaction, "--bucket", in, "--output-bucket", out,
-		"--param", "log=" + log, "--param", "ms=0",
-		"--memory", "1536"} // RLIMIT_AS: a Go runtime reserves ~1 GiB of address space at start
-	if policy != "" {
-		args = append(args, "--on-input-delete", policy)
-	}
-	return s.cli(append(args, extra...)...)
 }
 
 // startChain starts serve with the built-in endpoint and deploys
@@ -68,15 +51,15 @@ func chainFn(s *server, name, in, out, log, policy string, extra ...string) stri
 func startChain(t *testing.T, policy string, extra ...string) *chain {
 	t.Helper()
 	args := []string{"--create-bucket", "images", "--create-bucket", "thumbs", "--create-bucket", "labels"}
-	s := startServer(t, t.TempDir(), append(args, extra...)...)
-	c := newChain(t, s, s.minio())
+	s := harness.StartServer(t, t.TempDir(), append(args, extra...)...)
+	c := newChain(t, s, s.MinIO())
 	c.put = c.awsUpload
 	c.deploy(policy)
 	return c
 }
 
 // newChain is a chain driven through s, its objects in mc's store.
-func newChain(t *testing.T, s *server, mc *minio.Client) *chain {
+func newChain(t *testing.T, s *harness.Server, mc *minio.Client) *chain {
 	dir := t.TempDir()
 	c := &chain{t: t, s: s, mc: mc, thumbLog: filepath.Join(dir, "thumbnail.log"), classifyLog: filepath.Join(dir, "classify.log")}
 	c.put = func(key string, body []byte) {
@@ -89,8 +72,8 @@ func newChain(t *testing.T, s *server, mc *minio.Client) *chain {
 
 func (c *chain) deploy(policy string) {
 	c.t.Helper()
-	chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy)
-	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, policy)
+	harness.ChainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy)
+	harness.ChainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, policy)
 }
 
 func (c *chain) upload(key string, body []byte) {
@@ -105,7 +88,7 @@ func (c *chain) awsUpload(key string, body []byte) {
 	if err := os.WriteFile(f, body, 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	c.s.aws("s3", "cp", f, "s3://images/"+key)
+	c.s.AWS("s3", "cp", f, "s3://images/"+key)
 }
 
 // executions counts the executions in a stage's side file, and the
@@ -115,7 +98,7 @@ func executions(t *testing.T, side string) (total, contents int) {
 	if _, err := os.Stat(side); os.IsNotExist(err) {
 		return 0, 0 // the stage never ran
 	}
-	byContent := readExecutions(t, side)
+	byContent := harness.ReadExecutions(t, side)
 	for _, es := range byContent {
 		total += len(es)
 	}
@@ -133,53 +116,28 @@ func (c *chain) wantRuns(thumbnail, classify int) {
 	}
 }
 
-// objectsIn lists a bucket's keys with their bodies.
-func objectsIn(t *testing.T, mc *minio.Client, bucket string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for o := range mc.ListObjects(t.Context(), bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Fatal(o.Err)
-		}
-		obj, err := mc.GetObject(t.Context(), bucket, o.Key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(obj)
-		obj.Close()
-		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			t.Fatalf("read %s/%s: %v", bucket, o.Key, err)
-		}
-		out[o.Key] = string(b)
-	}
-	return out
-}
-
 // wantObjects checks a bucket holds exactly want (key → body).
 func wantObjects(t *testing.T, mc *minio.Client, bucket string, want map[string]string) {
 	t.Helper()
-	if got := objectsIn(t, mc, bucket); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := harness.ObjectsIn(t, mc, bucket); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("bucket %s holds\n %q\nwant\n %q", bucket, got, want)
 	}
 }
 
 // chainBuckets makes the chain's buckets in the cluster's MinIO
 // (versioned or not), each publishing events to the broker.
-func (cl *cluster) chainBuckets(t *testing.T, versioned bool, events ...notification.EventType) {
+func chainBuckets(cl *harness.Cluster, t *testing.T, versioned bool, events ...notification.EventType) {
 	t.Helper()
 	for _, b := range []string{"images", "thumbs", "labels"} {
-		if err := cl.mc.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
+		if err := cl.MC.MakeBucket(t.Context(), b, minio.MakeBucketOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if versioned {
-			if err := cl.mc.EnableVersioning(t.Context(), b); err != nil {
+			if err := cl.MC.EnableVersioning(t.Context(), b); err != nil {
 				t.Fatal(err)
 			}
 		}
-		cl.minio.Notify(t, b, cl.minio.ARN, events...)
+		cl.MinIO.Notify(t, b, cl.MinIO.ARN, events...)
 	}
 }
 
@@ -189,8 +147,8 @@ func (c *chain) waitOutputsGone(key string, timeout time.Duration) time.Duration
 	c.t.Helper()
 	start := time.Now()
 	testutil.Eventually(c.t, timeout, "thumbs/"+key+" and labels/"+key+" deleted", func() bool {
-		_, thumb := objectsIn(c.t, c.mc, "thumbs")[key]
-		_, label := objectsIn(c.t, c.mc, "labels")[key]
+		_, thumb := harness.ObjectsIn(c.t, c.mc, "thumbs")[key]
+		_, label := harness.ObjectsIn(c.t, c.mc, "labels")[key]
 		return !thumb && !label
 	})
 	return time.Since(start)
@@ -204,7 +162,7 @@ func (c *chain) deleteOneOfTwo() time.Duration {
 	c.t.Helper()
 	c.upload("a.jpg", imageA)
 	c.upload("b.jpg", imageB)
-	c.s.waitEvents(4, time.Minute)
+	c.s.WaitEvents(4, time.Minute)
 	if err := c.mc.RemoveObject(c.t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -221,8 +179,8 @@ func (c *chain) deleteOneOfTwo() time.Duration {
 func outputsOf(uploads map[string][]byte) (thumbs, labels map[string]string) {
 	thumbs, labels = map[string]string{}, map[string]string{}
 	for k, body := range uploads {
-		thumbs[k] = string(stageOut(body))
-		labels[k] = string(stageOut(stageOut(body)))
+		thumbs[k] = string(harness.StageOut(body))
+		labels[k] = string(harness.StageOut(harness.StageOut(body)))
 	}
 	return thumbs, labels
 }
@@ -235,7 +193,7 @@ func (c *chain) threeUploads() map[string][]byte {
 	for _, k := range []string{"a.jpg", "b.jpg", "c.jpg"} {
 		c.upload(k, up[k])
 	}
-	c.s.waitEvents(6, 2*time.Minute)
+	c.s.WaitEvents(6, 2*time.Minute)
 	return up
 }
 
@@ -246,10 +204,10 @@ func (c *chain) threeUploads() map[string][]byte {
 // activation names its cause (the thumbnail activation that wrote its
 // input), its root (the upload) and its stage.
 func TestPipeline_EachStageDeduplicated(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	up := c.threeUploads()
-	st := c.s.stats()
+	st := c.s.Stats()
 	if st.Events != 6 || st.Runs != 4 || st.Hits != 2 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 6 activations (3 per stage), 4 runs, 2 hits, no errors", st)
 	}
@@ -261,10 +219,10 @@ func TestPipeline_EachStageDeduplicated(t *testing.T) {
 
 	up["d.jpg"] = imageA
 	c.upload("d.jpg", imageA)
-	st = c.s.waitEvents(8, time.Minute)
+	st = c.s.WaitEvents(8, time.Minute)
 	time.Sleep(time.Second) // a run would show now
 	c.wantRuns(2, 2)
-	if st = c.s.stats(); st.Events != 8 || st.Runs != 4 || st.Hits != 4 {
+	if st = c.s.Stats(); st.Events != 8 || st.Runs != 4 || st.Hits != 4 {
 		t.Errorf("stats after the duplicate %+v: want 8 activations, still 4 runs, 4 hits", st)
 	}
 	thumbs, labels = outputsOf(up)
@@ -272,7 +230,7 @@ func TestPipeline_EachStageDeduplicated(t *testing.T) {
 	wantObjects(t, mc, "labels", labels)
 
 	byID := map[string]activation.Record{}
-	acts := c.s.activations()
+	acts := c.s.Activations()
 	for _, a := range acts {
 		byID[a.ID] = a
 	}
@@ -298,26 +256,17 @@ func TestPipeline_EachStageDeduplicated(t *testing.T) {
 	}
 }
 
-// cliErr runs a dedupfn client command that may fail: its combined
-// output and error.
-func (s *server) cliErr(args ...string) (string, error) {
-	cmd := exec.Command(dedupfn, args...)
-	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 // TestPipeline_CycleRefused: deploying a third function labels → images
 // is refused, naming the cycle; nothing is deployed.
 func TestPipeline_CycleRefused(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
-	out, err := c.s.cliErr("fn", "deploy", "index", "--exec", chaosaction, "--bucket", "labels", "--output-bucket", "images", "--memory", "1536")
+	out, err := c.s.CLIErr("fn", "deploy", "index", "--exec", harness.ChaosAction, "--bucket", "labels", "--output-bucket", "images", "--memory", "1536")
 	const want = "deploying index would close a cycle: thumbnail → classify → index → thumbnail"
 	if err == nil || !strings.Contains(out, want) || !strings.Contains(out, "HTTP 400") {
 		t.Fatalf("deploy of labels → images: err %v, output %s; want a 400 saying %q", err, out, want)
 	}
-	if fns := functions(t, c.s.api); fmt.Sprint(fns) != "[classify thumbnail]" {
+	if fns := functions(t, c.s.API); fmt.Sprint(fns) != "[classify thumbnail]" {
 		t.Fatalf("functions after the refused deploy: %v", fns)
 	}
 }
@@ -327,25 +276,25 @@ func TestPipeline_CycleRefused(t *testing.T) {
 // runs again (once per distinct content), classify does not, counted
 // from the side files; every label is still there.
 func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	up := c.threeUploads()
 	c.wantRuns(2, 2)
 	redeployed := time.Now()
 	c.redeployThumbnail("")
-	bf := c.s.cli("backfill", "thumbnail")
+	bf := c.s.CLI("backfill", "thumbnail")
 	if !strings.Contains(bf, "runs 2") {
 		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
 	}
 	// The backfill's thumbs flow on to classify: 3 more activations each.
-	st := c.s.waitEvents(12, time.Minute)
+	st := c.s.WaitEvents(12, time.Minute)
 	time.Sleep(time.Second) // a classify run would show now
 	c.wantRuns(4, 2)
-	if st = c.s.stats(); st.Events != 12 || st.Runs != 6 || st.Errors != 0 {
+	if st = c.s.Stats(); st.Events != 12 || st.Runs != 6 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 12 activations, 6 runs (2 of them the new thumbnail's), no errors", st)
 	}
 	n := 0
-	for _, a := range c.s.activations() {
+	for _, a := range c.s.Activations() {
 		if a.Function == "classify" {
 			n++
 			if a.Decision == activation.Miss && a.Start.After(redeployed) {
@@ -365,7 +314,7 @@ func TestPipeline_EarlyCutoffOnRedeploy(t *testing.T) {
 // ignores: a new version whose outputs are byte-identical.
 func (c *chain) redeployThumbnail(policy string) {
 	c.t.Helper()
-	out := chainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy, "--param", "v=2")
+	out := harness.ChainFn(c.s, "thumbnail", "images", "thumbs", c.thumbLog, policy, "--param", "v=2")
 	if !strings.Contains(out, "results of the old version are not reused") {
 		c.t.Fatalf("redeploy: %s; want a new version", out)
 	}
@@ -376,10 +325,10 @@ func (c *chain) redeployThumbnail(policy string) {
 // endpoint) removes thumbs/a.jpg and its label within seconds and
 // nothing else; each deletion is an activation (decision delete).
 func TestPipeline_DeleteFollowsInput(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "delete")
 	up := c.threeUploads()
-	c.s.aws("s3", "rm", "s3://images/a.jpg")
+	c.s.AWS("s3", "rm", "s3://images/a.jpg")
 	mc := c.mc
 	t.Logf("outputs deleted %s after the input", c.waitOutputsGone("a.jpg", 10*time.Second).Round(time.Millisecond))
 	time.Sleep(time.Second) // a deletion too many would show now
@@ -388,11 +337,11 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 	wantObjects(t, mc, "thumbs", thumbs)
 	wantObjects(t, mc, "labels", labels)
 	wantObjects(t, mc, "images", map[string]string{"b.jpg": string(imageB), "c.jpg": string(imageA)})
-	st := c.s.stats()
+	st := c.s.Stats()
 	if st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 2 deletes, apart from the 4 runs", st)
 	}
-	for _, a := range c.s.activations() {
+	for _, a := range c.s.Activations() {
 		if a.Decision != activation.Delete {
 			continue
 		}
@@ -404,9 +353,9 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 	// c.jpg shares a's content: its record was re-pointed to c's live
 	// output, so a new copy is a hit in both stages.
 	c.upload("e.jpg", imageA)
-	c.s.waitEvents(10, time.Minute)
+	c.s.WaitEvents(10, time.Minute)
 	c.wantRuns(2, 2)
-	if got := objectsIn(t, mc, "labels")["e.jpg"]; got != labels["c.jpg"] {
+	if got := harness.ObjectsIn(t, mc, "labels")["e.jpg"]; got != labels["c.jpg"] {
 		t.Errorf("labels/e.jpg = %q, want %q", got, labels["c.jpg"])
 	}
 }
@@ -416,22 +365,22 @@ func TestPipeline_DeleteFollowsInput(t *testing.T) {
 // nor its label. A witness function on images with delete shows the
 // delete event did arrive: its output goes.
 func TestPipeline_KeepRemovesNothing(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "", "--create-bucket", "witness")
 	c.deploy("keep")
-	chainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, "") // the default
-	chainFn(c.s, "witness", "images", "witness", filepath.Join(t.TempDir(), "witness.log"), "delete")
-	if got := c.s.cli("fn", "get", "classify"); !strings.Contains(got, `"on_input_delete": "keep"`) {
+	harness.ChainFn(c.s, "classify", "thumbs", "labels", c.classifyLog, "") // the default
+	harness.ChainFn(c.s, "witness", "images", "witness", filepath.Join(t.TempDir(), "witness.log"), "delete")
+	if got := c.s.CLI("fn", "get", "classify"); !strings.Contains(got, `"on_input_delete": "keep"`) {
 		t.Errorf("classify deployed without --on-input-delete:\n%s; want keep", got)
 	}
 	up := map[string][]byte{"a.jpg": imageA, "b.jpg": imageB}
 	c.upload("a.jpg", imageA)
 	c.upload("b.jpg", imageB)
-	c.s.waitEvents(6, time.Minute) // 2 × thumbnail, classify, witness
+	c.s.WaitEvents(6, time.Minute) // 2 × thumbnail, classify, witness
 	mc := c.mc
-	c.s.aws("s3", "rm", "s3://images/a.jpg")
+	c.s.AWS("s3", "rm", "s3://images/a.jpg")
 	testutil.Eventually(t, 10*time.Second, "the witness's witness/a.jpg deleted", func() bool {
-		_, ok := objectsIn(t, mc, "witness")["a.jpg"]
+		_, ok := harness.ObjectsIn(t, mc, "witness")["a.jpg"]
 		return !ok
 	})
 	time.Sleep(2 * time.Second) // a deletion of a kept output would show now
@@ -439,19 +388,19 @@ func TestPipeline_KeepRemovesNothing(t *testing.T) {
 	wantObjects(t, mc, "thumbs", thumbs)
 	wantObjects(t, mc, "labels", labels)
 	// The user deletes a thumb: classify keeps (its default) the label.
-	c.s.aws("s3", "rm", "s3://thumbs/b.jpg")
+	c.s.AWS("s3", "rm", "s3://thumbs/b.jpg")
 	time.Sleep(2 * time.Second)
 	wantObjects(t, mc, "labels", labels)
-	if st := c.s.stats(); st.Deletes != 1 {
+	if st := c.s.Stats(); st.Deletes != 1 {
 		t.Errorf("stats %+v: want the witness's 1 delete alone", st)
 	}
 }
 
 // lineageJSON is `dedupfn lineage URL --json`, decoded without a schema
 // so that its exact shape is checked.
-func lineageJSON(t *testing.T, s *server, url string) map[string][]map[string]any {
+func lineageJSON(t *testing.T, s *harness.Server, url string) map[string][]map[string]any {
 	t.Helper()
-	out := s.cli("lineage", url, "--json")
+	out := s.CLI("lineage", url, "--json")
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatalf("lineage %s --json: %v\n%s", url, err, out)
@@ -476,11 +425,11 @@ func lineageJSON(t *testing.T, s *server, url string) map[string][]map[string]an
 // 20 states; an input lists every object derived from it, stage by
 // stage; an object dedupfn knows nothing of is a 404.
 func TestPipeline_LineageBackToUpload(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "")
 	c.threeUploads()
 	delivered := map[string]activation.Record{} // by function and output key
-	for _, a := range c.s.activations() {
+	for _, a := range c.s.Activations() {
 		if a.Output != nil {
 			delivered[a.Function+" "+a.Output.Key] = a
 		}
@@ -496,7 +445,7 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 		if fmt.Sprint(l["chain"]) != fmt.Sprint(want) || len(l["derived"]) != 0 {
 			t.Errorf("lineage of labels/%s (%s, %s):\n chain %v\n  want %v\n derived %v, want []", key, thumb.Decision, label.Decision, l["chain"], want, l["derived"])
 		}
-		text := c.s.cli("lineage", "s3://labels/"+key)
+		text := c.s.CLI("lineage", "s3://labels/"+key)
 		for _, w := range []string{"s3://images/" + key, "upload", "s3://thumbs/" + key, "thumbnail@" + thumb.Version, thumb.ID, "classify@" + label.Version, label.ID} {
 			if !strings.Contains(text, w) {
 				t.Errorf("lineage s3://labels/%s lacks %q:\n%s", key, w, text)
@@ -511,7 +460,7 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 	if fmt.Sprint(l["derived"]) != fmt.Sprint(wantD) || fmt.Sprint(l["chain"]) != fmt.Sprint([]map[string]any{{"bucket": "images", "key": "a.jpg"}}) {
 		t.Errorf("lineage of images/a.jpg: chain %v, derived %v; want the upload alone and %v", l["chain"], l["derived"], wantD)
 	}
-	out, err := c.s.cliErr("lineage", "s3://images/nothing.jpg")
+	out, err := c.s.CLIErr("lineage", "s3://images/nothing.jpg")
 	if err == nil || !strings.Contains(out, "HTTP 404") {
 		t.Errorf("lineage of an unknown object: err %v, %s; want a 404", err, out)
 	}
@@ -521,14 +470,14 @@ func TestPipeline_LineageBackToUpload(t *testing.T) {
 // publishing every bucket's put and delete events to a Kafka broker, 2
 // replicas sharing CouchDB; the chain deployed through the first with
 // --on-input-delete policy, live on both.
-func minioChain(t *testing.T, policy string) (*cluster, *chain) {
+func minioChain(t *testing.T, policy string) (*harness.Cluster, *chain) {
 	t.Helper()
-	cl := startCluster(t, 2, peers.MinIOOptions{})
-	cl.chainBuckets(t, false, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	c := newChain(t, cl.replicas[0], cl.mc)
+	cl := harness.StartCluster(t, 2, peers.MinIOOptions{})
+	chainBuckets(cl, t, false, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	c := newChain(t, cl.Replicas[0], cl.MC)
 	c.deploy(policy)
 	testutil.Eventually(t, 5*time.Second, "the chain on the other replica", func() bool {
-		return strings.Contains(cl.replicas[1].cli("fn", "list"), "classify")
+		return strings.Contains(cl.Replicas[1].CLI("fn", "list"), "classify")
 	})
 	return cl, c
 }
@@ -536,11 +485,11 @@ func minioChain(t *testing.T, policy string) (*cluster, *chain) {
 // settled waits for the cluster's activations, and for MinIO's events of
 // dedupfn's own writes, which would show as activations too many, then
 // checks the totals.
-func (cl *cluster) settled(t *testing.T, events, runs, hits, deletes int64) {
+func settled(cl *harness.Cluster, t *testing.T, events, runs, hits, deletes int64) {
 	t.Helper()
-	cl.replicas[0].waitEvents(events, 2*time.Minute)
+	cl.Replicas[0].WaitEvents(events, 2*time.Minute)
 	time.Sleep(3 * time.Second)
-	if st := cl.replicas[1].stats(); st.Events != events || st.Runs != runs || st.Hits != hits || st.Deletes != deletes || st.Errors != 0 {
+	if st := cl.Replicas[1].Stats(); st.Events != events || st.Runs != runs || st.Hits != hits || st.Deletes != deletes || st.Errors != 0 {
 		t.Fatalf("stats %+v: want %d activations, %d runs, %d hits, %d deletes, no errors", st, events, runs, hits, deletes)
 	}
 }
@@ -553,18 +502,19 @@ func (cl *cluster) settled(t *testing.T, events, runs, hits, deletes int64) {
 // thumb and label (delete on both stages) and nothing else; redeployed
 // with keep, a delete removes nothing; lineage through the other replica.
 func TestPipeline_MinIOKafka(t *testing.T) {
+	t.Parallel()
 	cl, c := minioChain(t, "delete")
-	r1 := cl.replicas[1]
+	r1 := cl.Replicas[1]
 	up := c.threeUploads()
-	cl.settled(t, 6, 4, 2, 0)
+	settled(cl, t, 6, 4, 2, 0)
 	c.wantRuns(2, 2)
 	up["d.jpg"] = imageA
 	c.upload("d.jpg", imageA)
-	cl.settled(t, 8, 4, 4, 0)
+	settled(cl, t, 8, 4, 4, 0)
 	c.wantRuns(2, 2)
 	thumbs, labels := outputsOf(up)
-	wantObjects(t, cl.mc, "thumbs", thumbs)
-	wantObjects(t, cl.mc, "labels", labels)
+	wantObjects(t, cl.MC, "thumbs", thumbs)
+	wantObjects(t, cl.MC, "labels", labels)
 
 	l := lineageJSON(t, r1, "s3://labels/d.jpg")
 	var got []string
@@ -575,28 +525,28 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 		t.Errorf("lineage of labels/d.jpg through the other replica: %v, want %s", got, want)
 	}
 
-	if err := cl.mc.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
+	if err := cl.MC.RemoveObject(t.Context(), "images", "a.jpg", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("outputs deleted %s after the input", c.waitOutputsGone("a.jpg", 30*time.Second).Round(time.Millisecond))
-	cl.settled(t, 10, 4, 4, 2)
+	settled(cl, t, 10, 4, 4, 2)
 	delete(up, "a.jpg")
 	thumbs, labels = outputsOf(up)
-	wantObjects(t, cl.mc, "thumbs", thumbs)
-	wantObjects(t, cl.mc, "labels", labels)
+	wantObjects(t, cl.MC, "thumbs", thumbs)
+	wantObjects(t, cl.MC, "labels", labels)
 
 	c.deploy("keep")
 	testutil.Eventually(t, 5*time.Second, "keep on the other replica", func() bool {
-		return strings.Contains(r1.cli("fn", "get", "thumbnail"), `"on_input_delete": "keep"`) &&
-			strings.Contains(r1.cli("fn", "get", "classify"), `"on_input_delete": "keep"`)
+		return strings.Contains(r1.CLI("fn", "get", "thumbnail"), `"on_input_delete": "keep"`) &&
+			strings.Contains(r1.CLI("fn", "get", "classify"), `"on_input_delete": "keep"`)
 	})
-	if err := cl.mc.RemoveObject(t.Context(), "images", "b.jpg", minio.RemoveObjectOptions{}); err != nil {
+	if err := cl.MC.RemoveObject(t.Context(), "images", "b.jpg", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // a.jpg's outputs went within this
-	wantObjects(t, cl.mc, "thumbs", thumbs)
-	wantObjects(t, cl.mc, "labels", labels)
-	if st := r1.stats(); st.Deletes != 2 {
+	wantObjects(t, cl.MC, "thumbs", thumbs)
+	wantObjects(t, cl.MC, "labels", labels)
+	if st := r1.Stats(); st.Deletes != 2 {
 		t.Errorf("stats %+v: a delete with keep recorded a deletion", st)
 	}
 }
@@ -607,22 +557,23 @@ func TestPipeline_MinIOKafka(t *testing.T) {
 // run (the side files); each stage records one activation per object,
 // MinIO's events of the rewritten thumbs included.
 func TestPipeline_MinIOKafka_EarlyCutoff(t *testing.T) {
+	t.Parallel()
 	cl, c := minioChain(t, "")
 	up := c.threeUploads()
 	up["d.jpg"] = imageA
 	c.upload("d.jpg", imageA)
-	cl.settled(t, 8, 4, 4, 0)
+	settled(cl, t, 8, 4, 4, 0)
 	c.redeployThumbnail("")
-	bf := cl.replicas[0].cli("backfill", "thumbnail")
-	cl.replicas[0].waitEvents(16, 2*time.Minute)
+	bf := cl.Replicas[0].CLI("backfill", "thumbnail")
+	cl.Replicas[0].WaitEvents(16, 2*time.Minute)
 	time.Sleep(3 * time.Second)
 	c.wantRuns(4, 2)
 	_, labels := outputsOf(up)
-	wantObjects(t, cl.mc, "labels", labels)
+	wantObjects(t, cl.MC, "labels", labels)
 	if !strings.Contains(bf, "runs 2") {
 		t.Errorf("backfill of thumbnail: %q, want runs 2", bf)
 	}
-	cl.settled(t, 16, 6, 10, 0)
+	settled(cl, t, 16, 6, 10, 0)
 }
 
 const (
@@ -645,28 +596,30 @@ func tenantsFile(t *testing.T, acme, globex []string) string {
 }
 
 // copyAs deploys slowcopy.wasm as a tenant's function from in to out.
-func copyAs(s *server, token, name, in, out string, extra ...string) (string, error) {
-	return s.cliErr(append([]string{"fn", "deploy", name, "--token", token, "--wasm", slowcopy, "--bucket", in,
+func copyAs(s *harness.Server, token, name, in, out string, extra ...string) (string, error) {
+	return s.CLIErr(append([]string{"fn", "deploy", name, "--token", token, "--wasm", harness.Slowcopy, "--bucket", in,
 		"--output-bucket", out, "--param", "ms=0"}, extra...)...)
 }
 
-func mustCopyAs(s *server, token, name, in, out string, extra ...string) {
-	s.t.Helper()
+func mustCopyAs(s *harness.Server, token, name, in, out string, extra ...string) {
+	s.T.Helper()
 	if out, err := copyAs(s, token, name, in, out, extra...); err != nil {
-		s.t.Fatalf("deploy %s: %v\n%s", name, err, out)
+		s.T.Fatalf("deploy %s: %v\n%s", name, err, out)
 	}
 }
 
 // tenantServer is serve with the built-in endpoint, an admin token (the
-// CLI's too, through the environment) and a --tenants file.
-func tenantServer(t *testing.T, dir, tenants string) *server {
+// CLI's too) and a --tenants file.
+func tenantServer(t *testing.T, dir, tenants string) *harness.Server {
 	t.Helper()
-	t.Setenv("DEDUPFN_API_TOKEN", tenantAdmin)
 	args := []string{"--tenants", tenants}
 	for _, b := range []string{"acme-in", "acme-out", "globex-in", "globex-out", "common", "spare"} {
 		args = append(args, "--create-bucket", b)
 	}
-	return startServer(t, dir, args...)
+	s := harness.NewServer(t, dir)
+	s.Env = []string{"DEDUPFN_API_TOKEN=" + tenantAdmin}
+	s.Start(args...)
+	return s
 }
 
 // TestPipeline_CrossTenant: a tenant's function is never triggered by
@@ -676,6 +629,7 @@ func tenantServer(t *testing.T, dir, tenants string) *server {
 // function, as an upload there would; globex's outputs in its own bucket
 // trigger nothing of acme's.
 func TestPipeline_CrossTenant(t *testing.T) {
+	t.Parallel()
 	s := tenantServer(t, t.TempDir(), tenantsFile(t, []string{"acme-in", "acme-out", "common"}, []string{"globex-in", "globex-out", "common"}))
 	if out, err := copyAs(s, tenantAcme, "spy", "globex-out", "acme-out"); err == nil || !strings.Contains(out, "HTTP 403") || !strings.Contains(out, `trigger bucket "globex-out"`) {
 		t.Errorf("acme's trigger on globex's output bucket: err %v, %s; want a 403 naming the bucket", err, out)
@@ -689,12 +643,12 @@ func TestPipeline_CrossTenant(t *testing.T) {
 	mustCopyAs(s, tenantAcme, "acommon", "common", "acme-out", "--output-key", "from-common/{key}")
 
 	body := "globex's secret"
-	if _, err := s.minio().PutObject(t.Context(), "globex-in", "x.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+	if _, err := s.MinIO().PutObject(t.Context(), "globex-in", "x.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.waitEvents(3, time.Minute) // gout, gshare, and acommon on gshare's output
+	s.WaitEvents(3, time.Minute) // gout, gshare, and acommon on gshare's output
 	time.Sleep(time.Second)      // an activation too many would show now
-	acts := s.activations()
+	acts := s.Activations()
 	got := map[string]activation.Record{}
 	for _, a := range acts {
 		got[a.Tenant+"/"+a.Function+" "+a.Event.Bucket+"/"+a.Event.Key] = a
@@ -706,13 +660,13 @@ func TestPipeline_CrossTenant(t *testing.T) {
 	if acommon.Stage != 2 || acommon.Cause != gshare.ID || acommon.Root == nil || acommon.Root.Bucket != "globex-in" {
 		t.Errorf("acme's activation on globex's output: stage %d, cause %q, root %+v; want stage 2 caused by gshare %s", acommon.Stage, acommon.Cause, acommon.Root, gshare.ID)
 	}
-	mc := s.minio()
+	mc := s.MinIO()
 	wantObjects(t, mc, "acme-out", map[string]string{"from-common/x.bin": body})
 	wantObjects(t, mc, "globex-out", map[string]string{"x.bin": body})
 	// acme sees its own activations only, and lineage of its own objects
 	// never names globex's bucket.
-	as := exec.Command(dedupfn, "activations", "--json", "--limit", "100", "--token", tenantAcme)
-	as.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
+	as := exec.Command(harness.Dedupfn, "activations", "--json", "--limit", "100", "--token", tenantAcme)
+	as.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.API)
 	out, err := as.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -720,11 +674,11 @@ func TestPipeline_CrossTenant(t *testing.T) {
 	if strings.Contains(string(out), "gout") || strings.Contains(string(out), `"function":"gshare"`) {
 		t.Errorf("acme's activations name globex's functions:\n%s", out)
 	}
-	lo, err := s.cliErr("lineage", "s3://acme-out/from-common/x.bin", "--json", "--token", tenantAcme)
+	lo, err := s.CLIErr("lineage", "s3://acme-out/from-common/x.bin", "--json", "--token", tenantAcme)
 	if err != nil || strings.Contains(lo, "globex-in") {
 		t.Errorf("acme's lineage of its output: %v\n%s; want a chain without globex's bucket", err, lo)
 	}
-	if lo, err := s.cliErr("lineage", "s3://globex-out/x.bin", "--token", tenantAcme); err == nil || !strings.Contains(lo, "HTTP 404") {
+	if lo, err := s.CLIErr("lineage", "s3://globex-out/x.bin", "--token", tenantAcme); err == nil || !strings.Contains(lo, "HTTP 404") {
 		t.Errorf("acme's lineage of globex's object: %v\n%s; want a 404", err, lo)
 	}
 }
@@ -736,26 +690,27 @@ func TestPipeline_CrossTenant(t *testing.T) {
 // trigger alone (Registry.Match in Pipeline.handle and nextStage) and
 // never re-checks the tenant's buckets, as invoke and backfill do.
 func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := tenantServer(t, dir, tenantsFile(t, []string{"acme-in", "acme-out", "spare"}, []string{"globex-in", "globex-out"}))
 	mustCopyAs(s, tenantAcme, "watch", "spare", "acme-out")
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	s.cmd.Wait()
-	s.start("--tenants", tenantsFile(t, []string{"acme-in", "acme-out"}, []string{"globex-in", "globex-out", "spare"}),
+	s.Cmd.Process.Signal(syscall.SIGTERM)
+	s.Cmd.Wait()
+	s.Start("--tenants", tenantsFile(t, []string{"acme-in", "acme-out"}, []string{"globex-in", "globex-out", "spare"}),
 		"--create-bucket", "spare") // start takes the flags anew
 	mustCopyAs(s, tenantGlobex, "gspare", "globex-in", "spare")
 	body := "globex's own"
-	if _, err := s.minio().PutObject(t.Context(), "globex-in", "y.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+	if _, err := s.MinIO().PutObject(t.Context(), "globex-in", "y.bin", strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.waitEvents(1, time.Minute)
+	s.WaitEvents(1, time.Minute)
 	time.Sleep(2 * time.Second) // acme's watch would have run by now
-	for _, a := range s.activations() {
+	for _, a := range s.Activations() {
 		if a.Tenant == "acme" {
 			t.Errorf("acme's %s ran on globex's output %s/%s (%s) in a bucket no longer acme's", a.Function, a.Event.Bucket, a.Event.Key, a.Decision)
 		}
 	}
-	wantObjects(t, s.minio(), "acme-out", map[string]string{})
+	wantObjects(t, s.MinIO(), "acme-out", map[string]string{})
 }
 
 // TestPipeline_ConcurrentDuplicatesRunOncePerStage: 20 simultaneous
@@ -764,7 +719,7 @@ func TestPipeline_CrossTenant_RevokedBucket(t *testing.T) {
 // gets its label: the waits of stage 1 deliver outputs that stage 2
 // decides from the index.
 func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
-	t.Parallel() // its own serve on the built-in endpoint: waits, mostly
+	t.Parallel()
 	c := startChain(t, "", "--concurrency", "16")
 	const n = 20
 	up := map[string][]byte{"other.jpg": imageB}
@@ -783,10 +738,10 @@ func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	st := c.s.waitEvents(2*(n+1), 2*time.Minute)
+	st := c.s.WaitEvents(2*(n+1), 2*time.Minute)
 	time.Sleep(time.Second)
 	c.wantRuns(2, 2)
-	if st = c.s.stats(); st.Events != 2*(n+1) || st.Runs != 4 || st.Errors != 0 {
+	if st = c.s.Stats(); st.Events != 2*(n+1) || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want %d activations, 4 runs, no errors", st, 2*(n+1))
 	}
 	thumbs, labels := outputsOf(up)
@@ -799,6 +754,7 @@ func TestPipeline_ConcurrentDuplicatesRunOncePerStage(t *testing.T) {
 // same counts as the other sources (MinIO's events of dedupfn's outputs
 // count once), and deleting images/a.jpg removes its thumb and label.
 func TestPipeline_Webhook(t *testing.T) {
+	t.Parallel()
 	const token = "webhook-token-0123456789"
 	api := testutil.FreeAddr(t)
 	m := peers.StartMinIO(t, peers.MinIOOptions{WebhookEndpoint: "http://" + api + "/v1/events/webhook", WebhookToken: token})
@@ -808,9 +764,9 @@ func TestPipeline_Webhook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("DEDUPFN_API_TOKEN", token)
-	s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: api, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	s.start("--objects", m.URL(), "--events", "webhook:")
+	s := harness.NewServer(t, t.TempDir())
+	s.API, s.Env = api, []string{"DEDUPFN_API_TOKEN=" + token}
+	s.Start("--objects", m.URL(), "--events", "webhook:")
 	for _, b := range []string{"images", "thumbs", "labels"} {
 		m.Notify(t, b, m.WebhookARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
 	}
@@ -818,7 +774,7 @@ func TestPipeline_Webhook(t *testing.T) {
 	c.deploy("delete")
 	up := c.threeUploads()
 	time.Sleep(3 * time.Second) // MinIO's events of the outputs would show as activations too many
-	if st := s.stats(); st.Events != 6 || st.Runs != 4 || st.Hits != 2 || st.Errors != 0 {
+	if st := s.Stats(); st.Events != 6 || st.Runs != 4 || st.Hits != 2 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 6 activations, 4 runs, 2 hits, no errors", st)
 	}
 	c.wantRuns(2, 2)
@@ -831,7 +787,7 @@ func TestPipeline_Webhook(t *testing.T) {
 	thumbs, labels := outputsOf(up)
 	wantObjects(t, mc, "thumbs", thumbs)
 	wantObjects(t, mc, "labels", labels)
-	if st := s.stats(); st.Deletes != 2 {
+	if st := s.Stats(); st.Deletes != 2 {
 		t.Errorf("stats %+v: want 2 deletes", st)
 	}
 }
@@ -841,16 +797,17 @@ func TestPipeline_Webhook(t *testing.T) {
 // no event: the reconciler finds images/a.jpg gone and removes its thumb
 // and label, and nothing else.
 func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
-	cl := startCluster(t, 1, peers.MinIOOptions{}, "--reconcile", "1s", "--reconcile-grace", "2s")
-	cl.chainBuckets(t, false, notification.ObjectCreatedAll)
-	c := newChain(t, cl.replicas[0], cl.mc)
+	t.Parallel()
+	cl := harness.StartCluster(t, 1, peers.MinIOOptions{}, "--reconcile", "1s", "--reconcile-grace", "2s")
+	chainBuckets(cl, t, false, notification.ObjectCreatedAll)
+	c := newChain(t, cl.Replicas[0], cl.MC)
 	c.deploy("delete")
 	t.Logf("the reconciler deleted the outputs %s after the input", c.deleteOneOfTwo().Round(time.Millisecond))
-	if st := c.s.stats(); st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
+	if st := c.s.Stats(); st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 2 deletes apart from 4 runs", st)
 	}
 	// The reconciler found the input gone; the label went in its cascade.
-	for _, a := range c.s.activations() {
+	for _, a := range c.s.Activations() {
 		if want := map[string]string{"thumbnail": "reconcile", "classify": "chain"}[a.Function]; a.Decision == activation.Delete && a.EventSource != want {
 			t.Errorf("%s's deletion of %+v came from %q, want %q", a.Function, a.Output, a.EventSource, want)
 		}
@@ -862,12 +819,13 @@ func TestPipeline_ReconcilerDeletesWithoutEvent(t *testing.T) {
 // delete without a version id (a delete marker) counts as a delete: the
 // input's thumb and label go, the other upload's stay.
 func TestPipeline_DeleteMarker(t *testing.T) {
-	cl := startCluster(t, 1, peers.MinIOOptions{})
-	cl.chainBuckets(t, true, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	c := newChain(t, cl.replicas[0], cl.mc)
+	t.Parallel()
+	cl := harness.StartCluster(t, 1, peers.MinIOOptions{})
+	chainBuckets(cl, t, true, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	c := newChain(t, cl.Replicas[0], cl.MC)
 	c.deploy("delete")
 	c.deleteOneOfTwo()
-	if st := c.s.stats(); st.Events != 6 || st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
+	if st := c.s.Stats(); st.Events != 6 || st.Deletes != 2 || st.Runs != 4 || st.Errors != 0 {
 		t.Errorf("stats %+v: want 6 activations: 2 deletes apart from 4 runs (MinIO's events of versioned outputs count once)", st)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 )
 
 // quickstart is scripts/quickstart.sh (`make run`) running in a scratch
@@ -45,13 +46,13 @@ func startQuickstart(t *testing.T, s3Addr, apiAddr string) *quickstart {
 	if err := os.WriteFile(filepath.Join(root, "scripts", "quickstart.sh"), script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, target := range map[string]string{"dedupfn": dedupfn, "thumbnail.wasm": thumbnail} {
+	for name, target := range map[string]string{"dedupfn": harness.Dedupfn, "thumbnail.wasm": harness.Thumbnail} {
 		if err := os.Symlink(target, filepath.Join(root, "bin", name)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	q := &quickstart{t: t, out: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	w := lockedWriter{q.mu, q.out}
+	w := harness.LockedWriter{Mu: q.mu, B: q.out}
 	q.cmd = exec.Command("bash", filepath.Join(root, "scripts", "quickstart.sh"))
 	// Its own process group, as a terminal's job would be: Ctrl-C (a
 	// SIGINT to the group) reaches the script and serve alike.
@@ -103,7 +104,7 @@ func (q *quickstart) wait(timeout time.Duration) int {
 // functions lists the function names the dedupfn at apiAddr holds.
 func functions(t *testing.T, apiAddr string) []string {
 	t.Helper()
-	cmd := exec.Command(dedupfn, "fn", "list", "--json")
+	cmd := exec.Command(harness.Dedupfn, "fn", "list", "--json")
 	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+apiAddr)
 	out, err := cmd.Output()
 	if err != nil {
@@ -127,16 +128,17 @@ func functions(t *testing.T, apiAddr string) []string {
 // why and deploys nothing, even though another dedupfn answers /healthz
 // on the API address it asked for.
 func TestQuickstart_PortTakenTouchesNoOtherServer(t *testing.T) {
-	other := startServer(t, t.TempDir())
+	t.Parallel()
+	other := harness.StartServer(t, t.TempDir())
 	for _, tt := range []struct {
 		name, taken string
 		addrs       func(taken string) (s3, api string)
 	}{
 		// The issue's case: something holds the S3 port, another dedupfn
 		// the API port.
-		{"S3PortTaken", "", func(taken string) (string, string) { return taken, other.api }},
+		{"S3PortTaken", "", func(taken string) (string, string) { return taken, other.API }},
 		// The API port is the other dedupfn's: serve fails to listen there.
-		{"APIPortTaken", other.api, func(string) (string, string) { return testutil.FreeAddr(t), other.api }},
+		{"APIPortTaken", other.API, func(string) (string, string) { return testutil.FreeAddr(t), other.API }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			taken := tt.taken
@@ -163,8 +165,8 @@ func TestQuickstart_PortTakenTouchesNoOtherServer(t *testing.T) {
 					t.Errorf("last line %q lacks %q", last, w)
 				}
 			}
-			if fns := functions(t, other.api); len(fns) != 0 {
-				t.Fatalf("the other dedupfn on %s got functions %v", other.api, fns)
+			if fns := functions(t, other.API); len(fns) != 0 {
+				t.Fatalf("the other dedupfn on %s got functions %v", other.API, fns)
 			}
 		})
 	}
@@ -174,6 +176,7 @@ func TestQuickstart_PortTakenTouchesNoOtherServer(t *testing.T) {
 // DEDUPFN_API_ADDR choose the addresses; the script comes up on them,
 // deploys there, and the commands it prints use them.
 func TestQuickstart_CustomAddresses(t *testing.T) {
+	t.Parallel()
 	s3, api := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	q := startQuickstart(t, s3, api)
 	testutil.Eventually(t, 60*time.Second, "quickstart ready", func() bool {

@@ -1,13 +1,9 @@
-package e2e
+package chaos
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +14,7 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
@@ -66,7 +63,7 @@ func TestChaos_Kills(t *testing.T) {
 // name or "" for the one function): one runs again only after an
 // execution of it that never ended, or that a killed replica ran, and
 // never while the one before runs. It returns how many ran again.
-func checkReruns(t *testing.T, what string, byContent map[string][]*execution, killed map[int]bool) int {
+func checkReruns(t *testing.T, what string, byContent map[string][]*harness.Execution, killed map[int]bool) int {
 	t.Helper()
 	if what != "" {
 		what += ", "
@@ -77,44 +74,37 @@ func checkReruns(t *testing.T, what string, byContent map[string][]*execution, k
 			prev := es[i-1]
 			reruns++
 			switch {
-			case prev.end >= 0 && prev.end > es[i].start:
-				t.Errorf("%scontent %s: execution %d started while execution %d (pid %d) was still running", what, content, i, i-1, prev.pid)
-			case prev.end >= 0 && !killed[prev.ppid] && !killed[prev.gppid]:
+			case prev.End >= 0 && prev.End > es[i].Start:
+				t.Errorf("%scontent %s: execution %d started while execution %d (pid %d) was still running", what, content, i, i-1, prev.Pid)
+			case prev.End >= 0 && !killed[prev.Ppid] && !killed[prev.Gppid]:
 				t.Errorf("%scontent %s: ran again after execution %d (pid %d, parents %d %d) ended on a replica that was not killed (killed: %v)",
-					what, content, i-1, prev.pid, prev.ppid, prev.gppid, killed)
+					what, content, i-1, prev.Pid, prev.Ppid, prev.Gppid, killed)
 			}
 		}
 	}
 	return reruns
 }
 
-// execution is one run of the function, from the side file.
-type execution struct {
-	pid, ppid, gppid int
-	start, end       int // line numbers; end -1 = never ended
-}
-
 type chaosResult struct {
-	byContent map[string][]*execution
+	byContent map[string][]*harness.Execution
 	killed    map[int]bool // pids of SIGKILLed replicas
 }
 
 func runChaos(t *testing.T, kills bool) chaosResult {
-	c := startPeers(t, peers.MinIOOptions{})
-	events := c.kafka.URL(topic, "dedupfn") + "&session_timeout=6s"
+	c := harness.StartPeers(t, peers.MinIOOptions{})
+	events := c.Kafka.URL(harness.Topic, "dedupfn") + "&session_timeout=6s"
 	for i := range 3 {
-		s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t),
-			bin: faulty, env: []string{"DEDUPFN_FAULTS=" + chaosFaults}, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-		s.start(c.replicaArgs(i, events)...)
-		c.replicas = append(c.replicas, s)
+		s := faultyReplica(t)
+		s.Start(c.ReplicaArgs(i, events)...)
+		c.Replicas = append(c.Replicas, s)
 	}
 	side := filepath.Join(t.TempDir(), "executions.log")
-	c.replicas[0].cli("fn", "deploy", "chaos", "--exec", chaosaction, "--bucket", "photos", "--output-bucket", "results",
+	c.Replicas[0].CLI("fn", "deploy", "chaos", "--exec", harness.ChaosAction, "--bucket", "photos", "--output-bucket", "results",
 		"--param", "log="+side, "--param", "ms=2500", "--lease", "2s",
 		"--memory", "1536") // RLIMIT_AS: a Go runtime reserves ~1 GiB of address space at start
-	for _, r := range c.replicas[1:] {
+	for _, r := range c.Replicas[1:] {
 		testutil.Eventually(t, 5*time.Second, "function visible on every replica", func() bool {
-			return strings.Contains(r.cli("fn", "list"), "chaos")
+			return strings.Contains(r.CLI("fn", "list"), "chaos")
 		})
 	}
 
@@ -128,15 +118,15 @@ func runChaos(t *testing.T, kills bool) chaosResult {
 	if kills {
 		k = startKiller(t, c, events)
 	}
-	c.uploads(keys, contentOf, nil)
-	testutil.Eventually(t, 6*time.Minute, fmt.Sprintf("%d activations", len(keys)), func() bool {
-		st, ok := k.stats(c.replicas[0])
+	c.Uploads(keys, harness.ContentOf, nil)
+	testutil.EventuallyEvery(t, 6*time.Minute, harness.CLIPoll, fmt.Sprintf("%d activations", len(keys)), func() bool {
+		st, ok := k.stats(c.Replicas[0])
 		return ok && st.Events >= int64(len(keys))
 	})
 	killed := k.stop()
 	time.Sleep(2 * time.Second) // a straggler would show as an extra activation
 
-	acts := c.replicas[1].activations()
+	acts := c.Replicas[1].Activations()
 	perKey := map[string]int{}
 	for _, a := range acts {
 		perKey[a.Event.Key]++
@@ -152,13 +142,21 @@ func runChaos(t *testing.T, kills bool) chaosResult {
 	if len(acts) != len(keys) {
 		t.Errorf("%d activations for %d uploads", len(acts), len(keys))
 	}
-	outs := c.outputs()
+	outs := c.Outputs()
 	for _, k := range keys {
 		if !outs[k] {
 			t.Errorf("%s has no output", k)
 		}
 	}
-	return chaosResult{byContent: readExecutions(t, side), killed: killed}
+	return chaosResult{byContent: harness.ReadExecutions(t, side), killed: killed}
+}
+
+// faultyReplica is a replica built with fault injection, injecting
+// chaosFaults; not started.
+func faultyReplica(t *testing.T) *harness.Server {
+	s := harness.NewServer(t, t.TempDir())
+	s.Bin, s.Env = harness.Faulty, []string{"DEDUPFN_FAULTS=" + chaosFaults}
+	return s
 }
 
 // killer SIGKILLs a random replica of a cluster every few seconds, six
@@ -170,7 +168,7 @@ type killer struct {
 	wg     sync.WaitGroup
 }
 
-func startKiller(t *testing.T, c *cluster, events string) *killer {
+func startKiller(t *testing.T, c *harness.Cluster, events string) *killer {
 	k := &killer{killed: map[int]bool{}, done: make(chan struct{})}
 	k.wg.Go(func() {
 		for n := 0; n < 6; n++ {
@@ -180,17 +178,17 @@ func startKiller(t *testing.T, c *cluster, events string) *killer {
 			case <-time.After(3 * time.Second):
 			}
 			k.mu.Lock()
-			victim := c.replicas[rand.IntN(len(c.replicas))]
-			k.killed[victim.cmd.Process.Pid] = true
-			victim.kill()
+			victim := c.Replicas[rand.IntN(len(c.Replicas))]
+			k.killed[victim.Cmd.Process.Pid] = true
+			victim.Kill()
 			time.Sleep(500 * time.Millisecond)
-			logged := victim.logLen()
-			victim.start(c.replicaArgs(indexOf(c.replicas, victim), events)...)
+			logged := victim.LogLen()
+			victim.Start(c.ReplicaArgs(indexOf(c.Replicas, victim), events)...)
 			k.mu.Unlock()
 			// Kill again only once the group has settled with the new
 			// member: kills faster than rebalances test Kafka, not us.
 			testutil.Eventually(t, 60*time.Second, "the restarted replica to get partitions", func() bool {
-				return strings.Contains(victim.logSince(logged), "partitions assigned")
+				return strings.Contains(victim.LogSince(logged), "partitions assigned")
 			})
 		}
 	})
@@ -199,12 +197,12 @@ func startKiller(t *testing.T, c *cluster, events string) *killer {
 
 // stats is s's stats, never while the killer restarts a replica; a nil
 // killer kills nothing.
-func (k *killer) stats(s *server) (activation.Stats, bool) {
+func (k *killer) stats(s *harness.Server) (activation.Stats, bool) {
 	if k != nil {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 	}
-	return s.tryStats()
+	return s.TryStats()
 }
 
 // stop stops the killer and returns the pids of the replicas it killed.
@@ -217,71 +215,13 @@ func (k *killer) stop() map[int]bool {
 	return k.killed
 }
 
-func indexOf(ss []*server, s *server) int {
+func indexOf(ss []*harness.Server, s *harness.Server) int {
 	for i, x := range ss {
 		if x == s {
 			return i
 		}
 	}
 	return -1
-}
-
-// readExecutions parses the side file: "start|end SHA PID PPID GPPID".
-func readExecutions(t *testing.T, path string) map[string][]*execution {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("side file: %v", err)
-	}
-	defer f.Close()
-	byContent := map[string][]*execution{}
-	byPid := map[int]*execution{}
-	sc := bufio.NewScanner(f)
-	for line := 0; sc.Scan(); line++ {
-		var what, content string
-		var pid, ppid, gppid int
-		if _, err := fmt.Sscan(sc.Text(), &what, &content, &pid, &ppid, &gppid); err != nil {
-			t.Fatalf("side file line %d %q: %v", line, sc.Text(), err)
-		}
-		switch what {
-		case "start":
-			e := &execution{pid: pid, ppid: ppid, gppid: gppid, start: line, end: -1}
-			byContent[content] = append(byContent[content], e)
-			byPid[pid] = e // an action process runs one activation at a time
-		case "end":
-			e := byPid[pid]
-			if e == nil || e.end >= 0 {
-				t.Fatalf("side file line %d: end without a start: %q", line, sc.Text())
-			}
-			e.end = line
-		}
-	}
-	return byContent
-}
-
-// tryStats is stats that tolerates a replica being restarted.
-func (s *server) tryStats() (activation.Stats, bool) {
-	var st activation.Stats
-	cmd := exec.Command(dedupfn, "stats", "--json")
-	cmd.Env = append(os.Environ(), "DEDUPFN_API=http://"+s.api)
-	out, err := cmd.Output()
-	if err != nil || json.Unmarshal(out, &st) != nil {
-		return st, false
-	}
-	return st, true
-}
-
-// logLen and logSince read the server's log, which spans its restarts.
-func (s *server) logLen() int {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return s.log.Len()
-}
-
-func (s *server) logSince(n int) string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return string(s.log.Bytes()[n:])
 }
 
 // TestChaos_SpoolBudget (issue 17): a disk budget far smaller than the
@@ -299,10 +239,10 @@ func TestChaos_SpoolBudget(t *testing.T) {
 		size, bigSize    = 5 << 20, 9 << 20
 		timeout          = 20 * time.Second
 	)
-	s := startServer(t, t.TempDir(), "--create-bucket", "photos", "--create-bucket", "results",
+	s := harness.StartServer(t, t.TempDir(), "--create-bucket", "photos", "--create-bucket", "results",
 		"--spool-budget", fmt.Sprint(24<<20), "--concurrency", "16", "--runs", "2", "--inline-limit", fmt.Sprint(10<<20))
 	side := filepath.Join(t.TempDir(), "executions.log")
-	s.cli("fn", "deploy", "spool", "--exec", chaosaction, "--bucket", "photos", "--output-bucket", "results",
+	s.CLI("fn", "deploy", "spool", "--exec", harness.ChaosAction, "--bucket", "photos", "--output-bucket", "results",
 		"--param", "log="+side, "--param", "ms=200", "--param", "repeat=2",
 		"--timeout", timeout.String(), "--max-attempts", "1", "--memory", "1536")
 
@@ -313,7 +253,7 @@ func TestChaos_SpoolBudget(t *testing.T) {
 			bodies[fmt.Sprintf("c%d/%03d", c, i)] = body
 		}
 	}
-	mc := s.minio()
+	mc := s.MinIO()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for key, body := range bodies {
@@ -324,10 +264,10 @@ func TestChaos_SpoolBudget(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s.waitEvents(int64(len(bodies)), 3*time.Minute)
+	s.WaitEvents(int64(len(bodies)), 3*time.Minute)
 	t.Logf("%d uploads ended %s after the first", len(bodies), time.Since(start))
 
-	acts := s.activations()
+	acts := s.Activations()
 	if len(acts) != len(bodies) {
 		t.Errorf("%d activations for %d uploads", len(acts), len(bodies))
 	}
@@ -345,14 +285,14 @@ func TestChaos_SpoolBudget(t *testing.T) {
 			t.Errorf("%s: %s with output %+v, error %q (%s); want its 10 MiB output", a.Event.Key, a.Decision, a.Output, a.Error, a.ErrorClass)
 		}
 	}
-	execs := readExecutions(t, side)
+	execs := harness.ReadExecutions(t, side)
 	for content, es := range execs {
 		if len(es) != 1 {
 			t.Errorf("content %s executed %d times, want 1", content, len(es))
 		}
 		for i, e := range es {
-			if e.end < 0 {
-				t.Errorf("content %s: execution %d (pid %d) never ended", content, i, e.pid)
+			if e.End < 0 {
+				t.Errorf("content %s: execution %d (pid %d) never ended", content, i, e.Pid)
 			}
 		}
 	}

@@ -1,11 +1,9 @@
-package e2e
+package chaos
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +12,14 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/activation"
 	"github.com/dedupfn/dedupfn/internal/testutil"
+	"github.com/dedupfn/dedupfn/internal/testutil/harness"
 	"github.com/dedupfn/dedupfn/internal/testutil/peers"
 )
 
 // A two-stage chain under the chaos tests' faults (chaos_test.go):
 // photos → stage1 → results → stage2 → labels on MinIO → Kafka → 3
 // replicas built with fault injection, sharing CouchDB; both stages
-// chaosaction, slower than their lease, each appending its executions to
+// the chaos action, slower than their lease, each appending its executions to
 // its own side file; MinIO publishes the events of results too, so every
 // output reaches stage 2 both in-process and as MinIO's event.
 const (
@@ -35,27 +34,26 @@ const (
 // execution of it that never ended or that a killed replica ran, and
 // executions of a content never overlap.
 func TestChaos_ChainKills(t *testing.T) {
-	c := startPeers(t, peers.MinIOOptions{})
-	if err := c.mc.MakeBucket(t.Context(), "labels", minio.MakeBucketOptions{}); err != nil {
+	c := harness.StartPeers(t, peers.MinIOOptions{})
+	if err := c.MC.MakeBucket(t.Context(), "labels", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	c.minio.Notify(t, "results", c.minio.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
-	events := c.kafka.URL(topic, "dedupfn") + "&session_timeout=6s"
+	c.MinIO.Notify(t, "results", c.MinIO.ARN, notification.ObjectCreatedAll, notification.ObjectRemovedAll)
+	events := c.Kafka.URL(harness.Topic, "dedupfn") + "&session_timeout=6s"
 	for i := range 3 {
-		s := &server{t: t, dataDir: t.TempDir(), s3: testutil.FreeAddr(t), api: testutil.FreeAddr(t),
-			bin: faulty, env: []string{"DEDUPFN_FAULTS=" + chaosFaults}, log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-		s.start(c.replicaArgs(i, events)...)
-		c.replicas = append(c.replicas, s)
+		s := faultyReplica(t)
+		s.Start(c.ReplicaArgs(i, events)...)
+		c.Replicas = append(c.Replicas, s)
 	}
 	dir := t.TempDir()
 	sides := map[string]string{"stage1": filepath.Join(dir, "stage1.log"), "stage2": filepath.Join(dir, "stage2.log")}
 	for name, in := range map[string]string{"stage1": "photos", "stage2": "results"} {
 		out := map[string]string{"stage1": "results", "stage2": "labels"}[name]
-		chainFn(c.replicas[0], name, in, out, sides[name], "", "--param", "ms=2500", "--lease", "2s")
+		harness.ChainFn(c.Replicas[0], name, in, out, sides[name], "", "--param", "ms=2500", "--lease", "2s")
 	}
-	for _, r := range c.replicas[1:] {
+	for _, r := range c.Replicas[1:] {
 		testutil.Eventually(t, 5*time.Second, "both stages visible on every replica", func() bool {
-			l := r.cli("fn", "list")
+			l := r.CLI("fn", "list")
 			return strings.Contains(l, "stage1") && strings.Contains(l, "stage2")
 		})
 	}
@@ -67,10 +65,10 @@ func TestChaos_ChainKills(t *testing.T) {
 		}
 	}
 	k := startKiller(t, c, events)
-	c.uploads(keys, contentOf, nil)
+	c.Uploads(keys, harness.ContentOf, nil)
 	want := 2 * len(keys)
-	testutil.Eventually(t, 8*time.Minute, fmt.Sprintf("%d activations", want), func() bool {
-		st, ok := k.stats(c.replicas[0])
+	testutil.EventuallyEvery(t, 8*time.Minute, harness.CLIPoll, fmt.Sprintf("%d activations", want), func() bool {
+		st, ok := k.stats(c.Replicas[0])
 		return ok && st.Events >= int64(want)
 	})
 	killed := k.stop()
@@ -79,7 +77,7 @@ func TestChaos_ChainKills(t *testing.T) {
 		t.Fatal("no replica was killed: this run proves nothing about crashes")
 	}
 
-	acts := c.replicas[1].activations()
+	acts := c.Replicas[1].Activations()
 	perStage := map[string]int{}
 	for _, a := range acts {
 		perStage[a.Function+" "+a.Event.Bucket+"/"+a.Event.Key]++
@@ -97,14 +95,14 @@ func TestChaos_ChainKills(t *testing.T) {
 	if len(acts) != want {
 		t.Errorf("%d activations for %d uploads through 2 stages", len(acts), len(keys))
 	}
-	labels := objectsIn(t, c.mc, "labels")
+	labels := harness.ObjectsIn(t, c.MC, "labels")
 	for _, k := range keys {
-		if w := string(stageOut(stageOut(contentOf(k)))); labels[k] != w {
+		if w := string(harness.StageOut(harness.StageOut(harness.ContentOf(k)))); labels[k] != w {
 			t.Errorf("labels/%s = %.20q…, want the final stage's output %.20q…", k, labels[k], w)
 		}
 	}
 	for _, stage := range []string{"stage1", "stage2"} {
-		byContent := readExecutions(t, sides[stage])
+		byContent := harness.ReadExecutions(t, sides[stage])
 		if len(byContent) != chainChaosDistinct {
 			t.Errorf("%s executed %d contents, want %d", stage, len(byContent), chainChaosDistinct)
 		}
