@@ -21,7 +21,7 @@ import (
 // written over it only if checkTarget allows (an earlier output of the
 // same function for the same input).
 func (p *Pipeline) writeOutput(ctx context.Context, j *job, bucket, key, sum string, body func() io.Reader, size int64, opts objects.PutOptions) (objects.Info, []index.Doc, error) {
-	triggers := len(p.match(bucket, key)) > 0
+	triggers := p.triggers(bucket, key)
 	if triggers {
 		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
 			return objects.Info{}, nil, err

@@ -159,7 +159,7 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 		put[i] = index.Doc{Kind: d.kind, ID: d.id, Doc: doc}
 	}
 	j.prov = prov
-	if len(p.match(bucket, key)) == 0 {
+	if !p.triggers(bucket, key) {
 		return put, nil
 	}
 	// One write for all of them (one shared commit on bolt, one statement
@@ -171,6 +171,9 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 	}
 	return nil, nil
 }
+
+// triggers reports whether an object at bucket/key triggers a function.
+func (p *Pipeline) triggers(bucket, key string) bool { return len(p.match(bucket, key)) > 0 }
 
 func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {
 	ctx, cancel := p.callCtx(ctx)
