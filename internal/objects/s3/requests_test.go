@@ -31,6 +31,22 @@ type countingProxy struct {
 	ignoreIfNoneMatch bool
 }
 
+// countedClient is a client of a fresh MinIO through a counting proxy,
+// with a bucket "bkt".
+func countedClient(t *testing.T, ignoreIfNoneMatch bool) (*countingProxy, *s3.Client) {
+	t.Helper()
+	m := peers.StartMinIO(t, peers.MinIOOptions{})
+	proxy, addr := startCountingProxy(t, m, ignoreIfNoneMatch)
+	c, err := s3.New(addr, false, m.AccessKey, m.SecretKey, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MakeBucket(t.Context(), "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	return proxy, c
+}
+
 func startCountingProxy(t *testing.T, m *peers.MinIO, ignoreIfNoneMatch bool) (*countingProxy, string) {
 	t.Helper()
 	target, err := url.Parse("http://" + m.Endpoint)
@@ -88,16 +104,8 @@ func wantRequests(t *testing.T, what string, got, want map[string]int) {
 // conditional Put one PUT (after a probe of the bucket, once), a Copy of
 // a known version one PUT (its SHA-256 from the answer, without a HEAD).
 func TestRequestsPerCall_MinIO(t *testing.T) {
-	m := peers.StartMinIO(t, peers.MinIOOptions{})
-	proxy, addr := startCountingProxy(t, m, false)
-	c, err := s3.New(addr, false, m.AccessKey, m.SecretKey, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxy, c := countedClient(t, false)
 	ctx := t.Context()
-	if err := c.MakeBucket(ctx, "bkt"); err != nil {
-		t.Fatal(err)
-	}
 	body := "four kilobytes, or so"
 	in, err := c.Put(ctx, "bkt", "in", strings.NewReader(body), int64(len(body)), objects.PutOptions{})
 	if err != nil {
@@ -142,16 +150,8 @@ func TestRequestsPerCall_MinIO(t *testing.T) {
 // ignores If-None-Match, a conditional Put never replaces an object: the
 // probe finds out, and each conditional Put Stats the key first.
 func TestConditionalPut_StoreIgnoresIfNoneMatch(t *testing.T) {
-	m := peers.StartMinIO(t, peers.MinIOOptions{})
-	proxy, addr := startCountingProxy(t, m, true)
-	c, err := s3.New(addr, false, m.AccessKey, m.SecretKey, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxy, c := countedClient(t, true)
 	ctx := t.Context()
-	if err := c.MakeBucket(ctx, "bkt"); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Put(ctx, "bkt", "users", strings.NewReader("mine"), 4, objects.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
