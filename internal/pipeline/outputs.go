@@ -145,7 +145,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
 				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
 			}
-			if docs, err = p.noteOutput(ctx, j, bucket, key, sum); err != nil {
+			if docs, err = p.noteOutput(ctx, j, bucket, key, sum, p.triggers(bucket, key)); err != nil {
 				return nil, err
 			}
 			opts.ContentType = staged.ContentType
@@ -313,7 +313,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 			}
 			return false, err
 		}
-		docs, err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256)
+		docs, err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256, p.triggers(j.fn.Output.Bucket, dstKey))
 		if err != nil {
 			return false, err
 		}

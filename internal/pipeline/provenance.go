@@ -15,8 +15,9 @@ import (
 
 // Provenance lives in the index, the one source of truth about what
 // dedupfn wrote (an object's metadata is the uploader's to set). Three
-// kinds of documents are written for every output, before the output
-// itself, so that its event, however early, finds them:
+// kinds of documents are written for every output: before the output
+// itself where it triggers a function, so that its event, however early,
+// finds them; else with the event's last write (see noteOutput):
 //
 //   - outputDocKind, under outputDocID(bucket, key): the provenance of the
 //     object at that key (its bytes' SHA-256, its input, function, stage,
@@ -29,8 +30,8 @@ import (
 //     holding a recorded result's bytes, found by the record's key, so a
 //     record whose output is deleted can be re-pointed to a live copy.
 //
-// A document whose write is followed by a failed output write names bytes
-// that are not there and matches nothing.
+// A document written before an output write that then failed names
+// bytes that are not there and matches nothing.
 const (
 	outputDocKind  = "output"
 	derivedDocKind = "derived"
@@ -122,19 +123,21 @@ func provenanceFor(j *job, bucket, key, sum string) *provenance {
 }
 
 // noteOutput notes the provenance of the output j is about to write at
-// bucket/key with SHA-256 sum. It returns the documents that are still
-// to be written, with the write that ends j (Completion.Docs on a run,
-// the activation record's on a hit: one commit), or nil.
+// bucket/key with SHA-256 sum; triggers is whether that object triggers
+// a function (p.triggers). It returns the documents that are still to
+// be written, with the write that ends j (Completion.Docs on a run, the
+// activation record's on a hit: one commit), or nil.
 //
 // An output that triggers a function has them written now, before the
 // output itself, so that neither its event (which may arrive before the
 // write returns) nor the reconciler takes it for an upload. An output
 // that triggers nothing needs them only for deletes and lineage, which
-// may find them one commit later (the reconciler redoes a delete that
-// missed them): each event then waits for one fsync round fewer. A
+// may find them one commit later (with --reconcile, the reconciler
+// redoes a delete that missed them): each event then waits for one fsync
+// round fewer. A
 // crash before that commit leaves the event unacknowledged, and its
 // redelivery writes the output and the documents again.
-func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string) ([]index.Doc, error) {
+func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string, triggers bool) ([]index.Doc, error) {
 	prov := provenanceFor(j, bucket, key, sum)
 	out := objectRef{Bucket: bucket, Key: key}
 	docs := []struct {
@@ -159,7 +162,7 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 		put[i] = index.Doc{Kind: d.kind, ID: d.id, Doc: doc}
 	}
 	j.prov = prov
-	if !p.triggers(bucket, key) {
+	if !triggers {
 		return put, nil
 	}
 	// One write for all of them (one shared commit on bolt, one statement

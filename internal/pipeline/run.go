@@ -381,14 +381,16 @@ func (p *Pipeline) runClaimed(ctx context.Context, j *job, in *input, rt runtime
 	}
 	storeStart := time.Now()
 	output, err := p.storeOutput(runCtx, j, out, res)
+	// Written with the completion, or not at all: another attempt, or a
+	// successor, writes its own.
+	docs := j.docs
+	j.docs = nil
 	if l := lost(runCtx); l != nil {
 		return l
 	}
 	if err != nil {
 		return err
 	}
-	docs := j.docs
-	j.docs = nil // written with the completion, or not at all: a successor writes its own
 	if err := p.complete(runCtx, key, claim.Token, index.Completion{Output: output, Result: res.Result, FunctionMS: ms(res.Duration), Docs: docs}); err != nil {
 		return err
 	}

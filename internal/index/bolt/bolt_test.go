@@ -110,3 +110,13 @@ func TestDocRevisions(t *testing.T) {
 	defer db.Close()
 	indextest.DocRevisions(t, db)
 }
+
+// A Complete refused for a stale token stores none of its documents.
+func TestCompleteDocsOnlyWithTheClaim(t *testing.T) {
+	db, err := bolt.OpenFile(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	indextest.DocsOnlyWithTheClaim(t, db)
+}

@@ -69,7 +69,7 @@ func (d *DB) Claim(ctx context.Context, key string, parts index.Parts, owner str
 			if !decided {
 				continue // on disk since: decide from there
 			}
-			if mc.Outcome == index.Miss {
+			if mc.Outcome == index.Miss && mc.Record.Attempt > 1 {
 				d.changes.Notify(key) // taken over: its old owner's waiters look again
 			}
 			return mc, nil
@@ -203,25 +203,16 @@ func (d *DB) Renew(ctx context.Context, key, token string, lease time.Duration) 
 }
 
 // SetExternalID implements index.Claims. A claim in memory moves to disk
-// with it (see running), under the memory's lock, so that no claim of
-// the key is decided in between.
+// with it (see running).
 func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) error {
 	c, err := d.running.owned(key, token)
 	if err != nil {
 		return wrap(err, "set external id", key)
 	}
 	if c != nil {
-		defer d.running.mu.Unlock()
-		if c.ending {
-			return wrap(index.ErrNotOwner, "set external id", key)
-		}
 		r := c.rec
 		r.ExternalID, r.Updated = externalID, time.Now().UTC()
-		if err := d.w.Update(func(tx *bbolt.Tx) error { return putRecord(tx, r) }); err != nil {
-			return wrap(err, "set external id", key)
-		}
-		delete(d.running.m, key)
-		return nil
+		return wrap(d.leaveMemory(key, c, func(tx *bbolt.Tx) error { return putRecord(tx, r) }), "set external id", key)
 	}
 	return wrap(d.cas(key, token, func(tx *bbolt.Tx, r *index.Record) error {
 		r.ExternalID = externalID
@@ -230,43 +221,56 @@ func (d *DB) SetExternalID(ctx context.Context, key, token, externalID string) e
 	}), "set external id", key)
 }
 
+// leaveMemory commits write for the claim c of key, which the caller
+// holds under running.mu (owned), and then takes c out of memory. While
+// the commit runs the claim counts as live (ending) and the lock is
+// free; a claim that then finds the key absent from memory finds what
+// write put on disk.
+func (d *DB) leaveMemory(key string, c *runningClaim, write func(*bbolt.Tx) error) error {
+	if c.ending {
+		d.running.mu.Unlock()
+		return index.ErrNotOwner
+	}
+	c.ending = true
+	d.running.mu.Unlock()
+	if err := d.w.Update(write); err != nil {
+		d.running.mu.Lock()
+		c.ending = false
+		d.running.mu.Unlock()
+		return err
+	}
+	d.running.drop(key, c)
+	return nil
+}
+
 // endInMemory ends key's claim held with token if it is in memory:
-// ended says whether it was (else the caller looks on disk). With a
+// inMemory says whether it was (else the caller looks on disk). With a
 // record (Complete, a cached Fail), the record and docs are committed
-// first, while the claim counts as live, and only then does it leave
-// memory: a claim that finds the key absent from memory finds the
-// record on disk.
+// first (leaveMemory); without (Release, an uncached Fail), the claim
+// just leaves memory.
 func (d *DB) endInMemory(key, token string, record func(r index.Record) *index.Record, docs []index.Doc) (inMemory bool, err error) {
 	c, err := d.running.owned(key, token)
 	if err != nil || c == nil {
 		return err != nil, err
 	}
-	if c.ending {
-		d.running.mu.Unlock()
-		return true, index.ErrNotOwner
-	}
-	end := record(c.rec)
-	if end != nil {
-		c.ending = true
-	}
-	d.running.mu.Unlock()
-	if end != nil {
-		err := d.w.Update(func(tx *bbolt.Tx) error {
+	if end := record(c.rec); end != nil {
+		err = d.leaveMemory(key, c, func(tx *bbolt.Tx) error {
 			if err := putDocs(tx, docs); err != nil {
 				return err
 			}
 			return putRecord(tx, *end)
 		})
-		if err != nil {
-			d.running.mu.Lock()
-			c.ending = false
-			d.running.mu.Unlock()
-			return true, err
-		}
+	} else if c.ending {
+		d.running.mu.Unlock()
+		err = index.ErrNotOwner
+	} else {
+		delete(d.running.m, key)
+		d.running.mu.Unlock()
 	}
-	d.running.drop(key, c)
-	d.changes.Notify(key)
-	return true, nil
+	if err == nil {
+		d.changes.Notify(key)
+	}
+	return true, err
 }
 
 // ended is r as its owner's end leaves it: the owner stays, for
@@ -393,15 +397,21 @@ func (d *DB) RepointOutput(ctx context.Context, key string, updated time.Time, o
 }
 
 // Records implements index.Claims: the running claims in memory, then
-// the file's records.
+// the file's records but those listed already (a claim that ended or
+// moved to disk in between).
 func (d *DB) Records(ctx context.Context, fn func(index.Record) error) error {
+	listed := map[string]bool{}
 	for _, r := range d.running.list() {
+		listed[r.Key] = true
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	return d.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
+			if listed[string(k)] {
+				return nil
+			}
 			var r index.Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("bolt: decode record %s: %w", k, err)

@@ -25,9 +25,9 @@ type running struct {
 
 type runningClaim struct {
 	rec index.Record
-	// ending: the claim's end (Complete, a cached Fail) is committing. It
-	// counts as live, whatever its lease: nobody takes over a claim whose
-	// result is being written.
+	// ending: the claim's end (Complete, a cached Fail) or its move to
+	// disk (SetExternalID) is committing. It counts as live, whatever its
+	// lease: nobody takes over a claim whose result is being written.
 	ending bool
 }
 
@@ -54,7 +54,12 @@ func (r *running) claim(key string, parts index.Parts, owner string, lease time.
 	switch {
 	case ok && (c.ending || index.Live(c.rec, now)):
 		return index.Claimed{Outcome: index.Wait, Record: c.rec}, true, nil
-	case !ok:
+	case ok:
+		// Taken over: a claim of its own, so that the old owner's late
+		// end (drop) cannot remove it.
+		c = &runningClaim{rec: c.rec}
+		r.m[key] = c
+	default:
 		absent, err := free()
 		if err != nil || !absent {
 			return index.Claimed{}, false, err

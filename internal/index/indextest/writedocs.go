@@ -10,8 +10,9 @@ import (
 )
 
 // DocsWithWrites checks the documents that ride on an event's last
-// write: Completion.Docs are stored by a successful Complete, and not
-// wrongly reported (a stale token is still ErrNotOwner); AddActivation's
+// write: Completion.Docs are stored by a successful Complete, and a stale
+// token is still ErrNotOwner (whether its documents are stored is the
+// backend's: see DocsOnlyWithTheClaim); AddActivation's
 // docs are stored with the record, and also by a second add of the same
 // id, which counts nothing twice.
 func DocsWithWrites(t *testing.T, idx index.Index) {
@@ -74,5 +75,23 @@ func DocsWithWrites(t *testing.T, idx index.Index) {
 	}
 	if _, err := idx.GetActivation(ctx, "dw-act"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// DocsOnlyWithTheClaim checks, on a backend whose Complete is one
+// transaction (bolt, PostgreSQL), that a Complete refused for a stale
+// token stores none of its documents.
+func DocsOnlyWithTheClaim(t *testing.T, idx index.Index) {
+	ctx := t.Context()
+	c, err := idx.Claim(ctx, "fenced", index.Parts{Function: "f", Fingerprint: "sha256:fenced"}, "o", time.Minute)
+	if err != nil || c.Outcome != index.Miss {
+		t.Fatalf("claim: %v %v", c.Outcome, err)
+	}
+	stale := index.Completion{Output: &index.Output{Key: "x"}, Docs: []index.Doc{{Kind: "output", ID: "stale", Doc: []byte(`{}`)}}}
+	if err := idx.Complete(ctx, "fenced", "stale-"+c.Record.Token, stale); !errors.Is(err, index.ErrNotOwner) {
+		t.Fatalf("complete with a stale token = %v, want ErrNotOwner", err)
+	}
+	if doc, err := idx.GetDoc(ctx, "output", "stale"); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("a refused Complete stored its document: %q, %v", doc, err)
 	}
 }

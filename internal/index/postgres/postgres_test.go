@@ -386,3 +386,10 @@ func TestWaitChange_ClockSkewNoSpin(t *testing.T) {
 		})
 	}
 }
+
+// A Complete refused for a stale token stores none of its documents: the
+// claim and the documents are one statement.
+func TestCompleteDocsOnlyWithTheClaim(t *testing.T) {
+	pg := peers.StartPostgres(t)
+	indextest.DocsOnlyWithTheClaim(t, open(t, newDB(t, pg)))
+}
