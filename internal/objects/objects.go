@@ -107,6 +107,12 @@ type PutOptions struct {
 	// Stat before a write always has. Put only: neither MinIO nor the
 	// built-in endpoint honours it on a copy, so Copy refuses it.
 	IfNoneMatch bool
+	// IfMatch, an ETag, makes a Put write only over the object that has
+	// it (If-Match), else fail with ErrExists: the caller saw that object
+	// and decided it may be replaced, and an object put there since is not
+	// it. Put only, as IfNoneMatch; a store that ignores the header writes
+	// anyway.
+	IfMatch string
 }
 
 // Store reads and writes objects. Implementations are safe for concurrent use.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/activation"
+	"github.com/dedupfn/dedupfn/internal/event"
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
 	"github.com/dedupfn/dedupfn/internal/pipeline"
@@ -143,5 +144,53 @@ func TestProvenance_BeforeATriggeredOutput(t *testing.T) {
 	}, ", ")
 	if got != want {
 		t.Fatalf("writes\n %s\nwant\n %s", got, want)
+	}
+}
+
+// racingStore puts a user's object at raceKey right after the first Stat
+// of it that finds dedupfn's output there: an upload landing between
+// the pipeline's check of an output key and its write.
+type racingStore struct {
+	objects.Store
+	bucket, raceKey string
+	once            sync.Once
+}
+
+func (s *racingStore) Stat(ctx context.Context, bucket, key string) (objects.Info, error) {
+	st, err := s.Store.Stat(ctx, bucket, key)
+	if err == nil && bucket == s.bucket && key == s.raceKey && st.Metadata[event.MetaOutputOf] != "" {
+		s.once.Do(func() {
+			if _, perr := s.Store.Put(ctx, bucket, key, strings.NewReader("the user's own"), 14, objects.PutOptions{}); perr != nil {
+				panic(perr)
+			}
+		})
+	}
+	return st, err
+}
+
+// A run that replaces its earlier output writes it on condition that the
+// object there is still the one it checked (If-Match): a user's upload
+// that lands in between is never overwritten; the run is refused as
+// for any object dedupfn did not write.
+func TestOutput_UploadBetweenCheckAndWriteIsNotOverwritten(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("upper", nil)
+	e.handle(e.put("a.txt", "one"))
+	if got := e.output("a.txt"); got != "ONE" {
+		t.Fatalf("first output %q", got)
+	}
+	p := e.replica("racing", e.idx, &racingStore{Store: store, bucket: e.out, raceKey: "a.txt"})
+	if err := p.Handle(t.Context(), e.put("a.txt", "two")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.output("a.txt"); got != "the user's own" {
+		t.Fatalf("output key holds %q: the user's upload was overwritten", got)
+	}
+	var refused bool
+	for _, a := range e.activations() {
+		refused = refused || (a.Decision == activation.Error && strings.Contains(a.Error, "did not write"))
+	}
+	if !refused {
+		t.Fatalf("no activation refused the write: %+v", e.activations())
 	}
 }

@@ -61,32 +61,34 @@ func outputMeta(j *job) map[string]string {
 // checkTarget refuses to write j's output over an object that is not an
 // earlier output of the same function for the same input: the user's own
 // data, or the output of another input whose key renders the same (a
-// template like {base}.png maps x/cat.jpg and y/cat.jpg to one key).
-func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) error {
+// template like {base}.png maps x/cat.jpg and y/cat.jpg to one key). It
+// returns the ETag of the object it allows replacing, "" when the key is
+// free, for a Put conditional on it (see writeOutput).
+func (p *Pipeline) checkTarget(ctx context.Context, j *job, bucket, key string) (string, error) {
 	if bucket == j.ev.Bucket && key == j.ev.Key {
-		return runtime.Errorf(runtime.ClassConfig, "output %s/%s is the input itself: refusing to overwrite it", bucket, key)
+		return "", runtime.Errorf(runtime.ClassConfig, "output %s/%s is the input itself: refusing to overwrite it", bucket, key)
 	}
 	ctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	st, err := p.cfg.Objects.Stat(ctx, bucket, key)
 	switch {
 	case errors.Is(err, objects.ErrNotFound):
-		return nil
+		return "", nil
 	case err != nil:
-		return storeError(err, "stat output %s/%s", bucket, key)
+		return "", storeError(err, "stat output %s/%s", bucket, key)
 	case st.Metadata[event.MetaOutputOf] == "":
 		// Metadata suffices here: it only lets dedupfn replace an object
 		// whose writer says it is this function's output for this input.
-		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds an object dedupfn did not write: refusing to overwrite it", bucket, key)
+		return "", runtime.Errorf(runtime.ClassConfig, "output %s/%s holds an object dedupfn did not write: refusing to overwrite it", bucket, key)
 	}
 	if fn, _, _ := strings.Cut(st.Metadata[event.MetaOutputOf], "@"); fn != j.fn.Name {
-		return runtime.Errorf(runtime.ClassConfig, "output %s/%s holds the output of function %s: refusing to overwrite it", bucket, key, fn)
+		return "", runtime.Errorf(runtime.ClassConfig, "output %s/%s holds the output of function %s: refusing to overwrite it", bucket, key, fn)
 	}
 	if in := st.Metadata[event.MetaInput]; in != "" && in != url.PathEscape(j.ev.Bucket+"/"+j.ev.Key) {
 		other, _ := url.PathUnescape(in)
-		return runtime.Errorf(runtime.ClassConfig, "output %s/%s already holds the output of %s: key template %q maps different inputs to one key", bucket, key, other, j.fn.Output.KeyTemplate)
+		return "", runtime.Errorf(runtime.ClassConfig, "output %s/%s already holds the output of %s: key template %q maps different inputs to one key", bucket, key, other, j.fn.Output.KeyTemplate)
 	}
-	return nil
+	return st.ETag, nil
 }
 
 // outputIsStream reports whether an invocation's output object is what
@@ -139,7 +141,7 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, serr
 		}
 		if staged != nil {
-			if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+			if _, err := p.checkTarget(ctx, j, bucket, key); err != nil {
 				return nil, err
 			}
 			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
@@ -307,7 +309,7 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		}
 		j.outVersion = st.VersionID
 	} else {
-		if err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
+		if _, err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
 			if !retryable(runtime.ClassOf(err)) {
 				return true, p.fail(j, err, 1, true)
 			}

@@ -7,23 +7,28 @@ import (
 
 	"github.com/dedupfn/dedupfn/internal/index"
 	"github.com/dedupfn/dedupfn/internal/objects"
+	"github.com/dedupfn/dedupfn/internal/runtime"
 )
 
 // writeOutput notes j's output at bucket/key with SHA-256 sum
 // (noteOutput) and writes it from body, never over an object checkTarget
 // refuses, and returns noteOutput's documents still to be written.
 //
-// An output that triggers a function has its documents written before
-// it, so its key is checked (a HEAD) before them, as ever. One that
-// triggers nothing has them written later: it is written with
-// If-None-Match first, one request where the key is free (every first
-// write), and checked only where an object is there already, then
-// written over it only if checkTarget allows (an earlier output of the
-// same function for the same input).
+// Every write is conditional, decided by the store in the write itself:
+// If-None-Match where the key was free, If-Match on the ETag checkTarget
+// saw where it allows replacing an earlier output. An object put there
+// in between (a user's upload) fails the condition, and is checked in
+// its turn: an upload is never overwritten. An output that triggers a
+// function has its documents written before it, so its key is checked
+// (a HEAD) before them; one that triggers nothing is written with
+// If-None-Match at once, one request where the key is free (every first
+// write), and checked only where an object is there.
 func (p *Pipeline) writeOutput(ctx context.Context, j *job, bucket, key, sum string, body func() io.Reader, size int64, opts objects.PutOptions) (objects.Info, []index.Doc, error) {
 	triggers := p.triggers(bucket, key)
+	var etag string // of the object checkTarget allows replacing; "" for a free key
 	if triggers {
-		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+		var err error
+		if etag, err = p.checkTarget(ctx, j, bucket, key); err != nil {
 			return objects.Info{}, nil, err
 		}
 	}
@@ -31,23 +36,24 @@ func (p *Pipeline) writeOutput(ctx context.Context, j *job, bucket, key, sum str
 	if err != nil {
 		return objects.Info{}, nil, err
 	}
-	if !triggers {
+	for attempt := 1; ; attempt++ {
 		cond := opts
-		cond.IfNoneMatch = true
+		cond.IfNoneMatch, cond.IfMatch = etag == "", etag
 		info, err := p.cfg.Objects.Put(ctx, bucket, key, body(), size, cond)
-		if !errors.Is(err, objects.ErrExists) {
-			if err != nil {
-				return objects.Info{}, nil, storeError(err, "store output %s/%s", bucket, key)
-			}
+		switch {
+		case err == nil:
 			return info, docs, nil
+		case !errors.Is(err, objects.ErrExists):
+			return objects.Info{}, nil, storeError(err, "store output %s/%s", bucket, key)
+		case attempt == maxGuardedWrites:
+			return objects.Info{}, nil, runtime.Errorf(runtime.ClassPlatform, "store output %s/%s: the object there changed %d times while it was written", bucket, key, attempt)
 		}
-		if err := p.checkTarget(ctx, j, bucket, key); err != nil {
+		if etag, err = p.checkTarget(ctx, j, bucket, key); err != nil {
 			return objects.Info{}, nil, err
 		}
 	}
-	info, err := p.cfg.Objects.Put(ctx, bucket, key, body(), size, opts)
-	if err != nil {
-		return objects.Info{}, nil, storeError(err, "store output %s/%s", bucket, key)
-	}
-	return info, docs, nil
 }
+
+// maxGuardedWrites bounds writeOutput's conditional writes of one output
+// whose key keeps changing under it.
+const maxGuardedWrites = 3

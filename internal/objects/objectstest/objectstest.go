@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t testing.TB) objects.Store) {
 		{"CopyIfMatch", testCopyIfMatch},
 		{"CopyReportsDeliveredSHA256", testCopySHA256},
 		{"PutIfNoneMatch", testPutIfNoneMatch},
+		{"PutIfMatch", testPutIfMatch},
 		{"ListPrefix", testList},
 		{"ListStartAfter", testListStartAfter},
 		{"MakeBucketIdempotent", testMakeBucket},
@@ -295,6 +296,27 @@ func testPutIfNoneMatch(t *testing.T, s objects.Store, b string) {
 	_, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "users"}, b, "copy", cond)
 	if err == nil {
 		t.Error("a conditional copy was accepted: no store here enforces If-None-Match on a copy")
+	}
+}
+
+// testPutIfMatch: a Put conditional on an ETag replaces the object that
+// has it, and fails with ErrExists over any other (one put there since),
+// leaving that as it was; a Copy with the condition is refused.
+func testPutIfMatch(t *testing.T, s objects.Store, b string) {
+	seen := put(t, s, b, "k", "dedupfn's earlier output", objects.PutOptions{})
+	put(t, s, b, "k", "replaced", objects.PutOptions{IfMatch: seen.ETag})
+	if got := read(t, s, b, "k"); got != "replaced" {
+		t.Errorf("put on the seen ETag: body %q, want %q", got, "replaced")
+	}
+	_, err := s.Put(t.Context(), b, "k", strings.NewReader("overwrite"), 9, objects.PutOptions{IfMatch: seen.ETag})
+	if !errors.Is(err, objects.ErrExists) || errors.Is(err, objects.ErrPermanent) {
+		t.Errorf("put on a stale ETag: err = %v, want ErrExists", err)
+	}
+	if got := read(t, s, b, "k"); got != "replaced" {
+		t.Errorf("a refused put on a stale ETag changed the object: body %q", got)
+	}
+	if _, err := s.Copy(t.Context(), objects.Info{Bucket: b, Key: "k"}, b, "copy", objects.PutOptions{IfMatch: seen.ETag}); err == nil {
+		t.Error("a copy conditional on its destination was accepted")
 	}
 }
 

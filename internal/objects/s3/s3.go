@@ -211,9 +211,13 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 			return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, err)
 		}
 	}
+	if opts.IfMatch != "" {
+		po.SetMatchETag(opts.IfMatch)
+		po.DisableMultipart = true // the header is checked on a single PUT
+	}
 	ui, err := c.mc.PutObject(ctx, bucket, key, r, size, po)
 	if err != nil {
-		if opts.IfNoneMatch && minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+		if (opts.IfNoneMatch || opts.IfMatch != "") && minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
 			return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w: %w", bucket, key, objects.ErrExists, err)
 		}
 		return objects.Info{}, fmt.Errorf("s3: put %s/%s: %w", bucket, key, translate(bucket, err))
@@ -279,8 +283,8 @@ func (c *Client) enforcesIfNoneMatch(ctx context.Context, bucket string) (bool, 
 // the hash of the bytes delivered where the store computes one (MinIO,
 // AWS S3; a store that ignores the request leaves it empty).
 func (c *Client) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey string, opts objects.PutOptions) (objects.Info, error) {
-	if opts.IfNoneMatch {
-		return objects.Info{}, fmt.Errorf("s3: copy to %s/%s: %w: If-None-Match on a copy is not supported", dstBucket, dstKey, objects.ErrPermanent)
+	if opts.IfNoneMatch || opts.IfMatch != "" {
+		return objects.Info{}, fmt.Errorf("s3: copy to %s/%s: %w: a condition on the copy's destination is not supported", dstBucket, dstKey, objects.ErrPermanent)
 	}
 	meta := opts.Metadata
 	if meta == nil {

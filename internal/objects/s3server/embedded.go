@@ -206,9 +206,12 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 	if opts.IfNoneMatch {
 		in.IfNoneMatch = &anyETag
 	}
+	if opts.IfMatch != "" {
+		in.IfMatch = &opts.IfMatch
+	}
 	out, err := be.putObject(ctx, in)
 	if err != nil {
-		if opts.IfNoneMatch && status(err) == http.StatusPreconditionFailed {
+		if (opts.IfNoneMatch || opts.IfMatch != "") && status(err) == http.StatusPreconditionFailed {
 			return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w: %w", bucket, key, objects.ErrExists, err)
 		}
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(bucket, err))
@@ -253,8 +256,8 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 	if err := check("copy", src.Bucket, src.Key); err != nil {
 		return objects.Info{}, err
 	}
-	if opts.IfNoneMatch {
-		return objects.Info{}, fmt.Errorf("embedded: copy to %s/%s: %w: If-None-Match on a copy is not supported", dstBucket, dstKey, objects.ErrPermanent)
+	if opts.IfNoneMatch || opts.IfMatch != "" {
+		return objects.Info{}, fmt.Errorf("embedded: copy to %s/%s: %w: a condition on the copy's destination is not supported", dstBucket, dstKey, objects.ErrPermanent)
 	}
 	be, err := s.prepare("copy", dstBucket, dstKey)
 	if err != nil {
