@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dedupfn/dedupfn/internal/index"
@@ -175,8 +176,12 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 	return nil, nil
 }
 
-// triggers reports whether an object at bucket/key triggers a function.
-func (p *Pipeline) triggers(bucket, key string) bool { return len(p.match(bucket, key)) > 0 }
+// triggers reports whether an object at bucket/key triggers a function:
+// match's answer, without its log line for a function out of scope
+// (match, which runs it, logs that once per event).
+func (p *Pipeline) triggers(bucket, key string) bool {
+	return slices.ContainsFunc(p.cfg.Registry.Match(bucket, key), p.inScope)
+}
 
 func (p *Pipeline) deleteDoc(ctx context.Context, kind, id string) error {
 	ctx, cancel := p.callCtx(ctx)

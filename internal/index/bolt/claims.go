@@ -254,12 +254,7 @@ func (d *DB) endInMemory(key, token string, record func(r index.Record) *index.R
 		return err != nil, err
 	}
 	if end := record(c.rec); end != nil {
-		err = d.leaveMemory(key, c, func(tx *bbolt.Tx) error {
-			if err := putDocs(tx, docs); err != nil {
-				return err
-			}
-			return putRecord(tx, *end)
-		})
+		err = d.leaveMemory(key, c, func(tx *bbolt.Tx) error { return putEnd(tx, *end, docs) })
 	} else if c.ending {
 		d.running.mu.Unlock()
 		err = index.ErrNotOwner
@@ -271,6 +266,15 @@ func (d *DB) endInMemory(key, token string, record func(r index.Record) *index.R
 		d.changes.Notify(key)
 	}
 	return true, err
+}
+
+// putEnd writes a claim's end record r and the documents that come with
+// it (Completion.Docs) into tx.
+func putEnd(tx *bbolt.Tx, r index.Record, docs []index.Doc) error {
+	if err := putDocs(tx, docs); err != nil {
+		return err
+	}
+	return putRecord(tx, r)
 }
 
 // ended is r as its owner's end leaves it: the owner stays, for
@@ -292,11 +296,7 @@ func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion
 		return wrap(err, "complete", key)
 	}
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {
-		*r = *done(*r)
-		if err := putDocs(tx, c.Docs); err != nil {
-			return err
-		}
-		return putRecord(tx, *r)
+		return putEnd(tx, *done(*r), c.Docs)
 	}), "complete", key)
 }
 
@@ -318,7 +318,7 @@ func (d *DB) Fail(ctx context.Context, key, token, msg, class string, cache bool
 		if f == nil {
 			return tx.Bucket(bucketClaims).Delete([]byte(key))
 		}
-		return putRecord(tx, *f)
+		return putEnd(tx, *f, nil)
 	}), "fail", key)
 }
 
