@@ -183,10 +183,15 @@ func (c *chainEnv) activations(fn string) []activation.Record {
 // short before it recorded them would have left them: in a fresh index
 // holding everything else.
 func (c *chainEnv) forgetActivations(fn string) {
+	c.forget(func(r activation.Record) bool { return r.Function == fn })
+}
+
+// forget deletes the activation records drop picks (forgetActivations).
+func (c *chainEnv) forget(drop func(activation.Record) bool) {
 	c.t.Helper()
 	keep := []activation.Record{}
 	for _, r := range c.activations("") {
-		if r.Function != fn {
+		if !drop(r) {
 			keep = append(keep, r)
 		}
 	}
@@ -604,5 +609,61 @@ func TestDelete_RedeliveryAfterACrashFinishesTheCascade(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d thumbnail delete activations, want 1", n)
+	}
+}
+
+// A stage-1 delivery cut short after it wrote its output, whose event
+// stage 2 has already handled (the store published it), and before it
+// recorded its own activation: the redelivery writes the output again,
+// and stage 2 gets it in-process. That is the same output event: one
+// activation and one execution of stage 2, whichever way stage 1 gets
+// the output again (a hit copying the recorded output to another key,
+// or a run whose completion was lost too).
+func TestChain_RedeliveryAfterTheOutputsEventKeepsOneActivation(t *testing.T) {
+	for name, lost := range map[string]func(c *chainEnv, r activation.Record){
+		"hit copy": func(*chainEnv, activation.Record) {},
+		"run again": func(c *chainEnv, r activation.Record) {
+			if err := c.idx.Delete(c.t.Context(), r.Key); err != nil {
+				c.t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newChainEnv(t)
+			c.deploy(nil)
+			c.upload("a.jpg", "A")
+			c.upload("b.jpg", "A") // a hit: thumbs/b.jpg is a copy of thumbs/a.jpg
+			c.runs(1, 1)
+			var b activation.Record
+			for _, r := range c.activations("thumbnail") {
+				if r.Event.Key == "b.jpg" {
+					b = r
+				}
+			}
+			lost(c, b)
+			c.forget(func(r activation.Record) bool { return r.ID == b.ID })
+			time.Sleep(5 * time.Millisecond) // the rewrite is later than the first write
+			info, err := store.Stat(t.Context(), c.images, "b.jpg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := event.Event{Source: "embedded", Name: "s3:ObjectCreated:Put", Bucket: c.images, Key: "b.jpg", ETag: info.ETag, Size: info.Size, SHA256: info.SHA256, Time: info.Modified}
+			if err := c.pipe.Handle(t.Context(), ev); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range c.activations("classify") {
+				if r.Event.Key == "b.jpg" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d classify activations of thumbs/b.jpg after stage 1's redelivery, want 1", n)
+			}
+			c.want(c.labels, "b.jpg.label", "classify(thumbnail(A))")
+			if got := c.rt.ran("classify"); got != 1 {
+				t.Errorf("classify executed %d times, want 1", got)
+			}
+		})
 	}
 }

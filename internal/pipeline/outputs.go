@@ -141,13 +141,14 @@ func (p *Pipeline) storeOutput(ctx context.Context, j *job, out *spool.Spool, re
 			return nil, serr
 		}
 		if staged != nil {
-			if _, err := p.checkTarget(ctx, j, bucket, key); err != nil {
+			etag, err := p.checkTarget(ctx, j, bucket, key)
+			if err != nil {
 				return nil, err
 			}
 			if sum, err = p.deliveredSHA256(ctx, *staged); err != nil {
 				return nil, runtime.Errorf(runtime.ClassPlatform, "hash staged output: %v", err)
 			}
-			if docs, err = p.noteOutput(ctx, j, bucket, key, sum, p.triggers(bucket, key)); err != nil {
+			if docs, err = p.noteOutput(ctx, j, bucket, key, sum, p.triggers(bucket, key), etag != ""); err != nil {
 				return nil, err
 			}
 			opts.ContentType = staged.ContentType
@@ -309,13 +310,14 @@ func (p *Pipeline) deliver(ctx context.Context, j *job, key string, parts index.
 		}
 		j.outVersion = st.VersionID
 	} else {
-		if _, err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey); err != nil {
+		etag, err := p.checkTarget(ctx, j, j.fn.Output.Bucket, dstKey)
+		if err != nil {
 			if !retryable(runtime.ClassOf(err)) {
 				return true, p.fail(j, err, 1, true)
 			}
 			return false, err
 		}
-		docs, err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256, p.triggers(j.fn.Output.Bucket, dstKey))
+		docs, err := p.noteOutput(ctx, j, j.fn.Output.Bucket, dstKey, rec.Output.SHA256, p.triggers(j.fn.Output.Bucket, dstKey), etag != "")
 		if err != nil {
 			return false, err
 		}

@@ -32,7 +32,7 @@ func (p *Pipeline) writeOutput(ctx context.Context, j *job, bucket, key, sum str
 			return objects.Info{}, nil, err
 		}
 	}
-	docs, err := p.noteOutput(ctx, j, bucket, key, sum, triggers)
+	docs, err := p.noteOutput(ctx, j, bucket, key, sum, triggers, etag != "")
 	if err != nil {
 		return objects.Info{}, nil, err
 	}

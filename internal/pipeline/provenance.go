@@ -125,7 +125,8 @@ func provenanceFor(j *job, bucket, key, sum string) *provenance {
 
 // noteOutput notes the provenance of the output j is about to write at
 // bucket/key with SHA-256 sum; triggers is whether that object triggers
-// a function (p.triggers). It returns the documents that are still to
+// a function (p.triggers), replaces whether an earlier output is there
+// (checkTarget's ETag). It returns the documents that are still to
 // be written, with the write that ends j (Completion.Docs on a run, the
 // activation record's on a hit: one commit), or nil.
 //
@@ -138,8 +139,13 @@ func provenanceFor(j *job, bucket, key, sum string) *provenance {
 // round fewer. A
 // crash before that commit leaves the event unacknowledged, and its
 // redelivery writes the output and the documents again.
-func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string, triggers bool) ([]index.Doc, error) {
+func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum string, triggers, replaces bool) ([]index.Doc, error) {
 	prov := provenanceFor(j, bucket, key, sum)
+	if triggers && replaces {
+		if err := p.keepFirstWrite(ctx, prov); err != nil {
+			return nil, err
+		}
+	}
 	out := objectRef{Bucket: bucket, Key: key}
 	docs := []struct {
 		kind, id string
@@ -174,6 +180,23 @@ func (p *Pipeline) noteOutput(ctx context.Context, j *job, bucket, key, sum stri
 		return nil, runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", bucket, key, err)
 	}
 	return nil, nil
+}
+
+// keepFirstWrite gives prov the time of the note already at its key if
+// that note is the same activation's output with the same bytes: its
+// event's redelivery writing the output again after a crash. The store
+// may have published the first write's event, and a next stage handled
+// it at that time; the rewrite's event (in-process, or the store's) is
+// then the same event, found recorded, not a new upload of the output.
+func (p *Pipeline) keepFirstWrite(ctx context.Context, prov *provenance) error {
+	earlier, err := p.provenanceAt(ctx, prov.Bucket, prov.Key)
+	if err != nil {
+		return runtime.Errorf(runtime.ClassPlatform, "note output %s/%s: %v", prov.Bucket, prov.Key, err)
+	}
+	if earlier != nil && earlier.Activation == prov.Activation && earlier.SHA256 == prov.SHA256 {
+		prov.Written = earlier.Written
+	}
+	return nil
 }
 
 // triggers reports whether an object at bucket/key triggers a function:
