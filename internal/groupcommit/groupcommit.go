@@ -34,7 +34,8 @@ type Group[T any] struct {
 
 type pending[T any] struct {
 	item T
-	done chan error // the result, or errLead: become the committer
+	done chan error  // Do's: the result, or errLead: become the committer
+	then func(error) // Go's: called with the result instead
 }
 
 // errLead hands the committing role to a queued caller.
@@ -50,36 +51,59 @@ func NewGroup[T any](commit func(batch []T) []error) *Group[T] {
 // returns its error once that batch is committed.
 func (g *Group[T]) Do(item T) error {
 	p := &pending[T]{item: item, done: make(chan error, 1)}
+	if g.enqueue(p) {
+		g.lead()
+	} else if err := <-p.done; err != errLead {
+		return err
+	} else {
+		g.lead()
+	}
+	return <-p.done
+}
+
+// Go queues item and returns at once; then is called with its error once
+// its batch is committed. Items commit in the order they were queued,
+// Do's and Go's alike: an item queued after item's commits in the same
+// batch or a later one. then runs on the committing goroutine: it must
+// be quick and must not wait on g.
+func (g *Group[T]) Go(item T, then func(error)) {
+	if g.enqueue(&pending[T]{item: item, then: then}) {
+		go g.lead()
+	}
+}
+
+// enqueue queues p and reports whether its caller is to lead.
+func (g *Group[T]) enqueue(p *pending[T]) bool {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.queue = append(g.queue, p)
 	lead := !g.leading
 	g.leading = true
-	g.mu.Unlock()
-	if !lead {
-		if err := <-p.done; err != errLead {
-			return err
-		}
-	}
-	// Commit everything queued, ours included, then hand the role to the
-	// first caller that queued meanwhile (or give it up): the leader's
-	// own result is ready and it should not commit for others forever.
+	return lead
+}
+
+// lead commits everything queued, then hands the role to the first Do
+// that queued meanwhile (or gives it up): a leading Do's own result is
+// ready and it should not commit for others forever. Go's items queued
+// meanwhile get a goroutine of their own to lead.
+func (g *Group[T]) lead() {
 	g.mu.Lock()
 	batch := g.queue
 	g.queue = nil
 	g.mu.Unlock()
 	g.run(batch)
 	g.mu.Lock()
-	if len(g.queue) > 0 {
-		g.queue[0].done <- errLead
-	} else {
+	defer g.mu.Unlock()
+	switch {
+	case len(g.queue) == 0:
 		g.leading = false
+	case g.queue[0].done != nil:
+		g.queue[0].done <- errLead
+	default:
+		go g.lead()
 	}
-	g.mu.Unlock()
-	return <-p.done
 }
 
-// run commits batch and reports to each caller; a commit that panics or
-// miscounts its errors fails the whole batch rather than the leader.
 func (g *Group[T]) run(batch []*pending[T]) {
 	items := make([]T, len(batch))
 	for i, p := range batch {
@@ -87,10 +111,14 @@ func (g *Group[T]) run(batch []*pending[T]) {
 	}
 	errs, err := safeCommit(g.commit, items)
 	for i, p := range batch {
-		if err == nil {
-			p.done <- errs[i]
+		e := err
+		if e == nil {
+			e = errs[i]
+		}
+		if p.then != nil {
+			p.then(e)
 		} else {
-			p.done <- err
+			p.done <- e
 		}
 	}
 }
@@ -134,6 +162,10 @@ func New(db *bbolt.DB) *Committer {
 // nothing outside the transaction that cannot be redone. A function that
 // returns an error is rolled back and run alone, so its error is its own.
 func (c *Committer) Update(fn func(*bbolt.Tx) error) error { return c.g.Do(fn) }
+
+// UpdateAsync queues fn as Update does and returns at once; then gets
+// Update's error (see Group.Go: commits keep their order).
+func (c *Committer) UpdateAsync(fn func(*bbolt.Tx) error, then func(error)) { c.g.Go(fn, then) }
 
 // commit runs batch in one transaction; a function that fails is taken
 // out and run alone, and the rest run again.

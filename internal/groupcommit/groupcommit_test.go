@@ -163,3 +163,78 @@ func TestGroup(t *testing.T) {
 		t.Errorf("after failed commits, Do(1) = %v", err)
 	}
 }
+
+// Go returns while a commit is in flight; its items commit in queue
+// order with Do's, and a Do queued after a Go returns only once the Go's
+// item is committed and its callback has run.
+func TestGo(t *testing.T) {
+	var mu sync.Mutex
+	var committed []int
+	inCommit := make(chan struct{})
+	release := make(chan struct{})
+	g := groupcommit.NewGroup(func(batch []int) []error {
+		mu.Lock()
+		first := len(committed) == 0
+		committed = append(committed, batch...)
+		mu.Unlock()
+		if first {
+			close(inCommit)
+			<-release
+		}
+		errs := make([]error, len(batch))
+		for i, v := range batch {
+			if v == 3 {
+				errs[i] = errors.New("three refused")
+			}
+		}
+		return errs
+	})
+	results := make(chan string, 10)
+	g.Go(1, func(err error) { results <- fmt.Sprint("1 ", err) })
+	<-inCommit
+	returned := make(chan struct{})
+	go func() {
+		g.Go(2, func(err error) { results <- fmt.Sprint("2 ", err) })
+		g.Go(3, func(err error) { results <- fmt.Sprint("3 ", err) })
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Go waited for the commit in flight")
+	}
+	var wg sync.WaitGroup
+	var doErr error
+	wg.Go(func() { doErr = g.Do(4) })
+	for groupcommit.Waiting(g) != 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if doErr != nil {
+		t.Errorf("Do(4) = %v", doErr)
+	}
+	// Do(4) returned: every item queued before it has been called back.
+	if len(results) != 3 {
+		t.Fatalf("%d callbacks when Do(4) returned, want 3", len(results))
+	}
+	for _, want := range []string{"1 <nil>", "2 <nil>", "3 three refused"} {
+		if got := <-results; got != want {
+			t.Errorf("callback %q, want %q", got, want)
+		}
+	}
+	if fmt.Sprint(committed) != "[1 2 3 4]" {
+		t.Errorf("committed in order %v, want [1 2 3 4]", committed)
+	}
+	// A lone Go with nobody else: still committed and called back.
+	done := make(chan error, 1)
+	g.Go(5, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Go(5): %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone Go was never committed")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -70,6 +71,8 @@ type DB struct {
 	w       *groupcommit.Committer // the hot writes: claims, CAS, activations
 	changes index.Changes          // WaitChange's subscribers
 	running running                // running claims not on disk
+	queued  queued                 // completions committing (Complete)
+	logger  *slog.Logger
 }
 
 var (
@@ -81,7 +84,7 @@ var (
 // Open opens bolt:PATH (absolute or relative), creating the file.
 // A host (bolt://name/...) is refused rather than silently dropped: it is
 // almost always a relative path written with two slashes.
-func Open(_ context.Context, u *url.URL, _ index.Options) (index.Index, error) {
+func Open(_ context.Context, u *url.URL, opts index.Options) (index.Index, error) {
 	if u.Host != "" {
 		return nil, fmt.Errorf("bolt: url must be bolt:PATH or bolt:///abs/path, got host %q in %q", u.Host, u.Redacted())
 	}
@@ -92,7 +95,14 @@ func Open(_ context.Context, u *url.URL, _ index.Options) (index.Index, error) {
 	if path == "" {
 		return nil, errors.New("bolt: url must name a file, e.g. bolt:/var/lib/dedupfn/index.db")
 	}
-	return OpenFile(path)
+	d, err := OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger != nil {
+		d.logger = opts.Logger
+	}
+	return d, nil
 }
 
 // OpenFile opens the index file at path.
@@ -131,11 +141,15 @@ func OpenFile(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: init %s: %w", abs, err)
 	}
-	return &DB{db: db, w: groupcommit.New(db)}, nil
+	return &DB{db: db, w: groupcommit.New(db), logger: slog.New(slog.DiscardHandler)}, nil
 }
 
-// Close closes the file.
-func (d *DB) Close() error { return d.db.Close() }
+// Close waits for the completions still committing (see Complete) and
+// closes the file.
+func (d *DB) Close() error {
+	d.queued.wait()
+	return d.db.Close()
+}
 
 // wrap prefixes err with the backend and the operation; nil stays nil.
 func wrap(err error, op, key string) error {

@@ -268,6 +268,41 @@ func (d *DB) endInMemory(key, token string, record func(r index.Record) *index.R
 	return true, err
 }
 
+// completeInMemory is Complete of key's claim held with token if it is
+// in memory: inMemory says whether it was (else the caller looks on
+// disk).
+func (d *DB) completeInMemory(key, token string, done func(index.Record) *index.Record, docs []index.Doc) (inMemory bool, err error) {
+	c, err := d.running.owned(key, token)
+	if err != nil || c == nil {
+		return err != nil, err
+	}
+	if c.ending {
+		d.running.mu.Unlock()
+		return true, index.ErrNotOwner
+	}
+	claimed := c.rec
+	end := *done(c.rec)
+	c.rec, c.ending = end, true
+	d.running.mu.Unlock()
+	gen := d.queued.add(docs)
+	d.changes.Notify(key)
+	d.w.UpdateAsync(func(tx *bbolt.Tx) error { return putEnd(tx, end, docs) }, func(err error) {
+		d.queued.done(docs, gen)
+		if err == nil {
+			d.running.drop(key, c) // on disk now
+			return
+		}
+		d.logger.Error("commit a completed claim; the key will run again", "dedup_key", key, "err", err)
+		d.running.mu.Lock()
+		// Over, so the next claim takes it over (a zero lease never ends).
+		claimed.Token, claimed.LeaseUntil = "", time.Unix(0, 0).UTC()
+		c.rec, c.ending = claimed, false
+		d.running.mu.Unlock()
+		d.changes.Notify(key)
+	})
+	return true, nil
+}
+
 // putEnd writes a claim's end record r and the documents that come with
 // it (Completion.Docs) into tx.
 func putEnd(tx *bbolt.Tx, r index.Record, docs []index.Doc) error {
@@ -285,14 +320,23 @@ func ended(r index.Record) *index.Record {
 	return &r
 }
 
-// Complete implements index.Claims.
+// Complete implements index.Claims. A claim in memory is done at once
+// (early lock release): its result is what every Get, Claim and waiter
+// of this process (the only one the file serves) finds from then on, and
+// its commit is queued without a wait. It is durable with the group
+// commit it joins: a write queued after it, such as the activation record
+// every event writes before it is acknowledged, commits in the same batch
+// or a later one, so nothing acknowledged rests on a result not on disk.
+// Should that commit fail, the claim is running again with its lease
+// over, and the key's next claim runs it again. A miss thus waits for one
+// commit round (its activation's), not two.
 func (d *DB) Complete(ctx context.Context, key, token string, c index.Completion) error {
 	done := func(r index.Record) *index.Record {
 		r.State = index.Done
 		r.Output, r.Result, r.FunctionMS = c.Output, c.Result, c.FunctionMS
 		return ended(r)
 	}
-	if inMemory, err := d.endInMemory(key, token, done, c.Docs); inMemory {
+	if inMemory, err := d.completeInMemory(key, token, done, c.Docs); inMemory {
 		return wrap(err, "complete", key)
 	}
 	return wrap(d.end(key, token, func(tx *bbolt.Tx, r *index.Record) error {

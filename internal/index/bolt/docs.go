@@ -63,6 +63,9 @@ func bumpDocRev(tx *bbolt.Tx, kind string) error {
 // DocsRevision implements index.DocRevisions: how many times documents of
 // kind were put or deleted in this file.
 func (d *DB) DocsRevision(ctx context.Context, kind string) (uint64, error) {
+	if err := d.settle(kind); err != nil {
+		return 0, wrap(err, "docs revision", kind)
+	}
 	var rev uint64
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		if v := tx.Bucket(bucketDocRevs).Get([]byte(kind)); len(v) == 8 {
@@ -75,6 +78,9 @@ func (d *DB) DocsRevision(ctx context.Context, kind string) (uint64, error) {
 
 // GetDoc implements index.Docs.
 func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
+	if doc, ok := d.queued.get(kind, id); ok {
+		return bytes.Clone(doc), nil
+	}
 	var out []byte
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketDocs).Get(docKey(kind, id))
@@ -89,6 +95,9 @@ func (d *DB) GetDoc(ctx context.Context, kind, id string) ([]byte, error) {
 
 // DeleteDoc implements index.Docs.
 func (d *DB) DeleteDoc(ctx context.Context, kind, id string) error {
+	if err := d.settle(kind); err != nil {
+		return wrap(err, "delete doc", kind+"/"+id)
+	}
 	return wrap(d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDocs)
 		if b.Get(docKey(kind, id)) == nil {
@@ -109,6 +118,9 @@ func (d *DB) Docs(ctx context.Context, kind string, fn func(id string, doc []byt
 // DocsPrefix implements index.Docs: a cursor seeks to the first key with
 // the prefix and stops at the first without, so no other document is read.
 func (d *DB) DocsPrefix(ctx context.Context, kind, prefix string, fn func(id string, doc []byte) error) error {
+	if err := d.settle(kind); err != nil {
+		return wrap(err, "list docs", kind)
+	}
 	start, skip := docKey(kind, prefix), len(docKey(kind, ""))
 	return d.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketDocs).Cursor()

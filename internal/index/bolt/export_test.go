@@ -87,3 +87,6 @@ func (d *DB) PageWritesForTest() int64 {
 	st := d.db.Stats()
 	return st.TxStats.GetWrite()
 }
+
+// WaitQueuedForTest returns once every completion queued has committed.
+func (d *DB) WaitQueuedForTest() { d.queued.wait() }

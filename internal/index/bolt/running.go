@@ -27,7 +27,8 @@ type runningClaim struct {
 	rec index.Record
 	// ending: the claim's end (Complete, a cached Fail) or its move to
 	// disk (SetExternalID) is committing. It counts as live, whatever its
-	// lease: nobody takes over a claim whose result is being written.
+	// lease: nobody takes over a claim whose result is being written. A
+	// completed claim's rec is already its Done record.
 	ending bool
 }
 
@@ -52,6 +53,8 @@ func (r *running) claim(key string, parts index.Parts, owner string, lease time.
 	now := time.Now().UTC()
 	c, ok := r.m[key]
 	switch {
+	case ok && c.rec.State == index.Done: // completed, its commit queued (Complete)
+		return index.Claimed{Outcome: index.Hit, Record: c.rec}, true, nil
 	case ok && (c.ending || index.Live(c.rec, now)):
 		return index.Claimed{Outcome: index.Wait, Record: c.rec}, true, nil
 	case ok:
