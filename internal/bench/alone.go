@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	goruntime "runtime"
+	"runtime/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -55,4 +57,24 @@ func functionAlone(ctx context.Context, code []byte, contents [][]byte) (time.Du
 		return 0, fmt.Errorf("bench: the function alone: %w", err)
 	}
 	return took, nil
+}
+
+// profileThisProcess starts a CPU profile of this process into
+// path+suffix when path is set, and returns the function that stops it.
+func profileThisProcess(path, suffix string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path + suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("profile %s: %w", suffix, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

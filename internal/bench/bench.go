@@ -78,7 +78,9 @@ type Options struct {
 	AccessKey, SecretKey string
 	// CPUProfile, if set, is where the serve writes a CPU profile of the
 	// e2e phase, and its block and mutex profiles to CPUProfile.block and
-	// CPUProfile.mutex (CPUProfileSupported systems only).
+	// CPUProfile.mutex (CPUProfileSupported systems only); and this
+	// process a CPU profile of the store-alone phase (the same store code,
+	// in-process here) to CPUProfile.store-alone, to set beside it.
 	CPUProfile string
 	// Log receives the serve's last log lines when a run fails after the
 	// serve started (nil: nowhere).
@@ -305,8 +307,13 @@ func (s *server) run(ctx context.Context, o Options, prog *reporter) (Report, er
 	if err != nil {
 		return rep, err
 	}
+	stopProfile, err := profileThisProcess(o.CPUProfile, ".store-alone")
+	if err != nil {
+		return rep, err
+	}
 	busy = startBusyMeter(pids...)
 	sa, err := runStoreAlone(ctx, o, sdir, uploads, contents, prog)
+	stopProfile()
 	if err != nil {
 		return rep, err
 	}

@@ -64,7 +64,16 @@ func TestClientCannotSetDedupfnMetadata(t *testing.T) {
 	if err != nil || ours.Metadata[event.MetaOutputOf] != "upper@v1" {
 		t.Fatalf("dedupfn's own output lost its marks: %v, %v", ours.Metadata, err)
 	}
-	if slices.ContainsFunc(rec.events(), func(ev event.Event) bool { return ev.Key == "ours" }) {
-		t.Error("dedupfn's own output published an event")
+	// A hit's copy of it, in process, with the marks: ours too.
+	if _, err := st.Copy(ctx, ours, b, "ours-copy", objects.PutOptions{Metadata: marks}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.Stat(ctx, b, "ours-copy"); err != nil || c.Metadata[event.MetaOutputOf] != "upper@v1" || c.SHA256 != ours.SHA256 {
+		t.Fatalf("dedupfn's copy of its output: %+v, %v", c, err)
+	}
+	for _, key := range []string{"ours", "ours-copy"} {
+		if slices.ContainsFunc(rec.events(), func(ev event.Event) bool { return ev.Key == key }) {
+			t.Errorf("dedupfn's own output %s published an event", key)
+		}
 	}
 }

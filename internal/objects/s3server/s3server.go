@@ -433,10 +433,21 @@ func (p *publishing) putObject(ctx context.Context, in s3response.PutObjectInput
 	if err != nil {
 		return out, err
 	}
+	if isOutput(in.Metadata) {
+		return out, nil // dedupfn's own output: see emit
+	}
 	if err := p.emit(ctx, EventPut, deref(in.Bucket), deref(in.Key), out.VersionID); err != nil {
 		return s3response.PutObjectOutput{}, err
 	}
 	return out, nil
+}
+
+// isOutput reports whether a write's own metadata marks it as dedupfn's
+// output: only Store's in-process writes can (PutObject and CopyObject,
+// a client's, drop every mark), so no client write passes for one. Such
+// a write publishes nothing (see emit) and need not be read back.
+func isOutput(metadata map[string]string) bool {
+	return lowerKeys(metadata)[event.MetaOutputOf] != ""
 }
 
 // CreateMultipartUpload starts a client's multipart upload, without any
@@ -494,6 +505,9 @@ func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInp
 	if _, err := p.hashStored(deref(in.Bucket), deref(in.Key)); err != nil {
 		p.logger.Error("hash copied object", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
 		return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
+	}
+	if !client && in.MetadataDirective == types.MetadataDirectiveReplace && isOutput(in.Metadata) {
+		return out, nil
 	}
 	if err := p.emit(ctx, EventCopy, deref(in.Bucket), deref(in.Key), deref(out.VersionId)); err != nil {
 		return s3response.CopyObjectOutput{}, err
