@@ -209,15 +209,20 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 	if opts.IfMatch != "" {
 		in.IfMatch = &opts.IfMatch
 	}
-	out, err := be.putObject(ctx, in)
+	out, st, err := be.putObject(ctx, in)
 	if err != nil {
 		if (opts.IfNoneMatch || opts.IfMatch != "") && status(err) == http.StatusPreconditionFailed {
 			return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w: %w", bucket, key, objects.ErrExists, err)
 		}
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, classify(bucket, err))
 	}
-	// The stored SHA-256 and modification time are only known from the
-	// file: read the info back, as the s3 client's Copy does.
+	if st.sha256 != "" {
+		// What was written is known, from the staged file before it became
+		// the object: no read back.
+		return objects.Info{Bucket: bucket, Key: key, VersionID: out.VersionID, ETag: strings.Trim(out.ETag, `"`),
+			Size: st.size, ContentType: ct, Modified: st.modified, Metadata: lowerKeys(opts.Metadata), SHA256: st.sha256}, nil
+	}
+	// Without xattrs the stored SHA-256 is not kept: read the info back.
 	info, err := s.Stat(ctx, bucket, key)
 	if err != nil {
 		return objects.Info{}, fmt.Errorf("embedded: put %s/%s: %w", bucket, key, err)
@@ -286,7 +291,8 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 	if etag := strings.Trim(src.ETag, `"`); etag != "" {
 		in.CopySourceIfMatch = &etag
 	}
-	if _, err = be.copyObject(ctx, in, false); err != nil {
+	out, st, err := be.copyObject(ctx, in, false)
+	if err != nil {
 		missing := dstBucket // which of the two a NoSuchBucket means
 		if src.Bucket != dstBucket {
 			if ok, herr := s.BucketExists(ctx, src.Bucket); herr == nil && !ok {
@@ -294,6 +300,11 @@ func (s *Store) Copy(ctx context.Context, src objects.Info, dstBucket, dstKey st
 			}
 		}
 		return objects.Info{}, fmt.Errorf("embedded: copy %s/%s to %s/%s: %w", src.Bucket, src.Key, dstBucket, dstKey, classify(missing, err))
+	}
+	if st.sha256 != "" && out.CopyObjectResult != nil {
+		// The copy's own file, hashed after the backend wrote it.
+		return objects.Info{Bucket: dstBucket, Key: dstKey, VersionID: deref(out.VersionId), ETag: strings.Trim(deref(out.CopyObjectResult.ETag), `"`),
+			Size: st.size, ContentType: ct, Modified: st.modified, Metadata: lowerKeys(opts.Metadata), SHA256: st.sha256}, nil
 	}
 	info, err := s.Stat(ctx, dstBucket, dstKey)
 	if err != nil {

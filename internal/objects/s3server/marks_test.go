@@ -77,3 +77,30 @@ func TestClientCannotSetDedupfnMetadata(t *testing.T) {
 		}
 	}
 }
+
+// The info an in-process Put or Copy returns, made from the write itself
+// without reading the object back, is what a Stat of it finds.
+func TestWriteInfoIsTheStoredObjects(t *testing.T) {
+	st := openStore(t, &recorder{})
+	ctx := t.Context()
+	b := objectstest.NewBucket(t, st)
+	opts := objects.PutOptions{ContentType: "text/x-out", Metadata: map[string]string{event.MetaOutputOf: "fn@v1", "Other": "x"}}
+	put, err := st.Put(ctx, b, "put", strings.NewReader("some output"), 11, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := st.Copy(ctx, put, b, "copy", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []objects.Info{put, cp} {
+		got, err := st.Stat(ctx, b, w.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.ETag != got.ETag || w.Size != got.Size || w.SHA256 != got.SHA256 || w.ContentType != got.ContentType ||
+			!w.Modified.Equal(got.Modified) || w.Metadata[event.MetaOutputOf] != got.Metadata[event.MetaOutputOf] || w.Metadata["other"] != got.Metadata["other"] {
+			t.Errorf("%s: the write returned %+v, Stat finds %+v", w.Key, w, got)
+		}
+	}
+}

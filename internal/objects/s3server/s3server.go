@@ -405,18 +405,15 @@ var _ backend.Backend = (*publishing)(nil)
 // metadata is not a client's to set (withoutMarks).
 func (p *publishing) PutObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
 	in.Metadata = withoutMarks(in.Metadata)
-	return p.putObject(ctx, in)
+	out, _, err := p.putObject(ctx, in)
+	return out, err
 }
 
 // putObject writes an object, hashing its bytes as they stream to disk,
 // stores their SHA-256 on the staged file before it becomes the object,
 // and publishes s3:ObjectCreated:Put. Store.Put calls it in process,
 // with dedupfn's marks on its outputs.
-func (p *publishing) putObject(ctx context.Context, in s3response.PutObjectInput) (s3response.PutObjectOutput, error) {
-	var (
-		out s3response.PutObjectOutput
-		err error
-	)
+func (p *publishing) putObject(ctx context.Context, in s3response.PutObjectInput) (out s3response.PutObjectOutput, st stored, err error) {
 	if p.xattrs {
 		body := newHashingBody(in.Body)
 		in.Body = body
@@ -425,21 +422,30 @@ func (p *publishing) putObject(ctx context.Context, in s3response.PutObjectInput
 		// backend's own action limiter, 5000 by default: the gateway's
 		// request limit is far below it.)
 		out, err = p.posix.PutObjectWithPostFunc(ctx, in, func(f *os.File) error {
-			return p.ms.StoreAttribute(f, deref(in.Bucket), deref(in.Key), sha256Attr, []byte(body.sum()))
+			if err := p.ms.StoreAttribute(f, deref(in.Bucket), deref(in.Key), sha256Attr, []byte(body.sum())); err != nil {
+				return err
+			}
+			// Its data is all written: the object's modification time.
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			st = stored{sha256: body.sum(), size: fi.Size(), modified: fi.ModTime().UTC()}
+			return nil
 		})
 	} else {
 		out, err = p.Backend.PutObject(ctx, in)
 	}
 	if err != nil {
-		return out, err
+		return out, stored{}, err
 	}
 	if isOutput(in.Metadata) {
-		return out, nil // dedupfn's own output: see emit
+		return out, st, nil // dedupfn's own output: see emit
 	}
 	if err := p.emit(ctx, EventPut, deref(in.Bucket), deref(in.Key), out.VersionID); err != nil {
-		return s3response.PutObjectOutput{}, err
+		return s3response.PutObjectOutput{}, stored{}, err
 	}
-	return out, nil
+	return out, st, nil
 }
 
 // isOutput reports whether a write's own metadata marks it as dedupfn's
@@ -479,16 +485,17 @@ func (p *publishing) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 // source's (a client copying dedupfn's output makes an object of its own).
 func (p *publishing) CopyObject(ctx context.Context, in s3response.CopyObjectInput) (s3response.CopyObjectOutput, error) {
 	in.Metadata = withoutMarks(in.Metadata)
-	return p.copyObject(ctx, in, true)
+	out, _, err := p.copyObject(ctx, in, true)
+	return out, err
 }
 
 // copyObject copies an object server-side and publishes
 // s3:ObjectCreated:Copy for the destination. Store.Copy calls it in
 // process (client false), with dedupfn's marks on its outputs.
-func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInput, client bool) (s3response.CopyObjectOutput, error) {
+func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInput, client bool) (s3response.CopyObjectOutput, stored, error) {
 	out, err := p.Backend.CopyObject(ctx, in)
 	if err != nil {
-		return out, err
+		return out, stored{}, err
 	}
 	if client && in.MetadataDirective != types.MetadataDirectiveReplace {
 		if err := p.dropCopiedMarks(ctx, deref(in.Bucket), deref(in.Key)); err != nil {
@@ -499,20 +506,21 @@ func (p *publishing) copyObject(ctx context.Context, in s3response.CopyObjectInp
 			if _, derr := p.Backend.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: out.VersionId}); derr != nil {
 				p.logger.Error("delete a copy that keeps dedupfn's metadata", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", derr)
 			}
-			return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
+			return s3response.CopyObjectOutput{}, stored{}, s3err.GetAPIError(s3err.ErrInternalError)
 		}
 	}
-	if _, err := p.hashStored(deref(in.Bucket), deref(in.Key)); err != nil {
+	st, err := p.hashStored(deref(in.Bucket), deref(in.Key))
+	if err != nil {
 		p.logger.Error("hash copied object", "bucket", deref(in.Bucket), "key", deref(in.Key), "err", err)
-		return s3response.CopyObjectOutput{}, s3err.GetAPIError(s3err.ErrInternalError)
+		return s3response.CopyObjectOutput{}, stored{}, s3err.GetAPIError(s3err.ErrInternalError)
 	}
 	if !client && in.MetadataDirective == types.MetadataDirectiveReplace && isOutput(in.Metadata) {
-		return out, nil
+		return out, st, nil
 	}
 	if err := p.emit(ctx, EventCopy, deref(in.Bucket), deref(in.Key), deref(out.VersionId)); err != nil {
-		return s3response.CopyObjectOutput{}, err
+		return s3response.CopyObjectOutput{}, stored{}, err
 	}
-	return out, nil
+	return out, st, nil
 }
 
 // dropCopiedMarks removes the dedupfn marks a copy with metadata

@@ -88,27 +88,36 @@ func (b *hashingBody) sum() string { return hex.EncodeToString(b.h.Sum(nil)) }
 // back costs one pass over local disk, usually from the page cache. If a
 // concurrent writer replaced the object in between, the new file is the
 // one hashed and marked, which is still true of it.
-func (p *publishing) hashStored(bucket, key string) (string, error) {
+func (p *publishing) hashStored(bucket, key string) (stored, error) {
 	if !p.xattrs {
-		return "", nil
+		return stored{}, nil
 	}
 	f, err := os.Open(filepath.Join(p.dataDir, bucket, key))
 	if err != nil {
-		return "", fmt.Errorf("open %s/%s: %w", bucket, key, err)
+		return stored{}, fmt.Errorf("open %s/%s: %w", bucket, key, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return "", nil // a directory object: nothing to hash
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return stored{}, nil // a directory object: nothing to hash
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s/%s: %w", bucket, key, err)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return stored{}, fmt.Errorf("hash %s/%s: %w", bucket, key, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if err := p.ms.StoreAttribute(f, bucket, key, sha256Attr, []byte(sum)); err != nil {
-		return "", fmt.Errorf("store sha256 of %s/%s: %w", bucket, key, err)
+	st := stored{sha256: hex.EncodeToString(h.Sum(nil)), size: n, modified: fi.ModTime().UTC()}
+	if err := p.ms.StoreAttribute(f, bucket, key, sha256Attr, []byte(st.sha256)); err != nil {
+		return stored{}, fmt.Errorf("store sha256 of %s/%s: %w", bucket, key, err)
 	}
-	return sum, nil
+	return st, nil
+}
+
+// stored is what hashStored learned of the file it hashed.
+type stored struct {
+	sha256   string // "" when nothing was hashed
+	size     int64
+	modified time.Time
 }
 
 // storedSHA256 returns the SHA-256 stored on the file body reads from, or
